@@ -1,0 +1,51 @@
+"""The ``jbrl`` command line. Each command group lives in its own module here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from jbrl.cli import cost_cmd, scenario_cmds
+from jbrl.cli._common import err_console, print_json
+from jbrl.errors import InfeasibleError, JbrlError
+
+app = typer.Typer(
+    name="jbrl",
+    help="Plan, simulate and adapt ML inference workflows on tiered edge/cloud infrastructure.\n\n"
+    "Every command that reads a scenario takes --scenario: an embedded name (vqa, vehicle), a "
+    "scenario YAML file, or a JellyBean optimizer-inputs directory. Exit codes: 0 success, "
+    "2 bad input, 3 infeasible request.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(scenario_cmds.app, name="scenario")
+app.command("cost")(cost_cmd.cost)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app; turn jbrl's errors into one message and an exit code."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except InfeasibleError as exc:
+        if "--json" in (argv if argv is not None else sys.argv):
+            print_json({"status": "infeasible", "reason": exc.reason, **exc.details})
+        err_console.print(f"[bold red]infeasible:[/bold red] {exc.reason}", highlight=False)
+        return exc.exit_code
+    except JbrlError as exc:
+        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Shared pieces of the command line: option types, error handling, output helpers."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from jbrl.errors import InputError
+from jbrl.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
+
+console = Console()
+err_console = Console(stderr=True)
+
+ScenarioOpt = Annotated[
+    str,
+    typer.Option(
+        "--scenario",
+        "-s",
+        help="Embedded scenario name (e.g. vqa), a scenario YAML file, or a JellyBean "
+        "optimizer-inputs directory.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+DEFAULT_SCENARIO_NAME = DEFAULT_SCENARIO
+
+
+def get_scenario(spec: str) -> Scenario:
+    return load_scenario(spec)
+
+
+def parse_rates(scenario: Scenario, rate: list[str] | None) -> dict[str, float] | None:
+    """``--rate R`` sets every source to R; ``--rate SOURCE=R`` sets one source."""
+    if not rate:
+        return None
+    rates = scenario.nominal_rates()
+    for item in rate:
+        name, _, value = item.rpartition("=")
+        try:
+            v = float(value)
+        except ValueError:
+            raise InputError(
+                "must be a number or SOURCE=number", field="--rate", value=item
+            ) from None
+        if not math.isfinite(v) or v < 0:
+            raise InputError("must be a finite rate >= 0 (req/s)", field="--rate", value=item)
+        if name:
+            if name not in rates:
+                raise InputError(
+                    f"unknown source (sources: {', '.join(rates)})", field="--rate", value=item
+                )
+            rates[name] = v
+        else:
+            rates = {k: v for k in rates}
+    return rates
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def fmt_money(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"

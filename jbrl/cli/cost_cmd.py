@@ -1,0 +1,74 @@
+"""``jbrl cost``: cost and constraint check of a plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from jbrl.cli._common import JsonOpt, ScenarioOpt, console, get_scenario, parse_rates, print_json
+from jbrl.cost import CostReport, evaluate_plan
+from jbrl.errors import EXIT_BAD_INPUT, EXIT_INFEASIBLE
+from jbrl.plan import load_plan
+
+
+def cost(
+    plan: Annotated[Path, typer.Option("--plan", "-p", help="Plan JSON file.")],
+    scenario: ScenarioOpt = "vqa",
+    rate: Annotated[
+        list[str] | None,
+        typer.Option("--rate", help="R for every source, or SOURCE=R (repeatable)."),
+    ] = None,
+    accuracy: Annotated[
+        float | None, typer.Option("--accuracy", help="Accuracy target (default: the SLO's).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Cost ($/hour) and constraint check of a plan.
+
+    Exit 0 when the plan meets every constraint, 3 when it breaks one (capacity, accuracy,
+    a worker used twice, backward traffic), 2 when it names things the scenario lacks.
+    """
+    s = get_scenario(scenario)
+    p = load_plan(plan)
+    report = evaluate_plan(s, p, parse_rates(s, rate), accuracy)
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        print_report(report)
+    if report.invalid:
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if not report.feasible:
+        raise typer.Exit(EXIT_INFEASIBLE)
+
+
+def print_report(report: CostReport) -> None:
+    t = Table(title="Operators")
+    for col in ("operator", "variant", "demand req/s", "capacity req/s", "utilization", "workers"):
+        t.add_column(col)
+    for o in report.operators.values():
+        ws = ", ".join(f"{w.worker} ({w.rate:.2f}/{w.capacity:.2f})" for w in o.workers)
+        t.add_row(
+            o.operator,
+            o.variant,
+            f"{o.demand:.3f}",
+            f"{o.capacity:.3f}",
+            f"{o.utilization:.1%}",
+            ws,
+        )
+    console.print(t)
+    acc = "unknown" if report.accuracy is None else f"{report.accuracy:g}"
+    console.print(
+        f"compute_cost        {report.compute_cost:.4f} $/hour\n"
+        f"communication_cost  {report.communication_cost:.7f} $/hour\n"
+        f"total_cost          {report.total_cost:.4f} $/hour\n"
+        f"accuracy            {acc} (target {report.accuracy_target:g})"
+    )
+    if report.violations:
+        console.print(f"[red]{len(report.violations)} violated constraint(s):[/red]")
+        for v in report.violations:
+            console.print(f"  - [bold]{v.kind}[/bold]: {v.message}", highlight=False)
+    else:
+        console.print("[green]all constraints met[/green]")

@@ -1,0 +1,147 @@
+"""``jbrl scenario ...``: inspect, validate, export the schema, import JellyBean inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from jbrl.cli._common import (
+    DEFAULT_SCENARIO_NAME,
+    JsonOpt,
+    console,
+    get_scenario,
+    print_json,
+)
+from jbrl.errors import InputError
+from jbrl.scenario import embedded_scenarios, scenario_json_schema, scenario_to_yaml
+from jbrl.scenario.jellybean import import_jellybean
+
+app = typer.Typer(
+    help="Inspect, validate and convert scenarios (workflow + infrastructure + profiles + SLO).",
+    no_args_is_help=True,
+)
+
+
+@app.command("show")
+def show(
+    scenario: Annotated[
+        str, typer.Argument(help="Embedded name, YAML file or JellyBean inputs directory.")
+    ] = DEFAULT_SCENARIO_NAME,
+    json_out: JsonOpt = False,
+    yaml_out: Annotated[
+        bool, typer.Option("--yaml", help="Print the full scenario as YAML.")
+    ] = False,
+) -> None:
+    """Summarise a scenario: workflow, variants and accuracy, workers, SLO."""
+    s = get_scenario(scenario)
+    if json_out:
+        print_json(s.model_dump(mode="json", by_alias=True, exclude_none=True))
+        return
+    if yaml_out:
+        console.print(scenario_to_yaml(s), markup=False, highlight=False)
+        return
+    console.print(f"[bold]{s.name}[/bold]: {s.description}")
+    demand = s.demand()
+    t = Table(title="Workflow (topological order)")
+    for col in ("node", "kind", "inputs (ratio, KB)", "variants", "nominal rate req/s"):
+        t.add_column(col)
+    for src in s.sources:
+        t.add_row(src.name, f"source @ {s.tiers[s.source_tier[src.name]]}", "", "", f"{src.rate:g}")
+    for op in s.topo_order:
+        ins = ", ".join(
+            f"{e.source} (x{e.ratio:g}, "
+            + (f"{e.message_kb:g}" if not isinstance(e.message_kb, dict) else "by variant")
+            + ")"
+            for e in s.in_edges[op]
+        )
+        t.add_row(op, "operator", ins, ", ".join(s.operator_map[op].variants), f"{demand[op]:g}")
+    console.print(t)
+    combos = sorted(s.variant_combinations(), key=lambda c: c[1])
+    if s.accuracy.operators:
+        t = Table(title=f"End-to-end accuracy ({s.accuracy.metric})")
+        for o in s.accuracy.operators:
+            t.add_column(o)
+        t.add_column("accuracy")
+        t.add_column("meets SLO")
+        for assign, acc in combos:
+            ok = "yes" if acc >= s.slo.min_accuracy else ""
+            t.add_row(*[assign[o] for o in s.accuracy.operators], f"{acc:g}", ok)
+        console.print(t)
+    t = Table(title="Workers")
+    for col in ("worker", "type", "tier", "$/hour"):
+        t.add_column(col)
+    for w in s.workers:
+        t.add_row(w.name, w.type, s.tiers[s.worker_tier[w.name]], f"{w.price:g}")
+    console.print(t)
+    console.print(
+        f"SLO: accuracy >= {s.slo.min_accuracy:g}, {s.slo.attainment:.1%} of requests within "
+        f"{s.slo.latency_ms:g} ms. Backward traffic {s.backward_traffic}; link cost scale "
+        f"{s.comm_cost_scale:g}; {len(s.profiles)} profiles."
+    )
+
+
+@app.command("validate")
+def validate(
+    scenario: Annotated[str, typer.Argument(help="Embedded name, YAML file or JellyBean dir.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Validate a scenario; exit 0 if valid, 2 with one clear message if not."""
+    s = get_scenario(scenario)
+    summary = {
+        "valid": True,
+        "name": s.name,
+        "operators": len(s.operators),
+        "workers": len(s.workers),
+        "profiles": len(s.profiles),
+        "variant_combinations": sum(1 for _ in s.variant_combinations()),
+    }
+    if json_out:
+        print_json(summary)
+    else:
+        console.print(
+            f"[green]valid[/green]: {s.name} ({summary['operators']} operators, "
+            f"{summary['workers']} workers, {summary['profiles']} profiles)"
+        )
+
+
+@app.command("schema")
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to a file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of the scenario format."""
+    import json
+
+    text = json.dumps(scenario_json_schema(), indent=2)
+    if output:
+        output.write_text(text + "\n", "utf-8")
+        console.print(f"wrote {output}")
+    else:
+        print(text)
+
+
+@app.command("list")
+def list_embedded() -> None:
+    """List the embedded scenarios."""
+    for name in embedded_scenarios():
+        print(name)
+
+
+@app.command("import-jellybean")
+def import_jb(
+    directory: Annotated[Path, typer.Argument(help="JellyBean optimizer-inputs directory.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Scenario YAML to write.")],
+) -> None:
+    """Convert JellyBean's optimizer-input files into a jbrl scenario YAML."""
+    if not directory.is_dir():
+        raise InputError("not a directory", file=str(directory))
+    s = import_jellybean(directory)
+    output.write_text(scenario_to_yaml(s), "utf-8")
+    console.print(
+        f"wrote {output}: {len(s.operators)} operators, {len(s.workers)} workers, "
+        f"{len(s.profiles)} profiles"
+    )

@@ -1,0 +1,309 @@
+"""Import JellyBean's published optimizer-input directory format into a :class:`Scenario`.
+
+Format (all CSVs headerless), as published in the JellyBean repository
+(``VQA/examples/optimizer_inputs/``):
+
+=================================  ==========================================================
+file                               content
+=================================  ==========================================================
+logical_graph.csv                  ``u, v`` dataflow edges (sources are the rows of
+                                   input_injection_rates.csv)
+input_injection_rates.csv          ``source, rate`` (req/s)
+throughput_normalization_ratios    ``u, v, ratio``
+message_sizes.csv                  ``u, v, u_variant, v_variant, size_KB``
+workers_specs.csv                  ``worker, price`` ($/hour)
+workers_partition.json             list of tiers, each a list of worker names
+workers_workers_link.csv           ``sender, receiver, cost_per_GB``
+sources_workers_link.csv           ``source, worker, cost_per_GB``
+execution_profile.csv              ``operator, worker, variant, latency_ms`` (the planner's
+                                   latency; ``_p50`` / ``_p90`` variants are read if present)
+accuracy_requirement.json          ``{"sink": ..., "threshold": ...}``
+accuracy_profiles.json             end-to-end table and per-operator samples (JSON form of
+                                   JellyBean's nodes_accuracy_profiles.pkl)
+config.yaml                        ``INPUT.COMM_COST_SCALING_FACTOR``,
+                                   ``INPUT.LATENCY_OVERESTIMATE_RATIO``
+=================================  ==========================================================
+
+JellyBean does not specify everything jbrl models. Defaults used here (documented in README):
+
+* end-to-end latency bound: :data:`DEFAULT_LATENCY_MS`, attainment target 0.99;
+* bandwidth/latency: the :class:`~jbrl.scenario.model.NetworkDefaults` (1250 MB/s and 0.2 ms
+  inside a tier, 125 MB/s and 10 ms across tiers);
+* model load time: :data:`DEFAULT_LOAD_S` for every variant;
+* each worker is its own worker type (profiles are per worker);
+* backward traffic (to a lower tier) is forbidden, as in JellyBean's ``main.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jbrl.errors import InputError
+from jbrl.scenario.loader import scenario_from_dict
+from jbrl.scenario.model import Scenario
+
+DEFAULT_LATENCY_MS = 2000.0
+DEFAULT_LOAD_S = 10.0
+DEFAULT_ATTAINMENT = 0.99
+
+
+def _read_csv(path: Path, width: int, required: bool = True) -> list[list[str]]:
+    """Read a headerless CSV of ``width`` columns; tolerate trailing empty fields."""
+    if not path.is_file():
+        if required:
+            raise InputError("missing file (JellyBean inputs need it)", file=str(path))
+        return []
+    rows: list[list[str]] = []
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            for lineno, row in enumerate(csv.reader(fh), start=1):
+                while row and row[-1].strip() == "" and len(row) > width:
+                    row = row[:-1]  # JellyBean's execution_profile.csv has a stray comma
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) != width:
+                    raise InputError(
+                        f"expected {width} columns, found {len(row)}",
+                        file=str(path),
+                        field=f"line {lineno}",
+                        value=",".join(row),
+                    )
+                rows.append([c.strip() for c in row])
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read file: {exc}", file=str(path)) from None
+    return rows
+
+
+def _num(path: Path, lineno_field: str, text: str, positive: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError("not a number", file=str(path), field=lineno_field, value=text) from None
+    if math.isnan(value) or math.isinf(value):
+        raise InputError("not a finite number", file=str(path), field=lineno_field, value=text)
+    if positive and value <= 0:
+        raise InputError("must be > 0", file=str(path), field=lineno_field, value=value)
+    if value < 0:
+        raise InputError("must be >= 0", file=str(path), field=lineno_field, value=value)
+    return value
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise InputError("missing file (JellyBean inputs need it)", file=str(path))
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not valid JSON: {exc}", file=str(path)) from None
+
+
+def _profile_table(path: Path, required: bool) -> dict[tuple[str, str, str], float]:
+    out: dict[tuple[str, str, str], float] = {}
+    for i, (op, worker, variant, ms) in enumerate(_read_csv(path, 4, required), start=1):
+        out[(op, variant, worker)] = _num(path, f"line {i} latency_ms", ms, positive=True)
+    return out
+
+
+def import_jellybean(directory: str | Path) -> Scenario:
+    """Build a scenario from a JellyBean optimizer-inputs directory."""
+    d = Path(directory)
+    graph = _read_csv(d / "logical_graph.csv", 2)
+    rates_rows = _read_csv(d / "input_injection_rates.csv", 2)
+    ratio_rows = _read_csv(d / "throughput_normalization_ratios.csv", 3, required=False)
+    size_rows = _read_csv(d / "message_sizes.csv", 5, required=False)
+    spec_rows = _read_csv(d / "workers_specs.csv", 2)
+    ww_rows = _read_csv(d / "workers_workers_link.csv", 3, required=False)
+    sw_rows = _read_csv(d / "sources_workers_link.csv", 3, required=False)
+    plan_lat = _profile_table(d / "execution_profile.csv", True)
+    p50 = _profile_table(d / "execution_profile_p50.csv", False)
+    p90 = _profile_table(d / "execution_profile_p90.csv", False)
+    partition = _read_json(d / "workers_partition.json")
+    requirement = _read_json(d / "accuracy_requirement.json")
+    cfg = _read_config(d / "config.yaml")
+
+    sources = {}
+    for i, (name, rate) in enumerate(rates_rows, start=1):
+        sources[name] = _num(d / "input_injection_rates.csv", f"line {i} rate", rate, positive=True)
+
+    ratios = {
+        (u, v): _num(d / "throughput_normalization_ratios.csv", f"line {i} ratio", r, True)
+        for i, (u, v, r) in enumerate(ratio_rows, start=1)
+    }
+    sizes: dict[tuple[str, str], dict[str, float]] = {}
+    for i, (u, v, uvar, vvar, kb) in enumerate(size_rows, start=1):
+        if vvar != "default":
+            raise InputError(
+                "message sizes that depend on the receiving variant are not supported",
+                file=str(d / "message_sizes.csv"),
+                field=f"line {i} v_variant",
+                value=vvar,
+            )
+        sizes.setdefault((u, v), {})[uvar] = _num(d / "message_sizes.csv", f"line {i} size", kb)
+
+    op_names: list[str] = []
+    for u, v in graph:
+        for n in (u, v):
+            if n not in sources and n not in op_names:
+                op_names.append(n)
+    variants: dict[str, list[str]] = {op: [] for op in op_names}
+    for op, var, _w in plan_lat:
+        if op in variants and var not in variants[op]:
+            variants[op].append(var)
+        elif op not in variants:
+            raise InputError(
+                "operator is not in logical_graph.csv",
+                file=str(d / "execution_profile.csv"),
+                field="operator",
+                value=op,
+            )
+
+    if not isinstance(partition, list) or not all(isinstance(t, list) for t in partition):
+        raise InputError(
+            "must be a list of tiers, each a list of worker names",
+            file=str(d / "workers_partition.json"),
+            value=partition,
+        )
+    tier_of = {w: i for i, tier in enumerate(partition) for w in tier}
+    workers = []
+    for i, (name, price) in enumerate(spec_rows, start=1):
+        if name not in tier_of:
+            raise InputError(
+                "worker is in no tier of workers_partition.json",
+                file=str(d / "workers_specs.csv"),
+                field=f"line {i} worker",
+                value=name,
+            )
+        workers.append(
+            {
+                "name": name,
+                "type": name,
+                "tier": f"tier{tier_of[name]}",
+                "price": _num(d / "workers_specs.csv", f"line {i} price", price, positive=True),
+            }
+        )
+
+    links = [
+        {"from": s, "to": r, "cost_per_gb": _num(d / "workers_workers_link.csv", f"line {i}", c)}
+        for i, (s, r, c) in enumerate(ww_rows, start=1)
+    ] + [
+        {"from": s, "to": w, "cost_per_gb": _num(d / "sources_workers_link.csv", f"line {i}", c)}
+        for i, (s, w, c) in enumerate(sw_rows, start=1)
+    ]
+
+    profiles = []
+    for (op, var, w), ms in plan_lat.items():
+        lo = p50.get((op, var, w), ms)
+        hi = max(p90.get((op, var, w), ms), lo)
+        profiles.append(
+            {
+                "operator": op,
+                "variant": var,
+                "worker": w,
+                "p50_ms": lo,
+                "p90_ms": hi,
+                "plan_ms": ms,
+            }
+        )
+
+    accuracy = _read_accuracy(d, variants)
+    threshold = requirement.get("threshold") if isinstance(requirement, dict) else None
+    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+        raise InputError(
+            "must be an object with a numeric 'threshold'",
+            file=str(d / "accuracy_requirement.json"),
+            field="threshold",
+            value=threshold,
+        )
+
+    data = {
+        "name": d.resolve().name,
+        "description": f"Imported from JellyBean optimizer inputs in {d}",
+        "provenance": {
+            "all": f"JellyBean optimizer inputs ({d}); defaults for what JellyBean does not "
+            f"specify: latency bound {DEFAULT_LATENCY_MS:g} ms, model load time "
+            f"{DEFAULT_LOAD_S:g} s, network bandwidth/latency from jbrl's NetworkDefaults",
+        },
+        "tiers": [f"tier{i}" for i in range(len(partition))],
+        "sources": [{"name": s, "rate": r, "tier": 0} for s, r in sources.items()],
+        "operators": [{"name": op, "variants": variants[op] or ["default"]} for op in op_names],
+        "edges": [
+            {
+                "from": u,
+                "to": v,
+                "ratio": ratios.get((u, v), 1.0),
+                "message_kb": _sizes_value(sizes.get((u, v), {})),
+            }
+            for u, v in graph
+        ],
+        "accuracy": accuracy,
+        "workers": workers,
+        "links": links,
+        "backward_traffic": "forbidden",
+        "comm_cost_scale": cfg.get("COMM_COST_SCALING_FACTOR", 1.0),
+        "latency_overestimate": cfg.get("LATENCY_OVERESTIMATE_RATIO", 1.0),
+        "default_load_s": DEFAULT_LOAD_S,
+        "profiles": profiles,
+        "slo": {
+            "min_accuracy": float(threshold),
+            "latency_ms": DEFAULT_LATENCY_MS,
+            "attainment": DEFAULT_ATTAINMENT,
+        },
+    }
+    return scenario_from_dict(data, str(d))
+
+
+def _sizes_value(by_variant: dict[str, float]) -> float | dict[str, float]:
+    if not by_variant:
+        return 0.0
+    if set(by_variant) == {"default"}:
+        return by_variant["default"]
+    return by_variant
+
+
+def _read_config(path: Path) -> dict[str, float]:
+    if not path.is_file():
+        return {}
+    try:
+        cfg = yaml.safe_load(path.read_text("utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML: {exc}", file=str(path)) from None
+    section = cfg.get("INPUT", {}) if isinstance(cfg, dict) else {}
+    out: dict[str, float] = {}
+    for key in ("COMM_COST_SCALING_FACTOR", "LATENCY_OVERESTIMATE_RATIO"):
+        if key in (section or {}):
+            out[key] = _num(path, f"INPUT.{key}", str(section[key]), positive=True)
+    return out
+
+
+def _read_accuracy(d: Path, variants: dict[str, list[str]]) -> dict[str, Any]:
+    path = d / "accuracy_profiles.json"
+    if not path.is_file():
+        if (d / "nodes_accuracy_profiles.pkl").is_file():
+            raise InputError(
+                "JellyBean's pickle is not read (it needs JellyBean's code to unpickle); "
+                "convert it to accuracy_profiles.json as described in README",
+                file=str(d / "nodes_accuracy_profiles.pkl"),
+            )
+        raise InputError("missing file (JellyBean inputs need it)", file=str(path))
+    data = _read_json(path)
+    try:
+        e2e = data["end_to_end"]
+        table = [
+            {"variants": dict(row["variants"]), "accuracy": float(row["accuracy"])}
+            for row in e2e["profile"]
+        ]
+        per_op = data.get("per_operator", [])
+        ops = list(e2e["operators"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"expected {{'end_to_end': {{'operators': [...], 'profile': [...]}}}}: missing {exc}",
+            file=str(path),
+        ) from None
+    per_op = [p for p in per_op if p.get("op") in variants]
+    return {"operators": ops, "table": table, "per_operator": per_op}
