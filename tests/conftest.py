@@ -1,0 +1,121 @@
+"""Shared fixtures: the JellyBean reference inputs and one tiny scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jbrl.scenario import Scenario, load_scenario, scenario_from_dict
+
+REPO = Path(__file__).resolve().parents[1]
+JELLYBEAN_DIR = REPO.parent / "shared" / "data" / "jellybean-vqa-medium"
+
+# JellyBean's README plan on its published VQA "medium" inputs.
+JELLYBEAN_REFERENCE_PLAN: dict[str, Any] = {
+    "model_assignment": {
+        "ExtractImageFeature": "resnet18",
+        "SpeechRecognition": "wav2vec2-large-960h-lv60-self",
+        "VQA": "default",
+    },
+    "worker_assignment": {
+        "ExtractImageFeature": [
+            {"worker": "workflow-compute-cpu-1"},
+            {"worker": "workflow-compute-cpu-2"},
+            {"worker": "workflow-compute-cpu-5"},
+        ],
+        "SpeechRecognition": [
+            {"worker": "workflow-compute-gpu-1"},
+            {"worker": "workflow-compute-cpu-3"},
+        ],
+        "VQA": [{"worker": "workflow-compute-cpu-6"}],
+    },
+}
+
+
+def tiny_scenario_dict() -> dict[str, Any]:
+    """Two tiers, one source, a two-operator chain, four workers. Numbers are test values."""
+    return {
+        "name": "tiny",
+        "description": "test fixture",
+        "tiers": ["edge", "cloud"],
+        "sources": [{"name": "cam", "rate": 10.0, "tier": "edge"}],
+        "operators": [
+            {"name": "detect", "variants": ["small", "large"]},
+            {"name": "track"},
+        ],
+        "edges": [
+            {"from": "cam", "to": "detect", "ratio": 1.0, "message_kb": 100.0},
+            {
+                "from": "detect",
+                "to": "track",
+                "ratio": 1.0,
+                "message_kb": {"small": 1.0, "large": 2.0},
+            },
+        ],
+        "accuracy": {
+            "operators": ["detect"],
+            "table": [
+                {"variants": {"detect": "small"}, "accuracy": 70.0},
+                {"variants": {"detect": "large"}, "accuracy": 80.0},
+            ],
+        },
+        "workers": [
+            {"name": "e1", "type": "edge-cpu", "tier": "edge", "price": 0.1},
+            {"name": "e2", "type": "edge-cpu", "tier": "edge", "price": 0.1},
+            {"name": "c1", "type": "cloud-gpu", "tier": "cloud", "price": 1.0},
+            {"name": "c2", "type": "cloud-cpu", "tier": "cloud", "price": 0.4},
+        ],
+        "links": [{"from": "edge", "to": "cloud", "cost_per_gb": 0.5}],
+        "profiles": [
+            {
+                "operator": "detect",
+                "variant": "small",
+                "worker_type": "edge-cpu",
+                "p50_ms": 80,
+                "p90_ms": 100,
+            },
+            {
+                "operator": "detect",
+                "variant": "large",
+                "worker_type": "edge-cpu",
+                "p50_ms": 160,
+                "p90_ms": 200,
+            },
+            {
+                "operator": "detect",
+                "variant": "small",
+                "worker_type": "cloud-gpu",
+                "p50_ms": 8,
+                "p90_ms": 10,
+            },
+            {
+                "operator": "detect",
+                "variant": "large",
+                "worker_type": "cloud-gpu",
+                "p50_ms": 16,
+                "p90_ms": 20,
+            },
+            {"operator": "track", "worker_type": "cloud-cpu", "p50_ms": 20, "p90_ms": 25},
+            {"operator": "track", "worker_type": "edge-cpu", "p50_ms": 40, "p90_ms": 50},
+        ],
+        "slo": {"min_accuracy": 75.0, "latency_ms": 1000.0, "attainment": 0.99},
+    }
+
+
+@pytest.fixture
+def tiny_dict() -> dict[str, Any]:
+    return tiny_scenario_dict()
+
+
+@pytest.fixture
+def tiny() -> Scenario:
+    return scenario_from_dict(tiny_scenario_dict(), "<tiny>")
+
+
+@pytest.fixture(scope="session")
+def jellybean() -> Scenario:
+    if not JELLYBEAN_DIR.is_dir():
+        pytest.fail(f"JellyBean reference inputs not found at {JELLYBEAN_DIR}")
+    return load_scenario(JELLYBEAN_DIR)
