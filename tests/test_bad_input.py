@@ -265,3 +265,66 @@ def test_mutated_jellybean_inputs_give_only_input_errors(tmp_path_factory, name,
         load_scenario(d)
     except InputError as e:
         assert str(d) in str(e) or e.field is not None
+
+
+PLAN_BASE = {
+    "model_assignment": {"detect": "small"},
+    "worker_assignment": {
+        "detect": [{"worker": "e1", "rate": 5.0}, {"worker": "e2"}],
+        "track": ["c2"],
+    },
+    "routing": [{"edge": ["cam", "detect"], "from": "cam", "to": "e1", "rate": 5.0}],
+}
+PLAN_PATHS = [p for p in _paths(PLAN_BASE) if p]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    mutations=st.lists(
+        st.tuples(st.sampled_from(PLAN_PATHS), st.sampled_from(["delete", "replace"]), JUNK),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_mutated_plans_give_only_input_errors_or_named_violations(mutations):
+    from jbrl.cost import evaluate_plan
+    from jbrl.plan import plan_from_dict
+
+    d = copy.deepcopy(PLAN_BASE)
+    for path, action, junk in mutations:
+        parent = d
+        try:
+            for key in path[:-1]:
+                parent = parent[key]
+            if action == "delete":
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = junk
+        except (KeyError, IndexError, TypeError):
+            continue
+    try:
+        plan = plan_from_dict(d, "p.json")
+    except InputError as e:
+        assert str(e).startswith("p.json")
+        return
+    report = evaluate_plan(TINY_SCENARIO, plan)  # must not raise
+    assert report.total_cost >= 0
+
+
+TINY_SCENARIO = scenario_from_dict(tiny_scenario_dict(), "<tiny>")
+
+
+def test_console_script_bad_input_has_no_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    f = tmp_path / "s.yaml"
+    d = tiny_scenario_dict()
+    d["edges"].append({"from": "track", "to": "detect"})
+    f.write_text(yaml.safe_dump(d))
+    exe = Path(sys.executable).with_name("jbrl")
+    proc = subprocess.run(
+        [str(exe), "scenario", "validate", str(f)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "cycle" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
