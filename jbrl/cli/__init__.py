@@ -6,9 +6,10 @@ import sys
 
 import typer
 
-from jbrl.cli import cost_cmd, scenario_cmds
+from jbrl.cli import cost_cmd, demo_cmd, plan_cmd, scenario_cmds, synth_cmd
 from jbrl.cli._common import err_console, print_json
 from jbrl.errors import InfeasibleError, JbrlError
+from jbrl.profiling.cli import profile_command
 
 app = typer.Typer(
     name="jbrl",
@@ -22,6 +23,10 @@ app = typer.Typer(
 )
 app.add_typer(scenario_cmds.app, name="scenario")
 app.command("cost")(cost_cmd.cost)
+app.command("plan")(plan_cmd.plan)
+app.command("profile")(profile_command)
+scenario_cmds.app.command("synth")(synth_cmd.synth)
+app.command("demo")(demo_cmd.demo)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,177 @@
+"""``jbrl plan``: a plan from one of the planners (MILP, JellyBean heuristic, baselines)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from jbrl.cli._common import JsonOpt, ScenarioOpt, console, get_scenario, parse_rates, print_json
+from jbrl.errors import InfeasibleError, InputError
+
+
+class Solver(StrEnum):
+    milp = "milp"
+    jellybean = "jellybean"
+    cloud_only = "cloud-only"
+    most_accurate = "most-accurate"
+
+
+MILP_BASED = {"milp", "cloud-only", "most-accurate"}
+
+
+def plan(
+    scenario: ScenarioOpt = "vqa",
+    solver: Annotated[
+        Solver,
+        typer.Option("--solver", help="Planner: exact MILP, JellyBean's heuristic, or a baseline."),
+    ] = Solver.milp,
+    accuracy: Annotated[
+        float | None, typer.Option("--accuracy", help="Accuracy target (default: the SLO's).")
+    ] = None,
+    rate: Annotated[
+        list[str] | None,
+        typer.Option("--rate", help="R for every source, or SOURCE=R (repeatable), req/s."),
+    ] = None,
+    max_util: Annotated[
+        float,
+        typer.Option("--max-util", help="Use at most this fraction of each worker's capacity."),
+    ] = 1.0,
+    time_limit: Annotated[
+        float | None, typer.Option("--time-limit", help="MILP time limit (s); best plan so far.")
+    ] = None,
+    gap: Annotated[
+        float | None, typer.Option("--gap", help="MILP relative optimality gap (default 1e-6).")
+    ] = None,
+    write_model: Annotated[
+        Path | None, typer.Option("--write-model", help="Write the MILP to this .lp/.mps file.")
+    ] = None,
+    max_rate: Annotated[
+        bool,
+        typer.Option(
+            "--max-rate",
+            help="Report the largest rate the infrastructure sustains at the accuracy target "
+            "(a uniform scale of the given or nominal rates) instead of a plan.",
+        ),
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the plan JSON to this file.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Plan which variants run and which workers serve them, at the lowest $/hour.
+
+    Exit 0 with a plan, 3 when the request is infeasible (the JSON then has status
+    "infeasible" and a reason with the best reachable accuracy and the largest sustainable
+    rate), 2 on bad input.
+    """
+    from jbrl.agents.base import get_planner
+    from jbrl.agents.milp import MilpPlanner, infeasibility_reason
+
+    solver_name = Solver(solver).value
+    s = get_scenario(scenario)
+    rates = parse_rates(s, rate)
+    options: dict[str, Any] = {"max_util": max_util}
+    if solver_name in MILP_BASED:
+        options["time_limit"] = 60.0 if time_limit is None else time_limit
+        if gap is not None:
+            options["mip_rel_gap"] = gap
+        if write_model is not None:
+            options["write_model"] = write_model
+    else:
+        for flag, value in (
+            ("--time-limit", time_limit),
+            ("--gap", gap),
+            ("--write-model", write_model),
+        ):
+            if value is not None:
+                raise InputError(
+                    f"only the MILP-based solvers take {flag}", field=flag, value=str(value)
+                )
+
+    if max_rate:
+        probe_opts = {k: v for k, v in options.items() if k != "write_model"}
+        probe_opts.setdefault("mip_rel_gap", 1e-4)
+        if solver_name == "cloud-only":
+            from jbrl.agents.baselines import CloudOnlyPlanner
+
+            probe_opts["workers"] = CloudOnlyPlanner().top_tier_workers(s)
+        if solver_name == "most-accurate":
+            probe_opts["most_accurate"] = True
+        probe = MilpPlanner(**probe_opts)
+        target = s.slo.min_accuracy if accuracy is None else accuracy
+        result = probe.max_rate(s, target, rates)
+        if result.status == "infeasible":
+            reason = infeasibility_reason(s, rates or s.nominal_rates(), target, probe)
+            raise InfeasibleError(reason["message"], {"status": "infeasible", "reason": reason})
+        data = result.to_dict()
+        if json_out:
+            print_json(data)
+        else:
+            _print_max_rate(data, given=rates is not None)
+        return
+
+    planner = get_planner(solver_name, **options)
+    result = planner.plan(s, rates, accuracy)
+    data = result.to_dict()
+    if not result.feasible:
+        reason = result.reason or {}
+        raise InfeasibleError(str(reason.get("message", "infeasible")), data)
+    if output is not None:
+        try:
+            output.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write file: {exc}", file=str(output)) from None
+    if json_out:
+        print_json(data)
+    else:
+        _print_plan(s, data)
+        if output is not None:
+            console.print(f"wrote {output}")
+
+
+def _print_plan(scenario: Any, data: dict[str, Any]) -> None:
+    t = Table(title=f"Plan ({data['solver']}, {data['status']})")
+    for col in ("operator", "variant", "workers (req/s / capacity)"):
+        t.add_column(col)
+    variants = data["model_assignment"]
+    for op in scenario.topo_order:
+        shares = data["worker_assignment"].get(op, [])
+        var = variants.get(op, scenario.operator_map[op].variants[0])
+        ws = ", ".join(
+            f"{sh['worker']} ({sh.get('rate', 0):.2f}/{scenario.capacity(op, var, sh['worker']):.2f})"
+            for sh in shares
+        )
+        t.add_row(op, var, ws or "-")
+    console.print(t)
+    gap = data.get("gap")
+    console.print(
+        f"compute_cost        {data['compute_cost']:.4f} $/hour\n"
+        f"communication_cost  {data['communication_cost']:.7f} $/hour\n"
+        f"total_cost          {data['total_cost']:.4f} $/hour\n"
+        f"accuracy            {data['accuracy']}\n"
+        f"solve_time_s        {data['solve_time_s']:.3f}\n"
+        f"gap                 {'-' if gap is None else f'{gap:.2e}'}",
+        highlight=False,
+    )
+    for v in data.get("solver_info", {}).get("violations", []):
+        console.print(f"[red]violation[/red] {v}", highlight=False)
+
+
+def _print_max_rate(data: dict[str, Any], given: bool) -> None:
+    console.print(
+        f"At accuracy {data['accuracy']:g} the infrastructure sustains "
+        f"{data['max_rate_scale']:.4g}x the {'given' if given else 'nominal'} rates "
+        f"({data['status']}, variants {data['model_assignment']}):",
+        highlight=False,
+    )
+    t = Table()
+    for col in ("source", "base req/s", "max req/s"):
+        t.add_column(col)
+    for src, r in data["max_rates"].items():
+        t.add_row(src, f"{data['base_rates'][src]:g}", f"{r:.4g}")
+    console.print(t)

@@ -1,0 +1,200 @@
+"""``jbrl profile``: measure model variants on this machine and write profile YAML.
+
+Register in the main command line with ``main_app.command("profile")(profile_command)``;
+``app`` runs the same function standalone (``python -m jbrl.profiling.cli --help``).
+
+Examples::
+
+    jbrl profile --models resnet18,wav2vec2-base --batch-sizes 1,4 --threads 1 --repeats 20
+    jbrl profile --models resnet50 --operator-map resnet50=ExtractImageFeature -o prof.yaml
+    jbrl profile --list
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from jbrl.errors import JbrlError
+
+app = typer.Typer(
+    add_completion=False,
+    help="Profile real PyTorch model variants (random weights) and write profile YAML.",
+)
+
+
+def _parse_batch_sizes(text: str) -> list[int]:
+    from jbrl.errors import InputError
+
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit() or int(part) < 1:
+            raise InputError(
+                "expected positive integers such as 1,4,8", field="--batch-sizes", value=text
+            )
+        out.append(int(part))
+    if not out:
+        raise InputError("no batch size given", field="--batch-sizes", value=text)
+    return out
+
+
+def profile_command(
+    models: str = typer.Option(
+        "", "--models", "-m", help="Comma-separated model names (see --list)."
+    ),
+    batch_sizes: str = typer.Option("1", "--batch-sizes", help="Comma-separated batch sizes."),
+    threads: int = typer.Option(1, "--threads", help="torch.set_num_threads for the runs."),
+    repeats: int = typer.Option(20, "--repeats", help="Timed runs per (model, batch)."),
+    warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up runs per (model, batch)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
+    operator_map: str = typer.Option(
+        "",
+        "--operator-map",
+        help="model=Operator[:variant],... (default: each model's operator, variant = name).",
+    ),
+    worker_type: str = typer.Option(
+        "", "--worker-type", help="worker_type of the profiles (default: cpu or gpu)."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write the profiles YAML here."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the raw records as JSON."),
+    list_models: bool = typer.Option(False, "--list", help="List the known models and exit."),
+) -> None:
+    """Measure model variants (warm-up, timed runs -> p50/p90, output KB, load time)."""
+    out = Console()
+    err = Console(stderr=True)
+    try:
+        from jbrl.profiling.models import MODELS
+
+        if list_models:
+            _print_models(out, json_out)
+            return
+        from jbrl.errors import InputError
+        from jbrl.profiling.profiler import (
+            check_device,
+            parse_operator_map,
+            profile_models,
+            resolve_models,
+            write_profiles,
+        )
+
+        names = [n for n in models.split(",") if n.strip()]
+        if not names:
+            raise InputError(
+                f"give at least one model; known models: {', '.join(MODELS)}", field="--models"
+            )
+        resolve_models(names)  # fail fast, before anything heavy is imported or built
+        sizes = _parse_batch_sizes(batch_sizes)
+        opmap = parse_operator_map(operator_map)
+        try:
+            check_device(device)
+        except ImportError as exc:
+            raise InputError(
+                f"profiling needs torch and transformers ({exc}); pip install 'jbrl[profile]'"
+            ) from None
+
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("profiling", total=None)
+
+            def progress(desc: str, done: int, total: int) -> None:
+                bar.update(task, description=desc, completed=done, total=total)
+
+            records = profile_models(
+                names,
+                batch_sizes=sizes,
+                threads=threads,
+                device=device,
+                repeats=repeats,
+                warmup=warmup,
+                progress=progress,
+            )
+        if output is not None:
+            cmd = _command_line(sys.argv)
+            write_profiles(output, records, opmap, worker_type or None, command=cmd)
+        if json_out:
+            out.print_json(json.dumps([r.to_dict() for r in records]))
+        else:
+            table = Table(title=f"jbrl profile ({records[0].hardware})" if records else None)
+            for col in ("model", "batch", "threads", "p50 ms", "p90 ms", "out KB", "load s"):
+                table.add_column(col, justify="left" if col == "model" else "right")
+            for r in records:
+                table.add_row(
+                    r.model,
+                    str(r.batch),
+                    str(r.threads),
+                    f"{r.p50_ms:.2f}",
+                    f"{r.p90_ms:.2f}",
+                    f"{r.output_kb:.1f}",
+                    f"{r.load_s:.2f}",
+                )
+            out.print(table)
+            if output is not None:
+                out.print(f"wrote {output}")
+    except JbrlError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _command_line(argv: list[str]) -> str:
+    """``jbrl profile ARGS`` as typed, whether run as ``jbrl profile`` or standalone."""
+    args = argv[1:]
+    if "profile" in args:
+        args = args[args.index("profile") + 1 :]
+    return "jbrl profile " + " ".join(shlex.quote(a) for a in args)
+
+
+def _print_models(out: Console, as_json: bool) -> None:
+    from jbrl.profiling.models import MODELS
+
+    if as_json:
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "name": s.name,
+                        "operator": s.operator,
+                        "description": s.description,
+                        "input": s.input_desc,
+                        "reference": s.reference,
+                    }
+                    for s in MODELS.values()
+                ]
+            )
+        )
+        return
+    table = Table(title="models known to jbrl profile")
+    for col in ("name", "operator", "description", "input"):
+        table.add_column(col)
+    for s in MODELS.values():
+        table.add_row(s.name, s.operator, s.description, s.input_desc)
+    out.print(table)
+
+
+app.command(name="profile")(profile_command)
+
+
+def main() -> None:  # pragma: no cover - thin wrapper
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
