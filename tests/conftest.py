@@ -119,3 +119,38 @@ def jellybean() -> Scenario:
     if not JELLYBEAN_DIR.is_dir():
         pytest.fail(f"JellyBean reference inputs not found at {JELLYBEAN_DIR}")
     return load_scenario(JELLYBEAN_DIR)
+
+
+def single_worker_scenario(
+    p50_ms: float = 100.0, p90_ms: float | None = None, rate: float = 5.0, slo_ms: float = 1000.0
+) -> Scenario:
+    """One source, one operator, one worker (same tier): the queue of the queueing-theory tests.
+
+    ``p90_ms`` defaults to ``p50_ms``: a fixed mean for the exponential/deterministic service.
+    """
+    return scenario_from_dict(
+        {
+            "name": "single",
+            "tiers": ["edge"],
+            "sources": [{"name": "src", "rate": rate}],
+            "operators": [{"name": "op"}],
+            "edges": [{"from": "src", "to": "op", "message_kb": 1.0}],
+            "workers": [{"name": "w", "type": "cpu", "tier": "edge", "price": 1.0}],
+            "profiles": [
+                {
+                    "operator": "op",
+                    "worker_type": "cpu",
+                    "p50_ms": p50_ms,
+                    "p90_ms": p50_ms if p90_ms is None else p90_ms,
+                }
+            ],
+            "slo": {"min_accuracy": 0.0, "latency_ms": slo_ms},
+        },
+        "<single>",
+    )
+
+
+@pytest.fixture(scope="session")
+def vqa() -> Scenario:
+    """The embedded ``vqa`` scenario."""
+    return load_scenario("vqa")

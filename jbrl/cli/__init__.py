@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
-from jbrl.cli import cost_cmd, demo_cmd, plan_cmd, scenario_cmds, synth_cmd
+from jbrl.cli import cost_cmd, demo_cmd, plan_cmd, scenario_cmds, sim_cmds, synth_cmd
 from jbrl.cli._common import err_console, print_json
 from jbrl.errors import InfeasibleError, JbrlError
 from jbrl.profiling.cli import profile_command
@@ -27,6 +28,8 @@ app.command("plan")(plan_cmd.plan)
 app.command("profile")(profile_command)
 scenario_cmds.app.command("synth")(synth_cmd.synth)
 app.command("demo")(demo_cmd.demo)
+app.add_typer(sim_cmds.trace_app, name="trace")
+app.command("simulate")(sim_cmds.simulate)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     except InfeasibleError as exc:
         if "--json" in (argv if argv is not None else sys.argv):
             print_json({"status": "infeasible", "reason": exc.reason, **exc.details})
-        err_console.print(f"[bold red]infeasible:[/bold red] {exc.reason}", highlight=False)
+        err_console.print(f"[bold red]infeasible:[/bold red] {escape(exc.reason)}", highlight=False)
         return exc.exit_code
     except JbrlError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
         return exc.exit_code
     return 0
 

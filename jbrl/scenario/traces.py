@@ -1,0 +1,487 @@
+"""Load traces: request rates over time (ARCHITECTURE.md, "Traces").
+
+A trace is a CSV file, piecewise constant::
+
+    # duration_s: 3600
+    time_s,ReadImage,ReadSpeech
+    0,40,40
+    600,55.5,55.5
+
+``time_s`` then one column per source (req/s), or a single column ``scale`` that multiplies every
+source's nominal rate. A row's rates hold from its ``time_s`` until the next row; the last row holds
+to the end of the run (rows before the first ``time_s`` take the first row's rates). The optional
+``# duration_s:`` comment records the trace's length; without it the length is the last ``time_s``.
+
+Generators (:func:`generate_trace`) are seeded through :class:`numpy.random.SeedSequence`, never a
+global random state: constant, step, diurnal, bursty (a Markov-modulated two-level process with
+flash crowds) and random walk (mean-reverting, on the log of the rate).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jbrl.errors import InputError
+from jbrl.scenario.model import Scenario
+
+SCALE_COLUMN = "scale"
+TIME_COLUMN = "time_s"
+TRACE_KINDS = ("constant", "step", "diurnal", "bursty", "random_walk")
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """Piecewise-constant rates: ``values[i]`` holds on ``[times[i], times[i+1])``.
+
+    ``columns`` are source names (values in req/s) or the single column ``scale`` (a multiplier of
+    the nominal rates; resolve it with :meth:`for_scenario` before simulating).
+    """
+
+    times: np.ndarray
+    values: np.ndarray
+    columns: tuple[str, ...]
+    duration: float
+    file: str | None = None
+
+    def __post_init__(self) -> None:
+        times = np.asarray(self.times, dtype=float).reshape(-1)
+        values = np.asarray(self.values, dtype=float).reshape(len(times), len(self.columns))
+        times.setflags(write=False)
+        values.setflags(write=False)
+        object.__setattr__(self, "times", times)
+        object.__setattr__(self, "values", values)
+
+    # ------------------------------------------------------------------ shape
+
+    @property
+    def is_scale(self) -> bool:
+        return self.columns == (SCALE_COLUMN,)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return () if self.is_scale else self.columns
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    # ------------------------------------------------------------------ lookups
+
+    def _row(self, t: float) -> int:
+        return max(0, int(np.searchsorted(self.times, t, side="right")) - 1)
+
+    def array_at(self, t: float) -> np.ndarray:
+        """Values at time ``t`` in column order."""
+        return self.values[self._row(t)]
+
+    def rates_at(self, t: float) -> dict[str, float]:
+        """Values at time ``t`` (req/s per source, or ``{"scale": x}``)."""
+        return dict(zip(self.columns, self.array_at(t).tolist(), strict=True))
+
+    def _window_rows(self, t0: float, t1: float) -> tuple[int, int]:
+        """Rows active somewhere in ``[t0, t1)`` (``t1 > t0``), as a slice ``[a, b)``."""
+        a = self._row(t0)
+        b = max(a + 1, int(np.searchsorted(self.times, t1, side="left")))
+        return a, b
+
+    def max_array(self, t0: float, t1: float) -> np.ndarray:
+        """Peak value per column over ``[t0, t1)`` (the value at ``t0`` if the window is empty)."""
+        if t1 <= t0:
+            return self.array_at(t0).copy()
+        a, b = self._window_rows(t0, t1)
+        return self.values[a:b].max(axis=0)
+
+    def max_over(self, t0: float, t1: float) -> dict[str, float]:
+        """Peak rate per column over the window ``[t0, t1)``."""
+        return dict(zip(self.columns, self.max_array(t0, t1).tolist(), strict=True))
+
+    def peak(self) -> dict[str, float]:
+        """Peak per column over the whole trace."""
+        return dict(zip(self.columns, self.values.max(axis=0).tolist(), strict=True))
+
+    def segments_array(self, t0: float, t1: float) -> list[tuple[float, np.ndarray]]:
+        """``[(seconds, values)]`` pieces of constant rate covering ``[t0, t1)``."""
+        if t1 <= t0:
+            return []
+        a, b = self._window_rows(t0, t1)
+        out: list[tuple[float, np.ndarray]] = []
+        start = t0
+        for i in range(a, b):
+            end = t1 if i + 1 >= b else min(t1, float(self.times[i + 1]))
+            if end > start:
+                out.append((end - start, self.values[i]))
+            start = end
+        return out
+
+    def segments(self, t0: float, t1: float) -> list[tuple[float, dict[str, float]]]:
+        """``[(seconds, rates)]`` pieces of constant rate covering ``[t0, t1)``."""
+        return [
+            (d, dict(zip(self.columns, v.tolist(), strict=True)))
+            for d, v in self.segments_array(t0, t1)
+        ]
+
+    def mean_array(self, t0: float, t1: float) -> np.ndarray:
+        segs = self.segments_array(t0, t1)
+        if not segs:
+            return self.array_at(t0).copy()
+        total = sum(d for d, _ in segs)
+        return sum(d * v for d, v in segs) / total
+
+    def mean_over(self, t0: float, t1: float) -> dict[str, float]:
+        """Time-averaged value per column over ``[t0, t1)``."""
+        return dict(zip(self.columns, self.mean_array(t0, t1).tolist(), strict=True))
+
+    # ------------------------------------------------------------------ scenario
+
+    def for_scenario(self, scenario: Scenario) -> Trace:
+        """A per-source trace for ``scenario``: ``scale`` multiplies the nominal rates; source
+        columns must name the scenario's sources, and every source needs a column."""
+        names = [s.name for s in scenario.sources]
+        if self.is_scale:
+            nominal = np.array([scenario.source_map[n].rate for n in names])
+            return Trace(self.times, self.values * nominal, tuple(names), self.duration, self.file)
+        for col in self.columns:
+            if col not in scenario.source_map:
+                raise InputError(
+                    f"unknown source (scenario {scenario.name!r} has sources: "
+                    f"{', '.join(names)}; or use a single '{SCALE_COLUMN}' column)",
+                    file=self.file,
+                    field="header",
+                    value=col,
+                )
+        missing = [n for n in names if n not in self.columns]
+        if missing:
+            raise InputError(
+                f"no column for source(s) {', '.join(missing)} of scenario {scenario.name!r}",
+                file=self.file,
+                field="header",
+                value=",".join((TIME_COLUMN, *self.columns)),
+            )
+        idx = [self.columns.index(n) for n in names]
+        return Trace(self.times, self.values[:, idx], tuple(names), self.duration, self.file)
+
+    def with_duration(self, duration: float) -> Trace:
+        return Trace(self.times, self.values, self.columns, float(duration), self.file)
+
+    # ------------------------------------------------------------------ output
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        buf.write(f"# duration_s: {_fmt(self.duration)}\n")
+        buf.write(",".join((TIME_COLUMN, *self.columns)) + "\n")
+        for t, row in zip(self.times.tolist(), self.values.tolist(), strict=True):
+            buf.write(",".join([_fmt(t), *(_fmt(v) for v in row)]) + "\n")
+        return buf.getvalue()
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_csv(), "utf-8")
+
+    def summary(self) -> dict[str, Any]:
+        """Per column: min, mean (time-weighted over the duration), max; rows; duration."""
+        mean = self.mean_array(0.0, self.duration) if self.duration > 0 else self.values[0]
+        return {
+            "file": self.file,
+            "rows": len(self),
+            "duration_s": self.duration,
+            "columns": {
+                c: {
+                    "min": float(self.values[:, i].min()),
+                    "mean": float(mean[i]),
+                    "max": float(self.values[:, i].max()),
+                }
+                for i, c in enumerate(self.columns)
+            },
+        }
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6f}".rstrip("0").rstrip(".") if math.isfinite(x) else str(x)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_trace(text: str, file: str = "<trace>") -> Trace:
+    """Parse the CSV form; every problem is an :class:`InputError` naming file, field and value."""
+    duration: float | None = None
+    rows: list[tuple[int, list[str]]] = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            body = line[1:].strip()
+            if body.startswith("duration_s"):
+                value = body[len("duration_s") :].lstrip(" :=").strip()
+                duration = _number(value, file, "duration_s", allow_negative=False)
+            continue
+        rows.append((lineno, [c.strip() for c in line.split(",")]))
+    if not rows:
+        raise InputError(f"empty trace: expected a header '{TIME_COLUMN},...'", file=file)
+    _, header = rows[0]
+    if header[0] != TIME_COLUMN:
+        raise InputError(
+            f"the first column must be '{TIME_COLUMN}'", file=file, field="header", value=header[0]
+        )
+    columns = tuple(header[1:])
+    if not columns:
+        raise InputError(
+            f"no rate columns: give one column per source or a single '{SCALE_COLUMN}' column",
+            file=file,
+            field="header",
+            value=",".join(header),
+        )
+    seen: set[str] = set()
+    for c in columns:
+        if not c:
+            raise InputError("empty column name", file=file, field="header", value=",".join(header))
+        if c in seen:
+            raise InputError("duplicate column", file=file, field="header", value=c)
+        seen.add(c)
+    if SCALE_COLUMN in columns and len(columns) > 1:
+        raise InputError(
+            f"'{SCALE_COLUMN}' must be the only rate column (it multiplies every nominal rate)",
+            file=file,
+            field="header",
+            value=",".join(header),
+        )
+    if len(rows) == 1:
+        raise InputError("no data rows after the header", file=file)
+    times: list[float] = []
+    values: list[list[float]] = []
+    for lineno, cells in rows[1:]:
+        if len(cells) != len(header):
+            raise InputError(
+                f"row has {len(cells)} fields but the header has {len(header)}",
+                file=file,
+                field=f"line {lineno}",
+                value=",".join(cells),
+            )
+        t = _number(cells[0], file, f"line {lineno}.{TIME_COLUMN}", allow_negative=False)
+        if times and t <= times[-1]:
+            raise InputError(
+                f"{TIME_COLUMN} must increase strictly (previous row: {times[-1]:g})",
+                file=file,
+                field=f"line {lineno}.{TIME_COLUMN}",
+                value=cells[0],
+            )
+        times.append(t)
+        values.append(
+            [
+                _number(v, file, f"line {lineno}.{c}", allow_negative=False)
+                for c, v in zip(columns, cells[1:], strict=True)
+            ]
+        )
+    end = duration if duration is not None else times[-1]
+    return Trace(np.array(times), np.array(values), columns, float(end), file)
+
+
+def _number(value: str, file: str, field: str, *, allow_negative: bool) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise InputError("not a number", file=file, field=field, value=value) from None
+    if not math.isfinite(x):
+        raise InputError(
+            "must be a finite number (no NaN or inf)", file=file, field=field, value=value
+        )
+    if x < 0 and not allow_negative:
+        raise InputError("must not be negative", file=file, field=field, value=value)
+    return x
+
+
+def load_trace(path: str | Path, scenario: Scenario | None = None) -> Trace:
+    """Read a trace file; with ``scenario``, check its sources and resolve ``scale``."""
+    p = Path(path)
+    try:
+        text = p.read_text("utf-8")
+    except FileNotFoundError:
+        raise InputError("no such file", file=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read file: {exc}", file=str(p)) from None
+    trace = parse_trace(text, str(p))
+    return trace.for_scenario(scenario) if scenario is not None else trace
+
+
+def constant_trace(
+    rates: Mapping[str, float] | Scenario, duration: float, scale: float = 1.0
+) -> Trace:
+    """One row: ``rates`` (or a scenario's nominal rates) times ``scale`` for ``duration`` s."""
+    r = rates.nominal_rates() if isinstance(rates, Scenario) else dict(rates)
+    return Trace(
+        np.array([0.0]),
+        np.array([[v * scale for v in r.values()]]),
+        tuple(r),
+        float(duration),
+    )
+
+
+# --------------------------------------------------------------------------- generators
+
+
+def generate_trace(
+    kind: str,
+    duration: float,
+    seed: int = 0,
+    *,
+    sources: Mapping[str, float] | Scenario | None = None,
+    step_s: float = 60.0,
+    params: Mapping[str, float] | None = None,
+) -> Trace:
+    """A seeded synthetic trace of ``kind`` (one of :data:`TRACE_KINDS`).
+
+    Every kind produces a multiplier m(t) (1.0 = nominal) on a grid of ``step_s`` seconds. With
+    ``sources`` (a mapping of nominal rates, or a scenario) the trace has one column per source
+    (nominal * m(t), the same multiplier for every source, so joins stay balanced); without, a
+    single ``scale`` column. ``params`` tunes the kind:
+
+    * constant: ``level`` (1.0)
+    * step: ``low`` (0.5), ``high`` (1.5), ``at_s`` (duration / 2)
+    * diurnal: ``mean`` (1.0), ``amplitude`` (0.5), ``period_s`` (duration), ``phase`` (0, in
+      cycles; the minimum is at the start), ``noise`` (0.05, lognormal sigma per step)
+    * bursty: ``base`` (1.0), ``burst`` (2.0), ``mean_normal_s`` (600), ``mean_burst_s`` (120),
+      ``flash_per_hour`` (0.5), ``flash_peak`` (3.0), ``flash_decay_s`` (120), ``noise`` (0.05)
+    * random_walk: ``mean`` (1.0), ``sigma`` (0.05 per sqrt(minute) on the log), ``reversion_s``
+      (1800), ``min`` (0.1), ``max`` (3.0)
+    """
+    if kind not in TRACE_KINDS:
+        raise InputError(
+            f"unknown trace kind (kinds: {', '.join(TRACE_KINDS)})", field="--kind", value=kind
+        )
+    if not (math.isfinite(duration) and duration > 0):
+        raise InputError("must be a positive number of seconds", field="--duration", value=duration)
+    if not (math.isfinite(step_s) and step_s > 0):
+        raise InputError("must be a positive number of seconds", field="--step", value=step_s)
+    p = dict(params or {})
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    n = max(1, math.ceil(duration / step_s))
+    times = np.arange(n) * step_s
+    unknown = set(p) - _PARAMS[kind]
+    if unknown:
+        raise InputError(
+            f"unknown parameter for kind {kind!r} (parameters: {', '.join(sorted(_PARAMS[kind]))})",
+            field="--param",
+            value=sorted(unknown)[0],
+        )
+    mult = _GENERATORS[kind](times, duration, step_s, rng, p)
+    mult = np.round(np.maximum(mult, 0.0), 6)
+    if sources is None:
+        return Trace(times, mult[:, None], (SCALE_COLUMN,), float(duration))
+    nominal = sources.nominal_rates() if isinstance(sources, Scenario) else dict(sources)
+    base = np.array(list(nominal.values()), dtype=float)
+    return Trace(times, np.round(mult[:, None] * base, 6), tuple(nominal), float(duration))
+
+
+def _get(p: dict[str, float], key: str, default: float) -> float:
+    return float(p.get(key, default))
+
+
+def _constant(t: np.ndarray, dur: float, step: float, rng: Any, p: dict[str, float]) -> np.ndarray:
+    return np.full(len(t), _get(p, "level", 1.0))
+
+
+def _step(t: np.ndarray, dur: float, step: float, rng: Any, p: dict[str, float]) -> np.ndarray:
+    low, high, at = _get(p, "low", 0.5), _get(p, "high", 1.5), _get(p, "at_s", dur / 2)
+    return np.where(t < at, low, high)
+
+
+def _diurnal(t: np.ndarray, dur: float, step: float, rng: Any, p: dict[str, float]) -> np.ndarray:
+    mean, amp = _get(p, "mean", 1.0), _get(p, "amplitude", 0.5)
+    period, phase = _get(p, "period_s", dur), _get(p, "phase", 0.0)
+    noise = _get(p, "noise", 0.05)
+    mid = t + step / 2
+    m = mean - amp * np.cos(2 * math.pi * (mid / period + phase))
+    return m * rng.lognormal(-(noise**2) / 2, noise, len(t)) if noise > 0 else m
+
+
+def _bursty(t: np.ndarray, dur: float, step: float, rng: Any, p: dict[str, float]) -> np.ndarray:
+    base, burst = _get(p, "base", 1.0), _get(p, "burst", 2.0)
+    stay_normal = math.exp(-step / _get(p, "mean_normal_s", 600.0))
+    stay_burst = math.exp(-step / _get(p, "mean_burst_s", 120.0))
+    flash_rate = _get(p, "flash_per_hour", 0.5) / 3600.0
+    peak, decay = _get(p, "flash_peak", 3.0), _get(p, "flash_decay_s", 120.0)
+    noise = _get(p, "noise", 0.05)
+    u = rng.random(len(t))
+    state = np.empty(len(t), dtype=bool)
+    s = False
+    for i in range(len(t)):
+        state[i] = s
+        s = (u[i] < stay_burst) if s else (u[i] >= stay_normal)
+    m = np.where(state, burst, base)
+    # flash crowds: Poisson onsets, each adding (peak - base) * exp(-age / decay)
+    n_flash = rng.poisson(flash_rate * dur)
+    onsets = np.sort(rng.uniform(0.0, dur, n_flash))
+    for t0 in onsets:
+        age = t + step / 2 - t0
+        m = m + np.where(age >= 0, (peak - base) * np.exp(-np.maximum(age, 0) / decay), 0.0)
+    return m * rng.lognormal(-(noise**2) / 2, noise, len(t)) if noise > 0 else m
+
+
+def _random_walk(
+    t: np.ndarray, dur: float, step: float, rng: Any, p: dict[str, float]
+) -> np.ndarray:
+    mean, sigma = _get(p, "mean", 1.0), _get(p, "sigma", 0.05)
+    rev = _get(p, "reversion_s", 1800.0)
+    lo, hi = _get(p, "min", 0.1), _get(p, "max", 3.0)
+    a = math.exp(-step / rev)
+    sd = sigma * math.sqrt(step / 60.0)
+    z = rng.normal(0.0, sd, len(t))
+    x = np.empty(len(t))
+    cur = 0.0
+    for i in range(len(t)):
+        x[i] = cur
+        cur = a * cur + z[i]
+    return np.clip(mean * np.exp(x), lo, hi)
+
+
+_GENERATORS = {
+    "constant": _constant,
+    "step": _step,
+    "diurnal": _diurnal,
+    "bursty": _bursty,
+    "random_walk": _random_walk,
+}
+_PARAMS: dict[str, set[str]] = {
+    "constant": {"level"},
+    "step": {"low", "high", "at_s"},
+    "diurnal": {"mean", "amplitude", "period_s", "phase", "noise"},
+    "bursty": {
+        "base",
+        "burst",
+        "mean_normal_s",
+        "mean_burst_s",
+        "flash_per_hour",
+        "flash_peak",
+        "flash_decay_s",
+        "noise",
+    },
+    "random_walk": {"mean", "sigma", "reversion_s", "min", "max"},
+}
+
+
+def rates_vector(scenario: Scenario, rates: Mapping[str, float] | Sequence[float]) -> np.ndarray:
+    """Source rates in the scenario's source order; unknown names are an InputError."""
+    if isinstance(rates, Mapping):
+        for k in rates:
+            if k not in scenario.source_map:
+                raise InputError(
+                    f"unknown source (sources: {', '.join(s.name for s in scenario.sources)})",
+                    field="rates",
+                    value=k,
+                )
+        arr = np.array([float(rates.get(s.name, 0.0)) for s in scenario.sources])
+    else:
+        arr = np.asarray(rates, dtype=float).reshape(-1)
+        if len(arr) != len(scenario.sources):
+            raise InputError(
+                f"expected {len(scenario.sources)} rates (one per source)", field="rates", value=arr
+            )
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise InputError("rates must be finite and non-negative (req/s)", field="rates", value=arr)
+    return arr

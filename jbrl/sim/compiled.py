@@ -1,0 +1,313 @@
+"""A plan resolved for simulation: who serves what, routing weights, service-time fits, links.
+
+Both simulators compile a plan the same way, through the cost model
+(:func:`jbrl.cost.evaluate_plan` at the plan's design rates), so they route, charge and reconfigure
+identically:
+
+* **Routing weights.** A worker's share of its operator's traffic is the rate the cost model
+  gives it at the design rates (explicit rates, or JellyBean's fill order). Workers that get no
+  rate there get no traffic and cost nothing. Traffic on an edge u->v from sender ``a`` goes to
+  receiver ``b`` with probability ``flow(a, b) / sum_b flow(a, b)``, from the report's flows
+  (explicit routing, or the proportional mix). At run time the mix is kept whatever the load:
+  weights, not fill order.
+* **Joins.** A task of a multi-input operator goes to one worker: the one chosen by the routing of
+  its first input edge (in scenario order); its other inputs are sent to the same worker.
+* **Availability.** Workers that are loading a model or crashed get no new traffic while another
+  worker of the operator is available (weights renormalised); if none is, traffic queues at them.
+* **Service times** are fitted per (operator, variant, worker): a lognormal through p50 and p90;
+  ``exponential`` and ``deterministic`` keep the same mean.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from jbrl.cost import RATE_TOL, CostReport, evaluate_plan
+from jbrl.errors import InputError
+from jbrl.plan import Plan
+from jbrl.scenario.model import KB_PER_GB, Profile, Scenario
+
+Z90 = 1.2815515655446004  # standard normal 90th percentile
+KB_PER_MB = 1024.0
+
+
+@dataclass(frozen=True)
+class ServiceFit:
+    """Service-time distribution of one (operator, variant, worker), in seconds."""
+
+    family: str
+    mean_s: float
+    log_median: float  # lognormal: ln(p50 in s)
+    sigma: float  # lognormal: log-standard deviation
+    scv: float  # squared coefficient of variation
+
+    @property
+    def k(self) -> float:
+        """(1 + SCV) / 2, the Pollaczek-Khinchine factor."""
+        return 0.5 * (1.0 + self.scv)
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.family == "lognormal":
+            return np.exp(rng.normal(self.log_median, self.sigma, n))
+        if self.family == "exponential":
+            return rng.exponential(self.mean_s, n)
+        return np.full(n, self.mean_s)
+
+
+def fit_service(profile: Profile, family: str) -> ServiceFit:
+    p50 = profile.p50_ms / 1000.0
+    sigma = max(0.0, math.log(profile.p90_ms / profile.p50_ms) / Z90)
+    mean = p50 * math.exp(0.5 * sigma * sigma)
+    if family == "lognormal":
+        scv = math.expm1(sigma * sigma)
+    elif family == "exponential":
+        scv = 1.0
+    else:
+        scv = 0.0
+    return ServiceFit(family, mean, math.log(p50), sigma, scv)
+
+
+@dataclass(frozen=True)
+class LinkCost:
+    """Per-KB transfer time and dollars on one sender -> receiver path."""
+
+    s_per_kb: float
+    latency_s: float
+    dollars_per_kb: float
+
+    def seconds(self, kb: float, factor: float = 1.0) -> float:
+        return (kb * self.s_per_kb + self.latency_s) * factor
+
+
+@dataclass
+class EdgeInfo:
+    index: int
+    source: str
+    target: str
+    u: int  # operator index of the source, or -1 - source index
+    v: int  # operator index of the target
+    ratio: float
+    kb: float  # message size per v-task, for the plan's variant of u
+    primary: bool  # first input edge of v: its routing picks v's worker
+
+
+@dataclass
+class Routing:
+    """Routing tables for one set of unavailable workers."""
+
+    op_workers: list[np.ndarray]  # per operator: worker indices with traffic
+    op_share: list[np.ndarray]  # per operator: shares (sum 1), aligned with op_workers
+    # per (edge index, sender id): receivers and cumulative probabilities (primary edges)
+    table: dict[tuple[int, int], tuple[list[int], list[float]]] = field(default_factory=dict)
+
+
+class CompiledPlan:
+    """``plan`` on ``scenario`` at ``design_rates``, ready for either simulator.
+
+    Worker indices are the scenario's worker order; sender ids are worker indices, or
+    ``-1 - i`` for the scenario's i-th source.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        plan: Plan,
+        design_rates: Mapping[str, float] | None = None,
+        service: str = "lognormal",
+    ) -> None:
+        self.scenario = scenario
+        self.plan = plan
+        if design_rates is None:
+            meta_rates = plan.meta.get("rates") if isinstance(plan.meta, dict) else None
+            if isinstance(meta_rates, Mapping) and set(meta_rates) <= set(scenario.source_map):
+                design_rates = {k: float(v) for k, v in meta_rates.items()}
+        self.design_rates = dict(design_rates or scenario.nominal_rates())
+        report = evaluate_plan(scenario, plan, self.design_rates, accuracy_target=-math.inf)
+        bad = [v for v in report.violations if v.invalid or v.kind == "worker_reused"]
+        if bad:
+            raise InputError(
+                "the plan cannot be simulated on this scenario: "
+                + "; ".join(v.message for v in bad),
+                field="plan",
+            )
+        self.report: CostReport = report
+        self.workers = [w.name for w in scenario.workers]
+        self.worker_index = {n: i for i, n in enumerate(self.workers)}
+        self.sources = [s.name for s in scenario.sources]
+        self.source_index = {n: i for i, n in enumerate(self.sources)}
+        self.ops = list(scenario.topo_order)
+        self.op_index = {n: i for i, n in enumerate(self.ops)}
+        self.variant = {op: report.operators[op].variant for op in self.ops}
+        nw = len(self.workers)
+        self.price = np.array([w.price for w in scenario.workers])
+        self.w_op = np.full(nw, -1, dtype=int)
+        self.service: list[ServiceFit | None] = [None] * nw
+        self.capacity = np.zeros(nw)
+
+        # ---- workers with traffic, and their weights
+        weights: list[dict[int, float]] = [{} for _ in self.ops]
+        for op in self.ops:
+            oi = self.op_index[op]
+            var = self.variant[op]
+            loads = [w for w in report.operators[op].workers if scenario.profile(op, var, w.worker)]
+            total = sum(w.rate for w in loads if w.rate > RATE_TOL)
+            for w in loads:
+                if total > 0 and w.rate <= RATE_TOL:
+                    continue
+                wi = self.worker_index[w.worker]
+                # at zero design demand every assigned worker shares by capacity
+                weights[oi][wi] = w.rate if total > 0 else w.capacity
+                self.w_op[wi] = oi
+                prof = scenario.profile(op, var, w.worker)
+                assert prof is not None
+                self.service[wi] = fit_service(prof, service)
+                self.capacity[wi] = w.capacity
+        self.base_weights = weights
+        self.deployed: dict[int, tuple[str, str]] = {
+            wi: (self.ops[oi], self.variant[self.ops[oi]])
+            for oi, ws in enumerate(weights)
+            for wi in ws
+        }
+        self.charged = np.zeros(nw, dtype=bool)
+        for wi in self.deployed:
+            self.charged[wi] = True
+        self.price_charged_per_s = float(self.price[self.charged].sum()) / 3600.0
+
+        # ---- edges
+        self.edges: list[EdgeInfo] = []
+        seen_primary: set[str] = set()
+        for i, e in enumerate(scenario.edges):
+            u_is_src = e.source in scenario.source_map
+            u = -1 - self.source_index[e.source] if u_is_src else self.op_index[e.source]
+            kb = e.message_kb_for(self.variant.get(e.source, "default"))
+            primary = e.target not in seen_primary
+            seen_primary.add(e.target)
+            self.edges.append(
+                EdgeInfo(i, e.source, e.target, u, self.op_index[e.target], e.ratio, kb, primary)
+            )
+        # primary edge first in each operator's input list
+        self.in_edges: list[list[EdgeInfo]] = [[] for _ in self.ops]
+        self.out_edges: dict[int, list[EdgeInfo]] = {}
+        for ed in self.edges:
+            self.in_edges[ed.v].append(ed)
+            self.out_edges.setdefault(ed.u, []).append(ed)
+        for lst in self.in_edges:
+            lst.sort(key=lambda ed: not ed.primary)
+
+        # ---- base flow matrices from the cost report
+        self.flow_weights: dict[tuple[int, int], dict[int, float]] = {}
+        edge_of = {
+            (e.source, e.target): ed for e, ed in zip(scenario.edges, self.edges, strict=True)
+        }
+        for f in report.flows:
+            ed = edge_of.get(f.edge)
+            if ed is None or f.receiver not in self.worker_index:
+                continue
+            b = self.worker_index[f.receiver]
+            if b not in weights[ed.v]:
+                continue
+            sid = self.sender_id(f.sender)
+            if sid is None:
+                continue
+            row = self.flow_weights.setdefault((ed.index, sid), {})
+            row[b] = row.get(b, 0.0) + f.rate
+        self._links: dict[tuple[int, int], LinkCost] = {}
+        self._routing: dict[frozenset[int], Routing] = {}
+
+    # ------------------------------------------------------------------ names
+
+    def sender_id(self, name: str) -> int | None:
+        if name in self.worker_index:
+            return self.worker_index[name]
+        if name in self.source_index:
+            return -1 - self.source_index[name]
+        return None
+
+    def sender_name(self, sid: int) -> str:
+        return self.workers[sid] if sid >= 0 else self.sources[-1 - sid]
+
+    def senders_of(self, ed: EdgeInfo) -> list[int]:
+        """Sender ids of an edge: the source, or the workers of u with traffic."""
+        return [ed.u] if ed.u < 0 else sorted(self.base_weights[ed.u])
+
+    # ------------------------------------------------------------------ links
+
+    def link(self, sender: int, receiver: int) -> LinkCost:
+        key = (sender, receiver)
+        lc = self._links.get(key)
+        if lc is None:
+            s = self.scenario
+            info = s.link(self.sender_name(sender), self.workers[receiver])
+            lc = LinkCost(
+                s_per_kb=1.0 / (KB_PER_MB * info.bandwidth_mb_s),
+                latency_s=info.latency_ms / 1000.0,
+                dollars_per_kb=info.cost_per_gb * s.comm_cost_scale / KB_PER_GB,
+            )
+            self._links[key] = lc
+        return lc
+
+    # ------------------------------------------------------------------ routing
+
+    def routing(self, down: frozenset[int] = frozenset()) -> Routing:
+        """Routing tables when the workers in ``down`` (loading or crashed) are unavailable."""
+        r = self._routing.get(down)
+        if r is not None:
+            return r
+        op_workers: list[np.ndarray] = []
+        op_share: list[np.ndarray] = []
+        for ws in self.base_weights:
+            idx = sorted(ws)
+            up = [w for w in idx if w not in down and ws[w] > 0]
+            use = up if up else [w for w in idx if ws[w] > 0]
+            tot = sum(ws[w] for w in use)
+            op_workers.append(np.array(use, dtype=int))
+            op_share.append(np.array([ws[w] / tot for w in use]) if tot > 0 else np.zeros(0))
+        table: dict[tuple[int, int], tuple[list[int], list[float]]] = {}
+        for ed in self.edges:
+            if not ed.primary:
+                continue
+            share = dict(zip(op_workers[ed.v].tolist(), op_share[ed.v].tolist(), strict=True))
+            for sid in self.senders_of(ed):
+                row = self.flow_weights.get((ed.index, sid), {})
+                cand = {b: w for b, w in row.items() if b in share and w > 0}
+                if not cand:
+                    cand = share
+                tot = sum(cand.values())
+                recv = sorted(cand)
+                cum, acc = [], 0.0
+                for b in recv:
+                    acc += cand[b] / tot if tot > 0 else 0.0
+                    cum.append(acc)
+                if cum:  # an operator without workers has no entry: its tasks are dropped
+                    cum[-1] = 1.0
+                    table[(ed.index, sid)] = (recv, cum)
+        r = Routing(op_workers, op_share, table)
+        self._routing[down] = r
+        return r
+
+    def receiver_probs(self, routing: Routing, ed: EdgeInfo, sid: int) -> dict[int, float]:
+        """Where v-tasks fed by sender ``sid`` on edge ``ed`` go (secondary edges follow v's
+        shares, since the primary input picks the worker)."""
+        if ed.primary and (ed.index, sid) in routing.table:
+            recv, cum = routing.table[(ed.index, sid)]
+            out, prev = {}, 0.0
+            for b, c in zip(recv, cum, strict=True):
+                out[b] = c - prev
+                prev = c
+            return out
+        return dict(
+            zip(routing.op_workers[ed.v].tolist(), routing.op_share[ed.v].tolist(), strict=True)
+        )
+
+
+def load_changes(old: CompiledPlan | None, new: CompiledPlan) -> dict[int, float]:
+    """Workers of ``new`` whose (operator, variant) differs from ``old``: index -> load time (s)."""
+    out: dict[int, float] = {}
+    for wi, (op, var) in new.deployed.items():
+        if old is None or old.deployed.get(wi) != (op, var):
+            out[wi] = new.scenario.load_time(op, var, new.workers[wi])
+    return out

@@ -1,0 +1,740 @@
+"""Discrete-event simulator (simpy): every request, every task, every transfer.
+
+Structure (lean on purpose: about 5 simpy events per VQA request, see ``experiments/bench_sim.py``):
+
+* **Arrivals.** A request arrives at rate ``max_s rate(s)`` (Poisson); source ``s`` emits for it
+  when a shared uniform is below ``rate(s) / max_s rate(s)``. Arrival times of an interval are
+  drawn with numpy; an arrival pump (one simpy event per ``chunk_s`` of simulated time) routes
+  the requests of the next chunk to the workers of the operators their sources feed.
+* **Requests** carry a task graph, sampled at arrival from the edge ratios (ratio > 1: fan-out,
+  ``floor(r)`` or ``ceil(r)`` children per task; ratio < 1: sampling) and cached per shape. A task
+  of a join operator waits until every input has been produced (a VQA task needs the image
+  feature and the transcript of the same request). A request completes when all its tasks are
+  done; its latency is from arrival to its last task's end.
+* **Workers** are FIFO servers keyed by the time a task reaches them (after its transfer,
+  ``size / bandwidth + latency`` per link, times any link slow-down). A worker is a small state
+  machine driven by two kinds of simpy timeouts: service completion and wake-up when an idle
+  worker's next task arrives. When a task starts, its service time is drawn and its successors
+  are created and routed at once (their arrival time is known), so transfers cost no event.
+* **Timeouts.** A task that waited longer than ``timeout_s`` in a queue is dropped when the worker
+  reaches it (reason ``timeout``); the rest of its request is skipped wherever it is queued.
+* **Reconfiguration** (``apply``): a worker whose (operator, variant) changes finishes the task
+  in service, then loads the model for its load time and serves nothing meanwhile. Its queued
+  tasks, and those of workers leaving the plan, move to the operator's workers in the new plan
+  (available ones first); none is lost. An operator without workers drops them (``no_worker``).
+* **Faults** (a simpy process over the fault schedule): a crash drops the request in service
+  (``crash``), moves the queue to available siblings, and the worker is skipped by routing until
+  it recovers; link slow-downs stretch transfer times.
+
+Seeded with :class:`numpy.random.SeedSequence` (arrivals, routing and one stream per worker):
+the same seed gives the same result.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import simpy
+
+from jbrl.plan import Plan
+from jbrl.scenario.model import Scenario
+from jbrl.sim.base import (
+    IntervalMetrics,
+    RateSchedule,
+    SimConfig,
+    Simulator,
+    empty_drops,
+    latency_summary,
+    rate_pieces,
+)
+from jbrl.sim.compiled import CompiledPlan, Routing, load_changes
+from jbrl.sim.faults import FaultSchedule
+
+_DRAWS = 1024
+_ACTIVE, _DONE, _DROPPED = 0, 1, 2
+
+
+class _Template:
+    """Task graph of one request shape."""
+
+    __slots__ = ("task_op", "need", "children", "src_inputs", "n_tasks", "multi")
+
+    def __init__(self) -> None:
+        self.task_op: list[int] = []
+        self.need: list[int] = []
+        self.children: list[list[tuple[int, int]]] = []  # (child task, edge index)
+        self.src_inputs: list[tuple[int, int, int]] = []  # (task, edge index, source sender id)
+        self.n_tasks = 0
+        self.multi = False  # any task with more than one input
+
+
+class _Request:
+    __slots__ = ("t0", "tpl", "need", "inputs", "unstarted", "finish", "state")
+
+    def __init__(self, t0: float, tpl: _Template) -> None:
+        self.t0 = t0
+        self.tpl = tpl
+        self.need = tpl.need[:] if tpl.multi else tpl.need
+        self.inputs: dict[int, list[tuple[int, float, int]]] | None = {} if tpl.multi else None
+        self.unstarted = tpl.n_tasks
+        self.finish = t0
+        self.state = _ACTIVE
+
+
+class _Worker:
+    __slots__ = (
+        "idx",
+        "heap",
+        "busy",
+        "busy_until",
+        "current",
+        "wake_at",
+        "token",
+        "avail_at",
+        "down",
+        "op",
+        "fit",
+        "rng",
+        "draws",
+        "busy_acc",
+        "wait_sum",
+        "wait_n",
+        "on_done",
+        "on_wake",
+        "load_token",
+    )
+
+    def __init__(self, idx: int, rng: np.random.Generator) -> None:
+        self.idx = idx
+        self.heap: list[tuple[float, int, _Request, int]] = []
+        self.busy = False
+        self.busy_until = 0.0
+        self.current: tuple[float, int, _Request, int] | None = None
+        self.wake_at = math.inf
+        self.token = 0
+        self.avail_at = 0.0
+        self.down = False
+        self.op = -1
+        self.fit: Any = None
+        self.rng = rng
+        self.draws: list[float] = []
+        self.busy_acc = 0.0
+        self.wait_sum = 0.0
+        self.wait_n = 0
+        self.load_token = 0
+
+
+class DesSimulator(Simulator):
+    """Request-level simulator over simpy. ``chunk_s``: how far ahead the arrival pump routes."""
+
+    kind = "des"
+
+    def __init__(self, config: SimConfig | None = None, chunk_s: float = 0.5) -> None:
+        super().__init__(config)
+        self.chunk_s = chunk_s
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def reset(
+        self,
+        scenario: Scenario,
+        plan: Plan,
+        seed: int | None = 0,
+        *,
+        design_rates: Mapping[str, float] | None = None,
+        faults: FaultSchedule | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.faults = (faults or FaultSchedule()).validate(scenario)
+        self.env = simpy.Environment()
+        self.time = 0.0
+        ss = np.random.SeedSequence(seed)
+        streams = ss.spawn(2 + len(scenario.workers))
+        self.rng_arrivals = np.random.default_rng(streams[0])
+        self.rng_route = np.random.default_rng(streams[1])
+        self._uniforms: list[float] = []
+        self.workers = [
+            _Worker(i, np.random.default_rng(streams[2 + i])) for i in range(len(scenario.workers))
+        ]
+        for w in self.workers:
+            w.on_done = self._make_on_done(w)
+            w.on_wake = self._make_on_wake(w)
+        self.timeout_s = self.config.timeout_for(scenario)
+        self.bound_s = scenario.slo.latency_ms / 1000.0
+        self._seq = 0
+        self._templates: dict[tuple[Any, ...], _Template] = {}
+        self._completions: list[tuple[float, int, _Request]] = []
+        self.arrived = 0
+        self.completed = 0
+        self.dropped = empty_drops()
+        self._mark: tuple[int, int, dict[str, float]] = (0, 0, empty_drops())
+        self._iv_latencies: list[float] = []
+        self._iv_within = 0
+        self._iv_comm = 0.0
+        self._iv_reconf: list[str] = []
+        self._link_slow: dict[tuple[int, int], list[tuple[float, float, float]]] = {}
+        self._slow = bool(self.faults.slowdowns)
+        self._fractional = any(e.ratio != math.floor(e.ratio) for e in scenario.edges)
+        self._full_mask = (True,) * len(scenario.sources)
+        self.compiled: CompiledPlan | None = None
+        self.plan = plan
+        self._install(plan, design_rates, initial=True)
+        if self.faults:
+            self.env.process(self._fault_process())
+
+    # ------------------------------------------------------------------ plan
+
+    def _install(
+        self, plan: Plan, design_rates: Mapping[str, float] | None, initial: bool = False
+    ) -> list[str]:
+        assert self.scenario is not None
+        new = CompiledPlan(self.scenario, plan, design_rates, self.config.service)
+        old = self.compiled
+        now = self.env.now
+        if initial and self.config.warm_start:
+            changes: dict[int, float] = {}
+        else:
+            changes = load_changes(old, new)
+        moved: list[tuple[float, int, _Request, int]] = []
+        for w in self.workers:
+            wi = w.idx
+            leaving = old is not None and wi in old.deployed and wi not in new.deployed
+            if wi in changes or leaving:
+                if w.heap:
+                    moved.extend(w.heap)
+                    w.heap = []
+                if not w.busy:  # cancel a pending wake-up (a busy worker finishes its task)
+                    w.token += 1
+                    w.wake_at = math.inf
+            new_op = int(new.w_op[wi])
+            if wi in changes:
+                w.avail_at = max(now, w.busy_until if w.busy else now) + changes[wi]
+                w.load_token += 1
+                self.env.timeout(w.avail_at - now).callbacks.append(
+                    self._make_loaded(w, w.load_token)
+                )
+            elif new_op < 0:
+                w.avail_at = math.inf
+            if new_op >= 0 and (wi in changes or w.fit is not new.service[wi]):
+                if w.fit != new.service[wi]:
+                    w.draws = []
+                w.fit = new.service[wi]
+            w.op = new_op
+        self.compiled = new
+        self.plan = plan
+        self._pairs: dict[tuple[int, int, int], tuple[float, float]] = {}
+        self._refresh_routing()
+        for item in moved:
+            self._redispatch(item)
+        names = [new.workers[i] for i in sorted(changes)]
+        self._iv_reconf.extend(names)
+        for w in self.workers:
+            if w.op >= 0 and not w.busy:
+                self._serve(w)
+        return names
+
+    def apply(self, plan: Plan, design_rates: Mapping[str, float] | None = None) -> list[str]:
+        if self.scenario is None:
+            raise RuntimeError("call reset() first")
+        return self._install(plan, design_rates)
+
+    def _unavailable(self) -> frozenset[int]:
+        now = self.env.now
+        return frozenset(w.idx for w in self.workers if w.down or w.avail_at > now)
+
+    def _refresh_routing(self) -> None:
+        assert self.compiled is not None
+        self.routing: Routing = self.compiled.routing(self._unavailable())
+
+    def _make_loaded(self, w: _Worker, token: int):  # noqa: ANN202
+        def loaded(_ev: Any) -> None:
+            if w.load_token != token:
+                return
+            self._refresh_routing()
+            if not w.busy:
+                self._serve(w)
+
+        return loaded
+
+    # ------------------------------------------------------------------ faults
+
+    def _fault_process(self):  # noqa: ANN202
+        events: list[tuple[float, int, str, Any]] = []
+        for c in self.faults.crashes:
+            events.append((c.at, 1, "crash", c.worker))
+            if math.isfinite(c.until):
+                events.append((c.until, 0, "recover", c.worker))
+        events.sort(key=lambda e: (e[0], e[1]))
+        for t, _, what, name in events:
+            if t > self.env.now:
+                yield self.env.timeout(t - self.env.now)
+            w = self.workers[self._widx(name)]
+            if what == "crash":
+                self._crash(w)
+            else:
+                self._recover(w)
+
+    def _widx(self, name: str) -> int:
+        assert self.compiled is not None
+        return self.compiled.worker_index[name]
+
+    def _crash(self, w: _Worker) -> None:
+        now = self.env.now
+        w.down = True
+        if w.busy and w.current is not None:
+            self._drop(w.current[2], "crash")
+            w.busy_acc -= max(0.0, w.busy_until - now)
+            w.busy_until = now
+        w.busy = False
+        w.current = None
+        w.token += 1  # the pending completion / wake-up is now stale
+        w.wake_at = math.inf
+        self._refresh_routing()
+        if w.heap:
+            items, w.heap = w.heap, []
+            for item in items:
+                self._redispatch(item, avoid=w.idx)
+
+    def _recover(self, w: _Worker) -> None:
+        w.down = False
+        self._refresh_routing()
+        if w.op >= 0 and not w.busy:
+            self._serve(w)
+
+    def _link_factor(self, sender: int, receiver: int, t: float) -> float:
+        if not self.faults.slowdowns:
+            return 1.0
+        key = (sender, receiver)
+        spans = self._link_slow.get(key)
+        if spans is None:
+            assert self.compiled is not None and self.scenario is not None
+            sname = self.compiled.sender_name(sender)
+            rname = self.compiled.workers[receiver]
+            spans = []
+            for s in self.faults.slowdowns:
+                f = self.faults.link_factor(self.scenario, sname, rname, s.at)
+                if f != 1.0:
+                    spans.append((s.at, s.until, s.factor))
+            self._link_slow[key] = spans
+        f = 1.0
+        for a, b, fac in spans:
+            if a <= t < b:
+                f *= fac
+        return f
+
+    # ------------------------------------------------------------------ random numbers
+
+    def _uniform(self) -> float:
+        u = self._uniforms
+        if not u:
+            u.extend(self.rng_route.random(4096).tolist())
+        return u.pop()
+
+    def _service(self, w: _Worker) -> float:
+        d = w.draws
+        if not d:
+            d.extend(w.fit.sample(w.rng, _DRAWS).tolist())
+        return d.pop()
+
+    # ------------------------------------------------------------------ requests
+
+    def _template(self, mask: tuple[bool, ...]) -> _Template:
+        """Task graph of a request whose sources emit per ``mask``.
+
+        With integer edge ratios the graph depends on the mask only and is cached; fractional
+        ratios are sampled per upstream task (``floor(r)`` plus a Bernoulli of the fraction).
+        """
+        if not self._fractional:
+            tpl = self._templates.get(mask)
+            if tpl is not None:
+                return tpl
+        cp = self.compiled
+        assert cp is not None
+        tpl = _Template()
+        tasks_of: dict[int, list[int]] = {}
+        for v in range(len(cp.ops)):
+            per_edge: list[tuple[int, list[int | None]]] = []
+            for ed in cp.in_edges[v]:
+                owners: list[int | None] = []
+                if ed.u < 0:
+                    if mask[-1 - ed.u]:
+                        owners = [None] * self._count(ed.ratio)
+                else:
+                    for j in tasks_of.get(ed.u, []):
+                        owners.extend([j] * self._count(ed.ratio))
+                per_edge.append((ed.index, owners))
+            n_v = min(len(o) for _, o in per_edge) if per_edge else 0
+            ids = []
+            for i in range(n_v):
+                tid = tpl.n_tasks
+                tpl.n_tasks += 1
+                tpl.task_op.append(v)
+                tpl.children.append([])
+                for e_idx, owners in per_edge:
+                    own = owners[i]
+                    if own is None:
+                        tpl.src_inputs.append((tid, e_idx, cp.edges[e_idx].u))
+                    else:
+                        tpl.children[own].append((tid, e_idx))
+                tpl.need.append(len(per_edge))
+                if len(per_edge) > 1:
+                    tpl.multi = True
+                ids.append(tid)
+            tasks_of[v] = ids
+        if not self._fractional:
+            self._templates[mask] = tpl
+        return tpl
+
+    def _count(self, ratio: float) -> int:
+        fl = math.floor(ratio)
+        if ratio == fl:
+            return int(fl)
+        return int(fl) + (1 if self._uniform() < ratio - fl else 0)
+
+    def _arrive(self, t0: float, mask: tuple[bool, ...]) -> None:
+        tpl = self._templates.get(mask)
+        if tpl is None:
+            tpl = self._template(mask)
+        self.arrived += 1
+        req = _Request(t0, tpl)
+        if tpl.n_tasks == 0:
+            # no source emitted for it: nothing to do, complete on arrival
+            self._seq += 1
+            heapq.heappush(self._completions, (t0, self._seq, req))
+            return
+        for tid, e_idx, sid in tpl.src_inputs:
+            self._deliver(req, tid, sid, t0, e_idx)
+
+    def _deliver(self, req: _Request, tid: int, sid: int, t_done: float, e_idx: int) -> None:
+        """Input ``e_idx`` of task ``tid`` has been produced by ``sid`` at ``t_done``."""
+        if req.inputs is None:  # single-input task
+            self._dispatch(req, tid, ((sid, t_done, e_idx),))
+            return
+        n = req.need[tid] - 1
+        req.need[tid] = n
+        lst = req.inputs.get(tid)
+        if lst is None:
+            lst = req.inputs[tid] = []
+        lst.append((sid, t_done, e_idx))
+        if n == 0:
+            del req.inputs[tid]
+            self._dispatch(req, tid, lst)
+
+    def _dispatch(self, req: _Request, tid: int, inputs: Any) -> None:
+        """Route a ready-to-be-created task to a worker of its operator and enqueue it."""
+        if req.state:
+            return
+        cp = self.compiled
+        assert cp is not None
+        v = req.tpl.task_op[tid]
+        edges = cp.edges
+        prim = inputs[0]
+        if len(inputs) > 1:
+            for inp in inputs:
+                if edges[inp[2]].primary:
+                    prim = inp
+                    break
+        entry = self.routing.table.get((prim[2], prim[0]))
+        if entry is None:
+            ws = self.routing.op_workers[v]
+            if len(ws) == 0:
+                self._drop(req, "no_worker")
+                return
+            sh = self.routing.op_share[v]
+            b = int(ws[min(len(ws) - 1, int(np.searchsorted(np.cumsum(sh), self._uniform())))])
+        else:
+            recv, cum = entry
+            b = recv[0] if len(recv) == 1 else recv[bisect.bisect_left(cum, self._uniform())]
+        ready = 0.0
+        comm = 0.0
+        pairs = self._pairs
+        for sid, t_done, e_idx in inputs:
+            key = (e_idx, sid, b)
+            pc = pairs.get(key)
+            if pc is None:
+                kb = edges[e_idx].kb
+                lk = cp.link(sid, b)
+                pc = pairs[key] = (kb * lk.s_per_kb + lk.latency_s, kb * lk.dollars_per_kb)
+            arr = t_done + (pc[0] * self._link_factor(sid, b, t_done) if self._slow else pc[0])
+            if arr > ready:
+                ready = arr
+            comm += pc[1]
+        self._iv_comm += comm
+        self._enqueue(self.workers[b], (ready, self._next_seq(), req, tid))
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _enqueue(self, w: _Worker, item: tuple[float, int, _Request, int]) -> None:
+        heapq.heappush(w.heap, item)
+        if not w.busy and item[0] < w.wake_at:
+            at = item[0] if item[0] > w.avail_at else w.avail_at
+            if w.down or at >= w.wake_at:  # (inf while not in the plan)
+                return
+            if at <= self.env.now:
+                self._serve(w)
+            else:
+                self._schedule_wake(w, at)
+
+    def _schedule_wake(self, w: _Worker, at: float) -> None:
+        w.token += 1
+        w.wake_at = at
+        tok = w.token
+        ev = self.env.timeout(at - self.env.now, tok)
+        ev.callbacks.append(w.on_wake)
+
+    def _redispatch(self, item: tuple[float, int, _Request, int], avoid: int = -1) -> None:
+        """Move a queued task to a (new) worker of its operator, keeping its arrival time."""
+        ready, _, req, tid = item
+        if req.state:
+            return
+        v = req.tpl.task_op[tid]
+        ws = self.routing.op_workers[v]
+        sh = self.routing.op_share[v]
+        if avoid >= 0 and len(ws) > 0:
+            keep = ws != avoid
+            if keep.any():
+                ws, sh = ws[keep], sh[keep] / sh[keep].sum()
+        if len(ws) == 0:
+            self._drop(req, "no_worker")
+            return
+        i = 0 if len(ws) == 1 else int(np.searchsorted(np.cumsum(sh), self._uniform()))
+        self._enqueue(
+            self.workers[int(ws[min(i, len(ws) - 1)])], (ready, self._next_seq(), req, tid)
+        )
+
+    def _drop(self, req: _Request, reason: str) -> None:
+        if req.state == _ACTIVE:
+            req.state = _DROPPED
+            self.dropped[reason] += 1
+
+    # ------------------------------------------------------------------ workers
+
+    def _make_on_done(self, w: _Worker):  # noqa: ANN202
+        def on_done(ev: Any) -> None:
+            if ev._value != w.token:
+                return
+            w.busy = False
+            w.current = None
+            self._serve(w)
+
+        return on_done
+
+    def _make_on_wake(self, w: _Worker):  # noqa: ANN202
+        def on_wake(ev: Any) -> None:
+            if ev._value != w.token or w.busy:
+                return
+            w.wake_at = math.inf
+            self._serve(w)
+
+        return on_wake
+
+    def _serve(self, w: _Worker) -> None:
+        """Start the next task on an idle worker, or arrange to be woken for it."""
+        env = self.env
+        now = env.now
+        if w.down:
+            return
+        if w.avail_at > now:
+            if w.avail_at != math.inf and w.heap:
+                self._schedule_wake(w, w.avail_at)
+            return
+        heap = w.heap
+        timeout = self.timeout_s
+        while heap:
+            item = heap[0]
+            ready = item[0]
+            if ready > now:
+                if ready < w.wake_at or w.wake_at <= now:
+                    self._schedule_wake(w, ready)
+                return
+            heapq.heappop(heap)
+            req = item[2]
+            if req.state:
+                continue
+            waited = now - ready
+            if waited > timeout:
+                self._drop(req, "timeout")
+                continue
+            s = self._service(w)
+            tc = now + s
+            w.busy = True
+            w.busy_until = tc
+            w.current = item
+            w.busy_acc += s
+            w.wait_sum += waited
+            w.wait_n += 1
+            w.token += 1
+            w.wake_at = math.inf
+            env.timeout(s, w.token).callbacks.append(w.on_done)
+            self._started(req, item[3], w.idx, tc)
+            return
+
+    def _started(self, req: _Request, tid: int, widx: int, tc: float) -> None:
+        """Task ``tid`` started on ``widx`` and ends at ``tc``: create its successors now."""
+        if tc > req.finish:
+            req.finish = tc
+        for child, e_idx in req.tpl.children[tid]:
+            self._deliver(req, child, widx, tc, e_idx)
+        n = req.unstarted - 1
+        req.unstarted = n
+        if n == 0:
+            self._seq += 1
+            heapq.heappush(self._completions, (req.finish, self._seq, req))
+
+    # ------------------------------------------------------------------ arrivals
+
+    def _schedule_arrivals(self, t0: float, pieces: list[tuple[float, np.ndarray]]) -> None:
+        rng = self.rng_arrivals
+        times_all: list[np.ndarray] = []
+        masks_all: list[np.ndarray] = []
+        t = t0
+        for dur, rates in pieces:
+            lam = float(rates.max()) if len(rates) else 0.0
+            if lam > 0:
+                n = int(rng.poisson(lam * dur))
+                ts = np.sort(rng.uniform(t, t + dur, n))
+                u = rng.random(n)
+                p = rates / lam
+                masks = u[:, None] < p[None, :]
+                times_all.append(ts)
+                masks_all.append(masks)
+            t += dur
+        if not times_all:
+            return
+        times = np.concatenate(times_all)
+        masks = np.concatenate(masks_all)
+        if len(times) == 0:
+            return
+        # pack masks into small ints so equal shapes share a key
+        full = masks.all(axis=1)
+        times_l = times.tolist()
+        mask_keys: list[tuple[bool, ...]] = [
+            self._full_mask if f else tuple(row)
+            for f, row in zip(full.tolist(), masks.tolist(), strict=True)
+        ]
+        chunk = self.chunk_s
+        start = 0
+        n = len(times_l)
+        c0 = t0
+        while start < n:
+            c1 = c0 + chunk
+            stop = bisect.bisect_left(times_l, c1, lo=start)
+            if stop > start:
+                self._pump_at(c0, times_l[start:stop], mask_keys[start:stop])
+            start = stop
+            c0 = c1
+
+    def _pump_at(self, at: float, times: list[float], masks: list[tuple[bool, ...]]) -> None:
+        def pump(_ev: Any) -> None:
+            arrive = self._arrive
+            for t, m in zip(times, masks, strict=True):
+                arrive(t, m)
+
+        self.env.timeout(max(0.0, at - self.env.now)).callbacks.append(pump)
+
+    # ------------------------------------------------------------------ advance
+
+    def advance(self, seconds: float, rates: RateSchedule) -> IntervalMetrics:
+        if self.scenario is None or self.compiled is None:
+            raise RuntimeError("call reset() first")
+        pieces = rate_pieces(self.scenario, seconds, rates)
+        t0 = self.env.now
+        t1 = t0 + seconds
+        # counters as the last interval ended: drops caused by apply() count in this interval
+        arrived0, completed0, dropped0 = self._mark
+        in_flight0 = float(arrived0 - completed0 - sum(dropped0.values()))
+        self._iv_latencies = []
+        self._iv_within = 0
+        self._iv_comm = 0.0
+        for w in self.workers:
+            w.wait_sum = 0.0
+            w.wait_n = 0
+        self._schedule_arrivals(t0, pieces)
+        self.env.run(until=t1)
+        self._collect_completions(t1)
+        self.time = t1
+        self._mark = (self.arrived, self.completed, dict(self.dropped))
+        return self._metrics(t0, seconds, pieces, in_flight0, arrived0, completed0, dropped0)
+
+    def _collect_completions(self, t1: float) -> None:
+        comp = self._completions
+        bound = self.bound_s
+        lat = self._iv_latencies
+        while comp and comp[0][0] <= t1:
+            finish, _, req = heapq.heappop(comp)
+            if req.state != _ACTIVE:
+                continue
+            req.state = _DONE
+            self.completed += 1
+            d = finish - req.t0
+            lat.append(d * 1000.0)
+            if d <= bound:
+                self._iv_within += 1
+
+    def _metrics(
+        self,
+        t0: float,
+        seconds: float,
+        pieces: list[tuple[float, np.ndarray]],
+        in_flight0: float,
+        arrived0: int,
+        completed0: int,
+        dropped0: dict[str, float],
+    ) -> IntervalMetrics:
+        cp = self.compiled
+        assert cp is not None and self.scenario is not None
+        t1 = t0 + seconds
+        util: dict[str, float] = {}
+        wait: dict[str, float] = {}
+        for w in self.workers:
+            carry = max(0.0, w.busy_until - t1) if w.busy else 0.0
+            busy = w.busy_acc - carry
+            w.busy_acc = carry
+            if w.op >= 0 or busy > 0:
+                name = cp.workers[w.idx]
+                util[name] = busy / seconds
+                wait[name] = w.wait_sum / w.wait_n * 1000.0 if w.wait_n else math.nan
+        backlog = dict.fromkeys(cp.ops, 0.0)
+        op_util = dict.fromkeys(cp.ops, 0.0)
+        counts = dict.fromkeys(cp.ops, 0)
+        for w in self.workers:
+            if w.op >= 0:
+                op = cp.ops[w.op]
+                backlog[op] += len(w.heap) + (1 if w.busy else 0)
+                op_util[op] += util.get(cp.workers[w.idx], 0.0)
+                counts[op] += 1
+        for op in cp.ops:
+            if counts[op]:
+                op_util[op] /= counts[op]
+        mean_rates = sum(d * r for d, r in pieces) / seconds
+        reconf, self._iv_reconf = self._iv_reconf, []
+        return IntervalMetrics(
+            t_start=t0,
+            duration=seconds,
+            arrivals=float(self.arrived - arrived0),
+            completed=float(self.completed - completed0),
+            within_slo=float(self._iv_within),
+            dropped={k: float(v - dropped0.get(k, 0)) for k, v in self.dropped.items()},
+            in_flight_start=in_flight0,
+            in_flight=self.in_flight,
+            latency_ms=latency_summary(self._iv_latencies),
+            utilization=util,
+            wait_ms=wait,
+            operator_backlog=backlog,
+            operator_utilization=op_util,
+            compute_dollars=cp.price_charged_per_s * seconds,
+            communication_dollars=self._iv_comm,
+            rates=dict(zip(cp.sources, mean_rates.tolist(), strict=True)),
+            reconfigured=reconf,
+        )
+
+    @property
+    def in_flight(self) -> float:
+        return float(self.arrived - self.completed - sum(self.dropped.values()))
