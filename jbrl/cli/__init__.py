@@ -7,7 +7,17 @@ import sys
 import typer
 from rich.markup import escape
 
-from jbrl.cli import cost_cmd, demo_cmd, plan_cmd, scenario_cmds, sim_cmds, synth_cmd
+from jbrl.cli import (
+    control_cmd,
+    cost_cmd,
+    demo_cmd,
+    evaluate_cmd,
+    plan_cmd,
+    scenario_cmds,
+    sim_cmds,
+    synth_cmd,
+    train_cmd,
+)
 from jbrl.cli._common import err_console, print_json
 from jbrl.errors import InfeasibleError, JbrlError
 from jbrl.profiling.cli import profile_command
@@ -28,8 +38,11 @@ app.command("plan")(plan_cmd.plan)
 app.command("profile")(profile_command)
 scenario_cmds.app.command("synth")(synth_cmd.synth)
 app.command("demo")(demo_cmd.demo)
+app.command("train")(train_cmd.train)
+app.command("control")(control_cmd.control)
 app.add_typer(sim_cmds.trace_app, name="trace")
 app.command("simulate")(sim_cmds.simulate)
+app.command("evaluate")(evaluate_cmd.evaluate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,19 @@
 """``jbrl demo``: the main job on the embedded default scenario.
 
-Shows the scenario, then plans it with the exact MILP, JellyBean's heuristic and the cloud-only
-baseline, prints them side by side (cost, accuracy, gap to the optimum) and writes each plan as
-JSON into the output folder, where ``jbrl cost`` can check it.
+1. Shows the scenario, then plans it at nominal load with the exact MILP, JellyBean's heuristic
+   and the cloud-only baseline, prints them side by side (cost, accuracy, gap to the optimum) and
+   writes each plan as JSON into the output folder, where ``jbrl cost`` can check it.
+2. Runs the shipped PPO policy (when the scenario has one) and the baselines (MILP-reactive,
+   MILP-hysteresis, MILP-oracle, MILP-static-peak, JellyBean, a threshold autoscaler) on a held-out
+   default trace in the simulator, prints the evaluation table, and writes the plots
+   (``plots/``), every figure (``evaluation.json``) and a TensorBoard log (``tensorboard/``, one
+   run per policy) into the output folder.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -17,22 +23,63 @@ from rich.table import Table
 from jbrl.cli._common import DEFAULT_SCENARIO_NAME, ScenarioOpt, console, get_scenario
 from jbrl.cli.scenario_cmds import show
 from jbrl.errors import InfeasibleError
+from jbrl.scenario.model import Scenario
 
 DEMO_SOLVERS = ("milp", "jellybean", "cloud-only")
+DEMO_BASELINES = (
+    "milp-reactive:headroom=0.2",
+    "milp-hysteresis",
+    "milp-oracle",
+    "milp-static",
+    "jellybean",
+    "autoscaler",
+)
+DEMO_TRACE = "diurnal_bursts"
 
 
 def demo(
     scenario: ScenarioOpt = DEFAULT_SCENARIO_NAME,
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for the plans the demo writes.")
+        Path, typer.Option("--out", "-o", help="Folder for the plans, plots and logs.")
     ] = Path("runs/demo"),
+    trace: Annotated[
+        str,
+        typer.Option("--trace", "-t", help="Trace for the policies (file or embedded name)."),
+    ] = DEMO_TRACE,
+    sim: Annotated[str, typer.Option("--sim", help="Simulator: des or fluid.")] = "des",
+    policies: Annotated[
+        str | None,
+        typer.Option(
+            "--policies",
+            "-p",
+            help="Policies to run (default: the shipped PPO policy, if any, and the baselines).",
+        ),
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Cut the trace to this many seconds.")
+    ] = None,
+    adapt: Annotated[
+        bool,
+        typer.Option("--adapt/--plans-only", help="Also run the policies on the trace."),
+    ] = True,
 ) -> None:
-    """Main job: show the default scenario, plan it with MILP, JellyBean and cloud-only."""
-    from jbrl.agents import get_planner
+    """Main job: plan the default scenario, then run PPO and the baselines on a trace.
 
+    Shows the scenario, plans it with MILP, JellyBean and cloud-only, then runs the shipped PPO
+    policy (if any) and the baselines on a held-out trace: table, plots and a TensorBoard log
+    in the output folder.
+    """
     s = get_scenario(scenario)
     show(scenario)
     out.mkdir(parents=True, exist_ok=True)
+    _plans(s, scenario, out)
+    if adapt:
+        _adapt(s, out, trace, sim, policies, duration)
+
+
+def _plans(s: Scenario, scenario: str, out: Path) -> None:
+    from jbrl.agents import get_planner
+
     rows = []
     for name in DEMO_SOLVERS:
         with console.status(f"planning with {name} ..."):
@@ -79,3 +126,58 @@ def demo(
         f"plans written to {out}/ (check one with: jbrl cost --scenario {scenario} "
         f"--plan {out}/plan-milp.json)"
     )
+
+
+def _adapt(
+    s: Scenario,
+    out: Path,
+    trace: str,
+    sim: str,
+    policies: str | None,
+    duration: float | None,
+) -> None:
+    from jbrl.agents.evaluate import (
+        evaluate,
+        parse_policies,
+        print_table,
+        probe_policy,
+        render_table,
+        resolve_trace,
+        write_plots,
+        write_tensorboard,
+    )
+
+    name, tr = resolve_trace(trace, s)
+    if policies is not None:
+        specs = parse_policies(policies)
+    else:
+        specs = list(DEMO_BASELINES)
+        why = probe_policy("ppo", s)
+        if why is None:
+            specs.insert(0, "ppo")
+        else:
+            console.print(
+                f"[yellow]note:[/yellow] no PPO policy to run ({why}); showing the baselines only.",
+                highlight=False,
+            )
+    console.rule(f"Adapting to changing load: trace {name!r}, {sim} simulator")
+    console.print(
+        "Each policy decides the plan every 60 s of simulated time from what the simulator "
+        "reports; milp-oracle and milp-static read the true trace (references, not deployable).",
+        highlight=False,
+    )
+    procs = max(1, min(len(specs), os.cpu_count() or 1))
+    ev = evaluate(
+        s, {name: tr}, specs, sim=sim, seeds=1, duration=duration, processes=procs, progress=True
+    )
+    print_table(console, render_table(ev))
+    for policy, error in sorted({(r.policy, r.error) for r in ev.runs if r.error}):
+        console.print(f"[yellow]{policy} failed:[/yellow] {error}", highlight=False)
+    (out / "evaluation.json").write_text(json.dumps(ev.to_dict(), indent=1) + "\n", "utf-8")
+    plots = write_plots(ev, out / "plots")
+    tb = write_tensorboard(ev, out / "tensorboard")
+    console.print(f"{len(plots)} plots in {out / 'plots'}/, every figure in {out}/evaluation.json")
+    if tb is None:
+        console.print("no TensorBoard writer installed (pip install 'jbrl[rl]'): log skipped")
+    else:
+        console.print(f"TensorBoard log: tensorboard --logdir {tb}")

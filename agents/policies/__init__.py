@@ -1,0 +1,92 @@
+"""Baseline control policies: the planners of :mod:`jbrl.agents.base` turned into online rules
+(ARCHITECTURE.md, "RL environment and policies"). PPO is judged against these.
+
+=========================  ==========================================================================
+spec (defaults)            rule
+=========================  ==========================================================================
+``milp-reactive``          every interval, solve the MILP on the last observed rates x (1 + headroom);
+``:headroom=0.2``          keep the current plan when the re-solve is not strictly cheaper and the
+                           current plan still covers the target (the MILP has many ties)
+``milp-hysteresis``        target = max of the last ``window`` rates x (1 + headroom); scale up at
+``:headroom=0.5:window=5   once, down only after a saving of more than ``tolerance`` has lasted
+:down_after=10             ``down_after`` intervals; when it re-plans, it takes the plan with the most
+:tolerance=0.05            capacity among those within ``tolerance`` of the cheapest (plan cost is a
+:reconfig_penalty=0.2``    step function of the rate, so extra capacity is often free); its solves
+                           charge ``reconfig_penalty`` $/h per model load
+``milp-oracle``            clairvoyant reference: re-solve on the true peak of the coming interval
+``:headroom=0``            (``ControlState.lookahead``), with the reactive keep rule
+``milp-static``            one MILP plan for the trace's peak x (1 + headroom), never changed
+(``milp-static-peak``)     (JellyBean-style one-shot; reads the peak from the lookahead once)
+``jellybean``              one JellyBean-heuristic plan for the trace's peak, never changed
+``jellybean-reactive``     ``milp-reactive`` with the JellyBean heuristic as the planner
+``autoscaler:high=0.8      threshold autoscaler (Kubernetes HPA / Ray Serve style): variants fixed
+:low=0.3:up_window=1       (those of the cheapest plan at the first decision); per operator, add the
+:down_window=5``           cheapest eligible free workers when utilization > ``high`` for
+                           ``up_window`` intervals, remove workers when < ``low`` for
+                           ``down_window`` intervals, so that utilization lands near ``target``
+=========================  ==========================================================================
+
+Every MILP-based policy also takes ``max_util`` (the planner's cap on worker utilization, default
+1) and ``time_limit`` (seconds per solve). A target beyond what the infrastructure sustains is
+clamped to the largest sustainable multiple of it (:func:`jbrl.agents.milp.max_rate`).
+
+**Coverage.** At run time a plan's routing weights stay fixed (:mod:`jbrl.sim.compiled`): each
+worker keeps its share of its operator's traffic. A plan *covers* rates R when every worker's
+share of R stays within ``max_util`` of its capacity; its cost at R is the plan rescaled to R
+(:func:`rescale_plan`): the same workers, communication proportional to the traffic.
+
+**Memoization.** Planner calls are memoized per policy instance on (scenario without load times,
+rates, current plan's worker -> model map), so the seeds of an evaluation reuse the first seed's
+solves. A memoized solve still counts at its original solve time in the decision time: see
+:attr:`PlannerPolicy.cached_solve_s`.
+"""
+
+from jbrl.agents.policies.autoscaler import AutoscalerPolicy
+from jbrl.agents.policies.cache import PlanCache
+from jbrl.agents.policies.planned import (
+    JellyBeanReactivePolicy,
+    JellyBeanStaticPolicy,
+    MilpHysteresisPolicy,
+    MilpOraclePolicy,
+    MilpReactivePolicy,
+    MilpStaticPolicy,
+    PlannerPolicy,
+)
+from jbrl.agents.policies.plans import (
+    COST_RTOL,
+    TIE_PENALTY,
+    Coverage,
+    coverage,
+    design_rates,
+    effective_capacity,
+    plan_signature,
+    rescale_plan,
+    scaled,
+    scenario_fingerprint,
+    served_rates,
+    variants_of,
+)
+
+__all__ = [
+    "COST_RTOL",
+    "TIE_PENALTY",
+    "AutoscalerPolicy",
+    "Coverage",
+    "JellyBeanReactivePolicy",
+    "JellyBeanStaticPolicy",
+    "MilpHysteresisPolicy",
+    "MilpOraclePolicy",
+    "MilpReactivePolicy",
+    "MilpStaticPolicy",
+    "PlanCache",
+    "PlannerPolicy",
+    "coverage",
+    "design_rates",
+    "effective_capacity",
+    "plan_signature",
+    "rescale_plan",
+    "scaled",
+    "scenario_fingerprint",
+    "served_rates",
+    "variants_of",
+]

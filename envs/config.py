@@ -1,0 +1,207 @@
+"""Frozen, validated configuration of :class:`~jbrl.envs.serving.ServingEnv` (loaded from YAML).
+
+```yaml
+scenario: vqa                # embedded name, scenario YAML, or JellyBean inputs directory
+simulator: fluid             # fluid (fast, training) | des (request level)
+interval_s: 60
+episode_steps: 120
+history: 8                   # past intervals of source rates in the observation
+load_time_s: null            # force every model load time (s); null keeps the scenario's
+initial_headroom: 0.3        # starting plan: MILP for the first rates x (1 + this)
+reward: {dollar: 1.0, slo_miss: 0.01, reconfiguration: 0.002}
+traces:                      # training-trace distribution, one component drawn per episode
+  - {weight: 1, kinds: [diurnal], params: {amplitude: [0.2, 0.6], period_s: [3600, 14400]}}
+  - {weight: 1, kinds: [diurnal, bursty], params: {...}}   # several kinds multiply
+```
+
+Every ``params`` value is a number or a ``[low, high]`` range drawn uniformly per episode from the
+env's ``np_random`` (a ``kinds`` list of several generators multiplies their multipliers, e.g. a
+diurnal day with bursts). Parameters are those of :func:`jbrl.scenario.traces.generate_trace`
+(a parameter name prefixed ``bursty.`` applies only to that kind of a product).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from jbrl.errors import InputError
+from jbrl.scenario.model import Scenario
+from jbrl.scenario.traces import _PARAMS, TRACE_KINDS
+
+Number = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RewardWeights(_Frozen):
+    """reward = -(dollar * $ in the interval + slo_miss * late requests + reconfiguration * loads)."""
+
+    dollar: Annotated[float, Field(ge=0)] = 1.0
+    slo_miss: Annotated[float, Field(ge=0)] = Field(
+        0.01, description="$ per request finishing beyond the latency bound or dropped."
+    )
+    reconfiguration: Annotated[float, Field(ge=0)] = Field(
+        0.002, description="$ per worker that loads a model."
+    )
+
+
+class TraceComponent(_Frozen):
+    """One family of training traces: the product of ``kinds``' multipliers."""
+
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    kinds: list[str] = Field(min_length=1)
+    params: dict[str, Number | tuple[Number, Number]] = Field(default_factory=dict)
+    step_s: Annotated[float, Field(gt=0)] = 60.0
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, v: list[str]) -> list[str]:
+        for k in v:
+            if k not in TRACE_KINDS:
+                raise ValueError(f"unknown trace kind {k!r} (kinds: {', '.join(TRACE_KINDS)})")
+        return v
+
+    def model_post_init(self, __context: Any) -> None:
+        for name, value in self.params.items():
+            kind, _, pname = name.rpartition(".")
+            kinds = [kind] if kind else self.kinds
+            if kind and kind not in self.kinds:
+                raise ValueError(f"params.{name}: {kind!r} is not one of kinds {self.kinds}")
+            if not any(pname in _PARAMS[k] for k in kinds):
+                raise ValueError(f"params.{name}: not a parameter of {', '.join(kinds)}")
+            if isinstance(value, tuple) and value[0] > value[1]:
+                raise ValueError(f"params.{name}: range [{value[0]}, {value[1]}] is reversed")
+
+
+def default_traces() -> list[TraceComponent]:
+    """Training distribution: calm and busy days, bursts, flash crowds, random walks, steps."""
+    return [
+        TraceComponent(
+            kinds=["diurnal"],
+            params={
+                "mean": (0.6, 1.3),
+                "amplitude": (0.1, 0.6),
+                "period_s": (3600.0, 21600.0),
+                "phase": (0.0, 1.0),
+                "noise": (0.0, 0.08),
+            },
+        ),
+        TraceComponent(
+            kinds=["diurnal", "bursty"],
+            params={
+                "diurnal.mean": (0.5, 1.1),
+                "diurnal.amplitude": (0.1, 0.5),
+                "diurnal.period_s": (3600.0, 21600.0),
+                "diurnal.phase": (0.0, 1.0),
+                "diurnal.noise": (0.0, 0.05),
+                "bursty.base": 1.0,
+                "bursty.burst": (1.1, 1.5),
+                "bursty.mean_normal_s": (300.0, 1800.0),
+                "bursty.mean_burst_s": (60.0, 600.0),
+                "bursty.flash_per_hour": (0.0, 1.0),
+                "bursty.flash_peak": (1.2, 1.8),
+                "bursty.flash_decay_s": (60.0, 600.0),
+                "bursty.noise": (0.0, 0.05),
+            },
+        ),
+        TraceComponent(
+            kinds=["random_walk"],
+            params={
+                "mean": (0.5, 1.4),
+                "sigma": (0.02, 0.1),
+                "reversion_s": (600.0, 3600.0),
+                "min": 0.1,
+                "max": 2.0,
+            },
+        ),
+        TraceComponent(
+            kinds=["step", "random_walk"],
+            params={
+                "step.low": (0.3, 1.2),
+                "step.high": (0.6, 1.8),
+                "step.at_s": (600.0, 6600.0),
+                "random_walk.sigma": (0.0, 0.04),
+                "random_walk.min": 0.7,
+                "random_walk.max": 1.3,
+            },
+        ),
+    ]
+
+
+class EnvConfig(_Frozen):
+    """Everything :class:`~jbrl.envs.serving.ServingEnv` needs; see the module docstring."""
+
+    scenario: str = "vqa"
+    simulator: Literal["fluid", "des"] = "fluid"
+    service: Literal["lognormal", "exponential", "deterministic"] = "lognormal"
+    interval_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 60.0
+    episode_steps: Annotated[int, Field(ge=1)] = 120
+    history: Annotated[int, Field(ge=1, le=64)] = 8
+    load_time_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    accuracy: Number | None = Field(None, description="Accuracy target (default: the SLO's).")
+    initial_headroom: Annotated[float, Field(ge=0, le=5)] = 0.3
+    day_s: Annotated[float, Field(gt=0)] = 86400.0
+    max_scale: Annotated[float, Field(gt=0)] = Field(
+        2.0, description="Training traces are clipped to this multiple of the nominal rates."
+    )
+    obs_noise: Annotated[float, Field(ge=0, le=2)] = Field(
+        0.0,
+        description="Training only: lognormal noise (sigma) on the measured parts of the "
+        "observation (utilization, backlog, last interval), so that a policy trained on the "
+        "smooth fluid model also reads the noisier request-level simulator and real metrics.",
+    )
+    reward: RewardWeights = Field(default_factory=RewardWeights)
+    traces: list[TraceComponent] = Field(default_factory=default_traces, min_length=1)
+
+    @property
+    def episode_s(self) -> float:
+        return self.interval_s * self.episode_steps
+
+
+def load_env_config(data: str | Path | dict[str, Any] | None, **overrides: Any) -> EnvConfig:
+    """An :class:`EnvConfig` from a YAML file, a mapping or None (defaults), with overrides."""
+    file = "<env config>"
+    if data is None:
+        raw: dict[str, Any] = {}
+    elif isinstance(data, dict):
+        raw = dict(data)
+    else:
+        file = str(data)
+        try:
+            raw = yaml.safe_load(Path(data).read_text("utf-8")) or {}
+        except FileNotFoundError:
+            raise InputError("no such file", file=file) from None
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(f"cannot read YAML: {exc}", file=file) from None
+        if not isinstance(raw, dict):
+            raise InputError("an env config must be a YAML mapping", file=file, value=raw)
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return EnvConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise InputError(
+            first["msg"], file=file, field=loc or None, value=first.get("input")
+        ) from None
+
+
+def with_load_time(scenario: Scenario, seconds: float | None) -> Scenario:
+    """``scenario`` with every model load time forced to ``seconds`` (None: unchanged)."""
+    if seconds is None:
+        return scenario
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise InputError(
+            "must be a finite number of seconds >= 0", field="load_time_s", value=seconds
+        )
+    data = scenario.model_dump(by_alias=True, exclude_none=True)
+    data["default_load_s"] = float(seconds)
+    data["profiles"] = [{**p, "load_s": float(seconds)} for p in data["profiles"]]
+    return Scenario.model_validate(data)

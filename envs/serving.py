@@ -1,0 +1,271 @@
+"""``ServingEnv``: adapt an inference workflow's plan to changing load, one control interval per
+step (registered as ``jbrl/Serving-v0``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from jbrl.envs.config import EnvConfig, load_env_config, with_load_time
+from jbrl.envs.encoding import (
+    OBS_HIGH,
+    OBS_LOW,
+    ActionCodec,
+    ObservationEncoder,
+    PlanSignature,
+    ServingSpec,
+    greedy_signature,
+)
+from jbrl.envs.workload import sample_trace
+
+from jbrl.plan import Plan
+from jbrl.scenario.loader import load_scenario
+from jbrl.scenario.model import Scenario
+from jbrl.scenario.traces import Trace
+from jbrl.sim import SimConfig, Simulator, make_simulator
+from jbrl.sim.base import IntervalMetrics
+
+InitialPlan = Callable[[Scenario, dict[str, float]], Plan]
+
+
+class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
+    """Serve a workflow of ML models on tiered edge/cloud workers under changing load.
+
+    ## Description
+
+    A workflow (a DAG of models, e.g. VQA: image features and speech recognition feeding a
+    question-answering model) runs on heterogeneous workers of several tiers. Every control
+    interval (``interval_s``, 60 s of simulated time by default) the agent chooses the model
+    variants (among the combinations meeting the accuracy target) and which operator each worker
+    runs. The simulator (:mod:`jbrl.sim`, fluid by default, discrete-event as an option) then
+    serves the interval's load from a trace, charging every deployed worker's hourly price and
+    the data sent between tiers. Changing a worker's model costs its load time, during which it
+    serves nothing. The load is drawn per episode from a distribution of synthetic traces
+    (diurnal days, bursts, flash crowds, random walks, steps). The agent does well when it keeps
+    just enough capacity ahead of the load and does not thrash (cf. JellyBean, Wu et al.,
+    PVLDB 16(3) 2022, which plans once for a fixed load).
+
+    ## Action Space
+
+    ``MultiDiscrete([2, n_combos, n_ops + 1, ..., n_ops + 1])`` (one ``n_ops + 1`` per worker):
+
+    | dim      | meaning                                                                   |
+    |----------|---------------------------------------------------------------------------|
+    | 0        | 1: keep the current plan (other dims ignored); 0: apply dims 1..          |
+    | 1        | variant combination, index among those meeting the accuracy target       |
+    | 2 + w    | worker w: 0 idle, k runs operator k-1 (topological order)                 |
+
+    :meth:`action_masks` masks, per dimension, operators without any profile on a worker or on a
+    tier below their inputs (backward traffic), and combinations that cannot be placed. What
+    independent masks cannot express is repaired when decoding (:class:`ActionCodec`): a worker
+    without a profile for the chosen variant idles, a worker below an upstream operator's tier
+    idles, an operator left without workers gets the cheapest allowed idle worker. Each
+    operator's load is split over its workers in proportion to capacity. Every decoded action
+    is a structurally valid plan (no unknown or reused worker, no missing profile, no backward
+    traffic); ``info["repairs"]`` counts repairs.
+
+    ## Observation Space
+
+    ``Box(-1, 8, (n,), float32)``; rates are multiples of the nominal rates.
+
+    | part                | size             | value                                             |
+    |---------------------|------------------|---------------------------------------------------|
+    | rates               | history x n_src  | observed mean rate / nominal, newest first, <= 4  |
+    | time                | 2                | sin, cos of the time of day (period ``day_s``)    |
+    | combo               | n_combos         | one-hot of the current combination                |
+    | assignment          | n_workers x (n_ops+1) | one-hot of each worker's operator (0 = idle) |
+    | capacity_vs_demand  | n_ops            | plan capacity / demand at the last rates, <= 4    |
+    | capacity_vs_nominal | n_ops            | plan capacity / nominal demand, <= 4              |
+    | utilization         | n_ops            | last interval's mean worker utilisation, <= 2     |
+    | backlog             | n_ops            | log(1 + queued tasks / nominal demand)            |
+    | last_interval       | 4                | SLO attainment, $/h / price of all workers,       |
+    |                     |                  | workers reconfigured / n_workers, plan $/h / all  |
+
+    ## Rewards
+
+    ``r = -(dollar * $ + slo_miss * late + reconfiguration * loads)`` per interval: ``$`` the
+    interval's compute and communication dollars, ``late`` the requests finished beyond the
+    latency bound or dropped, ``loads`` the workers that load a model. Weights come from
+    ``EnvConfig.reward``; ``info`` holds each part (``reward_dollar``, ``reward_slo``,
+    ``reward_reconfiguration``; they sum to the reward) and the raw figures.
+
+    ## Starting State
+
+    A load trace is drawn from ``EnvConfig.traces`` with ``np_random`` (or given through
+    ``reset(options={"trace": trace})``). The starting plan covers the first interval's rates
+    times ``1 + initial_headroom`` (``initial_plan`` if given, e.g. the MILP; else a greedy
+    plan), deployed and warm, with empty queues.
+
+    ## Episode End
+
+    Never terminates (serving goes on). Truncation comes from the registration's
+    ``max_episode_steps`` (``episode_steps`` steps of ``gym.make``); the env itself returns
+    ``truncated=False``. Traces last the episode; past their end the last rates hold.
+
+    ## Arguments
+
+    ``gym.make("jbrl/Serving-v0", config=cfg)`` with ``cfg`` an :class:`EnvConfig`, a YAML path
+    or a mapping; keyword overrides of any config field (``scenario="vehicle"``,
+    ``simulator="des"``, ``load_time_s=30``); ``scenario_obj`` (a loaded :class:`Scenario`,
+    instead of loading ``config.scenario``); ``initial_plan(scenario, rates) -> Plan``.
+    ``obs_noise`` (training only) multiplies the measured parts of the observation by
+    lognormal noise drawn from ``np_random``.
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+
+    def __init__(
+        self,
+        config: EnvConfig | str | Path | Mapping[str, Any] | None = None,
+        render_mode: str | None = None,
+        *,
+        scenario_obj: Scenario | None = None,
+        initial_plan: InitialPlan | None = None,
+        **overrides: Any,
+    ) -> None:
+        if isinstance(config, EnvConfig):
+            cfg = config.model_copy(update=overrides) if overrides else config
+            if overrides:
+                cfg = EnvConfig.model_validate(cfg.model_dump())
+        else:
+            cfg = load_env_config(
+                dict(config) if isinstance(config, Mapping) else config, **overrides
+            )
+        self.config = cfg
+        base = scenario_obj if scenario_obj is not None else load_scenario(cfg.scenario)
+        self.scenario = with_load_time(base, cfg.load_time_s)
+        self.serving = ServingSpec(self.scenario, cfg.accuracy)
+        self.codec = ActionCodec(self.serving)
+        self.encoder = ObservationEncoder(self.codec, cfg.history, cfg.day_s)
+        self.initial_plan = initial_plan
+        self.render_mode = render_mode
+        self.action_space = spaces.MultiDiscrete(self.codec.nvec)
+        self.observation_space = spaces.Box(
+            OBS_LOW, OBS_HIGH, shape=(self.encoder.size,), dtype=np.float32
+        )
+        self.sim: Simulator = make_simulator(cfg.simulator, SimConfig(service=cfg.service))
+        self.trace: Trace | None = None
+        self.plan: Plan | None = None
+        self.sig: PlanSignature | None = None
+        self.time_s = 0.0
+        self.rate_history: list[np.ndarray] = []
+        self.last: IntervalMetrics | None = None
+        self.trace_info: dict[str, object] = {}
+
+    # ------------------------------------------------------------------ gym API
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        cfg = self.config
+        options = options or {}
+        trace = options.get("trace")
+        if trace is None:
+            trace, self.trace_info = sample_trace(
+                cfg.traces, self.np_random, cfg.episode_s + cfg.interval_s, cfg.max_scale
+            )
+        else:
+            self.trace_info = {"file": getattr(trace, "file", None)}
+        self.trace = trace.for_scenario(self.scenario)
+        rates0 = np.asarray(self.trace.array_at(0.0), dtype=float)
+        target = rates0 * (1.0 + cfg.initial_headroom)
+        if self.initial_plan is not None:
+            names = self.serving.sources
+            raw = self.initial_plan(self.scenario, dict(zip(names, target.tolist(), strict=True)))
+            sig = self.codec.canonical_signature(raw)
+        else:
+            sig = greedy_signature(self.codec, target)
+        self.sig = sig
+        self.plan = self.codec.plan_of(sig, rates0)
+        sim_seed = int(self.np_random.integers(0, 2**31 - 1))
+        self.sim.reset(self.scenario, self.plan, sim_seed)
+        self.time_s = 0.0
+        self.rate_history = [rates0]
+        self.last = None
+        return self._obs(), {"trace": self.trace_info}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        assert self.trace is not None and self.plan is not None and self.sig is not None, (
+            "call reset() first"
+        )
+        cfg = self.config
+        design = self.rate_history[-1]
+        plan = self.codec.decode(action, design, self.plan)
+        repairs = self.codec.last_repairs
+        loads: list[str] = []
+        if plan is not self.plan:
+            sig = self.codec.signature(plan)
+            if sig != self.sig:
+                loads = self.sim.apply(plan)
+                self.plan, self.sig = plan, sig
+        t0 = self.time_s
+        pieces = self.trace.segments_array(t0, t0 + cfg.interval_s)
+        m = self.sim.advance(cfg.interval_s, pieces)
+        self.time_s = t0 + cfg.interval_s
+        self.last = m
+        self.rate_history.append(self.serving.rates_array(m.rates))
+        if len(self.rate_history) > cfg.history:
+            self.rate_history = self.rate_history[-cfg.history :]
+        late = max(0.0, m.completed + m.dropped_total - m.within_slo)
+        w = cfg.reward
+        parts = {
+            "reward_dollar": -w.dollar * m.dollars,
+            "reward_slo": -w.slo_miss * late,
+            "reward_reconfiguration": -w.reconfiguration * len(loads),
+        }
+        reward = float(sum(parts.values()))
+        info: dict[str, Any] = {
+            **parts,
+            "dollars": m.dollars,
+            "cost_per_hour": m.dollars * 3600.0 / cfg.interval_s,
+            "arrivals": m.arrivals,
+            "finished": m.completed + m.dropped_total,
+            "within_slo": m.within_slo,
+            "late": late,
+            "slo_attainment": m.slo_attainment,
+            "reconfigurations": len(loads),
+            "accuracy": float(self.serving.combo_accuracy[self.sig.combo]),
+            "repairs": repairs,
+            "capacity": self.codec.capacity(self.sig).tolist(),
+        }
+        return self._obs(), reward, False, False, info
+
+    def action_masks(self) -> np.ndarray:
+        """Boolean mask over every dimension's choices, concatenated (sb3-contrib layout)."""
+        return self.codec.masks()
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self.sig is None:
+            return None
+        m = self.last
+        cap = self.codec.capacity(self.sig)
+        head = f"t={self.time_s:7.0f}s rates={np.round(self.rate_history[-1], 1).tolist()}"
+        plan = f" combo={self.sig.combo} cap={np.round(cap, 1).tolist()}"
+        if m is None:
+            return head + plan
+        return head + plan + f" $={m.dollars:.4f} slo={m.slo_attainment:.3f}"
+
+    # ------------------------------------------------------------------ helpers
+
+    def _obs(self) -> np.ndarray:
+        assert self.sig is not None
+        obs = self.encoder.encode(self.time_s, self.rate_history, self.sig, self.last)
+        sigma = self.config.obs_noise
+        if sigma > 0 and self.last is not None:
+            m = self.encoder.measured
+            noise = self.np_random.lognormal(-0.5 * sigma * sigma, sigma, int(m.sum()))
+            obs[m] = np.clip(obs[m] * noise, OBS_LOW, OBS_HIGH).astype(np.float32)
+        return obs
+
+    def current_plan(self) -> Plan:
+        assert self.plan is not None, "call reset() first"
+        return self.plan

@@ -1,0 +1,49 @@
+"""Deployment layer: the online controller, its backends and its HTTP API.
+
+* :class:`~jbrl.control.controller.Controller` — the control loop with the safety fallback;
+* :class:`~jbrl.control.sim_backend.SimBackend` — the discrete-event simulator in wall-clock
+  (or accelerated) time; :class:`~jbrl.control.ray_backend.RayBackend` — the workflow on Ray
+  Serve with real PyTorch models (needs the ``ray`` extra; imported lazily);
+* :class:`~jbrl.control.http_api.ApiServer` — ``/healthz``, ``/plan``, ``/metrics``.
+"""
+
+from jbrl.control.backend import (
+    ApplyResult,
+    Backend,
+    BackendReport,
+    Clock,
+    PlanDiff,
+    WorkerChange,
+    diff_plans,
+)
+from jbrl.control.controller import Controller, ControllerConfig, Decision
+from jbrl.control.http_api import ApiServer, is_loopback, render_metrics
+from jbrl.control.policies import FallbackPolicy, resolve_policy
+from jbrl.control.safety import FallbackPlanner, Problem, check_plan
+from jbrl.control.sim_backend import SimBackend
+from jbrl.control.state import ControllerState, read_state, write_state
+
+__all__ = [
+    "ApiServer",
+    "ApplyResult",
+    "Backend",
+    "BackendReport",
+    "Clock",
+    "Controller",
+    "ControllerConfig",
+    "ControllerState",
+    "Decision",
+    "FallbackPlanner",
+    "FallbackPolicy",
+    "PlanDiff",
+    "Problem",
+    "SimBackend",
+    "WorkerChange",
+    "check_plan",
+    "diff_plans",
+    "is_loopback",
+    "read_state",
+    "render_metrics",
+    "resolve_policy",
+    "write_state",
+]

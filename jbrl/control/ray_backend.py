@@ -1,0 +1,634 @@
+"""The Ray Serve backend: the workflow really runs, with the real PyTorch models.
+
+Layout (see :mod:`jbrl.control.ray_app`):
+
+* every scenario worker is a Ray **custom resource** ``jbrl-worker/<name>``. Started locally
+  (the default), one Ray node provides every worker's resource, so one machine emulates the
+  scenario's workers; on a real cluster (``address=``) each node provides the resources of the
+  workers it is, and Ray places every replica on its worker's node;
+* every (operator, variant, worker) of the plan is a Serve application with one replica of
+  :class:`OperatorReplica` that asks for one unit of its worker's resource;
+* :class:`WorkflowIngress` runs each request through the DAG and routes each operator's calls to
+  its workers by the plan's rates;
+* a load generator (a thread in this process) replays the trace: Poisson arrivals at
+  ``rate_scale x`` the trace's request rate, in requests per wall-clock second, at trace time
+  ``clock.now()``. Reported rates are divided by ``rate_scale`` again, so the controller sees
+  scenario units.
+
+Applying a plan is make-before-break: new replicas are deployed and become healthy, the ingress
+switches its routes, the calls still running on replicas that leave are drained, then those
+replicas are deleted. Each worker resource has two units so a worker can load its new model
+beside the old one during the switch (in steady state a worker hosts one replica). Requests
+are never dropped by a reconfiguration; a call that fails (a crashed replica) is retried on
+another worker of the operator, and the generator retries a request whose ingress call failed.
+
+Everything binds to 127.0.0.1 (Ray's own gRPC servers included: ``RAY_ENABLE_WINDOWS_OR_OSX_
+CLUSTER=0`` makes Ray pick the loopback address as the node address), the dashboard and
+Serve's HTTP proxy are off, and Ray's session files live in a short temporary directory
+(``/tmp/jbrl-ray-XXXX``; Unix socket paths are limited to 107 bytes) linked from the run
+directory as ``ray-session``. Unless ``RAY_AUTH_MODE`` is set, the local cluster uses Ray's
+token authentication with a fresh random token kept in the environment (nothing is written to
+``~/.ray``). Joining an existing cluster (``address=``) uses that cluster's settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jbrl.control.backend import (
+    ApplyResult,
+    Backend,
+    BackendReport,
+    Clock,
+    PlanDiff,
+    worker_slots,
+)
+from jbrl.cost import evaluate_plan
+from jbrl.errors import InputError
+from jbrl.plan import Plan
+from jbrl.scenario.model import Scenario
+from jbrl.scenario.traces import Trace, constant_trace
+from jbrl.sim.base import IntervalMetrics, empty_drops, latency_summary
+
+RESOURCE_PREFIX = "jbrl-worker/"
+INGRESS_APP = "jbrl-ingress"
+REQUEST_TRIES = 3  # the generator's attempts per request
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+        from ray import serve  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def require_ray() -> None:
+    if not ray_available():
+        raise InputError(
+            "the ray backend needs Ray Serve, which is not installed: install jbrl with its "
+            "'ray' extra (it pulls in Ray Serve 2.9 or newer)",
+            field="--backend",
+            value="ray",
+        )
+
+
+def worker_resource(worker: str) -> str:
+    return RESOURCE_PREFIX + worker
+
+
+def app_name(operator: str, variant: str, worker: str) -> str:
+    raw = f"jbrl-{operator}-{variant}-{worker}"
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)
+
+
+def resolve_models(
+    scenario: Scenario, overrides: Mapping[str, str] | None = None
+) -> dict[tuple[str, str], str]:
+    """Model (a :mod:`jbrl.profiling.models` name) for every (operator, variant).
+
+    ``overrides`` keys are ``operator:variant``, ``variant`` or ``operator``. Without one: the
+    variant's own name (or alias), ``<operator>-<variant>``, the operator's name, or the first
+    model registered for the operator, preferring a model registered for this operator.
+    """
+    from jbrl.profiling.models import MODELS, resolve_model
+
+    ov = dict(overrides or {})
+    out: dict[tuple[str, str], str] = {}
+    for o in scenario.operators:
+        for v in o.variants:
+            name = ov.get(f"{o.name}:{v}") or ov.get(v) or ov.get(o.name)
+            spec = None
+            if name is not None:
+                spec = resolve_model(name)
+                if spec is None:
+                    raise InputError(
+                        f"unknown model (models: {', '.join(MODELS)})",
+                        field="--model",
+                        value=f"{o.name}:{v}={name}",
+                    )
+            else:
+                found = [
+                    resolve_model(v),
+                    resolve_model(f"{o.name.lower()}-{v}"),
+                    resolve_model(o.name.lower()),
+                    *(m for m in MODELS.values() if m.operator == o.name),
+                ]
+                found = [m for m in found if m is not None]
+                # a model registered for this operator wins (ReId's resnet50 is reid-resnet50)
+                spec = next((m for m in found if m.operator == o.name), found[0] if found else None)
+            if spec is None:
+                raise InputError(
+                    f"no model for operator {o.name!r} variant {v!r}; map one with --model "
+                    f"{o.name}:{v}=MODEL (models: {', '.join(MODELS)})",
+                    field="--model",
+                )
+            out[(o.name, v)] = spec.name
+    return out
+
+
+def _refresh_ray_config() -> None:
+    """Make an already imported Ray see the auth settings just put in the environment."""
+    try:
+        from ray._raylet import Config
+
+        Config.initialize("")
+    except (ImportError, AttributeError):  # older/newer Ray: it reads the environment at init
+        pass
+
+
+class RayBackend(Backend):
+    """The workflow on Ray Serve. See the module docstring.
+
+    Args:
+        scenario, clock, trace: as for :class:`~jbrl.control.sim_backend.SimBackend`.
+        rate_scale: real requests per wall second per trace req/s.
+        models: model overrides (see :func:`resolve_models`).
+        run_dir: where the ``ray-session`` link goes (and the session files stay).
+        address: an existing Ray cluster to join (default: start a local one).
+        num_cpus: CPUs the local Ray node reports (default: the machine's).
+        threads: torch threads per replica.
+        keep_session: keep Ray's session directory after :meth:`close`.
+        seed: root seed of the load generator and the ingress's routing.
+    """
+
+    kind = "ray"
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        clock: Clock,
+        trace: Trace | None = None,
+        *,
+        rate_scale: float = 1.0,
+        models: Mapping[str, str] | None = None,
+        run_dir: Path | None = None,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        threads: int = 1,
+        keep_session: bool = True,
+        seed: int | None = 0,
+        drain_timeout_s: float = 60.0,
+    ) -> None:
+        require_ray()
+        super().__init__(scenario, clock)
+        if not (rate_scale > 0 and math.isfinite(rate_scale)):
+            raise InputError(
+                "must be a positive number", field="--ray-rate-scale", value=rate_scale
+            )
+        tr = trace if trace is not None else constant_trace(scenario, math.inf)
+        if tr.is_scale or tr.columns != tuple(s.name for s in scenario.sources):
+            tr = tr.for_scenario(scenario)
+        self.trace = tr
+        self.rate_scale = float(rate_scale)
+        self.models = resolve_models(scenario, models)
+        self.run_dir = run_dir
+        self.address = address
+        self.num_cpus = num_cpus
+        self.threads = threads
+        self.keep_session = keep_session
+        self.drain_timeout_s = drain_timeout_s
+        ss = np.random.SeedSequence(seed)
+        s_gen, s_ingress = ss.spawn(2)
+        self._rng = np.random.default_rng(s_gen)
+        self._ingress_seed = int(s_ingress.generate_state(1)[0])
+        self.session_dir: str | None = None
+        self.apps: dict[str, tuple[str, str, str]] = {}  # app -> (operator, variant, worker)
+        self.plan: Plan | None = None
+        self._routes_version = 0
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._gen_thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ingress: Any = None
+        self._down: dict[str, float] = {}  # worker -> trace time it comes back (emulated crash)
+        # counters (generator side)
+        self._arrived = 0
+        self._completed = 0
+        self._failed = 0
+        self._in_flight = 0
+        self._request_retries = 0
+        self._iv: dict[str, Any] = self._new_interval(clock.now())
+        self._last_stats: dict[str, Any] = {}
+        self.apply_log: list[dict[str, Any]] = []
+        self._saved_env: dict[str, str | None] = {}
+        self._status_at = 0.0
+        self._unhealthy: set[str] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, plan: Plan, design_rates: Mapping[str, float] | None = None) -> None:
+        import ray
+        from ray import serve
+
+        from jbrl.control.ray_app import WorkflowIngress
+
+        if self.address is None:
+            self._set_env("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # bind to 127.0.0.1
+            self._set_env("RAY_USAGE_STATS_ENABLED", "0")
+            if "RAY_AUTH_MODE" not in os.environ:
+                # token auth with a fresh token held in the environment, not in ~/.ray
+                self._set_env("RAY_AUTH_TOKEN", secrets.token_urlsafe(32))
+                self._set_env("RAY_AUTH_MODE", "token")
+                _refresh_ray_config()
+            self.session_dir = tempfile.mkdtemp(prefix="jbrl-ray-", dir="/tmp")
+            if self.run_dir is not None:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                link = self.run_dir / "ray-session"
+                if link.is_symlink() or link.exists():
+                    link.unlink()
+                link.symlink_to(self.session_dir)
+            ray.init(
+                address="local",
+                _node_ip_address="127.0.0.1",
+                include_dashboard=False,
+                _temp_dir=self.session_dir,
+                num_cpus=self.num_cpus,
+                resources={worker_resource(w.name): 2.0 for w in self.scenario.workers},
+                namespace="jbrl",
+                log_to_driver=False,
+                logging_level="warning",
+            )
+        else:
+            ray.init(
+                address=self.address, namespace="jbrl", log_to_driver=False, logging_level="warning"
+            )
+        serve.start(proxy_location="Disabled", http_options={"host": "127.0.0.1", "port": 0})
+        dag = {
+            "order": list(self.scenario.topo_order),
+            "inputs": {
+                op: [
+                    e.source
+                    for e in self.scenario.in_edges[op]
+                    if e.source in self.scenario.operator_map
+                ]
+                for op in self.scenario.topo_order
+            },
+            "sinks": list(self.scenario.sinks),
+        }
+        self._ingress = serve.run(
+            WorkflowIngress.options(ray_actor_options={"num_cpus": 0}).bind(
+                dag, self._ingress_seed
+            ),
+            name=INGRESS_APP,
+            route_prefix=None,
+            blocking=False,
+        )
+        self._deploy(plan, design_rates)
+        self._iv = self._new_interval(self.clock.now())
+        self._gen_thread = threading.Thread(
+            target=self._run_generator, name="jbrl-loadgen", daemon=True
+        )
+        self._gen_thread.start()
+
+    def close(self) -> None:
+        import ray
+        from ray import serve
+
+        self._stop.set()
+        if self._gen_thread is not None:
+            self._gen_thread.join(timeout=120)  # in-flight requests finish first
+        try:
+            if ray.is_initialized():
+                serve.shutdown()
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
+            for key, old in self._saved_env.items():
+                if old is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = old
+            self._saved_env.clear()
+            if self.session_dir and not self.keep_session:
+                shutil.rmtree(self.session_dir, ignore_errors=True)
+                if self.run_dir is not None:
+                    link = self.run_dir / "ray-session"
+                    if link.is_symlink():
+                        link.unlink()
+
+    def _set_env(self, key: str, value: str) -> None:
+        if key not in self._saved_env:
+            self._saved_env[key] = os.environ.get(key)
+        os.environ[key] = value
+
+    # ------------------------------------------------------------------ deployments
+
+    def _weights(
+        self, plan: Plan, rates: Mapping[str, float] | None
+    ) -> dict[str, dict[str, float]]:
+        """operator -> worker -> share of its traffic (the plan's rates, or fill order)."""
+        rep = evaluate_plan(self.scenario, plan, rates)
+        out: dict[str, dict[str, float]] = {}
+        for op, load in rep.operators.items():
+            ws = {w.worker: w.rate for w in load.workers}
+            if sum(ws.values()) <= 0:
+                ws = {w.worker: max(w.capacity, 1e-9) for w in load.workers}
+            out[op] = ws
+        return out
+
+    def _deploy(self, plan: Plan, rates: Mapping[str, float] | None) -> dict[str, Any]:
+        """Make-before-break switch to ``plan``; returns timings (wall seconds)."""
+        from ray import serve
+
+        from jbrl.control.ray_app import OperatorReplica
+
+        t0 = time.perf_counter()
+        want: dict[str, tuple[str, str, str]] = {}
+        for w, (op, var) in worker_slots(self.scenario, plan).items():
+            want[app_name(op, var, w)] = (op, var, w)
+        add = {a: s for a, s in want.items() if a not in self.apps}
+        remove = [a for a in self.apps if a not in want]
+        # 1. make: deploy the new replicas and wait until they are healthy
+        if add:
+            serve.run_many(
+                [
+                    serve.RunTarget(
+                        OperatorReplica.options(
+                            ray_actor_options={
+                                "num_cpus": 0,
+                                "resources": {worker_resource(w): 1.0},
+                            }
+                        ).bind(op, var, w, self.models[(op, var)], self.threads),
+                        name=a,
+                        route_prefix=None,
+                    )
+                    for a, (op, var, w) in add.items()
+                ],
+                wait_for_applications_running=True,
+            )
+        t1 = time.perf_counter()
+        # 2. switch the routes
+        routes: dict[str, list[tuple[str, float]]] = {}
+        for op, ws in self._weights(plan, rates).items():
+            var = plan.model_assignment.get(op) or self.scenario.operator_map[op].variants[0]
+            routes[op] = [(app_name(op, var, w), share) for w, share in ws.items()]
+        self._routes_version += 1
+        self._ingress.set_routes.remote(routes, self._routes_version).result(timeout_s=60)
+        with self._lock:
+            self.apps = want
+            self.plan = plan
+        t2 = time.perf_counter()
+        # 3. drain the calls still running on leaving replicas, 4. break: delete them
+        left: dict[str, int] = {}
+        if remove:
+            left = self._ingress.drain.remote(remove, self.drain_timeout_s).result(
+                timeout_s=self.drain_timeout_s + 30
+            )
+            with ThreadPoolExecutor(max_workers=min(8, len(remove))) as ex:
+                list(ex.map(lambda a: serve.delete(a, _blocking=True), remove))
+        t3 = time.perf_counter()
+        info = {
+            "deployed": sorted(add),
+            "removed": sorted(remove),
+            "deploy_s": t1 - t0,
+            "switch_s": t2 - t1,
+            "drain_delete_s": t3 - t2,
+            "total_s": t3 - t0,
+            "not_drained": left,
+        }
+        self.apply_log.append(info)
+        return info
+
+    def apply(
+        self, plan: Plan, diff: PlanDiff, design_rates: Mapping[str, float] | None = None
+    ) -> ApplyResult:
+        t = time.perf_counter()
+        info = self._deploy(plan, design_rates)
+        return ApplyResult(
+            reconfigured=[c.worker for c in diff.changes],
+            wall_s=time.perf_counter() - t,
+            details=info,
+        )
+
+    # ------------------------------------------------------------------ faults
+
+    def crash_worker(self, worker: str, down_for_s: float = math.inf) -> list[str]:
+        """Emulate a node failure: kill the replicas on ``worker`` (Serve would restart them on
+        the same machine, so the worker is also reported down for ``down_for_s`` trace
+        seconds). Returns the killed replica actors' names."""
+        import ray
+
+        with self._lock:
+            self._down[worker] = self.clock.now() + down_for_s
+            apps = [a for a, (_, _, w) in self.apps.items() if w == worker]
+        killed = []
+        for actor in ray.util.list_named_actors(all_namespaces=True):
+            name = actor["name"] if isinstance(actor, dict) else actor
+            ns = actor.get("namespace") if isinstance(actor, dict) else None
+            if any(f"{a}#" in name for a in apps) and "REPLICA" in name.upper():
+                try:
+                    ray.kill(ray.get_actor(name, namespace=ns), no_restart=True)
+                    killed.append(name)
+                except ValueError:
+                    pass
+        return killed
+
+    def down_workers(self) -> frozenset[str]:
+        """Emulated crashes, plus workers whose replica Serve reports unhealthy."""
+        now = self.clock.now()
+        with self._lock:
+            down = {w for w, until in self._down.items() if now < until}
+            apps = dict(self.apps)
+        if apps and time.monotonic() - self._status_at > 1.0:
+            self._status_at = time.monotonic()
+            try:
+                import ray
+                from ray import serve
+
+                if not ray.is_initialized():  # never let serve.status() start a cluster
+                    return frozenset(down | self._unhealthy)
+                status = serve.status().applications
+                self._unhealthy = {
+                    apps[a][2]
+                    for a, st in status.items()
+                    if a in apps
+                    and str(getattr(st.status, "value", st.status))
+                    in ("UNHEALTHY", "DEPLOY_FAILED")
+                }
+            except Exception:  # Serve busy or shutting down: keep the last answer
+                pass
+        return frozenset(down | self._unhealthy)
+
+    # ------------------------------------------------------------------ load generator
+
+    def _run_generator(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._generate())
+        finally:
+            loop.close()
+
+    async def _generate(self) -> None:
+        pending: set[asyncio.Task[None]] = set()
+        rid = 0
+        next_wall = time.monotonic()
+        while not self._stop.is_set():
+            rate = float(self.trace.array_at(self.clock.now()).max()) * self.rate_scale
+            if rate <= 0:
+                await asyncio.sleep(0.05)
+                next_wall = time.monotonic()
+                continue
+            next_wall += float(self._rng.exponential(1.0 / rate))
+            delay = next_wall - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(min(delay, 0.5))
+                if time.monotonic() < next_wall:  # re-read the rate after long waits
+                    next_wall = time.monotonic()
+                    continue
+            rid += 1
+            with self._lock:
+                self._arrived += 1
+                self._in_flight += 1
+                self._iv["arrivals"] += 1
+            task = asyncio.ensure_future(self._one(rid))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        if pending:  # let every accepted request finish
+            await asyncio.wait(pending, timeout=120)
+
+    async def _one(self, rid: int) -> None:
+        t0 = time.perf_counter()
+        ok = False
+        for attempt in range(REQUEST_TRIES):
+            try:
+                await self._ingress.remote(rid)
+                ok = True
+                break
+            except Exception:
+                with self._lock:
+                    self._request_retries += 1
+                await asyncio.sleep(0.2 * (attempt + 1))
+        ms = (time.perf_counter() - t0) * 1000.0
+        with self._lock:
+            self._in_flight -= 1
+            iv = self._iv
+            if ok:
+                self._completed += 1
+                iv["completed"] += 1
+                iv["latencies"].append(ms)
+                if ms <= self.scenario.slo.latency_ms:
+                    iv["within"] += 1
+            else:
+                self._failed += 1
+                iv["failed"] += 1
+
+    def _new_interval(self, t: float) -> dict[str, Any]:
+        return {
+            "t": t,
+            "wall": time.monotonic(),
+            "arrivals": 0,
+            "completed": 0,
+            "within": 0,
+            "failed": 0,
+            "latencies": [],
+            "in_flight_start": getattr(self, "_in_flight", 0),
+        }
+
+    # ------------------------------------------------------------------ metrics
+
+    def recent_rates(self) -> dict[str, float] | None:
+        with self._lock:
+            iv = self._iv
+            wall = time.monotonic() - iv["wall"]
+            if wall < 1.0 or iv["arrivals"] < 5:
+                return None
+            r = iv["arrivals"] / wall / self.rate_scale
+        return {s.name: r for s in self.scenario.sources}
+
+    def _ingress_stats(self) -> dict[str, Any]:
+        try:
+            return self._ingress.stats.remote().result(timeout_s=30)
+        except Exception:
+            return self._last_stats
+
+    def metrics(self) -> BackendReport:
+        stats = self._ingress_stats()
+        now = self.clock.now()
+        with self._lock:
+            iv, self._iv = self._iv, self._new_interval(now)
+            prev, self._last_stats = self._last_stats, stats
+            plan = self.plan
+            apps = dict(self.apps)
+            in_flight = self._in_flight
+        wall = max(1e-9, time.monotonic() - iv["wall"])
+        duration = max(1e-9, now - iv["t"])
+        req_rate = iv["arrivals"] / wall / self.rate_scale
+        rates = {s.name: req_rate for s in self.scenario.sources}
+        util: dict[str, float] = {}
+        queue: dict[str, float] = {}
+        for a, (_, _, w) in apps.items():
+            busy = stats.get("busy_ms", {}).get(a, 0.0) - prev.get("busy_ms", {}).get(a, 0.0)
+            util[w] = busy / 1000.0 / wall
+            queue[w] = float(stats.get("in_flight", {}).get(a, 0))
+        op_util: dict[str, float] = {}
+        backlog: dict[str, float] = {}
+        for op, _, w in apps.values():
+            op_util[op] = op_util.get(op, 0.0) + util[w]
+            backlog[op] = backlog.get(op, 0.0) + queue[w]
+        counts_per_op = {op: sum(1 for (o, _, _) in apps.values() if o == op) for op in op_util}
+        op_util = {op: u / counts_per_op[op] for op, u in op_util.items()}
+        compute = comm = 0.0
+        if plan is not None:
+            rep = evaluate_plan(self.scenario, plan, rates)
+            compute = rep.compute_cost * duration / 3600.0
+            comm = rep.communication_cost * duration / 3600.0
+        m = IntervalMetrics(
+            t_start=iv["t"],
+            duration=duration,
+            arrivals=float(iv["arrivals"]),
+            completed=float(iv["completed"]),
+            within_slo=float(iv["within"]),
+            dropped={**empty_drops(), "failed": float(iv["failed"])},
+            in_flight_start=float(iv["in_flight_start"]),
+            in_flight=float(in_flight),
+            latency_ms=latency_summary(iv["latencies"]),
+            utilization=util,
+            wait_ms={},
+            operator_backlog=backlog,
+            operator_utilization=op_util,
+            compute_dollars=compute,
+            communication_dollars=comm,
+            rates=rates,
+        )
+        return BackendReport(m, queue, self.down_workers(), self.counts())
+
+    def counts(self) -> dict[str, Any]:
+        with self._lock:
+            dropped = {**{k: 0 for k in empty_drops()}, "failed": self._failed}
+            return {
+                "arrived": self._arrived,
+                "completed": self._completed,
+                "dropped": dropped,
+                "in_flight": self._in_flight,
+                "lost": self._arrived - self._completed - self._failed - self._in_flight,
+                "request_retries": self._request_retries,
+                "call_retries": self._last_stats.get("retries", 0),
+            }
+
+    def run_info(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "address": self.address or "local (127.0.0.1)",
+            "session_dir": self.session_dir,
+            "rate_scale": self.rate_scale,
+            "models": {f"{o}:{v}": m for (o, v), m in self.models.items()},
+            "threads": self.threads,
+            "speedup": self.clock.speedup,
+        }

@@ -1,0 +1,185 @@
+"""The controller's safety net: check a plan before it runs, and the MILP plan to fall back on.
+
+:func:`check_plan` accepts a plan only when (all through :func:`jbrl.cost.evaluate_plan`):
+
+* it names known operators, variants and workers, every operator has a variant, and the variant
+  combination meets the accuracy target;
+* each worker hosts at most one operator, every placed variant has a profile on its worker, and
+  no traffic flows backward where the scenario forbids it;
+* every worker can carry its share of its operator's demand at the **current** load times
+  ``1 + headroom``. A plan's per-worker rates are routing weights (backends keep each worker's
+  share of the traffic, as the simulators do): they were chosen for whatever load the policy
+  assumed, so they are rescaled to the current load rather than compared as given;
+* no worker the backend reports as crashed is used.
+
+:class:`FallbackPlanner` is the exact MILP at the current load with ``max_util = 1 /
+(1 + headroom)``, restricted to the workers that are up, with a small penalty on reloading
+models so a fallback does not reshuffle working placements. If even that is infeasible (more
+load than the live workers can carry), it plans for the largest load they sustain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from jbrl.cost import RATE_TOL, evaluate_plan
+from jbrl.plan import Plan
+from jbrl.scenario.model import Scenario
+
+# Rate-dependent checks: replaced by the per-worker coverage check at the current load.
+_RATE_KINDS = {"capacity_short", "capacity_exceeded"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a plan was rejected: a :mod:`jbrl.cost` violation kind (or ``worker_down``)."""
+
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+def scaled(rates: Mapping[str, float], factor: float) -> dict[str, float]:
+    return {k: float(v) * factor for k, v in rates.items()}
+
+
+def check_plan(
+    scenario: Scenario,
+    plan: Plan,
+    load: Mapping[str, float],
+    headroom: float = 0.1,
+    accuracy: float | None = None,
+    down: Iterable[str] = (),
+) -> list[Problem]:
+    """Every reason ``plan`` must not run at source rates ``load`` (empty: accept it)."""
+    problems: list[Problem] = []
+    as_given = evaluate_plan(scenario, plan, load, accuracy)
+    for v in as_given.violations:
+        if v.kind not in _RATE_KINDS:
+            problems.append(Problem(v.kind, v.message))
+    if as_given.invalid:
+        return problems
+    problems.extend(_coverage(scenario, plan, scaled(load, 1.0 + headroom), headroom, accuracy))
+    down_set = set(down)
+    for op, shares in plan.worker_assignment.items():
+        for s in shares:
+            if s.worker in down_set:
+                problems.append(
+                    Problem("worker_down", f"{op!r} is placed on {s.worker!r}, which is down")
+                )
+    return problems
+
+
+def _coverage(
+    scenario: Scenario,
+    plan: Plan,
+    need: Mapping[str, float],
+    headroom: float,
+    accuracy: float | None,
+) -> list[Problem]:
+    """Each worker's share of its operator's demand at ``need`` must fit its capacity.
+
+    Backends route by the plan's weights (explicit rates, or fill order at the design load), so
+    a worker keeps its share of the traffic whatever the load: the plan's rates are weights,
+    and what counts is whether each worker can carry its share of the current load.
+    """
+    out: list[Problem] = []
+    demand = scenario.demand(need)
+    rep = evaluate_plan(scenario, plan, need, accuracy)
+    label = f"at the current load x {1 + headroom:g} (headroom)"
+    for op, ol in rep.operators.items():
+        d = demand[op]
+        if d <= 0:
+            continue
+        if not ol.workers:
+            out.append(
+                Problem("capacity_short", f"{op!r} needs {d:.4g} req/s {label} but has no worker")
+            )
+            continue
+        total = sum(w.rate for w in ol.workers)
+        caps = sum(w.capacity for w in ol.workers)
+        for w in ol.workers:
+            share = w.rate / total if total > 0 else (w.capacity / caps if caps > 0 else 0.0)
+            carry = share * d
+            if carry > w.capacity * (1 + RATE_TOL) + 1e-9:
+                out.append(
+                    Problem(
+                        "capacity_short",
+                        f"{op!r} on {w.worker!r}: its share of the traffic is {carry:.4g} req/s "
+                        f"{label}, above its capacity {w.capacity:.4g} req/s "
+                        f"(operator capacity {caps:.4g}, demand {d:.4g})",
+                    )
+                )
+    return out
+
+
+class FallbackPlanner:
+    """The MILP plan at the current load with headroom, on the workers that are up."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        headroom: float = 0.1,
+        accuracy: float | None = None,
+        time_limit: float = 10.0,
+        reconfig_penalty: float = 0.01,
+    ) -> None:
+        self.scenario = scenario
+        self.headroom = headroom
+        self.accuracy = accuracy
+        self.time_limit = time_limit
+        self.reconfig_penalty = reconfig_penalty
+        self._cache: dict[tuple[object, ...], Plan] = {}
+
+    def plan(
+        self,
+        load: Mapping[str, float],
+        down: Iterable[str] = (),
+        current: Plan | None = None,
+    ) -> tuple[Plan | None, str]:
+        """(plan, how) — ``how`` says which attempt produced it; (None, reason) if none did."""
+        from jbrl.agents.milp import MilpPlanner
+
+        down_set = frozenset(down)
+        workers = [w.name for w in self.scenario.workers if w.name not in down_set]
+        if not workers:
+            return None, "every worker is down"
+        key = (
+            tuple(sorted((k, round(v, 3)) for k, v in load.items())),
+            down_set,
+            None if current is None else current.to_json(None),
+        )
+        if key in self._cache:
+            return self._cache[key], "milp (cached)"
+        base = {
+            "time_limit": self.time_limit,
+            "workers": workers,
+            "current_plan": current,
+            "reconfig_penalty": self.reconfig_penalty if current is not None else 0.0,
+        }
+        for max_util, how in ((1.0 / (1.0 + self.headroom), "milp"), (1.0, "milp (no headroom)")):
+            result = MilpPlanner(max_util=max_util, **base).plan(
+                self.scenario, dict(load), self.accuracy
+            )
+            if result.feasible:
+                self._cache[key] = result.plan
+                if len(self._cache) > 64:
+                    self._cache.pop(next(iter(self._cache)))
+                return result.plan, how
+        # More load than the live workers carry: plan for the most they sustain.
+        probe = MilpPlanner(
+            max_util=1.0, time_limit=self.time_limit, workers=workers, mip_rel_gap=1e-4
+        )
+        target = self.scenario.slo.min_accuracy if self.accuracy is None else self.accuracy
+        mr = probe.max_rate(self.scenario, target, dict(load))
+        if mr.status == "infeasible" or not mr.scale > 0:
+            return None, "no plan meets the accuracy target on the live workers"
+        result = MilpPlanner(max_util=1.0, **base).plan(
+            self.scenario, scaled(load, mr.scale * 0.999), self.accuracy
+        )
+        if not result.feasible:
+            return None, "no plan on the live workers"
+        return result.plan, f"milp at {mr.scale:.3g}x the load (overloaded)"

@@ -1,0 +1,160 @@
+"""Evaluation: a smoke run (short trace, fluid) producing the table, JSON and PNGs; failing
+policies are reported; load-time override; the CLI's exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from jbrl.agents.evaluate import (
+    embedded_traces,
+    evaluate,
+    markdown_table,
+    parse_policies,
+    render_table,
+    resolve_trace,
+    with_load_time,
+    write_plots,
+    write_tensorboard,
+)
+from jbrl.agents.policy import Policy, register_policy
+
+from jbrl.cli import main
+from jbrl.errors import InputError
+from jbrl.scenario import load_scenario
+from jbrl.scenario.traces import generate_trace
+
+POLICIES = ["milp-reactive:headroom=0.2", "milp-static", "autoscaler", "boom"]
+
+
+class BoomPolicy(Policy):
+    """Raises at its second decision: the evaluation must report it, not stop."""
+
+    name = "boom"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def decide(self, state):
+        self.calls += 1
+        if state.current_plan is not None:
+            raise RuntimeError("boom")
+        from jbrl.agents import get_planner
+
+        return get_planner("milp").plan(state.scenario).plan
+
+
+register_policy("boom", BoomPolicy)
+
+
+@pytest.fixture(scope="module")
+def vqa():
+    return load_scenario("vqa")
+
+
+@pytest.fixture(scope="module")
+def ev(vqa):
+    traces = {
+        "ramp": generate_trace("step", 480, seed=1, sources=vqa, params={"low": 0.6, "high": 1.3}),
+        "flat": generate_trace("constant", 300, sources=vqa, params={"level": 0.8}),
+    }
+    return evaluate(vqa, traces, POLICIES, sim="fluid", seeds=2, interval=60.0)
+
+
+def test_smoke_table_json_plots(ev, tmp_path):
+    assert len(ev.runs) == len(POLICIES) * 2 * 2
+    assert {r.policy for r in ev.rows} == set(POLICIES)
+    assert {r.trace for r in ev.summary} == {"all"}
+    reactive = ev.row("milp-reactive:headroom=0.2", "ramp")
+    assert reactive is not None and reactive.errors == 0
+    assert reactive.dollars > 0 and 0 < reactive.slo_attainment <= 1
+    assert reactive.decision_mean_ms > 0 and reactive.decision_max_ms >= reactive.decision_mean_ms
+    assert reactive.dollars_per_1k > 0 and reactive.accuracy >= 70.0
+    flat = ev.row("milp-static", "flat")
+    assert flat is not None and flat.reconfigurations == 0
+    # JSON: standard (no NaN), with rows, summary and per-interval series
+    text = json.dumps(ev.to_dict(), allow_nan=False)
+    data = json.loads(text)
+    assert data["rows"] and data["summary"] and data["runs"][0]["series"]["capacity"]
+    # table renders (rich and Markdown)
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(render_table(ev))
+    out = console.export_text()
+    assert "milp-reactive:headroom=0.2" in out and "all" in out
+    assert "| autoscaler |" in markdown_table(ev)
+    paths = write_plots(ev, tmp_path / "plots")
+    assert len(paths) == 3 * 2
+    assert all(p.suffix == ".png" and p.stat().st_size > 1000 for p in paths)
+
+
+def test_failing_policy_is_reported(ev):
+    boom = [r for r in ev.runs if r.policy == "boom"]
+    assert boom and all(r.error and "boom" in r.error for r in boom)
+    row = ev.row("boom")
+    assert row is not None and row.errors == row.runs
+    assert all(r.error is None for r in ev.runs if r.policy != "boom")
+
+
+def test_tensorboard(ev, tmp_path):
+    pytest.importorskip("tensorboard")
+    root = write_tensorboard(ev, tmp_path / "tb")
+    assert root is not None
+    assert any(p.name.startswith("events.out.tfevents") for p in root.rglob("*"))
+
+
+def test_clairvoyant_only_gets_lookahead(vqa):
+    trace = generate_trace("constant", 120, sources=vqa)
+    ev = evaluate(vqa, {"c": trace}, ["milp-oracle", "milp-reactive:headroom=0"], seeds=1)
+    assert all(r.error is None for r in ev.runs)
+
+
+def test_load_time_override(vqa):
+    s = with_load_time(vqa, 30)
+    assert s.default_load_s == 30
+    assert all(s.load_time(p.operator, p.variant, w.name) == 30 for p in s.profiles[:5]
+               for w in s.workers)  # fmt: skip
+    with pytest.raises(InputError):
+        with_load_time(vqa, -1)
+
+
+def test_inputs(vqa):
+    assert {"diurnal_bursts", "flash_crowd", "step"} <= set(embedded_traces())
+    name, tr = resolve_trace("step", vqa)
+    assert name == "step" and tr.columns == tuple(s.name for s in vqa.sources)
+    with pytest.raises(InputError):
+        resolve_trace("no-such-trace", vqa)
+    assert parse_policies("a, b:x=1,a") == ["a", "b:x=1"]
+    with pytest.raises(InputError):
+        parse_policies(" , ")
+
+
+def test_cli_exit_codes(capsys, tmp_path, vqa):
+    code = main(["evaluate", "--policies", "no-such-policy", "--no-progress"])
+    assert code == 2
+    assert "unknown policy" in capsys.readouterr().err
+    code = main(["evaluate", "--policies", "milp-reactive:headroom=x", "--no-progress"])
+    assert code == 2
+    assert "headroom" in capsys.readouterr().err
+    trace = tmp_path / "t.csv"
+    generate_trace("step", 240, seed=2, step_s=60, params={"low": 0.7, "high": 1.2}).save(trace)
+    out = tmp_path / "ev.json"
+    code = main(
+        ["evaluate", "--trace", str(trace), "--policies", "milp-static,autoscaler", "--sim",
+         "fluid", "--json", str(out), "--plots", str(tmp_path / "p"), "--no-progress"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "plots written" in captured.out
+    data = json.loads(out.read_text())
+    assert {r["policy"] for r in data["summary"]} == {"milp-static", "autoscaler"}
+    assert len(list((tmp_path / "p").glob("*.png"))) == 3
+
+
+def test_probe_policy(vqa, tmp_path):
+    from jbrl.agents.evaluate import probe_policy
+
+    assert probe_policy("milp-static", vqa) is None
+    assert "unknown policy" in (probe_policy("no-such-policy", vqa) or "")
+    assert probe_policy("milp-oracle", vqa)  # clairvoyant: no lookahead in a probe
