@@ -197,6 +197,23 @@ def _paths(obj, prefix=()):
             yield from _paths(v, (*prefix, i))
 
 
+def _mutate(base, mutations):
+    """A deep copy of ``base`` with each (path, delete|replace, junk) applied where it fits."""
+    d = copy.deepcopy(base)
+    for path, action, junk in mutations:
+        parent = d
+        try:
+            for key in path[:-1]:
+                parent = parent[key]
+            if action == "delete":
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = junk
+        except (KeyError, IndexError, TypeError):
+            continue
+    return d
+
+
 BASE = tiny_scenario_dict()
 ALL_PATHS = [p for p in _paths(BASE) if p]
 
@@ -210,18 +227,7 @@ ALL_PATHS = [p for p in _paths(BASE) if p]
     )
 )
 def test_mutated_scenarios_give_only_input_errors(mutations):
-    d = copy.deepcopy(BASE)
-    for path, action, junk in mutations:
-        parent = d
-        try:
-            for key in path[:-1]:
-                parent = parent[key]
-            if action == "delete":
-                del parent[path[-1]]
-            else:
-                parent[path[-1]] = junk
-        except (KeyError, IndexError, TypeError):
-            continue
+    d = _mutate(BASE, mutations)
     try:
         s = scenario_from_dict(d, "m.yaml")
     except InputError as e:
@@ -290,18 +296,7 @@ def test_mutated_plans_give_only_input_errors_or_named_violations(mutations):
     from jbrl.cost import evaluate_plan
     from jbrl.plan import plan_from_dict
 
-    d = copy.deepcopy(PLAN_BASE)
-    for path, action, junk in mutations:
-        parent = d
-        try:
-            for key in path[:-1]:
-                parent = parent[key]
-            if action == "delete":
-                del parent[path[-1]]
-            else:
-                parent[path[-1]] = junk
-        except (KeyError, IndexError, TypeError):
-            continue
+    d = _mutate(PLAN_BASE, mutations)
     try:
         plan = plan_from_dict(d, "p.json")
     except InputError as e:
