@@ -32,6 +32,7 @@ from importlib.metadata import version  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _results import write_section  # noqa: E402  (sibling module of the scripts)
 
 from jbrl.plan import Plan  # noqa: E402
 from jbrl.scenario import Scenario, embedded_scenarios, load_scenario  # noqa: E402
@@ -138,20 +139,6 @@ def machine(cpu: int) -> dict[str, str]:
         "versions": f"numpy {np.__version__}, simpy {version('simpy')}, jbrl {version('jbrl')}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-
-
-def write_section(path: Path, start: str, end: str, body: str) -> None:
-    """Replace the text between ``start`` and ``end`` in ``path`` (append it if absent)."""
-    text = path.read_text("utf-8") if path.exists() else "# Simulators\n"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        _, tail = rest.split(end, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, "utf-8")
 
 
 def main() -> None:

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from _results import write_section  # noqa: E402  (sibling module of the scripts)
+
 from jbrl.plan import Plan
 from jbrl.scenario import Scenario, embedded_scenarios, load_scenario
 from jbrl.sim.agreement import AgreementRow, busiest_utilization, compare, markdown_table
@@ -55,20 +57,6 @@ def cases() -> list[tuple[Scenario, Plan, str]]:
         s = load_scenario("vqa")
         out.append((s, get_planner("milp").plan(s).plan, "the MILP plan for the nominal rates"))
     return out
-
-
-def write_section(path: Path, start: str, end: str, body: str) -> None:
-    """Replace the text between ``start`` and ``end`` in ``path`` (append it if absent)."""
-    text = path.read_text("utf-8") if path.exists() else "# Simulators\n"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        _, tail = rest.split(end, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, "utf-8")
 
 
 def main() -> None:
