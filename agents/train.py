@@ -45,6 +45,7 @@ from jbrl.envs.workload import EVAL_TRACE_SPECS, eval_traces
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jbrl.errors import InputError
+from jbrl.scenario.loader import validation_to_input_error
 from jbrl.scenario.model import Scenario
 
 
@@ -147,11 +148,7 @@ def load_train_config(path: str | Path | dict[str, Any], **overrides: Any) -> Tr
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise InputError(
-            first["msg"], file=file, field=loc or None, value=first.get("input")
-        ) from None
+        raise validation_to_input_error(exc, file) from None
 
 
 # --------------------------------------------------------------------------- environment

@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from jbrl.errors import InputError
+from jbrl.scenario.loader import validation_to_input_error
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import _PARAMS, TRACE_KINDS
 
@@ -186,11 +187,7 @@ def load_env_config(data: str | Path | dict[str, Any] | None, **overrides: Any) 
     try:
         return EnvConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise InputError(
-            first["msg"], file=file, field=loc or None, value=first.get("input")
-        ) from None
+        raise validation_to_input_error(exc, file) from None
 
 
 def with_load_time(scenario: Scenario, seconds: float | None) -> Scenario:
