@@ -84,8 +84,40 @@ class SimConfig:
         return self.timeout_factor * scenario.slo.latency_ms / 1000.0
 
 
+class _RunFigures:
+    """Figures derived the same way for one interval and for a whole run (fields of the
+    dataclasses below: duration, completed, within_slo, dropped, compute/communication dollars)."""
+
+    duration: float
+    completed: float
+    within_slo: float
+    dropped: dict[str, float]
+    compute_dollars: float
+    communication_dollars: float
+
+    @property
+    def dropped_total(self) -> float:
+        return float(sum(self.dropped.values()))
+
+    @property
+    def dollars(self) -> float:
+        return self.compute_dollars + self.communication_dollars
+
+    @property
+    def throughput(self) -> float:
+        """Completed requests per second."""
+        return self.completed / self.duration if self.duration > 0 else 0.0
+
+    @property
+    def slo_attainment(self) -> float:
+        """within_slo / (completed + dropped): a dropped request misses the SLO; NaN when
+        nothing finished."""
+        done = self.completed + self.dropped_total
+        return self.within_slo / done if done > 0 else math.nan
+
+
 @dataclass
-class IntervalMetrics:
+class IntervalMetrics(_RunFigures):
     """What happened in one interval ``[t_start, t_start + duration)``.
 
     Counts are requests (floats: the fluid simulator counts fractions). Latency percentiles are over
@@ -117,28 +149,9 @@ class IntervalMetrics:
         return self.t_start + self.duration
 
     @property
-    def dropped_total(self) -> float:
-        return float(sum(self.dropped.values()))
-
-    @property
-    def dollars(self) -> float:
-        return self.compute_dollars + self.communication_dollars
-
-    @property
-    def throughput(self) -> float:
-        """Completed requests per second."""
-        return self.completed / self.duration if self.duration > 0 else 0.0
-
-    @property
     def goodput(self) -> float:
         """Requests per second completed within the latency bound."""
         return self.within_slo / self.duration if self.duration > 0 else 0.0
-
-    @property
-    def slo_attainment(self) -> float:
-        """within_slo / (completed + dropped); NaN when nothing finished."""
-        done = self.completed + self.dropped_total
-        return self.within_slo / done if done > 0 else math.nan
 
     def accounting_error(self) -> float:
         """``in_flight_start + arrivals - completed - dropped - in_flight`` (0 when it holds)."""
@@ -194,7 +207,7 @@ def latency_summary(latencies_ms: np.ndarray | Sequence[float]) -> dict[str, flo
 
 
 @dataclass
-class Totals:
+class Totals(_RunFigures):
     """Sums over a run (the accounting invariant holds on these too)."""
 
     duration: float
@@ -207,23 +220,6 @@ class Totals:
     communication_dollars: float
     latency_ms: dict[str, float]
     reconfigurations: int
-
-    @property
-    def dropped_total(self) -> float:
-        return float(sum(self.dropped.values()))
-
-    @property
-    def dollars(self) -> float:
-        return self.compute_dollars + self.communication_dollars
-
-    @property
-    def throughput(self) -> float:
-        return self.completed / self.duration if self.duration > 0 else 0.0
-
-    @property
-    def slo_attainment(self) -> float:
-        done = self.completed + self.dropped_total
-        return self.within_slo / done if done > 0 else math.nan
 
     @property
     def dollars_per_hour(self) -> float:
