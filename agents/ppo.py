@@ -21,9 +21,12 @@ import yaml
 from jbrl.agents.policy import ControlState, Policy, register_policy
 from jbrl.envs.config import EnvConfig, load_env_config
 from jbrl.envs.encoding import ActionCodec, ObservationEncoder, ServingSpec, greedy_signature
+from jbrl.envs.ladder import LADDER_FILE, LadderCodec, PlanLadder
+from jbrl.envs.serving import make_codec
 
 from jbrl.errors import InputError
 from jbrl.plan import Plan
+from jbrl.scenario.loader import load_scenario
 from jbrl.scenario.model import Scenario
 
 MODEL_FILE = "model.zip"
@@ -156,11 +159,21 @@ class PpoPolicy(Policy):
     def reset(self, scenario: Scenario, seed: int | None = None) -> None:
         self._scenario = scenario
 
+    def ladder(self, scenario: Scenario | None = None) -> PlanLadder | None:
+        """The plan ladder the policy acts on (``action: ladder``), else None."""
+        if self.env_config.action != "ladder":
+            return None
+        scen = scenario or self._scenario or load_scenario(self.env_config.scenario)
+        return PlanLadder.load(
+            ServingSpec(scen, self.env_config.accuracy), self.folder / LADDER_FILE
+        )
+
     def _tables(self, scenario: Scenario) -> tuple[ActionCodec, ObservationEncoder]:
         if self._codec is None or self._for != id(scenario):
             spec = ServingSpec(scenario, self.env_config.accuracy)
-            codec = ActionCodec(spec)
-            enc = ObservationEncoder(codec, self.env_config.history, self.env_config.day_s)
+            codec = make_codec(spec, self.env_config, self.ladder(scenario))
+            cfg = self.env_config
+            enc = ObservationEncoder(codec, cfg.history, cfg.day_s, cfg.interval_s)
             want = self.model.observation_space.shape[0]
             if enc.size != want or not np.array_equal(
                 codec.nvec, np.asarray(self.model.action_space.nvec)
@@ -180,6 +193,8 @@ class PpoPolicy(Policy):
 
         target = rates * (1.0 + self.env_config.initial_headroom)
         spec = codec.spec
+        if isinstance(codec, LadderCodec):  # the cheapest rung covering the target: no solve
+            return codec.ladder.rungs[codec.ladder.covering(float(np.max(target / spec.nominal)))]
         try:
             res = get_planner("milp", time_limit=10.0).plan(
                 spec.scenario,
@@ -202,7 +217,7 @@ class PpoPolicy(Policy):
             # the first plan as training starts: the MILP for the rates x (1 + initial_headroom)
             return codec.plan_of(self._initial(codec, last), last)
         sig = codec.signature(current)
-        obs = enc.encode(state.time_s, hist or [last], sig, state.last_metrics)
+        obs = enc.encode(state.time_s, hist or [last], sig, state.last_metrics, state.scenario)
         action = self.actor.act(obs, codec.masks())
         plan = codec.decode(action, last, current)
         if plan is current or codec.signature(plan) == sig:

@@ -38,14 +38,17 @@ from jbrl.agents.experts import (
     expert_decider,
     run_episode,
 )
+from jbrl.agents.ladder import build_ladder
 from jbrl.agents.ppo import CONFIG_FILE, MODEL_FILE, NORM_FILE, ObsNormalizer, PpoActor
-from jbrl.envs.config import EnvConfig
+from jbrl.envs.config import EnvConfig, with_load_time
+from jbrl.envs.encoding import ServingSpec
+from jbrl.envs.ladder import LADDER_FILE, PlanLadder
 from jbrl.envs.serving import ServingEnv
 from jbrl.envs.workload import EVAL_TRACE_SPECS, eval_traces
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jbrl.errors import InputError
-from jbrl.scenario.loader import validation_to_input_error
+from jbrl.scenario.loader import load_scenario, validation_to_input_error
 from jbrl.scenario.model import Scenario
 
 
@@ -161,18 +164,41 @@ class Workbench:
     config: TrainConfig
     scenario: Scenario
     cache: MilpCache
+    ladder: PlanLadder | None = None
 
     @classmethod
-    def build(cls, config: TrainConfig) -> Workbench:
-        probe = ServingEnv(config.env)
+    def build(cls, config: TrainConfig, run_dir: Path | None = None) -> Workbench:
+        """Load the scenario; for ``action: ladder`` also the plan ladder: ``env.ladder`` if
+        set (relative to ``run_dir``), else ``run_dir``'s ladder.json (a resumed run), else
+        built with the MILP (:func:`jbrl.agents.ladder.build_ladder`)."""
+        env_cfg = config.env
+        ladder = None
+        if env_cfg.action == "ladder":
+            scenario = with_load_time(load_scenario(env_cfg.scenario), env_cfg.load_time_s)
+            spec = ServingSpec(scenario, env_cfg.accuracy)
+            file = Path(env_cfg.ladder) if env_cfg.ladder else None
+            if file is not None and not file.is_absolute() and run_dir is not None:
+                file = run_dir / file
+            if file is None and run_dir is not None and (run_dir / LADDER_FILE).is_file():
+                file = run_dir / LADDER_FILE
+            if file is not None:
+                ladder = PlanLadder.load(spec, file)
+            else:
+                ladder = build_ladder(scenario, env_cfg.accuracy)
+        probe = ServingEnv(env_cfg, ladder=ladder)
         cache = MilpCache(probe.scenario, probe.codec)
-        return cls(config, probe.scenario, cache)
+        return cls(config, probe.scenario, cache, ladder)
 
     def env(self, **overrides: Any) -> ServingEnv:
         cfg = self.config.env
         if overrides:
             cfg = EnvConfig.model_validate({**cfg.model_dump(), **overrides})
-        return ServingEnv(cfg, scenario_obj=self.scenario, initial_plan=self.cache.initial_plan)
+        return ServingEnv(
+            cfg,
+            scenario_obj=self.scenario,
+            initial_plan=self.cache.initial_plan,
+            ladder=self.ladder,
+        )
 
     def vec_env(self, n: int, seed: int) -> Any:
         from gymnasium.wrappers import TimeLimit
@@ -512,6 +538,8 @@ def _callbacks() -> Any:
                 self.model.save(best / MODEL_FILE)
                 venv.save(str(best / NORM_FILE))
                 shutil.copy(self.run_dir / CONFIG_FILE, best / CONFIG_FILE)
+                if (self.run_dir / LADDER_FILE).is_file():
+                    shutil.copy(self.run_dir / LADDER_FILE, best / LADDER_FILE)
                 self.logger.record("eval/best_score", score)
             self.logger.dump(self.num_timesteps)
 
@@ -595,7 +623,10 @@ def train(
     say(f"run folder {run_dir}")
 
     say("preparing the scenario and the MILP cache ...")
-    bench = Workbench.build(config)
+    bench = Workbench.build(config, run_dir)
+    if bench.ladder is not None:
+        bench.ladder.save(run_dir / LADDER_FILE)
+        say(f"plan ladder: {len(bench.ladder)} rungs ({run_dir / LADDER_FILE})")
     venv = bench.vec_env(config.n_envs, config.seed)
     hp = config.ppo
     logger = configure(str(run_dir), ["tensorboard", "csv"] + (["stdout"] if verbose else []))

@@ -147,6 +147,12 @@ class EnvConfig(_Frozen):
     history: Annotated[int, Field(ge=1, le=64)] = 8
     load_time_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     accuracy: Number | None = Field(None, description="Accuracy target (default: the SLO's).")
+    load_time_mix: list[Annotated[float, Field(ge=0, allow_inf_nan=False)] | None] = Field(
+        default_factory=list,
+        description="Training only: each episode forces every model load time to one of these "
+        "seconds, drawn uniformly (null: the scenario's own, or load_time_s), so one policy "
+        "learns both quick and slow reconfiguration; the observation carries the load time.",
+    )
     initial_headroom: Annotated[float, Field(ge=0, le=5)] = 0.3
     day_s: Annotated[float, Field(gt=0)] = 86400.0
     max_scale: Annotated[float, Field(gt=0)] = Field(
@@ -157,6 +163,17 @@ class EnvConfig(_Frozen):
         description="Training only: lognormal noise (sigma) on the measured parts of the "
         "observation (utilization, backlog, last interval), so that a policy trained on the "
         "smooth fluid model also reads the noisier request-level simulator and real metrics.",
+    )
+    action: Literal["workers", "ladder"] = Field(
+        "workers",
+        description="Action design: 'workers' (a variant combination and an operator per "
+        "worker) or 'ladder' (one of a ladder of complete plans ordered by capacity, or keep; "
+        "see jbrl.envs.ladder).",
+    )
+    ladder: str | None = Field(
+        None,
+        description="Ladder JSON (action 'ladder'); relative paths are read from the config's "
+        "folder. None: a ladder passed to the env, else one built by the greedy planner.",
     )
     reward: RewardWeights = Field(default_factory=RewardWeights)
     traces: list[TraceComponent] = Field(default_factory=default_traces, min_length=1)
@@ -183,6 +200,8 @@ def load_env_config(data: str | Path | dict[str, Any] | None, **overrides: Any) 
             raise InputError(f"cannot read YAML: {exc}", file=file) from None
         if not isinstance(raw, dict):
             raise InputError("an env config must be a YAML mapping", file=file, value=raw)
+    if file != "<env config>" and isinstance(raw.get("ladder"), str):
+        raw["ladder"] = str(Path(data).parent / raw["ladder"])  # type: ignore[arg-type]
     raw.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return EnvConfig.model_validate(raw)

@@ -394,11 +394,14 @@ class ActionCodec:
 class ObservationEncoder:
     """The observation vector (see :class:`~jbrl.envs.serving.ServingEnv` for the table)."""
 
-    def __init__(self, codec: ActionCodec, history: int, day_s: float = 86400.0) -> None:
+    def __init__(
+        self, codec: ActionCodec, history: int, day_s: float = 86400.0, interval_s: float = 60.0
+    ) -> None:
         self.codec = codec
         self.spec = codec.spec
         self.history = history
         self.day_s = day_s
+        self.interval_s = interval_s
         s = self.spec
         ns, no, nw, nc = len(s.sources), len(s.ops), len(s.workers), len(s.combos)
         self.sizes = {
@@ -410,6 +413,7 @@ class ObservationEncoder:
             "capacity_vs_nominal": no,
             "utilization": no,
             "backlog": no,
+            "load_time": 1,
             "last_interval": 4,
         }
         self.size = int(sum(self.sizes.values()))
@@ -428,9 +432,11 @@ class ObservationEncoder:
         rate_history: Sequence[np.ndarray | Mapping[str, float]],
         plan: Plan | PlanSignature,
         last: IntervalMetrics | None,
+        scenario: Scenario | None = None,
     ) -> np.ndarray:
         """``rate_history``: observed source rates of past intervals, oldest first (may be
-        empty: then the nominal rates stand in)."""
+        empty: then the nominal rates stand in). ``scenario``: the one being served, when its
+        model load times differ from the spec's (e.g. ``--load-time 30``)."""
         s = self.spec
         ns, no, nw = len(s.sources), len(s.ops), len(s.workers)
         parts: list[np.ndarray] = []
@@ -468,11 +474,21 @@ class ObservationEncoder:
             extra[2] = len(last.reconfigured) / max(nw, 1)
         parts.append(np.clip(util, 0.0, 2.0))
         parts.append(np.log1p(np.maximum(backlog, 0.0) / s.nominal_demand))
+        load_s = max_load_s(scenario if scenario is not None else s.scenario)
+        parts.append(np.array([min(load_s / self.interval_s, 2.0)]))
         parts.append(extra)
         obs = np.concatenate(parts).astype(np.float32)
         np.clip(obs, OBS_LOW, OBS_HIGH, out=obs)
         del ns
         return obs
+
+
+def max_load_s(scenario: Scenario) -> float:
+    """The longest model load time of ``scenario`` (s): what a reconfiguration may cost."""
+    times = [
+        p.load_s if p.load_s is not None else scenario.default_load_s for p in scenario.profiles
+    ]
+    return float(max(times, default=scenario.default_load_s))
 
 
 def greedy_signature(codec: ActionCodec, target_rates: np.ndarray) -> PlanSignature:

@@ -20,6 +20,7 @@ from jbrl.envs.encoding import (
     ServingSpec,
     greedy_signature,
 )
+from jbrl.envs.ladder import LadderCodec, PlanLadder
 from jbrl.envs.workload import sample_trace
 
 from jbrl.plan import Plan
@@ -30,6 +31,16 @@ from jbrl.sim import SimConfig, Simulator, make_simulator
 from jbrl.sim.base import IntervalMetrics
 
 InitialPlan = Callable[[Scenario, dict[str, float]], Plan]
+
+
+def make_codec(spec: ServingSpec, cfg: EnvConfig, ladder: PlanLadder | None = None) -> ActionCodec:
+    """The action codec of ``cfg.action``: per-worker, or a plan ladder (``ladder`` if given,
+    else ``cfg.ladder``'s file, else one built by the greedy planner)."""
+    if cfg.action == "workers":
+        return ActionCodec(spec)
+    if ladder is None:
+        ladder = PlanLadder.load(spec, cfg.ladder) if cfg.ladder else PlanLadder.greedy(spec)
+    return LadderCodec(spec, ladder)
 
 
 class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -59,6 +70,12 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
     | 1        | variant combination, index among those meeting the accuracy target       |
     | 2 + w    | worker w: 0 idle, k runs operator k-1 (topological order)                 |
 
+    With ``action: ladder`` (:mod:`jbrl.envs.ladder`) the action is instead
+    ``MultiDiscrete([n_rungs + 1])``: 0 keeps the current plan, ``1 + j`` deploys rung ``j`` of a
+    ladder of complete plans (variant combination and placement) ordered by the load they cover,
+    each the cheapest for its load level (MILP-built by ``jbrl train``; the env's greedy planner
+    when no ladder is given); every choice is valid, so the mask is all true.
+
     :meth:`action_masks` masks, per dimension, operators without any profile on a worker or on a
     tier below their inputs (backward traffic), and combinations that cannot be placed. What
     independent masks cannot express is repaired when decoding (:class:`ActionCodec`): a worker
@@ -82,6 +99,7 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
     | capacity_vs_nominal | n_ops            | plan capacity / nominal demand, <= 4              |
     | utilization         | n_ops            | last interval's mean worker utilisation, <= 2     |
     | backlog             | n_ops            | log(1 + queued tasks / nominal demand)            |
+    | load_time           | 1                | longest model load time / interval, <= 2          |
     | last_interval       | 4                | SLO attainment, $/h / price of all workers,       |
     |                     |                  | workers reconfigured / n_workers, plan $/h / all  |
 
@@ -117,7 +135,8 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
-    * v0: initial version.
+    * v0: initial version (``action: workers``; ``action: ladder`` added without changing the
+      default).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
@@ -129,6 +148,7 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         *,
         scenario_obj: Scenario | None = None,
         initial_plan: InitialPlan | None = None,
+        ladder: PlanLadder | None = None,
         **overrides: Any,
     ) -> None:
         if isinstance(config, EnvConfig):
@@ -142,9 +162,12 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.config = cfg
         base = scenario_obj if scenario_obj is not None else load_scenario(cfg.scenario)
         self.scenario = with_load_time(base, cfg.load_time_s)
+        self._variants = {
+            x: (self.scenario if x is None else with_load_time(base, x)) for x in cfg.load_time_mix
+        }
         self.serving = ServingSpec(self.scenario, cfg.accuracy)
-        self.codec = ActionCodec(self.serving)
-        self.encoder = ObservationEncoder(self.codec, cfg.history, cfg.day_s)
+        self.codec = make_codec(self.serving, cfg, ladder)
+        self.encoder = ObservationEncoder(self.codec, cfg.history, cfg.day_s, cfg.interval_s)
         self.initial_plan = initial_plan
         self.render_mode = render_mode
         self.action_space = spaces.MultiDiscrete(self.codec.nvec)
@@ -175,6 +198,9 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         else:
             self.trace_info = {"file": getattr(trace, "file", None)}
+        if self._variants:
+            keys = list(self._variants)
+            self.scenario = self._variants[keys[int(self.np_random.integers(len(keys)))]]
         self.trace = trace.for_scenario(self.scenario)
         rates0 = np.asarray(self.trace.array_at(0.0), dtype=float)
         target = rates0 * (1.0 + cfg.initial_headroom)
@@ -258,7 +284,9 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _obs(self) -> np.ndarray:
         assert self.sig is not None
-        obs = self.encoder.encode(self.time_s, self.rate_history, self.sig, self.last)
+        obs = self.encoder.encode(
+            self.time_s, self.rate_history, self.sig, self.last, self.scenario
+        )
         sigma = self.config.obs_noise
         if sigma > 0 and self.last is not None:
             m = self.encoder.measured

@@ -65,7 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     for load_time in args.load_time:
         lt = None if load_time == "default" else float(load_time)
         for sim in args.sim:
-            env = ServingEnv(policy.env_config, simulator=sim, load_time_s=lt, obs_noise=0.0)
+            env = ServingEnv(
+                policy.env_config,
+                simulator=sim,
+                load_time_s=lt,
+                obs_noise=0.0,
+                load_time_mix=[],
+                ladder=policy.ladder(),
+            )
             cache = MilpCache(env.scenario, env.codec)
             env.initial_plan = cache.initial_plan
             traces = eval_traces(env.scenario, args.duration, seed=0)

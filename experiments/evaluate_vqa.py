@@ -66,7 +66,8 @@ class Args:
     headrooms: str = "0,0.05,0.1,0.2,0.3,0.5"
     """MILP-reactive headrooms"""
     baselines: str = (
-        "milp-hysteresis,milp-hysteresis:headroom=0.2,milp-oracle,milp-static,jellybean,"
+        "milp-hysteresis,milp-hysteresis:headroom=0.2,milp-oracle,milp-oracle:max_util=0.9,"
+        "milp-oracle:max_util=0.8,milp-oracle:max_util=0.7,milp-static,jellybean,"
         "jellybean-reactive:headroom=0.2,autoscaler"
     )
     """the other policies (comma-separated specs)"""
@@ -199,6 +200,20 @@ def checks(ev: Evaluation, reactive: list[str]) -> list[str]:
         f"- MILP-oracle: ${oracle:.3f} per seed over all traces (worst trace "
         f"{100 * worst('milp-oracle'):.2f} %, worst run {100 * worst_run('milp-oracle'):.2f} %)."
     )
+    # the oracle plans each worker up to its full capacity, where queueing alone misses the
+    # latency bound; a lower max_util is the same clairvoyant planner with latency headroom
+    oracles = [p for p in ev.policies if p.startswith("milp-oracle")]
+    ok_oracles = [p for p in oracles if worst(p) >= 0.99]
+    calibrated = min(ok_oracles, key=dollars) if ok_oracles else None
+    if calibrated is None:
+        lines.append(
+            "- No MILP-oracle setting (" + ", ".join(oracles) + ") reaches 99 % on every trace."
+        )
+    else:
+        lines.append(
+            f"- Cheapest clairvoyant reference reaching 99 % on every trace: {calibrated} "
+            f"(${dollars(calibrated):.3f}, worst trace {100 * worst(calibrated):.2f} %)."
+        )
     if cheapest is None:
         lines.append(
             "- No MILP-reactive headroom reaches 99 % attainment on every trace; the best is "
@@ -234,6 +249,14 @@ def checks(ev: Evaluation, reactive: list[str]) -> list[str]:
             "at most 5 % more dollars than MILP-oracle",
             ppo.dollars <= 1.05 * oracle,
             f"{ppo.dollars / oracle - 1:+.1%}",
+        ),
+        (
+            "at most 5 % more dollars than the cheapest MILP-oracle setting at 99 % (not an "
+            "issue goal: the oracle with latency headroom)",
+            calibrated is not None and ppo.dollars <= 1.05 * dollars(calibrated),
+            "no oracle setting reaches 99 %"
+            if calibrated is None
+            else f"{ppo.dollars / dollars(calibrated) - 1:+.1%} vs {calibrated}",
         ),
         (
             "at least 10 % cheaper than the cheapest MILP-reactive at 99 %",

@@ -231,6 +231,28 @@ def test_load_time_override(tiny: Scenario) -> None:
     assert with_load_time(tiny, None) is tiny
 
 
+def test_load_time_mix_draws_per_episode_and_is_observed(tiny: Scenario) -> None:
+    """Training with ``load_time_mix``: each episode serves one of the load-time variants, and
+    the observation's load_time feature (longest load / interval) tells them apart."""
+    from jbrl.envs.encoding import max_load_s
+
+    env = tiny_env(tiny, load_time_mix=[None, 30.0])
+    i = list(env.encoder.sizes).index("load_time")
+    at = sum(list(env.encoder.sizes.values())[:i])
+    seen = {}
+    for seed in range(12):
+        obs, _ = env.reset(seed=seed)
+        seen[max_load_s(env.scenario)] = float(obs[at])
+    assert set(seen) == {max_load_s(tiny), 30.0}
+    assert seen[30.0] == pytest.approx(0.5)  # 30 s of a 60 s interval
+    assert seen[max_load_s(tiny)] == pytest.approx(max_load_s(tiny) / 60.0, abs=1e-6)
+    # same seed, same draw
+    env.reset(seed=3)
+    first = env.scenario
+    env.reset(seed=3)
+    assert env.scenario is first
+
+
 def test_product_trace_and_eval_traces_are_seeded() -> None:
     a = product_trace(["diurnal", "bursty"], {"bursty.burst": 1.3, "mean": 1.0}, 3600, 5)
     b = product_trace(["diurnal", "bursty"], {"bursty.burst": 1.3, "mean": 1.0}, 3600, 5)

@@ -66,6 +66,32 @@ def test_train_smoke_resume_and_policy(tmp_path: Path, tiny: Scenario) -> None:
     assert not report.invalid
 
 
+def test_train_with_plan_ladder(tmp_path: Path, tiny: Scenario) -> None:
+    """``action: ladder``: the MILP ladder is saved with the run (and its best model) and the
+    policy loaded from the folder decides on the same rungs."""
+    raw = smoke_config(tmp_path, tiny)
+    raw["env"]["action"] = "ladder"
+    raw["total_timesteps"] = 128
+    run = train(load_train_config(raw), progress_bar=False)
+    assert (run / "ladder.json").is_file() and (run / "best" / "ladder.json").is_file()
+    policy = get_policy(f"ppo:path={run / 'best'}", scenario=tiny)
+    assert isinstance(policy, PpoPolicy)
+    plan = policy.decide(ControlState(scenario=tiny, time_s=0.0, interval_s=60.0))
+    for i in range(5):
+        rates = {"cam": 4.0 + 4.0 * i}
+        state = ControlState(
+            scenario=tiny,
+            time_s=60.0 * (i + 1),
+            interval_s=60.0,
+            current_plan=plan,
+            rate_history=[rates],
+        )
+        plan = policy.decide(state)
+        assert not evaluate_plan(tiny, plan, rates, accuracy_target=65.0).invalid
+        codec = policy._tables(tiny)[0]
+        assert codec.is_rung(codec.signature(plan))
+
+
 def test_train_config_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="n_envs"):
         load_train_config({"n_envs": "many"})
