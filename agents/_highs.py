@@ -54,6 +54,27 @@ def new_highs() -> highspy.Highs:
     return h
 
 
+_scheduler_threads: int | None = None
+"""The ``threads`` option of the last run in this process (0: HiGHS's choice)."""
+
+
+def run_highs(h: highspy.Highs, threads: int | None = None) -> None:
+    """``h.run()``, raising on a HiGHS error instead of returning a status that reads as
+    "infeasible".
+
+    HiGHS starts one global task scheduler per process with the first run's thread count and
+    refuses a later run asking for another count (an error status, no solve). A change of
+    ``threads`` between runs therefore resets the scheduler first.
+    """
+    global _scheduler_threads
+    want = int(threads or 0)
+    if _scheduler_threads is not None and want != _scheduler_threads:
+        highspy.Highs.resetGlobalScheduler(True)
+    _scheduler_threads = want
+    if h.run() == highspy.HighsStatus.kError:
+        raise RuntimeError(f"HiGHS failed to solve (threads={want}); see HiGHS's log")
+
+
 @functools.lru_cache(maxsize=65536)
 def _safe_part(part: str) -> str:
     return _UNSAFE.sub("_", part)

@@ -46,7 +46,7 @@ from typing import Any
 
 import highspy
 import numpy as np
-from jbrl.agents._highs import INF, LinearModel, safe_name
+from jbrl.agents._highs import INF, LinearModel, run_highs, safe_name
 from jbrl.agents.base import PlanResult, Status, finish, full_rates, target_accuracy
 from jbrl.agents.groups import GroupLinks, WorkerGroup, group_links, worker_groups
 
@@ -198,7 +198,7 @@ class MilpPlanner:
             and h.writeModel(str(self.write_model)) == highspy.HighsStatus.kError
         ):
             raise InputError("cannot write the model file", file=str(self.write_model))
-        h.run()
+        run_highs(h, self.threads)
         status, gap = _status(h, built.lm.num_integer > 0)
         if status is None:
             ms = h.getModelStatus()
@@ -264,7 +264,7 @@ class MilpPlanner:
         demand = scenario.demand(base)
         built = self._build(scenario, demand, combos, None, scale_mode=True)
         h = built.lm.to_highs(self._options())
-        h.run()
+        run_highs(h, self.threads)
         status, _ = _status(h, built.lm.num_integer > 0)
         if status is None or built.lam is None:
             return MaxRate(

@@ -401,3 +401,14 @@ def test_thousand_workers_within_one_percent():
     res = MilpPlanner(time_limit=60.0, mip_rel_gap=0.01).plan(s)
     assert res.feasible and res.gap is not None and res.gap <= 0.01
     assert evaluate_plan(s, res.plan).violations == []
+
+
+def test_thread_count_may_change_between_solves(tiny: Scenario) -> None:
+    """HiGHS keeps one task scheduler per process; asking for another thread count after a
+    solve used to fail the run, which read as "infeasible". Now every count solves alike."""
+    costs = []
+    for threads in (None, 1, 2, 1):
+        res = MilpPlanner(threads=threads).plan(tiny, accuracy=65.0)
+        assert res.status == "optimal", threads
+        costs.append(res.total_cost)
+    assert max(costs) == pytest.approx(min(costs), rel=1e-9)
