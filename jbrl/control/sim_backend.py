@@ -37,29 +37,6 @@ from jbrl.sim.des import DesSimulator
 from jbrl.sim.faults import FaultSchedule
 
 
-class _ObservedDes(DesSimulator):
-    """The DES plus what an operator of a live system would see: every request's latency and
-    each worker's queue and health. (Reads the simulator's worker records; a public accessor in
-    :mod:`jbrl.sim.des` would make this subclass unnecessary.)"""
-
-    def advance(self, seconds: float, rates: Any) -> IntervalMetrics:
-        m = super().advance(seconds, rates)
-        self.last_latencies = list(self._iv_latencies)
-        return m
-
-    def worker_queues(self) -> dict[str, float]:
-        assert self.compiled is not None
-        return {
-            self.compiled.workers[w.idx]: float(len(w.heap) + (1 if w.busy else 0))
-            for w in self.workers
-            if w.op >= 0 or w.heap
-        }
-
-    def down_workers(self) -> frozenset[str]:
-        assert self.compiled is not None
-        return frozenset(self.compiled.workers[w.idx] for w in self.workers if w.down)
-
-
 class SimBackend(Backend):
     """Discrete-event simulation in (accelerated) wall-clock time. See the module docstring.
 
@@ -92,7 +69,7 @@ class SimBackend(Backend):
         self.trace = tr
         self.faults = faults
         self.seed = seed
-        self.sim = _ObservedDes(config or SimConfig())
+        self.sim = DesSimulator(config or SimConfig())
         self.max_step_s = max_step_s
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -140,7 +117,7 @@ class SimBackend(Backend):
                 m = self.sim.advance(step, pieces)
                 m.t_start += self._t0
                 self._parts.append(m)
-                self._latencies.extend(self.sim.last_latencies)
+                self._latencies.extend(self.sim.interval_latencies())
 
     # ------------------------------------------------------------------ interface
 

@@ -738,3 +738,24 @@ class DesSimulator(Simulator):
     @property
     def in_flight(self) -> float:
         return float(self.arrived - self.completed - sum(self.dropped.values()))
+
+    # ------------------------------------------------------------------ observation
+
+    def interval_latencies(self) -> list[float]:
+        """End-to-end latency (ms) of every request completed in the last :meth:`advance`:
+        what a live system's request log shows (the online controller's sim backend reads it)."""
+        return list(self._iv_latencies)
+
+    def worker_queues(self) -> dict[str, float]:
+        """Requests queued or in service per worker that runs an operator or still holds work."""
+        assert self.compiled is not None, "call reset() first"
+        return {
+            self.compiled.workers[w.idx]: float(len(w.heap) + (1 if w.busy else 0))
+            for w in self.workers
+            if w.op >= 0 or w.heap
+        }
+
+    def down_workers(self) -> frozenset[str]:
+        """Workers crashed now (a fault schedule's crash; workers loading a model are not listed)."""
+        assert self.compiled is not None, "call reset() first"
+        return frozenset(self.compiled.workers[w.idx] for w in self.workers if w.down)
