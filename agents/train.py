@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from jbrl.errors import InputError
 from jbrl.scenario.loader import load_scenario, validation_to_input_error
 from jbrl.scenario.model import Scenario
+from jbrl.scenario.traces import Trace
 
 
 class _Frozen(BaseModel):
@@ -484,8 +485,16 @@ def _callbacks() -> Any:
             self.best = math.inf
             ev = bench.config.eval
             assert ev is not None
-            self.traces = eval_traces(bench.scenario, ev.duration_s, ev.seed, ev.traces)
-            self.env = bench.env(obs_noise=0.0)
+            traces = eval_traces(bench.scenario, ev.duration_s, ev.seed, ev.traces)
+            # with a load-time mix, every validation trace runs once per load-time setting
+            cfg = bench.config.env
+            mix = cfg.load_time_mix or [cfg.load_time_s]
+            self.runs: dict[str, tuple[ServingEnv, Trace]] = {}
+            for x in dict.fromkeys(mix):
+                env = bench.env(obs_noise=0.0, load_time_mix=[], load_time_s=x)
+                for name, tr in traces.items():
+                    key = name if len(mix) == 1 else f"{name}@{'own' if x is None else f'{x:g}s'}"
+                    self.runs[key] = (env, tr)
             self.reactive: dict[str, EpisodeFigures] = {}
 
         def _score(self, f: EpisodeFigures) -> float:
@@ -497,9 +506,9 @@ def _callbacks() -> Any:
             ev = self.bench.config.eval
             assert ev is not None
             self.next_at = self.num_timesteps
-            for name, tr in self.traces.items():
+            for name, (env, tr) in self.runs.items():
                 ex = Reactive(self.bench.cache, ev.reactive_headroom)
-                self.reactive[name] = run_episode(self.env, expert_decider(ex), tr)
+                self.reactive[name] = run_episode(env, expert_decider(ex), tr)
 
         def _on_step(self) -> bool:
             if self.num_timesteps >= self.next_at:
@@ -513,12 +522,12 @@ def _callbacks() -> Any:
         def evaluate(self) -> None:
             venv = self.model.get_env()
             actor = PpoActor(self.model, ObsNormalizer.of(venv))
-            mask = self.env.codec.masks()
             scores = []
             keys = ("cost_per_hour", "slo_attainment", "accuracy", "reconfigurations")
             means: dict[str, list[float]] = {k: [] for k in keys}
-            for name, tr in self.traces.items():
-                f = run_episode(self.env, lambda _e, o: actor.act(o, mask), tr)
+            for name, (env, tr) in self.runs.items():
+                mask = env.codec.masks()
+                f = run_episode(env, lambda _e, o, m=mask: actor.act(o, m), tr)
                 scores.append(self._score(f))
                 for key, val in f.to_dict().items():
                     if key in keys:

@@ -64,10 +64,13 @@ class Args:
     load_time: float = 30.0
     """the forced model load time of the second setting (s)"""
     headrooms: str = "0,0.05,0.1,0.2,0.3,0.5"
-    """MILP-reactive headrooms"""
+    """MILP-reactive headrooms (the issue's list: the acceptance checks use these)"""
+    extra_headrooms: str = "0.75,1"
+    """more MILP-reactive headrooms, reported for context only"""
     baselines: str = (
         "milp-hysteresis,milp-hysteresis:headroom=0.2,milp-oracle,milp-oracle:max_util=0.9,"
-        "milp-oracle:max_util=0.8,milp-oracle:max_util=0.7,milp-static,jellybean,"
+        "milp-oracle:max_util=0.85,milp-oracle:max_util=0.8,milp-oracle:max_util=0.75,"
+        "milp-oracle:max_util=0.7,milp-static,jellybean,"
         "jellybean-reactive:headroom=0.2,autoscaler"
     )
     """the other policies (comma-separated specs)"""
@@ -214,6 +217,21 @@ def checks(ev: Evaluation, reactive: list[str]) -> list[str]:
             f"- Cheapest clairvoyant reference reaching 99 % on every trace: {calibrated} "
             f"(${dollars(calibrated):.3f}, worst trace {100 * worst(calibrated):.2f} %)."
         )
+    beyond = [p for p in ev.policies if p.startswith("milp-reactive:") and p not in reactive]
+    ok_beyond = [p for p in beyond if worst(p) >= 0.99]
+    if beyond:
+        lines.append(
+            "- Context (headrooms beyond the issue's list): "
+            + "; ".join(
+                f"{p} ${dollars(p):.3f}, worst trace {100 * worst(p):.2f} %" for p in beyond
+            )
+            + (
+                f"; PPO vs the cheapest of these at 99 % ({min(ok_beyond, key=dollars)}): "
+                f"{dollars('ppo') / dollars(min(ok_beyond, key=dollars)) - 1:+.1%}."
+                if ok_beyond and "ppo" in ev.policies
+                else "."
+            )
+        )
     if cheapest is None:
         lines.append(
             "- No MILP-reactive headroom reaches 99 % attainment on every trace; the best is "
@@ -298,7 +316,8 @@ def main() -> int:
     host = machine()
     base = load_scenario(args.scenario)
     reactive = [f"milp-reactive:headroom={h.strip()}" for h in args.headrooms.split(",") if h]
-    specs = reactive + [p.strip() for p in args.baselines.split(",") if p.strip()]
+    extra = [f"milp-reactive:headroom={h.strip()}" for h in args.extra_headrooms.split(",") if h]
+    specs = reactive + extra + [p.strip() for p in args.baselines.split(",") if p.strip()]
     note = ""
     if args.ppo:  # the shipped policy joins when it loads and decides on this scenario
         why = probe_policy("ppo", base, args.interval)
@@ -433,6 +452,11 @@ POLICY_NOTES = """\
   >= 99 % (with the scenario's and with 30 s load times), tuned in the fluid simulator on
   training-distribution traces, never on these. `headroom=0.2` is the same rule leaning to cost.
 - **milp-oracle** re-solves on the true peak of the coming interval (reactive keep rule).
+  `max_util=u` plans every worker to at most u of its capacity (1000 / p90 ms req/s): the same
+  clairvoyant planner with latency headroom, since at full capacity queueing alone pushes
+  requests past the latency bound.
+- **ppo** the shipped policy (`configs/policies/vqa/`): picks one of a MILP-built ladder of plans
+  or keeps its plan; trained with both load-time settings (see its README).
 - **milp-static** one MILP plan for the trace's peak; **jellybean** the same with JellyBean's
   heuristic (which sustains less load than the MILP: beyond its reach it plans for the largest
   load it can place); **jellybean-reactive** milp-reactive with the heuristic.

@@ -71,9 +71,13 @@ def test_train_with_plan_ladder(tmp_path: Path, tiny: Scenario) -> None:
     policy loaded from the folder decides on the same rungs."""
     raw = smoke_config(tmp_path, tiny)
     raw["env"]["action"] = "ladder"
+    raw["env"]["load_time_mix"] = [None, 30]
     raw["total_timesteps"] = 128
     run = train(load_train_config(raw), progress_bar=False)
     assert (run / "ladder.json").is_file() and (run / "best" / "ladder.json").is_file()
+    # validation runs every trace in both load-time settings
+    header = (run / "progress.csv").read_text().splitlines()[0]
+    assert "eval/step@own/slo_attainment" in header and "eval/step@30s/slo_attainment" in header
     policy = get_policy(f"ppo:path={run / 'best'}", scenario=tiny)
     assert isinstance(policy, PpoPolicy)
     plan = policy.decide(ControlState(scenario=tiny, time_s=0.0, interval_s=60.0))
