@@ -43,9 +43,10 @@ beyond the grid are rough.
 
 from __future__ import annotations
 
+import array
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,19 @@ except ImportError:  # pragma: no cover - numpy 1.x
 
 _Y_CAP = 0.98  # utilisation above which extra mean wait counts as deterministic backlog
 _QUANTILES = np.array([0.5, 0.95, 0.99])
+_NO_DROPS = empty_drops()  # copied: a dict copy is cheaper than building one
+_CLIP_LO, _CLIP_HI = np.array(-60.0), np.array(0.0)  # 0-d arrays: no conversion per clip call
+_new_object = object.__new__
+
+# per source mix (FluidSimulator._structure): tasks per request c and terminal fractions tau per
+# operator, joinable fractions per input edge, terminal (v, tau, c) with tau, c > 0, (v, tau > 0)
+_Struct = tuple[
+    list[float],
+    list[float],
+    list[list[float]],
+    list[tuple[int, float, float]],
+    list[tuple[int, float]],
+]
 
 
 @dataclass
@@ -87,9 +101,9 @@ class _OpSpec:
     in_edges: list[tuple[int, int, float, float]]  # (edge index, u, ratio, kb)
     join: bool
     lat_pos: list[int]  # position in the latency mixture, -1 if no share
-    # zipped (worker, share, mu, service SCV, m, lat_pos, m + inbound transfer, and the arrival
-    # SCV terms of ca_pairs), for speed
-    rows: list[tuple[int, float, float, float, float, int, float, float, Any]] | None = None
+    # zipped (worker, share, mu, service SCV, m, 2 lat_pos (-1 if no share), position in
+    # _State.wext, m + inbound transfer, and the arrival SCV terms of ca_pairs), for speed
+    rows: list[tuple[int, float, float, float, float, int, int, float, float, Any]] | None = None
     # per row: arrival SCV = const + sum(coef * departure SCV of sender worker) when the
     # primary input (the one whose routing picks the worker) dominates the timing
     ca_pairs: list[tuple[float, list[tuple[int, float]]]] | None = None
@@ -104,17 +118,59 @@ class _State:
     wmix: np.ndarray  # (n_ops, n_dep) operator shares
     base_op: np.ndarray  # (n_ops, N) wmix @ G: sojourn CDF when nobody waits
     omg: np.ndarray  # (n_dep, N) 1 - G, G = P(service + inbound transfer <= t)
-    ngms: np.ndarray  # (n_dep, N) (mean service + inbound transfer) - grid
     comm: list[float]  # $ per v-task on each edge (mean over senders, by share)
-    buf_par: np.ndarray  # scratch: (3 n_dep,)
-    buf_g: np.ndarray  # scratch: (n_dep, N)
-    buf_wm: np.ndarray  # scratch: (n_ops, n_dep)
-    views: tuple[np.ndarray, np.ndarray, np.ndarray] = ()  # type: ignore[assignment]
+    # per operator, what _step reads, unpacked in one go (attribute look-ups and tuple indexing
+    # cost more than the arithmetic): (join, first input's edge index, sender (-1 - source index
+    # for a source), ratio, inputs as (position, edge index, sender, ratio), rows, workers)
+    steps: list[
+        tuple[
+            bool,
+            int,
+            int,
+            float,
+            list[tuple[int, int, int, float]],
+            list[tuple[int, float, float, float, float, int, int, float, float, Any]],
+            list[int],
+        ]
+    ] = field(init=False)
+
+    # latency scratch (see FluidSimulator._latency): small numpy calls cost mostly overhead, so
+    # nothing is allocated per step but the result
+    par: array.array[float] = field(init=False)  # (alpha, 1 / E) per dep worker
+    par_zero: array.array[float] = field(init=False)  # par with every entry 0
+    par_np: np.ndarray = field(init=False)  # (n_dep, 2) view of par
+    buf_g: np.ndarray = field(init=False)  # (n_dep, N) exponent, then exp
+    stack: np.ndarray = field(init=False)  # (n_dep + n_ops, N): 1 - G - exp; base_op
+    stack_top: np.ndarray = field(init=False)  # (n_dep, N) view of stack: 1 - G - exp
+    wext: array.array[float] = field(init=False)  # (n_ops, n_dep + n_ops), row-major
+    wext_zero: array.array[float] = field(init=False)  # wext with y = 0
+    wext_np: np.ndarray = field(init=False)  # view of wext: [wmix * y | I]
 
     def __post_init__(self) -> None:
-        nd = len(self.dep_workers)
-        p = self.buf_par
-        self.views = (p[:nd], p[nd : 2 * nd, None], p[2 * nd :, None])  # y, D, 1/E
+        steps = []
+        for o in self.ops:
+            e0, u0, r0, _kb = o.in_edges[0]
+            ins = [(i, e, u, r) for i, (e, u, r, _kb) in enumerate(o.in_edges)]
+            steps.append((o.join, e0, u0, r0, ins, o.rows or [], o.workers))
+        self.steps = steps
+        nd, (n_ops, n) = len(self.dep_workers), self.base_op.shape
+        # _step writes the parameters straight into numpy's memory (array.array items take
+        # Python floats as fast as a list; converting a list to an array costs ~1 us a step)
+        self.par = array.array("d", bytes(16 * nd))
+        self.par_zero = array.array("d", bytes(16 * nd))
+        self.par_np = np.frombuffer(self.par, dtype=float).reshape(nd, 2)
+        self.buf_g = np.empty((nd, n))
+        # operator CDFs = [wmix * y | I] @ [1 - G - exp; base_op]: one product adds base_op too;
+        # _step writes share * y of each worker of the mixture at its wpos (a worker's column is
+        # nonzero in its operator's row only, as in wmix)
+        self.stack = np.empty((nd + n_ops, n))
+        self.stack[nd:] = self.base_op
+        self.stack_top = self.stack[:nd]
+        wext = np.zeros((n_ops, nd + n_ops))
+        wext[:, nd:] = np.eye(n_ops)
+        self.wext = array.array("d", wext.tobytes())
+        self.wext_zero = array.array("d", wext.tobytes())
+        self.wext_np = np.frombuffer(self.wext, dtype=float).reshape(n_ops, nd + n_ops)
 
 
 def _norm_cdf(z: np.ndarray) -> np.ndarray:
@@ -128,20 +184,22 @@ def _norm_cdf(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.sign(z) * erf)
 
 
-def _cell_masses(cdf: np.ndarray) -> np.ndarray:
-    pmf = cdf.copy()
-    pmf[1:] -= cdf[:-1]
-    return pmf
+def _conv_half(cdf_a: np.ndarray, cdf_b: np.ndarray) -> np.ndarray:
+    """CDF of A + B on the grid from A's cell masses (cell centres) and B's CDF.
 
-
-def _conv_half(pmf: np.ndarray, cdf: np.ndarray) -> np.ndarray:
-    """CDF of A + B on the grid from A's cell masses (cell centres) and B's CDF."""
-    n = len(cdf)
+    Only the first ``n`` terms of the convolution are kept, so A's masses go behind ``n - 1``
+    zeros and a 'valid' convolution computes just those (``n`` dot products instead of
+    ``2 n - 1``).
+    """
+    n = len(cdf_b)
+    padded = np.zeros(2 * n - 1)
+    padded[n - 1] = cdf_a[0]
+    np.subtract(cdf_a[1:], cdf_a[:-1], padded[n:])  # cell masses
     half = np.empty(n)
-    np.add(cdf[:-1], cdf[1:], out=half[:-1])
+    np.add(cdf_b[:-1], cdf_b[1:], half[:-1])
     half[:-1] *= 0.5
-    half[-1] = cdf[-1]
-    return np.convolve(pmf, half)[:n]
+    half[-1] = cdf_b[-1]
+    return np.convolve(padded, half, "valid")
 
 
 def service_cdf(fit: ServiceFit, t: np.ndarray) -> np.ndarray:
@@ -189,10 +247,8 @@ class FluidSimulator(Simulator):
         self.timeout_s = self.config.timeout_for(scenario)
         self.bound_s = scenario.slo.latency_ms / 1000.0
         self._build_grid(scenario)
-        self._structures: dict[
-            tuple[float, ...], tuple[list[float], list[float], list[list[float]]]
-        ] = {}
-        self._struct: tuple[list[float], list[float], list[list[float]]] | None = None
+        self._structures: dict[tuple[float, ...], _Struct] = {}
+        self._struct: _Struct | None = None
         self._struct_key: tuple[float, ...] | None = None
         n_ops = len(scenario.topo_order)
         self.joinbuf: list[list[float]] = [
@@ -264,8 +320,12 @@ class FluidSimulator(Simulator):
         for i in range(jb + 1):
             half[i, jb - i] += 0.5
             half[i, jb + 1 - i] += 0.5
-        self._k_rows = jb + 2  # rows past jb + 1 are zero
-        self._k_bound = (half[:n] - half[1:])[: self._k_rows]
+        self._k_rows = jb + 2  # rows past jb + 1 are zero, and so are columns (B past jb + 1)
+        self._k_bound = np.ascontiguousarray((half[:n] - half[1:])[: self._k_rows, : self._k_rows])
+        # the exponent of a worker's waiting-time term at grid time t, (s + D - t) / E, as one
+        # matrix product (n_dep, 2) @ (2, N): rows ((s + D) / E, 1 / E) times rows (1, -t)
+        self._jmat = np.ones((2, n))
+        self._jmat[1] = -self.grid
 
     @staticmethod
     def _ancestor_sets(scenario: Scenario) -> dict[str, set[str]]:
@@ -430,18 +490,27 @@ class FluidSimulator(Simulator):
                     t_in[b] = max(t_in[b], num / den)
         grid = self.grid
         table = np.zeros((len(dep), len(grid)))
-        shift = np.zeros(len(dep))
         for i, w in enumerate(dep):
             fit = cp.service[w]
             assert fit is not None
             table[i] = service_cdf(fit, grid - t_in[w])
-            shift[i] = fit.mean_s + t_in[w]
         table[table < 1e-30] = 0.0  # no denormal numbers in the products of CDFs
         for oi, o in enumerate(ops):
             o.ca_pairs = self._arrival_scv_terms(cp, routing, ops, oi)
-        for o in ops:
+        for oi, o in enumerate(ops):
             o.rows = [
-                (w, sh, mu, 2.0 * k - 1.0, m, li, m + t_in.get(w, 0.0), const, terms)
+                (
+                    w,
+                    sh,
+                    mu,
+                    2.0 * k - 1.0,
+                    m,
+                    2 * li if li >= 0 else -1,
+                    oi * (len(dep) + len(ops)) + li if li >= 0 else -1,
+                    m + t_in.get(w, 0.0),
+                    const,
+                    terms,
+                )
                 for w, sh, mu, k, m, li, (const, terms) in zip(
                     o.workers, o.shares, o.mu, o.k, o.m, o.lat_pos, o.ca_pairs, strict=True
                 )
@@ -452,11 +521,7 @@ class FluidSimulator(Simulator):
             wmix,
             wmix @ table,
             1.0 - table,
-            shift[:, None] - grid[None, :],
             comm,
-            np.empty(3 * len(dep)),
-            np.empty((len(dep), len(grid))),
-            np.empty_like(wmix),
         )
         self._states[key] = st
         return st
@@ -494,11 +559,10 @@ class FluidSimulator(Simulator):
             self.scenario, cp.sender_name(sender), cp.workers[receiver], t
         )
 
-    def _structure(
-        self, p: tuple[float, ...]
-    ) -> tuple[list[float], list[float], list[list[float]]]:
+    def _structure(self, p: tuple[float, ...]) -> _Struct:
         """For source emission probabilities ``p``: tasks per request ``c`` per operator, terminal
-        fractions ``tau`` and joinable fractions per input edge."""
+        fractions ``tau``, joinable fractions per input edge, and (for the per-step loops) the
+        terminal operators ``(v, tau, c)`` with ``tau, c > 0`` and ``(v, tau)`` with ``tau > 0``."""
         st = self._structures.get(p)
         if st is not None:
             return st
@@ -529,7 +593,11 @@ class FluidSimulator(Simulator):
                 denom = d[e.source] * e.ratio
                 fr.append(min(1.0, d[op] / denom) if denom > 0 else 0.0)
             joinable.append(fr)
-        st = (c, tau, joinable)
+        done = [
+            (v, tv, cv) for v, (tv, cv) in enumerate(zip(tau, c, strict=True)) if tv > 0 and cv > 0
+        ]
+        tau_pos = [(v, tv) for v, tv in enumerate(tau) if tv > 0]
+        st = (c, tau, joinable, done, tau_pos)
         if len(self._structures) < 4096:
             self._structures[p] = st
         return st
@@ -541,26 +609,31 @@ class FluidSimulator(Simulator):
             raise RuntimeError("call reset() first")
         pieces = self._pieces(seconds, rates)
         t0 = self.time
+        t1 = t0 + seconds
         acc = _Acc(len(self.x), self._n_sources, self._lat_cap)
+        in_flight0 = self._inflight
         if self._move_drops_total:
             for k, v in self._move_drops.items():
                 acc.drops[k] += v
             self._move_drops = empty_drops()
             self._move_drops_total = 0.0
-        in_flight0 = self._inflight
-        self._inflight -= acc.total_drops()
-        t1 = t0 + seconds
-        cuts = self._cut_times(t0, t1) if self._has_faults or self._down_until > t0 else []
-        t = t0
-        for dur, lam_l in pieces:
-            end = t + dur
-            start = t
-            for c in cuts:
-                if start < c < end:
-                    self._step(c - start, lam_l, start, acc)
-                    start = c
-            self._step(end - start, lam_l, start, acc)
-            t = end
+            self._inflight -= acc.total_drops()
+        if len(pieces) == 1 and not self._has_faults and self._down_until <= t0:
+            # the common case (one rate vector, nothing loading, no fault schedule): one step
+            dur, lam_l = pieces[0]
+            self._step((t0 + dur) - t0, lam_l, t0, acc)
+        else:
+            cuts = self._cut_times(t0, t1) if self._has_faults or self._down_until > t0 else []
+            t = t0
+            for dur, lam_l in pieces:
+                end = t + dur
+                start = t
+                for c in cuts:
+                    if start < c < end:
+                        self._step(c - start, lam_l, start, acc)
+                        start = c
+                self._step(end - start, lam_l, start, acc)
+                t = end
         self.time = t1
         return self._metrics(t0, seconds, in_flight0, acc)
 
@@ -589,6 +662,14 @@ class FluidSimulator(Simulator):
         return sorted(set(cuts))
 
     def _step(self, dt: float, lam_l: list[float], t: float, acc: _Acc) -> None:
+        """One backward-Euler step of length ``dt`` at source rates ``lam_l``, added to ``acc``.
+
+        Plain Python floats over the operators in topological order and their workers: an
+        operator's input is its senders' output of the same step, so the loop is sequential, and
+        with a handful of workers per operator a numpy call (~1 us) costs more than the scalar
+        arithmetic it would replace. Everything that depends only on the plan, the availability
+        and the source mix is precomputed (:meth:`_state`, :meth:`_structure`).
+        """
         if dt <= 0:
             return
         if self._has_faults or self._down_until > t:
@@ -606,18 +687,23 @@ class FluidSimulator(Simulator):
         lam = max(lam_l) if lam_l else 0.0
         if lam > 0:
             # emission probabilities per source (all 1 when the sources run at one rate)
-            key = self._ones if lam_l.count(lam) == len(lam_l) else tuple([v / lam for v in lam_l])
+            key = (
+                self._ones
+                if lam_l.count(lam) == len(lam_l)
+                else tuple(map(lam.__rtruediv__, lam_l))  # v / lam (no comprehension: faster)
+            )
             if key != self._struct_key:
                 self._struct = self._structure(key)
                 self._struct_key = key
         struct = self._struct
         if struct is None:
             struct = self._struct = self._structure((1.0,) * len(lam_l))
-        c_op, tau, joinable = struct
+        c_op, _tau, joinable, done, tau_pos = struct
         arrivals = lam * dt
         comm_e = st.comm
         x = self.x
         tau_s = self.timeout_s
+        neg_tau = -tau_s
         n_ops = self._n_ops
         dep_op = [0.0] * n_ops
         mean_op = [0.0] * n_ops  # mean time from arrival to the end of v's task
@@ -633,52 +719,56 @@ class FluidSimulator(Simulator):
         sqrt = math.sqrt
         exp = math.exp
         y_cap = _Y_CAP
-        n_lat = len(st.dep_workers)
-        lat_y = [0.0] * n_lat
-        lat_d = [0.0] * n_lat
-        lat_e = [1e9] * n_lat  # 1 / (mean of the exponential part)
-        for v in range(n_ops):
-            o = st.ops[v]
+        # per worker of the latency mixture: (alpha, 1 / E) of its waiting-time term and its
+        # weight share * y, see _latency; a worker that takes no part keeps weight 0
+        par = st.par
+        par[:] = st.par_zero  # (finite: a worker that takes no part contributes 0 x its term)
+        wext = st.wext
+        wext[:] = st.wext_zero
+        v = -1
+        for join, e0, u0, r0, ins, rows, workers in st.steps:
+            v += 1
             # ---- input of v over dt, in v-tasks
-            if not o.join:
-                e_idx, u, ratio, _kb = o.in_edges[0]
-                inflow = lam_l[-1 - u] * ratio * dt if u < 0 else dep_op[u] * ratio
-                comm += inflow * comm_e[e_idx]
+            if not join:
+                inflow = lam_l[-1 - u0] * r0 * dt if u0 < 0 else dep_op[u0] * r0
+                comm += inflow * comm_e[e0]
             else:
                 buf = self.joinbuf[v]
                 fr = joinable[v]
                 avail = []
-                for i, (_e, u, ratio, _kb) in enumerate(o.in_edges):
-                    f = (lam_l[-1 - u] * dt) if u < 0 else dep_op[u]
-                    avail.append(buf[i] + f * ratio * fr[i])
+                for i, _e, u, ratio in ins:
+                    avail.append(
+                        buf[i] + ((lam_l[-1 - u] * dt) if u < 0 else dep_op[u]) * ratio * fr[i]
+                    )
                 inflow = min(avail)
                 cv = c_op[v]
                 kills = self._kill[v]
-                for i, (e_idx, _u, _r, _kb) in enumerate(o.in_edges):
+                for i, e_idx, _u, _r in ins:
                     left = avail[i] - inflow
                     if left > 0 and any_drop:
                         # requests dropped on the other branches never find a partner
-                        kill = sum([drop_req[z] for z in kills[i]])
+                        kill = 0.0
+                        for z in kills[i]:
+                            kill += drop_req[z]
                         if kill > 0:
                             left = max(0.0, left - kill * cv)
                     buf[i] = left
                     comm += inflow * comm_e[e_idx]
-            if inflow <= 0 and not any([x[w] > 0 for w in o.workers]):
+            if inflow <= 0 and not any([x[w] > 0 for w in workers]):
                 continue
             # arrival variability (QNA): Poisson at sources; an operator's departures mix its
             # workers' (c_d^2 = r^2 c_s^2 + (1 - r^2) c_a^2); a join follows its slowest input;
             # a random split with probability p gives p c^2 + 1 - p
-            u0 = o.in_edges[0][1]
             before = 0.0 if u0 < 0 else mean_op[u0]
             w_prim = 1.0  # weight of the primary input's timing (its routing picks the worker)
             ca_in = 1.0
-            if o.join:
+            if join:
                 # the input that arrives last sets a join's timing: weigh the inputs by the 4th
                 # power of their mean completion time (a soft, flip-free maximum)
                 num = den = 0.0
                 p0 = before**4
-                for _e, u, _r, _kb in o.in_edges[1:]:
-                    if u >= 0:
+                for i, _e, u, _r in ins:
+                    if i and u >= 0:
                         mu_u = mean_op[u]
                         if mu_u > before:
                             before = mu_u
@@ -693,7 +783,7 @@ class FluidSimulator(Simulator):
             drops_v = 0.0
             sbar = 0.0
             cd_sum = 0.0
-            for w, sh, mu, scv, m, li, sh_s, ca, terms in o.rows:  # type: ignore[union-attr]
+            for w, sh, mu, scv, m, li2, wpos, sh_s, ca, terms in rows:
                 for a, coef in terms:
                     ca += coef * cd_w[a]
                 if w_prim < 1.0:
@@ -705,7 +795,8 @@ class FluidSimulator(Simulator):
                     continue
                 b = x0 + a * dt
                 cc = mu * dt
-                aa = k - 1.0 - cc
+                km1 = k - 1.0
+                aa = km1 - cc
                 bb = 1.0 + cc + b
                 r = 2.0 * b / (bb + sqrt(bb * bb + 4.0 * aa * b))
                 served = cc * r
@@ -718,53 +809,58 @@ class FluidSimulator(Simulator):
                 # state at mid-interval drives the latency model
                 xm = 0.5 * (x0 + x1)
                 bm = 1.0 + xm
-                y = 2.0 * xm / (bm + sqrt(bm * bm + 4.0 * (k - 1.0) * xm)) if xm > 0 else 0.0
-                wc = (xm - y) * m / (y * y) if y > 0.5 else k * m / (1.0 - y)
+                y = 2.0 * xm / (bm + sqrt(bm * bm + 4.0 * km1 * xm)) if xm > 0 else 0.0
+                km = k * m
+                if y > 0.5:
+                    wc = (xm - y) * m / (y * y)
+                    e_part = km / (1.0 - (y if y < y_cap else y_cap))
+                else:  # (the same expression twice when y <= 0.5 < y_cap)
+                    wc = e_part = km / (1.0 - y)
+                if wc > tau_s:
+                    wc = tau_s
                 if mu > 0:
-                    e_part = k * m / (1.0 - (y if y < y_cap else y_cap))
-                    if wc > tau_s:
-                        wc = tau_s
                     if e_part >= wc * 0.999999:  # (equal at equilibrium, up to rounding)
                         e_part = wc
                         # no backlog: the share of waits beyond the timeout, P(W > T)
-                        z = -tau_s / e_part if e_part > 0 else -math.inf
-                        if z > -30.0 and served > 0 and drop == 0.0:
-                            tail = min(served, a * dt * y * exp(z))
-                            served -= tail
-                            drop += tail
+                        if e_part > 0 and served > 0 and drop == 0.0:
+                            z = neg_tau / e_part
+                            if z > -30.0:
+                                tail = min(served, a * dt * y * exp(z))
+                                served -= tail
+                                drop += tail
                 else:  # unavailable (loading or crashed): waits for it, at most the timeout
-                    if wc > tau_s:
-                        wc = tau_s
                     e_part = wc
                 x[w] = x1
-                cd = r * r * scv + (1.0 - r * r) * ca
+                rr = r * r
+                cd = rr * scv + (1.0 - rr) * ca
                 cd_w[w] = cd
                 cd_sum += served * cd
                 dep_w[w] += served
                 busy_w[w] += served * m
                 wait_w[w] += served * y * wc
                 dep_v += served
-                drops_v += drop
-                if li >= 0:
+                if drop:
+                    drops_v += drop
+                if li2 >= 0:
                     sbar += sh * (y * wc + sh_s)
-                    lat_y[li] = y
-                    lat_d[li] = wc - e_part
-                    lat_e[li] = 1.0 / e_part if e_part > 1e-9 else 1e9
+                    inv_e = 1.0 / e_part if e_part > 1e-9 else 1e9
+                    par[li2] = (sh_s + (wc - e_part)) * inv_e
+                    par[li2 + 1] = inv_e
+                    wext[wpos] = sh * y
                     if y > 1e-3 and e_part > e_tail:
                         e_tail = e_part
             dep_op[v] = dep_v
             mean_op[v] = before + sbar
             ca2_op[v] = cd_sum / dep_v if dep_v > 0 else 1.0
-            cv = c_op[v]
             if drops_v > 0:
+                cv = c_op[v]
                 drop_req[v] = drops_v / cv if cv > 0 else 0.0
                 any_drop = True
         # ---- requests
         completed = 0.0
-        for v in range(n_ops):
-            if tau[v] > 0 and c_op[v] > 0:
-                completed += tau[v] * dep_op[v] / c_op[v]
-        dropped = sum(drop_req)
+        for v, tv, cv in done:
+            completed += tv * dep_op[v] / cv
+        dropped = sum(drop_req) if any_drop else 0.0
         inflight = self._inflight + arrivals - dropped - completed
         if inflight < 0:
             completed += inflight
@@ -772,14 +868,17 @@ class FluidSimulator(Simulator):
         self._inflight = inflight
         acc.arrivals += arrivals
         acc.completed += completed
-        acc.drops["timeout"] += dropped
+        if any_drop:
+            acc.drops["timeout"] += dropped
         acc.comm += comm
         rates_acc = acc.rates
-        for i, v in enumerate(lam_l):
-            rates_acc[i] += v * dt
+        for i, lv in enumerate(lam_l):
+            rates_acc[i] += lv * dt
         if completed > 0:
-            mean = sum([tv * mv for tv, mv in zip(tau, mean_op, strict=True)])
-            parts, p_within = self._latency(st, lat_y, lat_d, lat_e, tau)
+            mean = 0.0
+            for v, tv in tau_pos:
+                mean += tv * mean_op[v]
+            parts, p_within = self._latency(st, tau_pos)
             acc.add_latency(completed, parts, p_within, e_tail, mean)
 
     def _crash(self, w: int, down: frozenset[int], acc: _Acc) -> None:
@@ -805,12 +904,7 @@ class FluidSimulator(Simulator):
     # ------------------------------------------------------------------ latency
 
     def _latency(
-        self,
-        st: _State,
-        ys: list[float],
-        ds: list[float],
-        inv_es: list[float],
-        tau: list[float],
+        self, st: _State, tau_pos: list[tuple[int, float]]
     ) -> tuple[list[tuple[float, np.ndarray, np.ndarray | None]], float]:
         """Terminal operators' latency (lazy parts) and P(end-to-end latency <= bound).
 
@@ -818,44 +912,44 @@ class FluidSimulator(Simulator):
         its workers; a join multiplies its inputs' CDFs; a stage after a join adds (a discrete
         convolution, only evaluated at the bound here: the full CDF waits until percentiles are
         read).
+
+        :meth:`_step` writes per worker of the mixture ``(alpha, 1 / E)`` to ``st.par``, with
+        ``alpha = (s + D) / E``, so that the exponent at grid time ``t`` is ``alpha - t / E`` (one
+        matrix product instead of a broadcast add and multiply), and its share times ``y`` to
+        ``st.wext``. The numpy calls work on a few hundred numbers each, so their count, not their
+        size, sets the cost.
         """
-        st.buf_par[:] = ys + ds + inv_es
-        v_y, v_d, v_inv_e = st.views
-        g = st.buf_g  # preallocated: small numpy calls cost mostly overhead
-        np.add(st.ngms, v_d, out=g)
-        g *= v_inv_e
+        g = st.buf_g
+        st.par_np.dot(self._jmat, g)  # alpha - t / E (ndarray.dot: np.dot's dispatch costs)
         # e^-60 is nothing; the clip keeps exp and the products below out of denormal numbers
-        _clip(g, -60.0, 0.0, out=g)
-        np.exp(g, out=g)
-        np.subtract(st.omg, g, out=g)
-        wm = st.buf_wm
-        np.multiply(st.wmix, v_y, out=wm)
-        f_op = wm @ g  # a new array: the lazy percentiles keep its rows
-        f_op += st.base_op
-        cdf_ops: list[np.ndarray] = list(f_op)
+        _clip(g, _CLIP_LO, _CLIP_HI, g)
+        np.exp(g, g)
+        np.subtract(st.omg, g, st.stack_top)
+        f_op = st.wext_np.dot(st.stack)  # a new array: the lazy percentiles keep its rows
         jb = self.j_bound
+        kr = self._k_rows
+        needs_full = self._needs_full
         parts: list[tuple[float, np.ndarray, np.ndarray | None]] = []
         within = 0.0
         inputs: dict[int, np.ndarray] = {}  # CDF of the time all inputs of v are there
         for v, parents in self._op_parents:
-            before = cdf_ops[parents[0]]
+            before = f_op[parents[0]]
             for u in parents[1:]:
-                before = before * cdf_ops[u]
+                before = before * f_op[u]
             inputs[v] = before
-            if v in self._needs_full:
-                cdf_ops[v] = _conv_half(_cell_masses(before), cdf_ops[v])
-        for v, tv in enumerate(tau):
-            if tv <= 0:
-                continue
+            if v in needs_full:
+                # (rows of earlier operators are final: parents come first in topological order)
+                f_op[v] = _conv_half(before, f_op[v])
+        for v, tv in tau_pos:
             before = inputs.get(v)
-            fv = cdf_ops[v]
-            if before is None or v in self._needs_full:
+            fv = f_op[v]
+            if before is None or v in needs_full:
                 parts.append((tv, fv, None))
                 within += tv * float(fv[jb])
             else:
                 # P(inputs + sojourn <= bound) = before . (K fv), K fixed (see _build_grid)
                 parts.append((tv, before, fv))
-                within += tv * float(before[: self._k_rows] @ (self._k_bound @ fv))
+                within += tv * float(self._k_bound.dot(fv[:kr]).dot(before[:kr]))
         return parts, within
 
     # ------------------------------------------------------------------ metrics
@@ -863,7 +957,7 @@ class FluidSimulator(Simulator):
     def _metrics(self, t0: float, seconds: float, in_flight0: float, acc: _Acc) -> IntervalMetrics:
         cp = self.compiled
         assert cp is not None
-        names = self._names_for(cp)
+        names = self._names if self._names_plan is cp else self._names_for(cp)
         inv = 1.0 / seconds
         busy = acc.busy_w
         dep = acc.dep_w
@@ -874,33 +968,43 @@ class FluidSimulator(Simulator):
         wait = lambda: {  # noqa: E731
             n: (waits[w] / dep[w] * 1000.0 if dep[w] > 0 else math.nan) for w, n in names
         }
+        # plain loops: in Python 3.11 each list comprehension builds a function object
         backlog = {}
         op_util = {}
         for op, ws in self._op_groups:
-            backlog[op] = sum([x[w] for w in ws])
-            op_util[op] = sum([busy[w] for w in ws]) * inv / len(ws) if ws else 0.0
+            b = u = 0.0
+            for w in ws:
+                b += x[w]
+                u += busy[w]
+            backlog[op] = b
+            op_util[op] = u * inv / len(ws) if ws else 0.0
+        rates = {}
+        acc_rates = acc.rates
+        for i, n in enumerate(self._source_names):
+            rates[n] = acc_rates[i] * inv
         lat, within = acc.latency(self.grid)
         reconf, self._pending_reconf = self._pending_reconf, []
-        # positional: keyword arguments cost a few microseconds here (field order of the class)
-        return FluidIntervalMetrics(
-            t0,
-            seconds,
-            acc.arrivals,
-            acc.completed,
-            within,
-            acc.drops,
-            in_flight0,
-            self._inflight,
-            lat,
-            util,
-            wait,
-            backlog,
-            op_util,
-            cp.price_charged_per_s * seconds,
-            acc.comm,
-            dict(zip(self._source_names, [r * inv for r in acc.rates], strict=True)),
-            reconf,
-        )
+        # the attributes the dataclass __init__ would set (the lazy fields under their _lazy_
+        # names), without the __init__ call and its property setters: plain attribute stores
+        out = _new_object(FluidIntervalMetrics)
+        out.t_start = t0
+        out.duration = seconds
+        out.arrivals = acc.arrivals
+        out.completed = acc.completed
+        out.within_slo = within
+        out.dropped = acc.drops
+        out.in_flight_start = in_flight0
+        out.in_flight = self._inflight
+        out._lazy_latency_ms = lat
+        out._lazy_utilization = util
+        out._lazy_wait_ms = wait
+        out.operator_backlog = backlog
+        out.operator_utilization = op_util
+        out.compute_dollars = cp.price_charged_per_s * seconds
+        out.communication_dollars = acc.comm
+        out.rates = rates
+        out.reconfigured = reconf
+        return out
 
     def _names_for(self, cp: CompiledPlan) -> list[tuple[int, str]]:
         if self._names_plan is not cp:
@@ -939,7 +1043,7 @@ class _Acc:
         self.arrivals = 0.0
         self.completed = 0.0
         self.comm = 0.0
-        self.drops = empty_drops()
+        self.drops = _NO_DROPS.copy()
         self.dep_w = [0.0] * n_workers
         self.busy_w = [0.0] * n_workers
         self.wait_w = [0.0] * n_workers
@@ -991,11 +1095,16 @@ def _latency_figures(
     cap: float,
 ) -> dict[str, float]:
     """p50/p95/p99/mean (ms) of an interval from the fluid's latency CDF on the grid."""
-    cdf = np.zeros(len(grid))
+    cdf: np.ndarray | None = None
     for w, terms in parts:
         for tv, a, b in terms:
-            part = a if b is None else _conv_half(_cell_masses(a), b)
-            cdf += (w / weight * tv) * part
+            part = a if b is None else _conv_half(a, b)
+            if cdf is None:
+                cdf = (w / weight * tv) * part
+            else:
+                cdf += (w / weight * tv) * part
+    if cdf is None:  # (not reached: a step that completes requests has a terminal part)
+        cdf = np.zeros(len(grid))
     out = np.interp(_QUANTILES, cdf, grid).tolist()
     last = float(cdf[-1])
     t_max = float(grid[-1])
