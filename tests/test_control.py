@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import tiny_scenario_dict
 from jbrl.agents.policy import ControlState, Policy
@@ -30,6 +31,7 @@ from jbrl.control import (
     diff_plans,
     read_state,
 )
+from jbrl.control.backend import calls_per_request, fanout_count
 from jbrl.control.http_api import is_loopback
 from jbrl.plan import Plan, plan_from_dict
 from jbrl.scenario import Scenario, scenario_from_dict
@@ -173,6 +175,24 @@ def test_check_plan_accuracy_capacity_reuse_and_down(scen: Scenario) -> None:
         }
     )
     assert check_plan(scen, rated, {"cam": 20.0}, 0.3) == []
+
+
+def test_fanout_calls_per_request() -> None:
+    """The Ray ingress calls an operator as often per request as the DAG's ratios say."""
+    from jbrl.scenario import load_scenario
+
+    calls = calls_per_request(load_scenario("vehicle"))
+    assert calls["Detector"] == pytest.approx(1.0)
+    assert calls["ReId"] == pytest.approx(8.2)
+    assert calls["Tracker"] == pytest.approx(1.0)
+    assert set(calls_per_request(load_scenario("vqa")).values()) == {1.0}
+    # whole ratios are exact; fractional ones are right on average
+    assert {fanout_count(1.0, u) for u in (0.0, 0.5, 0.999)} == {1}
+    rng = np.random.default_rng(0)
+    draws = [fanout_count(8.2, float(rng.random())) for _ in range(20000)]
+    assert set(draws) == {8, 9}
+    assert np.mean(draws) == pytest.approx(8.2, abs=0.02)
+    assert {fanout_count(0.25, u) for u in (0.1, 0.3)} == {1, 0}
 
 
 def test_loopback_detection() -> None:

@@ -23,6 +23,7 @@ from test_control import control_scenario
 
 from jbrl.control import ApiServer, Clock, Controller, ControllerConfig
 from jbrl.plan import Plan, plan_from_dict
+from jbrl.scenario import scenario_from_dict
 from jbrl.scenario.traces import constant_trace
 
 pytest.importorskip("ray.serve")
@@ -63,7 +64,12 @@ def _post(url: str, data: Any) -> tuple[int, dict[str, Any]]:
 def test_ray_variant_and_placement_change_lose_no_request(tmp_path: Path) -> None:
     from jbrl.control.ray_backend import RayBackend
 
-    scen = control_scenario()
+    # the tracker runs twice per detection (fan-out 2): the ingress must call it twice
+    data = control_scenario().model_dump(by_alias=True, exclude_none=True)
+    for e in data["edges"]:
+        if e["from"] == "detect":
+            e["ratio"] = 2.0
+    scen = scenario_from_dict(data, "<control, fan-out 2>")
     trace = constant_trace(scen, math.inf, scale=0.2)  # 2 req/s in scenario units
     clock = Clock(1.0)
     backend = RayBackend(
@@ -131,6 +137,9 @@ def test_ray_variant_and_placement_change_lose_no_request(tmp_path: Path) -> Non
     served = results["stats"]["served"]
     assert served.get("jbrl-detect-large-e2", 0) > 0
     assert served.get("jbrl-detect-small-e1", 0) > 0
+    stats = results["stats"]
+    track = sum(n for app, n in served.items() if app.startswith("jbrl-track-"))
+    assert 2 * stats["completed"] <= track <= 2 * stats["requests"]
     assert [a["deployed"] for a in backend.apply_log] == [
         ["jbrl-detect-small-e1", "jbrl-track-default-c2"],
         ["jbrl-detect-large-e1"],

@@ -88,6 +88,22 @@ class Clock:
 Slot = tuple[str, str]  # (operator, variant) hosted by a worker
 
 
+def calls_per_request(scenario: Scenario) -> dict[str, float]:
+    """How many calls of each operator one workflow request makes: the fan-out ratios along
+    the DAG (``demand(op) / rate`` with every source at the same rate, e.g. vehicle's ReId
+    runs 8.2 times per frame). A live backend that pushes requests through the DAG uses it."""
+    coef = scenario.demand_per_unit()
+    return {op: min(coef[op].values(), default=0.0) for op in scenario.topo_order}
+
+
+def fanout_count(calls: float, u: float) -> int:
+    """Calls to make for one request when ``calls`` are due on average: ``floor(calls)`` plus
+    one more with probability ``calls - floor(calls)`` (``u`` uniform in [0, 1)), so the mean is
+    exact and whole ratios are deterministic."""
+    whole = math.floor(calls)
+    return int(whole) + (1 if u < calls - whole else 0)
+
+
 def worker_slots(scenario: Scenario, plan: Plan | None) -> dict[str, Slot]:
     """worker -> (operator, variant) it hosts in ``plan``."""
     if plan is None:

@@ -6,7 +6,7 @@
   the worker's custom resource, so Ray places it on the node that provides that worker.
 * :class:`WorkflowIngress` — receives a request, calls the operators in DAG order (an operator
   with several inputs starts when all of them are done: VQA joins the image and the speech
-  branch), picks each operator's worker by the plan's weights, and retries a call on another
+  branch; an operator with fan-out is called that many times per request), picks each operator's worker by the plan's weights, and retries a call on another
   worker when one fails (a crashed or removed replica), so no accepted request is lost. It keeps
   per-deployment counters (in flight, served, busy time) that the backend turns into metrics,
   and swaps its routing table atomically when the controller applies a plan.
@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 from ray import serve
+
+from jbrl.control.backend import fanout_count
 
 CALL_DEADLINE_S = 300.0  # an operator call is retried (other workers, backoff) this long
 
@@ -91,12 +93,17 @@ class OperatorReplica:
 @serve.deployment(num_replicas=1, max_ongoing_requests=100_000, health_check_period_s=2)
 class WorkflowIngress:
     """Runs one workflow request through the DAG. ``dag`` is ``{"order": [op, ...],
-    "inputs": {op: [operator inputs]}, "sinks": [op, ...]}``."""
+    "inputs": {op: [operator inputs]}, "sinks": [op, ...], "calls": {op: calls per request}}``.
+
+    An operator with fan-out (``calls`` other than 1, e.g. a re-identification model run once
+    per detected object) is called that many times per request on average, concurrently
+    (:func:`~jbrl.control.backend.fanout_count`); its successors wait for all the calls."""
 
     def __init__(self, dag: dict[str, Any], seed: int = 0) -> None:
         self.order: list[str] = list(dag["order"])
         self.inputs: dict[str, list[str]] = {k: list(v) for k, v in dag["inputs"].items()}
         self.sinks: list[str] = list(dag["sinks"])
+        self.calls: dict[str, float] = {op: float(c) for op, c in dag.get("calls", {}).items()}
         self.routes: dict[str, list[tuple[str, float]]] = {}
         self.handles: dict[str, Any] = {}
         self.version = -1
@@ -155,7 +162,14 @@ class WorkflowIngress:
 
         async def run(op: str) -> dict[str, Any]:
             ups = [await tasks[u] for u in self.inputs.get(op, []) if u in tasks]  # the join
-            return await self._call(op, request_id, [u["output"] for u in ups])
+            args = [u["output"] for u in ups if u["output"] is not None]
+            k = fanout_count(self.calls.get(op, 1.0), float(self.rng.random()))
+            if k == 1:
+                return await self._call(op, request_id, args)
+            if k == 0:  # a fractional ratio: no call of this operator for this request
+                return {"worker": None, "variant": None, "service_ms": 0.0, "output": None}
+            outs = await asyncio.gather(*(self._call(op, request_id, args) for _ in range(k)))
+            return {**outs[0], "calls": k}
 
         for op in self.order:
             tasks[op] = asyncio.ensure_future(run(op))

@@ -55,6 +55,7 @@ from jbrl.control.backend import (
     BackendReport,
     Clock,
     PlanDiff,
+    calls_per_request,
     worker_slots,
 )
 from jbrl.cost import evaluate_plan
@@ -280,6 +281,7 @@ class RayBackend(Backend):
                 for op in self.scenario.topo_order
             },
             "sinks": list(self.scenario.sinks),
+            "calls": calls_per_request(self.scenario),
         }
         self._ingress = serve.run(
             WorkflowIngress.options(ray_actor_options={"num_cpus": 0}).bind(
