@@ -40,7 +40,7 @@ from jbrl.agents.experts import (
 )
 from jbrl.agents.ladder import build_ladder
 from jbrl.agents.ppo import CONFIG_FILE, MODEL_FILE, NORM_FILE, ObsNormalizer, PpoActor
-from jbrl.envs.config import EnvConfig, with_load_time
+from jbrl.envs.config import EnvConfig
 from jbrl.envs.encoding import ServingSpec
 from jbrl.envs.ladder import LADDER_FILE, PlanLadder
 from jbrl.envs.serving import ServingEnv
@@ -173,10 +173,10 @@ class Workbench:
         set (relative to ``run_dir``), else ``run_dir``'s ladder.json (a resumed run), else
         built with the MILP (:func:`jbrl.agents.ladder.build_ladder`)."""
         env_cfg = config.env
+        base = load_scenario(env_cfg.scenario)
         ladder = None
         if env_cfg.action == "ladder":
-            scenario = with_load_time(load_scenario(env_cfg.scenario), env_cfg.load_time_s)
-            spec = ServingSpec(scenario, env_cfg.accuracy)
+            spec = ServingSpec(base, env_cfg.accuracy)  # capacities: load times do not matter
             file = Path(env_cfg.ladder) if env_cfg.ladder else None
             if file is not None and not file.is_absolute() and run_dir is not None:
                 file = run_dir / file
@@ -185,8 +185,8 @@ class Workbench:
             if file is not None:
                 ladder = PlanLadder.load(spec, file)
             else:
-                ladder = build_ladder(scenario, env_cfg.accuracy)
-        probe = ServingEnv(env_cfg, ladder=ladder)
+                ladder = build_ladder(base, env_cfg.accuracy)
+        probe = ServingEnv(env_cfg, scenario_obj=base, ladder=ladder)
         cache = MilpCache(probe.scenario, probe.codec)
         return cls(config, probe.scenario, cache, ladder)
 
