@@ -31,7 +31,7 @@ import numpy as np
 
 from jbrl.plan import Plan
 from jbrl.scenario.model import Scenario
-from jbrl.sim.base import IntervalMetrics, empty_drops, latency_summary
+from jbrl.sim.base import IntervalMetrics, empty_drops, latency_summary, weighted_latency
 
 # Two plans whose worker rates differ by less than this (relative) are the same plan.
 RATE_REL_TOL = 1e-3
@@ -326,22 +326,7 @@ def merge_intervals(
     for k in {k for p in parts for k in p.wait_ms}:
         vals = [p.wait_ms[k] for p in parts if math.isfinite(p.wait_ms.get(k, math.nan))]
         wait[k] = float(np.mean(vals)) if vals else math.nan
-    if latencies_ms is not None:
-        lat = latency_summary(latencies_ms)
-    else:
-        lat = {}
-        for key in ("p50", "p95", "p99", "mean"):
-            num = sum(
-                p.latency_ms[key] * p.completed
-                for p in parts
-                if p.completed > 0 and math.isfinite(p.latency_ms.get(key, math.nan))
-            )
-            den = sum(
-                p.completed
-                for p in parts
-                if p.completed > 0 and math.isfinite(p.latency_ms.get(key, math.nan))
-            )
-            lat[key] = num / den if den > 0 else math.nan
+    lat = latency_summary(latencies_ms) if latencies_ms is not None else weighted_latency(parts)
     return IntervalMetrics(
         t_start=parts[0].t_start,
         duration=dur,

@@ -245,6 +245,21 @@ class Totals(_RunFigures):
         }
 
 
+def weighted_latency(intervals: Sequence[IntervalMetrics]) -> dict[str, float]:
+    """p50/p95/p99/mean latency (ms) over several intervals: each interval's figure weighted by
+    its completions (an approximation where the per-request latencies are not at hand)."""
+    lat: dict[str, float] = {}
+    for key in ("p50", "p95", "p99", "mean"):
+        num = den = 0.0
+        for m in intervals:
+            v = m.latency_ms.get(key, math.nan)
+            if m.completed > 0 and math.isfinite(v):
+                num += v * m.completed
+                den += m.completed
+        lat[key] = num / den if den > 0 else math.nan
+    return lat
+
+
 def totals_of(intervals: Iterable[IntervalMetrics], start_in_flight: float = 0.0) -> Totals:
     """Sum a run's intervals; latency figures are completion-weighted means of the intervals'."""
     ivs = list(intervals)
@@ -252,19 +267,7 @@ def totals_of(intervals: Iterable[IntervalMetrics], start_in_flight: float = 0.0
     for m in ivs:
         for k, v in m.dropped.items():
             drops[k] = drops.get(k, 0.0) + v
-    lat: dict[str, float] = {}
-    for key in ("p50", "p95", "p99", "mean"):
-        num = sum(
-            m.latency_ms[key] * m.completed
-            for m in ivs
-            if m.completed > 0 and math.isfinite(m.latency_ms.get(key, math.nan))
-        )
-        den = sum(
-            m.completed
-            for m in ivs
-            if m.completed > 0 and math.isfinite(m.latency_ms.get(key, math.nan))
-        )
-        lat[key] = num / den if den > 0 else math.nan
+    lat = weighted_latency(ivs)
     return Totals(
         duration=sum(m.duration for m in ivs),
         arrivals=sum(m.arrivals for m in ivs),
