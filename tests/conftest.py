@@ -11,6 +11,20 @@ from jbrl.scenario import Scenario, load_scenario, scenario_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 JELLYBEAN_DIR = REPO.parent / "shared" / "data" / "jellybean-vqa-medium"
+PLAN_JSON_KEYS = {
+    "solver",
+    "status",
+    "compute_cost",
+    "communication_cost",
+    "total_cost",
+    "accuracy",
+    "model_assignment",
+    "worker_assignment",
+    "routing",
+    "solve_time_s",
+    "gap",
+}
+"""Fields every planner's JSON output carries (``jbrl plan --json``, ``PlanResult.to_dict``)."""
 
 # JellyBean's README plan on its published VQA "medium" inputs.
 JELLYBEAN_REFERENCE_PLAN: dict[str, Any] = {

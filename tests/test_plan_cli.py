@@ -8,22 +8,9 @@ import pytest
 
 from jbrl.cli import main
 from jbrl.plan import load_plan
-from tests.conftest import JELLYBEAN_DIR
+from tests.conftest import JELLYBEAN_DIR, PLAN_JSON_KEYS
 
 D = str(JELLYBEAN_DIR)
-KEYS = {
-    "solver",
-    "status",
-    "compute_cost",
-    "communication_cost",
-    "total_cost",
-    "accuracy",
-    "model_assignment",
-    "worker_assignment",
-    "routing",
-    "solve_time_s",
-    "gap",
-}
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -36,7 +23,7 @@ def test_milp_json(capsys):
     code, out, _ = run(capsys, "plan", "--scenario", D, "--solver", "milp", "--json")
     assert code == 0
     d = json.loads(out)  # nothing else on stdout (HiGHS's banner included)
-    assert set(d) >= KEYS
+    assert set(d) >= PLAN_JSON_KEYS
     assert d["status"] == "optimal" and d["total_cost"] <= 7.5088
     assert all("rate" in w for ws in d["worker_assignment"].values() for w in ws)
 
