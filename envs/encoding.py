@@ -402,6 +402,8 @@ class ObservationEncoder:
         self.history = history
         self.day_s = day_s
         self.interval_s = interval_s
+        self._load_for: Scenario | None = None
+        self._load_frac = 0.0
         s = self.spec
         ns, no, nw, nc = len(s.sources), len(s.ops), len(s.workers), len(s.combos)
         self.sizes = {
@@ -474,8 +476,10 @@ class ObservationEncoder:
             extra[2] = len(last.reconfigured) / max(nw, 1)
         parts.append(np.clip(util, 0.0, 2.0))
         parts.append(np.log1p(np.maximum(backlog, 0.0) / s.nominal_demand))
-        load_s = max_load_s(scenario if scenario is not None else s.scenario)
-        parts.append(np.array([min(load_s / self.interval_s, 2.0)]))
+        scen = scenario if scenario is not None else s.scenario
+        if self._load_for is not scen:  # one scan of the profiles per scenario, not per step
+            self._load_for, self._load_frac = scen, min(max_load_s(scen) / self.interval_s, 2.0)
+        parts.append(np.array([self._load_frac]))
         parts.append(extra)
         obs = np.concatenate(parts).astype(np.float32)
         np.clip(obs, OBS_LOW, OBS_HIGH, out=obs)
