@@ -1,20 +1,15 @@
-"""Decision makers behind one interface (ARCHITECTURE.md, "agents/").
+"""Decision makers behind one interface (ARCHITECTURE.md, "RL environment and policies").
 
-``get_planner(name, **options).plan(scenario, rates=None, accuracy=None) -> PlanResult`` with
-names ``milp``, ``jellybean``, ``cloud-only``, ``most-accurate`` (see :mod:`jbrl.agents.base`).
+* :mod:`~jbrl.agents.policy` — the :class:`~jbrl.agents.policy.Policy` interface (control state
+  -> plan) and the registry of policy names (:func:`~jbrl.agents.policy.get_policy`);
+* :mod:`~jbrl.agents.rules` — the rule-based policies (MILP-reactive, -hysteresis, -oracle,
+  -static, the JellyBean heuristic, the autoscaler): one family, one meaning per name;
+* :mod:`~jbrl.agents.ppo` — the learned policy and its training.
+
+Planners (which plan is cheapest for a given load) live below, in :mod:`jbrl.planning`.
 """
 
-from jbrl.agents.base import (
-    Planner,
-    PlanResult,
-    get_planner,
-    planner_names,
-    register_planner,
-)
-
-__all__ = ["PlanResult", "Planner", "get_planner", "planner_names", "register_planner"]
-
-# The baseline control policies of jbrl.agents.policies, registered lazily (importing them loads
+# The baseline control policies of jbrl.agents.rules, registered lazily (importing them loads
 # the planners only when a policy is built): get_policy("milp-reactive:headroom=0.2") finds them.
 from jbrl.agents.policy import register_policy as _register_policy  # noqa: E402
 
@@ -28,5 +23,5 @@ for _name, _attr in (
     ("jellybean-reactive", "JellyBeanReactivePolicy"),
     ("autoscaler", "AutoscalerPolicy"),
 ):
-    _register_policy(_name, f"jbrl.agents.policies:{_attr}")
+    _register_policy(_name, f"jbrl.agents.rules:{_attr}")
 _register_policy("ppo", "jbrl.agents.ppo:PpoPolicy")  # the learned policy (lazy)

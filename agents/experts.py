@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from jbrl.envs.encoding import ActionCodec, PlanSignature
-from jbrl.envs.serving import ServingEnv
 
-from jbrl.cost import evaluate_plan
-from jbrl.plan import Plan
+from jbrl.envs.codec import ActionCodec, PlanSignature
+from jbrl.envs.serving import ServingEnv
+from jbrl.planning.cost import evaluate_plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace
 
@@ -37,7 +37,7 @@ class MilpCache:
     def __init__(
         self, scenario: Scenario, codec: ActionCodec, quantum: float = 0.01, **milp: Any
     ) -> None:
-        from jbrl.agents import get_planner
+        from jbrl.planning import get_planner
 
         self.scenario = scenario
         self.codec = codec
@@ -290,7 +290,7 @@ class Incremental(Hysteresis):
         assert env.sig is not None
         k = (self.cache.key(target), env.sig)
         if k not in self._pcache:
-            from jbrl.agents import get_planner
+            from jbrl.planning import get_planner
 
             planner = get_planner("milp", time_limit=10.0, reconfig_penalty=self.penalty)
             r = np.array(k[0], dtype=float) * self.cache.step

@@ -1,7 +1,7 @@
 """The online decision interface: every control interval a :class:`Policy` turns what the system
 reports (:class:`ControlState`) into the plan to run next.
 
-Planners (:mod:`jbrl.agents.base`) answer "what is the cheapest plan for this load"; policies
+Planners (:mod:`jbrl.planning.base`) answer "what is the cheapest plan for this load"; policies
 answer "what should run in the next interval, given what has happened". MILP-reactive,
 MILP-hysteresis, MILP-oracle, MILP-static-peak, the JellyBean heuristic, a threshold autoscaler
 and PPO all implement this one interface, so the evaluator, the RL environment's baselines and
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jbrl.errors import InputError
-from jbrl.plan import Plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace
 from jbrl.sim.base import IntervalMetrics

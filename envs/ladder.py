@@ -3,7 +3,7 @@
 With ``EnvConfig.action: ladder`` the agent does not assemble a plan worker by worker; it
 chooses a *rung* of a ladder of complete plans ordered by capacity, each the cheapest known plan
 (variant combination and placement) for one load level, or keeps the plan it runs. The ladder is
-built once per scenario by a planner (the MILP in :mod:`jbrl.agents.ladder`; the env's own greedy
+built once per scenario by a planner (the MILP in :mod:`jbrl.planning.ladder`; the env's own greedy
 planner when none is given) and saved next to a trained policy, so the policy and the env always
 share the same action table.
 
@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jbrl.envs.encoding import ActionCodec, PlanSignature, ServingSpec, greedy_signature
 
-from jbrl.cost import evaluate_plan
+from jbrl.envs.codec import ActionCodec, PlanSignature, ServingSpec, greedy_signature
 from jbrl.errors import InputError
+from jbrl.planning.cost import evaluate_plan
 
 LADDER_FILE = "ladder.json"
 

@@ -10,20 +10,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from jbrl.envs.config import EnvConfig, load_env_config, with_load_time
-from jbrl.envs.encoding import (
-    OBS_HIGH,
-    OBS_LOW,
-    ActionCodec,
-    ObservationEncoder,
-    PlanSignature,
-    ServingSpec,
-    greedy_signature,
-)
-from jbrl.envs.ladder import LadderCodec, PlanLadder
-from jbrl.envs.workload import sample_trace
 
-from jbrl.plan import Plan
+from jbrl.envs.codec import ActionCodec, PlanSignature, ServingSpec, greedy_signature
+from jbrl.envs.config import EnvConfig, load_env_config, with_load_time
+from jbrl.envs.ladder import LadderCodec, PlanLadder
+from jbrl.envs.observation import OBS_HIGH, OBS_LOW, ObservationEncoder
+from jbrl.envs.workload import sample_trace
+from jbrl.planning.plan import Plan
 from jbrl.scenario.loader import load_scenario
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace

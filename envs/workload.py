@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from jbrl.envs.config import TraceComponent
 
+from jbrl.envs.config import TraceComponent
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import SCALE_COLUMN, Trace, generate_trace
 

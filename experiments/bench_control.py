@@ -150,12 +150,12 @@ def _post(url: str, data: Any) -> tuple[int, dict[str, Any]]:
 
 
 def bench_ray(args: Args, work: Path) -> dict[str, Any]:
-    from jbrl.agents.policy import ControlState, Policy
     from test_control import control_scenario
 
+    from jbrl.agents.policy import ControlState, Policy
     from jbrl.control import ApiServer, Clock, Controller, ControllerConfig
-    from jbrl.control.ray_backend import RayBackend
-    from jbrl.plan import Plan, plan_from_dict
+    from jbrl.control.backends.ray import RayBackend
+    from jbrl.planning.plan import Plan, plan_from_dict
     from jbrl.scenario.traces import constant_trace
 
     def plan(variant: str, worker: str) -> dict[str, Any]:
@@ -437,7 +437,7 @@ def main() -> None:
     sim_rows = bench_sim(args, work)
     ray = None
     if not args.skip_ray:
-        from jbrl.control.ray_backend import ray_available
+        from jbrl.control.backends.ray import ray_available
 
         ray = bench_ray(args, work) if ray_available() else {"error": "ray not installed"}
         print(json.dumps({k: v for k, v in ray.items() if k != "summary"}, default=str), flush=True)

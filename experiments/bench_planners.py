@@ -26,10 +26,9 @@ from dataclasses import dataclass, field, fields
 from importlib.metadata import version
 from pathlib import Path
 
-from jbrl.agents import get_planner
-from jbrl.agents.groups import worker_groups
-
-from jbrl.cost import evaluate_plan
+from jbrl.planning import get_planner
+from jbrl.planning.cost import evaluate_plan
+from jbrl.planning.groups import worker_groups
 from jbrl.scenario import Scenario, load_scenario
 from jbrl.scenario.synth import synth_scenario
 
@@ -230,7 +229,7 @@ def main(args: Args) -> None:
         "solve, disaggregate) with aggregation; *no-aggregation* = the same MILP over single "
         "workers (for every workflow at 10 workers, for the first up to "
         f"{args.max_plain_workers}); *heuristic / MILP* = JellyBean heuristic total "
-        "$/hour over the MILP's. Every MILP plan was re-costed with `jbrl.cost.evaluate_plan` "
+        "$/hour over the MILP's. Every MILP plan was re-costed with `jbrl.planning.cost.evaluate_plan` "
         "and matched the MILP objective with no violated constraint unless marked.",
         "",
     ]

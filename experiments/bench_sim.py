@@ -34,7 +34,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from _results import write_section  # noqa: E402  (sibling module of the scripts)
 
-from jbrl.plan import Plan  # noqa: E402
+from jbrl.planning.plan import Plan  # noqa: E402
 from jbrl.scenario import Scenario, embedded_scenarios, load_scenario  # noqa: E402
 from jbrl.sim import DesSimulator, FluidSimulator  # noqa: E402
 from jbrl.sim.agreement import busiest_utilization  # noqa: E402
@@ -62,7 +62,7 @@ class Args:
 
 
 def scenario_and_plan() -> tuple[Scenario, Plan]:
-    from jbrl.agents import get_planner
+    from jbrl.planning import get_planner
 
     s = load_scenario("vqa") if "vqa" in embedded_scenarios() else load_scenario(JELLYBEAN_DIR)
     result = get_planner("milp").plan(s)

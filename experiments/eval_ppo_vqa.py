@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from jbrl.agents.experts import (
     Hysteresis,
     Incremental,

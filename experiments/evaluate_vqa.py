@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jbrl.agents.evaluate import (
+from jbrl.evaluation.runner import (
     Evaluation,
     RunRecord,
     aggregate,
@@ -43,7 +43,6 @@ from jbrl.agents.evaluate import (
     run_policy,
     with_load_time,
 )
-
 from jbrl.scenario import load_scenario
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -588,7 +588,7 @@ def _max_lines(cap: float, milp: float | None, unit: str, rate: float) -> list[s
     out = [f"# Capacity-only bound (the search above): {cap:.2f} {unit}."]
     if milp is not None:
         out.append(
-            f"# MILP bound (jbrl.agents.milp.max_rate, which also enforces the scenario's "
+            f"# MILP bound (jbrl.planning.milp.max_rate, which also enforces the scenario's "
             f"forbidden backward traffic and bandwidth): {milp:.2f} {unit}."
         )
     best = cap if milp is None else milp
@@ -606,7 +606,7 @@ def _milp_max_rate(doc: Mapping[str, Any]) -> float | None:
     nominal rates is a rate per source.
     """
     try:
-        from jbrl.agents.milp import max_rate
+        from jbrl.planning.milp import max_rate
     except ImportError:
         return None
     from jbrl.scenario import scenario_from_dict

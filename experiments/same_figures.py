@@ -41,7 +41,14 @@ def commands(out: Path) -> dict[str, list[str]]:
         scenarios["jellybean"] = str(JELLYBEAN)
     for name, scen in scenarios.items():
         for solver in ("milp", "jellybean", "cloud-only", "most-accurate"):
-            cmds[f"plan-{name}-{solver}"] = ["plan", "--scenario", scen, "--solver", solver, "--json"]
+            cmds[f"plan-{name}-{solver}"] = [
+                "plan",
+                "--scenario",
+                scen,
+                "--solver",
+                solver,
+                "--json",
+            ]
         cmds[f"maxrate-{name}"] = ["plan", "--scenario", scen, "--max-rate", "--json"]
     step = str(ROOT / "configs" / "traces" / "step.csv")
     for sim in ("fluid", "des"):

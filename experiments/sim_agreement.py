@@ -19,7 +19,7 @@ from pathlib import Path
 
 from _results import write_section  # noqa: E402  (sibling module of the scripts)
 
-from jbrl.plan import Plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario import Scenario, embedded_scenarios, load_scenario
 from jbrl.sim.agreement import AgreementRow, busiest_utilization, compare, markdown_table
 
@@ -46,7 +46,7 @@ class Args:
 
 def cases() -> list[tuple[Scenario, Plan, str]]:
     out = []
-    from jbrl.agents import get_planner
+    from jbrl.planning import get_planner
 
     if JELLYBEAN_DIR.is_dir():
         # JellyBean's heuristic reproduces the plan of JellyBean's README on these inputs

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from jbrl.cli import main
 from jbrl.errors import InputError
-from jbrl.plan import load_plan
+from jbrl.planning.plan import load_plan
 from jbrl.scenario import load_scenario, scenario_from_dict
 from tests.conftest import JELLYBEAN_DIR, tiny_scenario_dict
 
@@ -293,8 +293,8 @@ PLAN_PATHS = [p for p in _paths(PLAN_BASE) if p]
     )
 )
 def test_mutated_plans_give_only_input_errors_or_named_violations(mutations):
-    from jbrl.cost import evaluate_plan
-    from jbrl.plan import plan_from_dict
+    from jbrl.planning.cost import evaluate_plan
+    from jbrl.planning.plan import plan_from_dict
 
     d = _mutate(PLAN_BASE, mutations)
     try:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from jbrl.agents import Planner, PlanResult, get_planner, planner_names, register_planner
 
-from jbrl.cost import evaluate_plan
 from jbrl.errors import InputError
-from jbrl.plan import Plan, plan_from_dict
+from jbrl.planning import Planner, PlanResult, get_planner, planner_names, register_planner
+from jbrl.planning.cost import evaluate_plan
+from jbrl.planning.plan import Plan, plan_from_dict
 from tests.conftest import PLAN_JSON_KEYS
 
 

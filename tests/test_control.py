@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import tiny_scenario_dict
-from jbrl.agents.policy import ControlState, Policy
 
+from jbrl.agents.policy import ControlState, Policy
 from jbrl.control import (
     ApiServer,
     Clock,
@@ -31,9 +31,9 @@ from jbrl.control import (
     diff_plans,
     read_state,
 )
-from jbrl.control.backend import calls_per_request, fanout_count
-from jbrl.control.http_api import is_loopback
-from jbrl.plan import Plan, plan_from_dict
+from jbrl.control.api.server import is_loopback
+from jbrl.control.backends.base import calls_per_request, fanout_count
+from jbrl.planning.plan import Plan, plan_from_dict
 from jbrl.scenario import Scenario, scenario_from_dict
 from jbrl.scenario.traces import constant_trace, generate_trace
 from jbrl.sim.faults import faults_from_data
@@ -477,7 +477,7 @@ def test_failed_apply_keeps_the_running_plan(scen: Scenario, tmp_path: Path) -> 
 
 
 def test_ray_model_resolution_prefers_the_operators_model() -> None:
-    from jbrl.control.ray_backend import resolve_models
+    from jbrl.control.backends.ray import resolve_models
     from jbrl.errors import InputError
     from jbrl.scenario import load_scenario
 

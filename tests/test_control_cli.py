@@ -127,7 +127,7 @@ def test_non_loopback_host_needs_a_token(tmp_path: Path, capsys: pytest.CaptureF
 def test_ray_backend_without_ray_is_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import jbrl.control.ray_backend as rb
+    import jbrl.control.backends.ray as rb
 
     monkeypatch.setattr(rb, "ray_available", lambda: False)
     scen = _scenario_file(tmp_path)

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jbrl.agents.policy import ControlState, Policy
 from test_control import control_scenario
 
+from jbrl.agents.policy import ControlState, Policy
 from jbrl.control import ApiServer, Clock, Controller, ControllerConfig
-from jbrl.plan import Plan, plan_from_dict
+from jbrl.planning.plan import Plan, plan_from_dict
 from jbrl.scenario import scenario_from_dict
 from jbrl.scenario.traces import constant_trace
 
@@ -62,7 +62,7 @@ def _post(url: str, data: Any) -> tuple[int, dict[str, Any]]:
 
 
 def test_ray_variant_and_placement_change_lose_no_request(tmp_path: Path) -> None:
-    from jbrl.control.ray_backend import RayBackend
+    from jbrl.control.backends.ray import RayBackend
 
     # the tracker runs twice per detection (fan-out 2): the ingress must call it twice
     data = control_scenario().model_dump(by_alias=True, exclude_none=True)

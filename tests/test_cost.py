@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jbrl.cost import evaluate_plan
-from jbrl.plan import plan_from_dict
+from jbrl.planning.cost import evaluate_plan
+from jbrl.planning.plan import plan_from_dict
 from jbrl.scenario import scenario_from_dict
 from tests.conftest import JELLYBEAN_REFERENCE_PLAN, tiny_scenario_dict
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jbrl.plan import plan_from_dict
+from jbrl.planning.plan import plan_from_dict
 from jbrl.scenario import scenario_from_dict
 from jbrl.scenario.traces import constant_trace
 from jbrl.sim import DesSimulator, FluidSimulator, SimConfig, run, totals_of

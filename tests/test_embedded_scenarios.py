@@ -158,7 +158,7 @@ def test_vqa_accuracy_is_the_stated_product():
 def test_milp_agrees_that_nominal_is_about_half(scenario):
     """Cross-check with the exact planner where it is installed (it also enforces forbidden
     backward traffic and bandwidth, so its bound can only be lower than the capacity one)."""
-    milp = pytest.importorskip("jbrl.agents.milp")
+    milp = pytest.importorskip("jbrl.planning.milp")
     result = milp.max_rate(scenario)
     assert result.status in ("optimal", "feasible")
     assert 1.9 <= result.scale <= 2.3, result.scale

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import gymnasium as gym
-import jbrl.envs  # noqa: F401  (registers jbrl/Serving-v0)
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jbrl.envs import ENV_ID, ActionCodec, ServingEnv, ServingSpec, load_env_config
-from jbrl.envs.config import with_load_time
-from jbrl.envs.encoding import greedy_signature
-from jbrl.envs.workload import eval_traces, product_trace
 
-from jbrl.cost import evaluate_plan
+import jbrl.envs  # noqa: F401  (registers jbrl/Serving-v0)
+from jbrl.envs import ENV_ID, ActionCodec, ServingEnv, ServingSpec, load_env_config
+from jbrl.envs.codec import greedy_signature
+from jbrl.envs.config import with_load_time
+from jbrl.envs.workload import eval_traces, product_trace
 from jbrl.errors import InputError
+from jbrl.planning.cost import evaluate_plan
 from jbrl.scenario import Scenario, load_scenario
 
 STRUCTURAL = {
@@ -234,7 +234,7 @@ def test_load_time_override(tiny: Scenario) -> None:
 def test_load_time_mix_draws_per_episode_and_is_observed(tiny: Scenario) -> None:
     """Training with ``load_time_mix``: each episode serves one of the load-time variants, and
     the observation's load_time feature (longest load / interval) tells them apart."""
-    from jbrl.envs.encoding import max_load_s
+    from jbrl.envs.observation import max_load_s
 
     env = tiny_env(tiny, load_time_mix=[None, 30.0])
     i = list(env.encoder.sizes).index("load_time")

@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from jbrl.agents.evaluate import (
+
+from jbrl.agents.policy import Policy, register_policy
+from jbrl.cli import main
+from jbrl.errors import InputError
+from jbrl.evaluation.runner import (
     embedded_traces,
     evaluate,
     markdown_table,
@@ -17,10 +21,6 @@ from jbrl.agents.evaluate import (
     write_plots,
     write_tensorboard,
 )
-from jbrl.agents.policy import Policy, register_policy
-
-from jbrl.cli import main
-from jbrl.errors import InputError
 from jbrl.scenario import load_scenario
 from jbrl.scenario.traces import generate_trace
 
@@ -39,7 +39,7 @@ class BoomPolicy(Policy):
         self.calls += 1
         if state.current_plan is not None:
             raise RuntimeError("boom")
-        from jbrl.agents import get_planner
+        from jbrl.planning import get_planner
 
         return get_planner("milp").plan(state.scenario).plan
 
@@ -153,7 +153,7 @@ def test_cli_exit_codes(capsys, tmp_path, vqa):
 
 
 def test_probe_policy(vqa, tmp_path):
-    from jbrl.agents.evaluate import probe_policy
+    from jbrl.evaluation.runner import probe_policy
 
     assert probe_policy("milp-static", vqa) is None
     assert "unknown policy" in (probe_policy("no-such-policy", vqa) or "")

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from jbrl.cost import evaluate_plan
 from jbrl.errors import InputError
-from jbrl.plan import plan_from_dict
+from jbrl.planning.cost import evaluate_plan
+from jbrl.planning.plan import plan_from_dict
 from jbrl.scenario.traces import constant_trace, generate_trace
 from jbrl.sim import FluidSimulator, SimConfig, make_simulator, run, totals_of
 from jbrl.sim.faults import faults_from_data
@@ -200,7 +200,7 @@ def test_run_driver_with_a_policy_and_trace(jellybean):
 
 
 def test_constant_run_is_steady(vqa):
-    from jbrl.agents import get_planner
+    from jbrl.planning import get_planner
 
     plan = get_planner("milp").plan(vqa).plan
     res = run(FluidSimulator(), vqa, constant_trace(vqa, 1800), plan, interval=60)

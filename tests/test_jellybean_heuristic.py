@@ -4,10 +4,10 @@ cost model; the end-to-end-table fallback; honest infeasibility."""
 from __future__ import annotations
 
 import pytest
-from jbrl.agents import get_planner
-from jbrl.agents.jellybean import JellyBeanPlanner
 
-from jbrl.cost import evaluate_plan
+from jbrl.planning import get_planner
+from jbrl.planning.cost import evaluate_plan
+from jbrl.planning.jellybean import JellyBeanPlanner
 from jbrl.scenario.synth import synth_scenario
 from tests.conftest import JELLYBEAN_REFERENCE_PLAN
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jbrl.agents.ladder import build_ladder
+
 from jbrl.envs import ServingEnv, ServingSpec
 from jbrl.envs.ladder import LadderCodec, PlanLadder
-
-from jbrl.cost import evaluate_plan
 from jbrl.errors import InputError
+from jbrl.planning.cost import evaluate_plan
+from jbrl.planning.ladder import build_ladder
 from jbrl.scenario import Scenario, load_scenario
 from tests.test_env import STRUCTURAL
 
@@ -73,7 +73,7 @@ def test_ladder_is_monotone_and_every_rung_is_a_valid_plan(vqa_ladder, source: s
 
 
 def test_milp_ladder_spans_the_sustainable_range(vqa_ladder) -> None:
-    from jbrl.agents.milp import max_rate
+    from jbrl.planning.milp import max_rate
 
     vqa, ladder = vqa_ladder
     top = max_rate(vqa).scale

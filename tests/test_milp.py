@@ -8,11 +8,11 @@ import math
 
 import highspy
 import pytest
-from jbrl.agents import get_planner
-from jbrl.agents.groups import worker_groups
-from jbrl.agents.milp import MilpPlanner, max_rate, prune_dominated
 
-from jbrl.cost import evaluate_plan
+from jbrl.planning import get_planner
+from jbrl.planning.cost import evaluate_plan
+from jbrl.planning.groups import worker_groups
+from jbrl.planning.milp import MilpPlanner, max_rate, prune_dominated
 from jbrl.scenario import Scenario, scenario_from_dict
 from jbrl.scenario.synth import synth_scenario
 from tests.conftest import tiny_scenario_dict

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from jbrl.cli import main
-from jbrl.plan import load_plan
+from jbrl.planning.plan import load_plan
 from tests.conftest import JELLYBEAN_DIR, PLAN_JSON_KEYS
 
 D = str(JELLYBEAN_DIR)

@@ -1,4 +1,4 @@
-"""The baseline control policies (jbrl.agents.policies): valid plans, keep-on-ties, hysteresis,
+"""The baseline control policies (jbrl.agents.rules): valid plans, keep-on-ties, hysteresis,
 autoscaler, and the plan helpers they rest on."""
 
 from __future__ import annotations
@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 
 import pytest
-from jbrl.agents.policies import (
+
+from jbrl.agents.policy import ControlState, get_policy, policy_names
+from jbrl.agents.rules import (
     AutoscalerPolicy,
     coverage,
     effective_capacity,
@@ -14,10 +16,8 @@ from jbrl.agents.policies import (
     rescale_plan,
     scaled,
 )
-from jbrl.agents.policy import ControlState, get_policy, policy_names
-
-from jbrl.cost import evaluate_plan
 from jbrl.errors import InputError
+from jbrl.planning.cost import evaluate_plan
 from jbrl.scenario import Scenario, load_scenario
 from jbrl.scenario.traces import constant_trace, generate_trace
 from jbrl.sim.base import IntervalMetrics, empty_drops
@@ -231,7 +231,7 @@ def test_bad_parameters_are_input_errors():
 
 
 def test_rescale_and_coverage(vqa):
-    from jbrl.agents import get_planner
+    from jbrl.planning import get_planner
 
     rates = scaled(vqa.nominal_rates(), 1.2)
     plan = get_planner("milp").plan(vqa, rates).plan

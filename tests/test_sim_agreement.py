@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from jbrl.plan import plan_from_dict
+from jbrl.planning.plan import plan_from_dict
 from jbrl.sim.agreement import busiest_utilization, compare
 from tests.conftest import JELLYBEAN_REFERENCE_PLAN
 

@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 import yaml
-from jbrl.agents.groups import worker_groups
 
 from jbrl.cli import main
 from jbrl.errors import InputError
+from jbrl.planning.groups import worker_groups
 from jbrl.scenario import load_scenario, scenario_to_yaml
 from jbrl.scenario.synth import synth_scenario, synth_scenario_dict
 

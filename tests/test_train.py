@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
 from jbrl.agents.policy import ControlState, get_policy
 from jbrl.agents.ppo import PpoPolicy, shipped_policy_dir
-from jbrl.agents.train import latest_checkpoint, load_train_config, train
-
-from jbrl.cost import evaluate_plan
+from jbrl.agents.ppo.train import latest_checkpoint, load_train_config, train
 from jbrl.errors import InputError
+from jbrl.planning.cost import evaluate_plan
 from jbrl.scenario import Scenario, load_scenario
 
 

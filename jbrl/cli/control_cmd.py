@@ -150,7 +150,7 @@ def control(
     if not (speedup > 0 and math.isfinite(speedup)):
         raise InputError("must be a positive number", field="--speedup", value=speedup)
     if backend == BackendKind.ray:
-        from jbrl.control.ray_backend import require_ray
+        from jbrl.control.backends.ray import require_ray
 
         require_ray()
         if faults is not None:
@@ -203,7 +203,7 @@ def control(
             fault_sched = load_faults(faults, s)
         be: Any = SimBackend(s, clock, tr, fault_sched, seed=seed)
     else:
-        from jbrl.control.ray_backend import RayBackend
+        from jbrl.control.backends.ray import RayBackend
 
         be = RayBackend(
             s,

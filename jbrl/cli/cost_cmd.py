@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 
 from jbrl.cli._common import JsonOpt, ScenarioOpt, console, get_scenario, parse_rates, print_json
-from jbrl.cost import CostReport, evaluate_plan
 from jbrl.errors import EXIT_BAD_INPUT, EXIT_INFEASIBLE
-from jbrl.plan import load_plan
+from jbrl.planning.cost import CostReport, evaluate_plan
+from jbrl.planning.plan import load_plan
 
 
 def cost(

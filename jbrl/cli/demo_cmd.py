@@ -78,7 +78,7 @@ def demo(
 
 
 def _plans(s: Scenario, scenario: str, out: Path) -> None:
-    from jbrl.agents import get_planner
+    from jbrl.planning import get_planner
 
     rows = []
     for name in DEMO_SOLVERS:
@@ -136,7 +136,7 @@ def _adapt(
     policies: str | None,
     duration: float | None,
 ) -> None:
-    from jbrl.agents.evaluate import (
+    from jbrl.evaluation.runner import (
         evaluate,
         parse_policies,
         print_table,

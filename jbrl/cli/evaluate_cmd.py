@@ -74,8 +74,9 @@ def evaluate(
     A policy that fails while running is reported in its row; an unknown policy or a bad
     parameter exits with 2.
     """
-    from jbrl.agents import evaluate as ev_mod
-    from jbrl.agents.evaluate import (
+    from jbrl.errors import InputError
+    from jbrl.evaluation import runner as ev_mod
+    from jbrl.evaluation.runner import (
         default_traces,
         parse_policies,
         print_table,
@@ -84,7 +85,6 @@ def evaluate(
         write_plots,
         write_tensorboard,
     )
-    from jbrl.errors import InputError
 
     if seeds < 1:
         raise InputError("must be >= 1", field="--seeds", value=seeds)

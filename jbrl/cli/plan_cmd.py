@@ -69,8 +69,8 @@ def plan(
     "infeasible" and a reason with the best reachable accuracy and the largest sustainable
     rate), 2 on bad input.
     """
-    from jbrl.agents.base import get_planner
-    from jbrl.agents.milp import MilpPlanner, infeasibility_reason
+    from jbrl.planning.base import get_planner
+    from jbrl.planning.milp import MilpPlanner, infeasibility_reason
 
     solver_name = Solver(solver).value
     s = get_scenario(scenario)
@@ -97,7 +97,7 @@ def plan(
         probe_opts = {k: v for k, v in options.items() if k != "write_model"}
         probe_opts.setdefault("mip_rel_gap", 1e-4)
         if solver_name == "cloud-only":
-            from jbrl.agents.baselines import CloudOnlyPlanner
+            from jbrl.planning.baselines import CloudOnlyPlanner
 
             probe_opts["workers"] = CloudOnlyPlanner().top_tier_workers(s)
         if solver_name == "most-accurate":

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from jbrl.cli._common import JsonOpt, console, err_console, get_scenario, print_json
 from jbrl.errors import InfeasibleError, InputError
-from jbrl.plan import Plan, load_plan
+from jbrl.planning.plan import Plan, load_plan
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import TRACE_KINDS, Trace, generate_trace, load_trace
 from jbrl.sim import SimConfig, SimResult, load_faults, make_simulator, run
@@ -288,7 +288,7 @@ def _policy_plan(s: Scenario, trace: Trace, policy: str) -> tuple[Plan, dict[str
             value=policy,
         )
     try:
-        from jbrl.agents import get_planner
+        from jbrl.planning import get_planner
     except ImportError as exc:  # pragma: no cover - the agents package ships with jbrl
         raise InputError(
             f"the MILP planner is not available ({exc}); pass --plan instead",

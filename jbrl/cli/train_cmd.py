@@ -1,6 +1,6 @@
 """``jbrl train``: train the PPO policy (imitation warm start, then MaskablePPO).
 
-See :mod:`jbrl.agents.train`. TensorBoard: ``tensorboard --logdir runs``.
+See :mod:`jbrl.agents.ppo.train`. TensorBoard: ``tensorboard --logdir runs``.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def train(
     json_out: Annotated[bool, typer.Option("--json", help="Print the run folder as JSON.")] = False,
 ) -> None:
     """Train a PPO policy: TensorBoard logs, checkpoints and the model under runs/."""
-    from jbrl.agents.train import load_train_config
-    from jbrl.agents.train import train as run_training
+    from jbrl.agents.ppo.train import load_train_config
+    from jbrl.agents.ppo.train import train as run_training
 
     if not config.exists() and config == DEFAULT_CONFIG:
         from importlib import resources

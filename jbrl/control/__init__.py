@@ -1,13 +1,14 @@
 """Deployment layer: the online controller, its backends and its HTTP API.
 
 * :class:`~jbrl.control.controller.Controller` — the control loop with the safety fallback;
-* :class:`~jbrl.control.sim_backend.SimBackend` — the discrete-event simulator in wall-clock
-  (or accelerated) time; :class:`~jbrl.control.ray_backend.RayBackend` — the workflow on Ray
+* :class:`~jbrl.control.backends.sim.SimBackend` — the discrete-event simulator in wall-clock
+  (or accelerated) time; :class:`~jbrl.control.backends.ray.RayBackend` — the workflow on Ray
   Serve with real PyTorch models (needs the ``ray`` extra; imported lazily);
-* :class:`~jbrl.control.http_api.ApiServer` — ``/healthz``, ``/plan``, ``/metrics``.
+* :class:`~jbrl.control.api.server.ApiServer` — ``/healthz``, ``/plan``, ``/metrics``.
 """
 
-from jbrl.control.backend import (
+from jbrl.control.api.server import ApiServer, is_loopback, render_metrics
+from jbrl.control.backends.base import (
     ApplyResult,
     Backend,
     BackendReport,
@@ -16,11 +17,10 @@ from jbrl.control.backend import (
     WorkerChange,
     diff_plans,
 )
+from jbrl.control.backends.sim import SimBackend
 from jbrl.control.controller import Controller, ControllerConfig, Decision
-from jbrl.control.http_api import ApiServer, is_loopback, render_metrics
 from jbrl.control.policies import FallbackPolicy, resolve_policy
 from jbrl.control.safety import FallbackPlanner, Problem, check_plan
-from jbrl.control.sim_backend import SimBackend
 from jbrl.control.state import ControllerState, read_state, write_state
 
 __all__ = [

@@ -32,13 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from jbrl.agents.policy import ControlState, Policy
-from jbrl.control.backend import Backend, BackendReport, PlanDiff, diff_plans
+from jbrl.control.backends.base import Backend, BackendReport, PlanDiff, diff_plans
 from jbrl.control.log import DecisionLog, jsonable
 from jbrl.control.safety import FallbackPlanner, Problem, check_plan, scaled
 from jbrl.control.state import ControllerState, write_state
-from jbrl.cost import evaluate_plan
 from jbrl.errors import InputError
-from jbrl.plan import Plan, plan_from_dict
+from jbrl.planning.cost import evaluate_plan
+from jbrl.planning.plan import Plan, plan_from_dict
 from jbrl.scenario.model import Scenario
 from jbrl.sim.base import IntervalMetrics
 

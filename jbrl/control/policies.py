@@ -13,11 +13,11 @@ import importlib
 from jbrl.agents.policy import ControlState, Policy, coerce_params, get_policy, parse_policy_spec
 from jbrl.control.safety import FallbackPlanner
 from jbrl.errors import InputError
-from jbrl.plan import Plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 
 # Modules that register policies when imported (missing ones are skipped).
-POLICY_MODULES = ("jbrl.agents.policies", "jbrl.agents.ppo")
+POLICY_MODULES = ("jbrl.agents.rules", "jbrl.agents.ppo")
 
 
 class FallbackPolicy(Policy):

@@ -1,6 +1,6 @@
 """The controller's safety net: check a plan before it runs, and the MILP plan to fall back on.
 
-:func:`check_plan` accepts a plan only when (all through :func:`jbrl.cost.evaluate_plan`):
+:func:`check_plan` accepts a plan only when (all through :func:`jbrl.planning.cost.evaluate_plan`):
 
 * it names known operators, variants and workers, every operator has a variant, and the variant
   combination meets the accuracy target;
@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from jbrl.cost import RATE_TOL, evaluate_plan
-from jbrl.plan import Plan
+from jbrl.planning.cost import RATE_TOL, evaluate_plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 
 # Rate-dependent checks: replaced by the per-worker coverage check at the current load.
@@ -33,7 +33,7 @@ _RATE_KINDS = {"capacity_short", "capacity_exceeded"}
 
 @dataclass(frozen=True)
 class Problem:
-    """Why a plan was rejected: a :mod:`jbrl.cost` violation kind (or ``worker_down``)."""
+    """Why a plan was rejected: a :mod:`jbrl.planning.cost` violation kind (or ``worker_down``)."""
 
     kind: str
     message: str
@@ -141,7 +141,7 @@ class FallbackPlanner:
         current: Plan | None = None,
     ) -> tuple[Plan | None, str]:
         """(plan, how) — ``how`` says which attempt produced it; (None, reason) if none did."""
-        from jbrl.agents.milp import MilpPlanner
+        from jbrl.planning.milp import MilpPlanner
 
         down_set = frozenset(down)
         workers = [w.name for w in self.scenario.workers if w.name not in down_set]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jbrl.errors import InputError
-from jbrl.plan import Plan, plan_from_dict
+from jbrl.planning.plan import Plan, plan_from_dict
 
 STATE_VERSION = 1
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from jbrl.plan import Plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.sim.base import SimConfig, Totals, totals_of
 from jbrl.sim.compiled import CompiledPlan

@@ -21,7 +21,7 @@ Units and counting (both simulators):
   ``slo_attainment`` = within / (completed + dropped): a dropped request misses the SLO.
 * Dollars: compute = the hourly price of every worker the plan sends traffic to, for the time it
   is in the plan (loading included); communication = bytes actually sent on each link times the
-  link's $/GB (times the scenario's ``comm_cost_scale``), as in :mod:`jbrl.cost`.
+  link's $/GB (times the scenario's ``comm_cost_scale``), as in :mod:`jbrl.planning.cost`.
 * A task that waited longer than ``timeout_s`` in one worker's queue is dropped when the worker
   reaches it (reason ``timeout``): a per-queue deadline, like Triton's queue policy.
 """
@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from jbrl.errors import InputError
-from jbrl.plan import Plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace
 from jbrl.sim.faults import FaultSchedule

@@ -1,7 +1,7 @@
 """A plan resolved for simulation: who serves what, routing weights, service-time fits, links.
 
 Both simulators compile a plan the same way, through the cost model
-(:func:`jbrl.cost.evaluate_plan` at the plan's design rates), so they route, charge and reconfigure
+(:func:`jbrl.planning.cost.evaluate_plan` at the plan's design rates), so they route, charge and reconfigure
 identically:
 
 * **Routing weights.** A worker's share of its operator's traffic is the rate the cost model
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jbrl.cost import RATE_TOL, CostReport, evaluate_plan
 from jbrl.errors import InputError
-from jbrl.plan import Plan
+from jbrl.planning.cost import RATE_TOL, CostReport, evaluate_plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import KB_PER_GB, Profile, Scenario
 
 Z90 = 1.2815515655446004  # standard normal 90th percentile

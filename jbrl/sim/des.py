@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from jbrl.plan import Plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.sim.base import (
     IntervalMetrics,

@@ -13,17 +13,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jbrl.agents.base import PlanResult
-from jbrl.agents.milp import MilpPlanner
-
-from jbrl.plan import Plan
+from jbrl.planning.base import PlanResult
+from jbrl.planning.milp import MilpPlanner
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 
 
 class CloudOnlyPlanner:
     """Every operator on the top tier; variants and workers chosen optimally there.
 
-    Options are :class:`~jbrl.agents.milp.MilpPlanner` options (``max_util``, ``time_limit``,
+    Options are :class:`~jbrl.planning.milp.MilpPlanner` options (``max_util``, ``time_limit``,
     ...) except ``workers``.
     """
 
@@ -54,7 +53,7 @@ class CloudOnlyPlanner:
 class MostAccuratePlanner:
     """The most accurate variant combination, then the cheapest placement (MILP).
 
-    Options are :class:`~jbrl.agents.milp.MilpPlanner` options. If the most accurate
+    Options are :class:`~jbrl.planning.milp.MilpPlanner` options. If the most accurate
     combination is below the requested accuracy, the request is infeasible.
     """
 

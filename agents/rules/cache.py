@@ -7,16 +7,15 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from jbrl.agents.base import PlanResult, get_planner
-from jbrl.agents.policies.plans import (
+from jbrl.planning.base import PlanResult, get_planner
+from jbrl.planning.coverage import (
     TIE_PENALTY,
     _with_rates,
     plan_signature,
     scaled,
     scenario_fingerprint,
 )
-
-from jbrl.plan import Plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 
 _CACHE_LIMIT = 20_000
@@ -97,7 +96,7 @@ class PlanCache:
 
     def max_scale(self, rates: Mapping[str, float]) -> float:
         """Largest multiple of ``rates`` the infrastructure sustains (MILP, ``max_util``)."""
-        from jbrl.agents.milp import max_rate
+        from jbrl.planning.milp import max_rate
 
         assert self._scenario is not None
         total = sum(rates.values())

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from jbrl.control.backend import (
+from jbrl.control.backends.base import (
     ApplyResult,
     Backend,
     BackendReport,
@@ -29,7 +29,7 @@ from jbrl.control.backend import (
     PlanDiff,
     merge_intervals,
 )
-from jbrl.plan import Plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace, constant_trace
 from jbrl.sim.base import IntervalMetrics, SimConfig, empty_drops

@@ -1,6 +1,6 @@
 """Exact planner: one mixed-integer linear program solved by HiGHS.
 
-The model (minimise $/hour exactly as :mod:`jbrl.cost` defines it):
+The model (minimise $/hour exactly as :mod:`jbrl.planning.cost` defines it):
 
 ==========================  =================================================================
 variables                   meaning
@@ -25,7 +25,7 @@ objective: ``sum price_g x + sum kb * link$ * f + sum kb_source * link$ * r (sou
 + penalty * sum d``. Explicit flows make the communication cost linear; proportional mixing (the
 cost model's default without routing) is one feasible routing, so the optimum is never worse.
 
-Aggregation (:mod:`jbrl.agents.groups`): interchangeable workers form one group with an integer
+Aggregation (:mod:`jbrl.planning.groups`): interchangeable workers form one group with an integer
 count, flows run between groups, and the solution is disaggregated (equal rates per worker;
 flows split by a north-west-corner transport fill). Link costs are uniform within a group pair,
 so the disaggregated plan costs exactly the MILP objective. Per-pair bandwidth limits are exact
@@ -46,13 +46,13 @@ from typing import Any
 
 import highspy
 import numpy as np
-from jbrl.agents._highs import INF, LinearModel, run_highs, safe_name
-from jbrl.agents.base import PlanResult, Status, finish, full_rates, target_accuracy
-from jbrl.agents.groups import GroupLinks, WorkerGroup, group_links, worker_groups
 
-from jbrl.cost import RATE_TOL, evaluate_plan
 from jbrl.errors import InputError
-from jbrl.plan import Flow, Plan, WorkerShare
+from jbrl.planning.base import PlanResult, Status, finish, full_rates, target_accuracy
+from jbrl.planning.cost import RATE_TOL, evaluate_plan
+from jbrl.planning.groups import GroupLinks, WorkerGroup, group_links, worker_groups
+from jbrl.planning.milp.highs import INF, LinearModel, run_highs, safe_name
+from jbrl.planning.plan import Flow, Plan, WorkerShare
 from jbrl.scenario.model import Scenario
 
 MIN_RATE = 1e-4  # req/s a used worker serves at least (so every paid worker appears in the plan)
@@ -107,7 +107,7 @@ class MilpPlanner:
         max_util: serve at most this fraction of each worker's capacity (latency headroom).
         time_limit: seconds for HiGHS; the best plan found so far is returned as ``feasible``.
         mip_rel_gap: relative optimality gap at which HiGHS stops.
-        aggregate: group interchangeable workers (see :mod:`jbrl.agents.groups`).
+        aggregate: group interchangeable workers (see :mod:`jbrl.planning.groups`).
         bandwidth: respect link bandwidth (MB/s per sender->receiver pair).
         warm_start: a plan to start from (its integer choices are handed to HiGHS).
         current_plan, reconfig_penalty: $ added per worker that must load a model it does not

@@ -5,7 +5,7 @@ A policy folder (what ``jbrl train`` writes, and what ships in ``jbrl/configs/po
 holds ``model.zip`` (the MaskablePPO model), ``vecnormalize.pkl`` (observation statistics) and
 ``config.yaml`` (the resolved training config, whose ``env`` section fixes the observation).
 The observation is built from a :class:`~jbrl.agents.policy.ControlState` by the env's own
-encoder (:mod:`jbrl.envs.encoding`), so the deployed policy sees what it saw in training.
+encoder (:mod:`jbrl.envs.codec`), so the deployed policy sees what it saw in training.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from typing import Any
 
 import numpy as np
 import yaml
-from jbrl.agents.policy import ControlState, Policy, register_policy
-from jbrl.envs.config import EnvConfig, load_env_config
-from jbrl.envs.encoding import ActionCodec, ObservationEncoder, ServingSpec, greedy_signature
-from jbrl.envs.ladder import LADDER_FILE, LadderCodec, PlanLadder
-from jbrl.envs.serving import make_codec
 
+from jbrl.agents.policy import ControlState, Policy, register_policy
+from jbrl.envs.codec import ActionCodec, ServingSpec, greedy_signature
+from jbrl.envs.config import EnvConfig, load_env_config
+from jbrl.envs.ladder import LADDER_FILE, LadderCodec, PlanLadder
+from jbrl.envs.observation import ObservationEncoder
+from jbrl.envs.serving import make_codec
 from jbrl.errors import InputError
-from jbrl.plan import Plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.loader import load_scenario
 from jbrl.scenario.model import Scenario
 
@@ -189,7 +190,7 @@ class PpoPolicy(Policy):
         return self._codec, self._encoder
 
     def _initial(self, codec: ActionCodec, rates: np.ndarray) -> Any:
-        from jbrl.agents.base import get_planner
+        from jbrl.planning.base import get_planner
 
         target = rates * (1.0 + self.env_config.initial_headroom)
         spec = codec.spec

@@ -6,13 +6,12 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from jbrl.agents.policies.cache import PlanCache
-from jbrl.agents.policies.plans import STRUCTURAL_KINDS, served_rates, variants_of
 from jbrl.agents.policy import ControlState, Policy, coerce_params
-
-from jbrl.cost import evaluate_plan
+from jbrl.agents.rules.cache import PlanCache
 from jbrl.errors import InfeasibleError, InputError
-from jbrl.plan import Plan, WorkerShare
+from jbrl.planning.cost import evaluate_plan
+from jbrl.planning.coverage import STRUCTURAL_KINDS, served_rates, variants_of
+from jbrl.planning.plan import Plan, WorkerShare
 from jbrl.scenario.model import Scenario
 
 
@@ -27,7 +26,7 @@ class AutoscalerPolicy(Policy):
     its capacity over the interval (like Ray Serve's queued-plus-running count). Above ``high``
     for ``up_window`` intervals in a row: add the cheapest free worker (ties: the one with the
     most capacity) that keeps the plan valid (no backward traffic; checked with
-    :func:`jbrl.cost.evaluate_plan`), repeatedly, until the projected utilization is at most
+    :func:`jbrl.planning.cost.evaluate_plan`), repeatedly, until the projected utilization is at most
     ``target`` (default (high + low) / 2; HPA's proportional rule). Below ``low`` for
     ``down_window`` intervals: remove the most expensive workers whose removal keeps the
     projected utilization at most ``target``. Traffic is always split in proportion to capacity.

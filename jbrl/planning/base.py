@@ -3,10 +3,10 @@
 A planner is configured on its constructor and asked for a plan with
 ``plan(scenario, rates=None, accuracy=None)``. The registry builds planners by name::
 
-    from jbrl.agents import get_planner
+    from jbrl.planning import get_planner
 
     result = get_planner("milp", max_util=0.8, time_limit=10).plan(scenario, rates={"cam": 30})
-    result.plan        # a jbrl.plan.Plan with explicit rates (and routing for the MILP)
+    result.plan        # a jbrl.planning.plan.Plan with explicit rates (and routing for the MILP)
     result.to_dict()   # the plan JSON of ARCHITECTURE.md plus solver, status, costs, ...
 
 Names: ``milp`` (exact, HiGHS), ``jellybean`` (the paper's heuristic), ``cloud-only`` (every
@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from jbrl.cost import CostReport, evaluate_plan
 from jbrl.errors import InputError
-from jbrl.plan import Plan
+from jbrl.planning.cost import CostReport, evaluate_plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 
 Status = Literal["optimal", "feasible", "infeasible"]
@@ -43,7 +43,7 @@ RESULT_KEYS = (
 
 @dataclass
 class PlanResult:
-    """What a planner found: the plan, its costs (from :func:`jbrl.cost.evaluate_plan`) and how.
+    """What a planner found: the plan, its costs (from :func:`jbrl.planning.cost.evaluate_plan`) and how.
 
     ``reason`` is set when ``status == "infeasible"``: a dict with a ``message`` and numbers
     (``best_reachable_accuracy``, ``max_rate_scale``, ``max_rates`` ...). ``extra`` holds
@@ -194,10 +194,10 @@ def _finite(obj: Any) -> Any:
 # --------------------------------------------------------------------------- registry
 
 _REGISTRY: dict[str, str | Callable[..., Planner]] = {
-    "milp": "jbrl.agents.milp:MilpPlanner",
-    "jellybean": "jbrl.agents.jellybean:JellyBeanPlanner",
-    "cloud-only": "jbrl.agents.baselines:CloudOnlyPlanner",
-    "most-accurate": "jbrl.agents.baselines:MostAccuratePlanner",
+    "milp": "jbrl.planning.milp:MilpPlanner",
+    "jellybean": "jbrl.planning.jellybean:JellyBeanPlanner",
+    "cloud-only": "jbrl.planning.baselines:CloudOnlyPlanner",
+    "most-accurate": "jbrl.planning.baselines:MostAccuratePlanner",
 }
 
 

@@ -9,8 +9,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from jbrl.cost import INVALID_KINDS, RATE_TOL, evaluate_plan
-from jbrl.plan import Flow, Plan, WorkerShare
+from jbrl.planning.cost import INVALID_KINDS, RATE_TOL, evaluate_plan
+from jbrl.planning.plan import Flow, Plan, WorkerShare
 from jbrl.scenario.model import Scenario
 
 # $/hour added per worker that would load a model, so that among equally cheap MILP plans the

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from jbrl.control.backend import fanout_count
+from jbrl.control.backends.base import fanout_count
 
 CALL_DEADLINE_S = 300.0  # an operator call is retried (other workers, backoff) this long
 
@@ -97,7 +97,7 @@ class WorkflowIngress:
 
     An operator with fan-out (``calls`` other than 1, e.g. a re-identification model run once
     per detected object) is called that many times per request on average, concurrently
-    (:func:`~jbrl.control.backend.fanout_count`); its successors wait for all the calls."""
+    (:func:`~jbrl.control.backends.base.fanout_count`); its successors wait for all the calls."""
 
     def __init__(self, dag: dict[str, Any], seed: int = 0) -> None:
         self.order: list[str] = list(dag["order"])

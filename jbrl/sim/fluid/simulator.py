@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from jbrl.plan import Plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.sim.base import (
     IntervalMetrics,

@@ -1,4 +1,4 @@
-"""Baseline control policies: the planners of :mod:`jbrl.agents.base` turned into online rules
+"""Baseline control policies: the planners of :mod:`jbrl.planning.base` turned into online rules
 (ARCHITECTURE.md, "RL environment and policies"). PPO is judged against these.
 
 =========================  ==========================================================================
@@ -28,7 +28,7 @@ spec (defaults)            rule
 
 Every MILP-based policy also takes ``max_util`` (the planner's cap on worker utilization, default
 1) and ``time_limit`` (seconds per solve). A target beyond what the infrastructure sustains is
-clamped to the largest sustainable multiple of it (:func:`jbrl.agents.milp.max_rate`).
+clamped to the largest sustainable multiple of it (:func:`jbrl.planning.milp.max_rate`).
 
 **Coverage.** At run time a plan's routing weights stay fixed (:mod:`jbrl.sim.compiled`): each
 worker keeps its share of its operator's traffic. A plan *covers* rates R when every worker's
@@ -41,9 +41,9 @@ solves. A memoized solve still counts at its original solve time in the decision
 :attr:`PlannerPolicy.cached_solve_s`.
 """
 
-from jbrl.agents.policies.autoscaler import AutoscalerPolicy
-from jbrl.agents.policies.cache import PlanCache
-from jbrl.agents.policies.planned import (
+from jbrl.agents.rules.autoscaler import AutoscalerPolicy
+from jbrl.agents.rules.cache import PlanCache
+from jbrl.agents.rules.planned import (
     JellyBeanReactivePolicy,
     JellyBeanStaticPolicy,
     MilpHysteresisPolicy,
@@ -52,7 +52,7 @@ from jbrl.agents.policies.planned import (
     MilpStaticPolicy,
     PlannerPolicy,
 )
-from jbrl.agents.policies.plans import (
+from jbrl.planning.coverage import (
     COST_RTOL,
     TIE_PENALTY,
     Coverage,

@@ -1,7 +1,7 @@
 """Side-by-side evaluation of control policies on the same simulator and traces.
 
 ```python
-from jbrl.agents.evaluate import evaluate, default_traces, render_table, write_plots
+from jbrl.evaluation.runner import evaluate, default_traces, render_table, write_plots
 
 ev = evaluate(scenario, default_traces(scenario), ["milp-reactive:headroom=0.2", "autoscaler"],
               sim="des", seeds=3)
@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jbrl.agents.policy import ControlState, Policy, get_policy, parse_policy_spec
 
+from jbrl.agents.policy import ControlState, Policy, get_policy, parse_policy_spec
 from jbrl.errors import InputError
-from jbrl.plan import Plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace, load_trace, parse_trace
 from jbrl.sim import SimConfig, make_simulator, totals_of
@@ -177,7 +177,7 @@ def run_policy(
     on_interval: Callable[[], None] | None = None,
 ) -> RunRecord:
     """Run ``policy`` over ``trace`` (per source of ``scenario``) in simulator ``sim``."""
-    from jbrl.agents.policies import effective_capacity, plan_signature
+    from jbrl.agents.rules import effective_capacity, plan_signature
 
     rec = RunRecord(policy=label, trace=trace_name, seed=seed)
     end = float(trace.duration)
@@ -276,7 +276,7 @@ def run_policy(
 
 
 def _plan_accuracy(scenario: Scenario, plan: Plan) -> float | None:
-    from jbrl.agents.policies import variants_of
+    from jbrl.agents.rules import variants_of
 
     acc = scenario.accuracy_of(variants_of(scenario, plan))
     return None if acc is None or math.isinf(acc) else acc

@@ -11,9 +11,9 @@ dominates (more capacity for no more dollars).
 from __future__ import annotations
 
 import numpy as np
-from jbrl.envs.encoding import ActionCodec, PlanSignature, ServingSpec
-from jbrl.envs.ladder import PlanLadder
 
+from jbrl.envs.codec import ActionCodec, PlanSignature, ServingSpec
+from jbrl.envs.ladder import PlanLadder
 from jbrl.scenario.model import Scenario
 
 TIE_BREAK = 1e-3
@@ -29,9 +29,9 @@ def build_ladder(
     time_limit: float = 10.0,
 ) -> PlanLadder:
     """MILP rungs every ``step`` x nominal up to ``top`` (default: the largest sustainable
-    scale, :func:`jbrl.agents.milp.max_rate`)."""
-    from jbrl.agents import get_planner
-    from jbrl.agents.milp import max_rate
+    scale, :func:`jbrl.planning.milp.max_rate`)."""
+    from jbrl.planning import get_planner
+    from jbrl.planning.milp import max_rate
 
     spec = ServingSpec(scenario, accuracy)
     codec = ActionCodec(spec)

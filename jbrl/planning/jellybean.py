@@ -41,11 +41,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from jbrl.agents.base import PlanResult, finish, full_rates, target_accuracy
-from jbrl.agents.groups import group_links, worker_groups
 
 from jbrl.errors import InputError
-from jbrl.plan import Plan, WorkerShare
+from jbrl.planning.base import PlanResult, finish, full_rates, target_accuracy
+from jbrl.planning.groups import group_links, worker_groups
+from jbrl.planning.plan import Plan, WorkerShare
 from jbrl.scenario.model import Scenario
 
 TIE_RTOL = 1e-5  # numpy.allclose's defaults, as the published optimizer compares totals
@@ -150,7 +150,7 @@ class JellyBeanPlanner:
                     best = (state.cost, a, cand, state)
         info = {"variant_ranking": ranking, "model_candidates": len(candidates), "tried": tried}
         if best is None:
-            from jbrl.agents.milp import MilpPlanner, infeasibility_reason
+            from jbrl.planning.milp import MilpPlanner, infeasibility_reason
 
             probe = MilpPlanner(
                 mip_rel_gap=1e-4, time_limit=30.0, workers=self.workers, max_util=self.max_util

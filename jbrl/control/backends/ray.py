@@ -1,6 +1,6 @@
 """The Ray Serve backend: the workflow really runs, with the real PyTorch models.
 
-Layout (see :mod:`jbrl.control.ray_app`):
+Layout (see :mod:`jbrl.control.backends.ray_app`):
 
 * every scenario worker is a Ray **custom resource** ``jbrl-worker/<name>``. Started locally
   (the default), one Ray node provides every worker's resource, so one machine emulates the
@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from jbrl.control.backend import (
+from jbrl.control.backends.base import (
     ApplyResult,
     Backend,
     BackendReport,
@@ -58,9 +58,9 @@ from jbrl.control.backend import (
     calls_per_request,
     worker_slots,
 )
-from jbrl.cost import evaluate_plan
 from jbrl.errors import InputError
-from jbrl.plan import Plan
+from jbrl.planning.cost import evaluate_plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace, constant_trace
 from jbrl.sim.base import IntervalMetrics, empty_drops, latency_summary
@@ -157,7 +157,7 @@ class RayBackend(Backend):
     """The workflow on Ray Serve. See the module docstring.
 
     Args:
-        scenario, clock, trace: as for :class:`~jbrl.control.sim_backend.SimBackend`.
+        scenario, clock, trace: as for :class:`~jbrl.control.backends.sim.SimBackend`.
         rate_scale: real requests per wall second per trace req/s.
         models: model overrides (see :func:`resolve_models`).
         run_dir: where the ``ray-session`` link goes (and the session files stay).
@@ -237,7 +237,7 @@ class RayBackend(Backend):
         import ray
         from ray import serve
 
-        from jbrl.control.ray_app import WorkflowIngress
+        from jbrl.control.backends.ray_app import WorkflowIngress
 
         if self.address is None:
             self._set_env("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # bind to 127.0.0.1
@@ -348,7 +348,7 @@ class RayBackend(Backend):
         """Make-before-break switch to ``plan``; returns timings (wall seconds)."""
         from ray import serve
 
-        from jbrl.control.ray_app import OperatorReplica
+        from jbrl.control.backends.ray_app import OperatorReplica
 
         t0 = time.perf_counter()
         want: dict[str, tuple[str, str, str]] = {}

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from jbrl.plan import Plan
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.sim.base import IntervalMetrics, empty_drops, latency_summary, weighted_latency
 

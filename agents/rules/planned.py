@@ -7,12 +7,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from jbrl.agents.policies.cache import PlanCache
-from jbrl.agents.policies.plans import COST_RTOL, TIE_PENALTY, coverage, plan_signature, scaled
 from jbrl.agents.policy import ControlState, Policy, coerce_params
-
+from jbrl.agents.rules.cache import PlanCache
 from jbrl.errors import InfeasibleError, InputError
-from jbrl.plan import Plan
+from jbrl.planning.coverage import COST_RTOL, TIE_PENALTY, coverage, plan_signature, scaled
+from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace
 

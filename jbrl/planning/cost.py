@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from jbrl.plan import Flow, Plan
+from jbrl.planning.plan import Flow, Plan
 from jbrl.scenario.model import KB_PER_GB, SECONDS_PER_HOUR, Scenario
 
 # Relative tolerance on rates: planners return floats, and a plan that serves 39.9999999 of

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from jbrl.agents.experts import (
     EpisodeFigures,
     Hysteresis,
@@ -38,16 +40,14 @@ from jbrl.agents.experts import (
     expert_decider,
     run_episode,
 )
-from jbrl.agents.ladder import build_ladder
 from jbrl.agents.ppo import CONFIG_FILE, MODEL_FILE, NORM_FILE, ObsNormalizer, PpoActor
+from jbrl.envs.codec import ServingSpec
 from jbrl.envs.config import EnvConfig
-from jbrl.envs.encoding import ServingSpec
 from jbrl.envs.ladder import LADDER_FILE, PlanLadder
 from jbrl.envs.serving import ServingEnv
 from jbrl.envs.workload import EVAL_TRACE_SPECS, eval_traces
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from jbrl.errors import InputError
+from jbrl.planning.ladder import build_ladder
 from jbrl.scenario.loader import load_scenario, validation_to_input_error
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace
@@ -171,7 +171,7 @@ class Workbench:
     def build(cls, config: TrainConfig, run_dir: Path | None = None) -> Workbench:
         """Load the scenario; for ``action: ladder`` also the plan ladder: ``env.ladder`` if
         set (relative to ``run_dir``), else ``run_dir``'s ladder.json (a resumed run), else
-        built with the MILP (:func:`jbrl.agents.ladder.build_ladder`)."""
+        built with the MILP (:func:`jbrl.planning.ladder.build_ladder`)."""
         env_cfg = config.env
         base = load_scenario(env_cfg.scenario)
         ladder = None
