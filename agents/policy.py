@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jbrl.errors import InputError
+from jbrl.errors import InputError, Param
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace
@@ -79,13 +79,13 @@ def parse_policy_spec(spec: str) -> tuple[str, dict[str, str]]:
     parts = spec.strip().split(":")
     name = parts[0].strip()
     if not name:
-        raise InputError("empty policy name", field="--policy", value=spec)
+        raise InputError("empty policy name", field=Param.POLICY, value=spec)
     params: dict[str, str] = {}
     for p in parts[1:]:
         if "=" not in p:
             raise InputError(
                 "policy parameters are written key=value, e.g. milp-reactive:headroom=0.2",
-                field="--policy",
+                field=Param.POLICY,
                 value=spec,
             )
         k, v = p.split("=", 1)
@@ -113,7 +113,7 @@ def get_policy(spec: str, **defaults: Any) -> Policy:
     if name not in _POLICIES:
         raise InputError(
             f"unknown policy (choose from {', '.join(policy_names())})",
-            field="--policy",
+            field=Param.POLICY,
             value=spec,
         )
     factory = _POLICIES[name]
@@ -125,7 +125,7 @@ def get_policy(spec: str, **defaults: Any) -> Policy:
         return factory(**kwargs)
     except TypeError as exc:
         raise InputError(
-            f"bad parameter for policy {name!r}: {exc}", field="--policy", value=spec
+            f"bad parameter for policy {name!r}: {exc}", field=Param.POLICY, value=spec
         ) from None
 
 

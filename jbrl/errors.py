@@ -10,11 +10,48 @@ Two kinds, mapped to exit codes by the command line:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INFEASIBLE = 3
+
+
+class Param(StrEnum):
+    """Arguments of library calls that a user gives as command-line options.
+
+    Library code names a bad argument with a member (``InputError(..., field=Param.SIMULATOR)``)
+    instead of a flag: its message says ``field 'sim'`` to a Python caller, and the command line
+    maps each member to its flag (``field '--sim'``, :data:`jbrl.cli.common.FLAGS`). The value is
+    the library's argument name.
+    """
+
+    SCENARIO = "scenario"
+    SIMULATOR = "sim"
+    POLICY = "policy"
+    POLICIES = "policies"
+    TRACE = "trace"
+    TRACE_KIND = "kind"
+    TRACE_PARAM = "param"
+    STEP = "step"
+    LOAD_TIME = "load_time"
+    INTERVAL = "interval"
+    SEEDS = "seeds"
+    DURATION = "duration"
+    SHAPE = "shape"
+    BACKEND = "backend"
+    MODEL = "model"
+    MODELS = "models"
+    RAY_RATE_SCALE = "ray_rate_scale"
+    DEVICE = "device"
+    BATCH_SIZES = "batch_sizes"
+    THREADS = "threads"
+    REPEATS = "repeats"
+    WARMUP = "warmup"
+    OPERATOR_MAP = "operator_map"
+    RATE = "rate"
 
 
 class JbrlError(Exception):
@@ -33,7 +70,7 @@ class InputError(JbrlError):
         message: str,
         *,
         file: str | None = None,
-        field: str | None = None,
+        field: str | Param | None = None,
         value: Any = None,
         has_value: bool | None = None,
     ) -> None:
@@ -44,12 +81,16 @@ class InputError(JbrlError):
         self.reason = message
         super().__init__(self.render())
 
-    def render(self) -> str:
+    def render(self, flags: Mapping[Param, str] | None = None) -> str:
+        """The one-paragraph message; ``flags`` names :class:`Param` fields as options."""
         parts = []
         if self.file:
             parts.append(str(self.file))
         if self.field:
-            parts.append(f"field '{self.field}'")
+            name = self.field
+            if isinstance(name, Param):
+                name = (flags or {}).get(name, name.value)
+            parts.append(f"field '{name}'")
         if self.has_value:
             shown = repr(self.value)
             if len(shown) > 120:
@@ -57,14 +98,6 @@ class InputError(JbrlError):
             parts.append(f"value {shown}")
         where = ", ".join(parts)
         return f"{where}: {self.reason}" if where else self.reason
-
-    def with_file(self, file: str) -> InputError:
-        """Return a copy that names ``file`` (used when a loader knows the path, a parser not)."""
-        if self.file:
-            return self
-        return InputError(
-            self.reason, file=file, field=self.field, value=self.value, has_value=self.has_value
-        )
 
 
 class InfeasibleError(JbrlError):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from jbrl.planning.plan import plan_from_dict
 from jbrl.scenario import scenario_from_dict
 from jbrl.scenario.traces import constant_trace
-from jbrl.sim import DesSimulator, FluidSimulator, SimConfig, run, totals_of
+from jbrl.sim import DesSimulator, FluidSimulator, SimConfig, rollout, totals_of
 from jbrl.sim.faults import faults_from_data
 from tests.conftest import JELLYBEAN_REFERENCE_PLAN, single_worker_scenario, tiny_scenario_dict
 
@@ -65,7 +65,7 @@ def test_same_seed_same_result_and_seeds_differ(jellybean):
     trace = constant_trace(jellybean, 600, scale=0.8)
 
     def once(seed):
-        res = run(DesSimulator(), jellybean, trace, plan, 60, seed=seed)
+        res = rollout(DesSimulator(), jellybean, trace, plan, 60, seed=seed)
         return [m.to_dict() for m in res.intervals]
 
     assert once(7) == once(7)

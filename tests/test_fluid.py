@@ -12,7 +12,7 @@ from jbrl.errors import InputError
 from jbrl.planning.cost import evaluate_plan
 from jbrl.planning.plan import plan_from_dict
 from jbrl.scenario.traces import constant_trace, generate_trace
-from jbrl.sim import FluidSimulator, SimConfig, make_simulator, run, totals_of
+from jbrl.sim import FluidSimulator, SimConfig, make_simulator, rollout, totals_of
 from jbrl.sim.faults import faults_from_data
 from tests.conftest import JELLYBEAN_REFERENCE_PLAN, single_worker_scenario
 
@@ -181,12 +181,12 @@ def test_run_driver_with_a_policy_and_trace(jellybean):
     plan = plan_from_dict(JELLYBEAN_REFERENCE_PLAN)
     seen = []
 
-    def policy(t, last):
-        seen.append((t, last is None))
-        return plan if last is None else None
+    def policy(point):
+        seen.append((point.time_s, point.last is None))
+        return plan if point.last is None else None
 
     trace = generate_trace("diurnal", 3600, seed=1, sources=jellybean, step_s=90)
-    res = run(FluidSimulator(), jellybean, trace, policy, interval=60)
+    res = rollout(FluidSimulator(), jellybean, trace, policy, interval=60)
     assert len(res.intervals) == 60
     assert seen[0] == (0.0, True) and len(seen) == 60
     t = res.totals
@@ -203,7 +203,7 @@ def test_constant_run_is_steady(vqa):
     from jbrl.planning import get_planner
 
     plan = get_planner("milp").plan(vqa).plan
-    res = run(FluidSimulator(), vqa, constant_trace(vqa, 1800), plan, interval=60)
+    res = rollout(FluidSimulator(), vqa, constant_trace(vqa, 1800), plan, interval=60)
     late = res.intervals[5:]
     assert max(m.throughput for m in late) == pytest.approx(
         min(m.throughput for m in late), rel=1e-3

@@ -25,7 +25,7 @@ from jbrl.envs.config import EnvConfig, load_env_config
 from jbrl.envs.ladder import LADDER_FILE, LadderCodec, PlanLadder
 from jbrl.envs.observation import ObservationEncoder
 from jbrl.envs.serving import make_codec
-from jbrl.errors import InputError
+from jbrl.errors import InputError, Param
 from jbrl.planning.plan import Plan
 from jbrl.scenario.loader import load_scenario
 from jbrl.scenario.model import Scenario
@@ -44,7 +44,7 @@ def shipped_policy_dir(scenario: str) -> Path:
         raise InputError(
             "no shipped PPO policy for this scenario; train one with `jbrl train` and pass "
             "ppo:path=<run folder>",
-            field="--policy",
+            field=Param.POLICY,
             value=f"ppo (scenario {scenario})",
         )
     return Path(str(root))
@@ -182,7 +182,7 @@ class PpoPolicy(Policy):
                 raise InputError(
                     f"the PPO policy in {self.folder} was trained for another scenario layout "
                     f"(observation {want}, this scenario {enc.size})",
-                    field="--policy",
+                    field=Param.POLICY,
                     value=scenario.name,
                 )
             self._codec, self._encoder, self._for = codec, enc, id(scenario)

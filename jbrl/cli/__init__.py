@@ -18,8 +18,8 @@ from jbrl.cli import (
     synth_cmd,
     train_cmd,
 )
-from jbrl.cli._common import err_console, print_json
-from jbrl.errors import InfeasibleError, JbrlError
+from jbrl.cli.common import FLAGS, err_console, print_json
+from jbrl.errors import InfeasibleError, InputError, JbrlError
 from jbrl.profiling.cli import profile_command
 
 app = typer.Typer(
@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(f"[bold red]infeasible:[/bold red] {escape(exc.reason)}", highlight=False)
         return exc.exit_code
     except JbrlError as exc:
-        err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
+        text = exc.render(FLAGS) if isinstance(exc, InputError) else str(exc)
+        err_console.print(f"[bold red]error:[/bold red] {escape(text)}", highlight=False)
         return exc.exit_code
     return 0
 

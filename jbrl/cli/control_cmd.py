@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from jbrl.cli._common import JsonOpt, ScenarioOpt, err_console, get_scenario, print_json
+from jbrl.cli.common import JsonOpt, ScenarioOpt, err_console, get_scenario, print_json
 from jbrl.errors import InputError
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from jbrl.cli._common import JsonOpt, ScenarioOpt, console, get_scenario, parse_rates, print_json
+from jbrl.cli.common import JsonOpt, ScenarioOpt, console, get_scenario, parse_rates, print_json
 from jbrl.errors import EXIT_BAD_INPUT, EXIT_INFEASIBLE
 from jbrl.planning.cost import CostReport, evaluate_plan
 from jbrl.planning.plan import load_plan

@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from jbrl.cli._common import DEFAULT_SCENARIO_NAME, ScenarioOpt, console, get_scenario
+from jbrl.cli.common import DEFAULT_SCENARIO_NAME, ScenarioOpt, console, get_scenario
 from jbrl.cli.scenario_cmds import show
 from jbrl.errors import InfeasibleError
 from jbrl.scenario.model import Scenario

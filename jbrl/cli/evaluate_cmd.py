@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from jbrl.cli._common import DEFAULT_SCENARIO_NAME, ScenarioOpt, console, get_scenario
+from jbrl.cli.common import DEFAULT_SCENARIO_NAME, ScenarioOpt, console, get_scenario
 
 DEFAULT_POLICIES = (
     "ppo,milp-reactive:headroom=0.2,milp-hysteresis,milp-oracle,milp-static,jellybean,autoscaler"

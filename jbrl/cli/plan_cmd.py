@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from jbrl.cli._common import JsonOpt, ScenarioOpt, console, get_scenario, parse_rates, print_json
+from jbrl.cli.common import JsonOpt, ScenarioOpt, console, get_scenario, parse_rates, print_json
 from jbrl.errors import InfeasibleError, InputError
 
 

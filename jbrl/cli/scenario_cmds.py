@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from jbrl.cli._common import (
+from jbrl.cli.common import (
     DEFAULT_SCENARIO_NAME,
     JsonOpt,
     console,

@@ -10,12 +10,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from jbrl.cli._common import JsonOpt, console, err_console, get_scenario, print_json
+from jbrl.cli.common import JsonOpt, console, err_console, get_scenario, print_json
 from jbrl.errors import InfeasibleError, InputError
 from jbrl.planning.plan import Plan, load_plan
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import TRACE_KINDS, Trace, generate_trace, load_trace
-from jbrl.sim import SimConfig, SimResult, load_faults, make_simulator, run
+from jbrl.sim import SimConfig, SimResult, load_faults, make_simulator, rollout
 
 trace_app = typer.Typer(
     help="Generate and inspect load traces (CSV: time_s, then req/s per source or 'scale').",
@@ -241,7 +241,7 @@ def simulate(
             transient=True,
         ) as bar:
             task = bar.add_task("sim", total=end)
-            result = run(
+            result = rollout(
                 simulator,
                 s,
                 tr,
@@ -254,7 +254,7 @@ def simulate(
                 progress=lambda t, _total: bar.update(task, completed=t),
             )
     else:
-        result = run(
+        result = rollout(
             simulator,
             s,
             tr,

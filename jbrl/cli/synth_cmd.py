@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from jbrl.cli._common import console
+from jbrl.cli.common import console
 from jbrl.errors import InputError
 from jbrl.scenario import scenario_to_yaml
 from jbrl.scenario.synth import DEFAULT_MAX_COMBINATIONS, synth_scenario

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from jbrl.cli._common import console, print_json
+from jbrl.cli.common import console, print_json
 
 DEFAULT_CONFIG = Path("configs/train/ppo_vqa.yaml")
 

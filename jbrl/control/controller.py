@@ -36,7 +36,7 @@ from jbrl.control.backends.base import Backend, BackendReport, PlanDiff, diff_pl
 from jbrl.control.log import DecisionLog, jsonable
 from jbrl.control.safety import FallbackPlanner, Problem, check_plan, scaled
 from jbrl.control.state import ControllerState, write_state
-from jbrl.errors import InputError
+from jbrl.errors import InputError, Param
 from jbrl.planning.cost import evaluate_plan
 from jbrl.planning.plan import Plan, plan_from_dict
 from jbrl.scenario.model import Scenario
@@ -193,7 +193,7 @@ class Controller:
             raise InputError(
                 f"no plan to start with: {reason}; the policy's plan was rejected "
                 f"({'; '.join(problems) or err}) and the MILP fallback found none",
-                field="--policy",
+                field=Param.POLICY,
                 value=self.policy_name,
             )
         t1 = time.perf_counter()

@@ -12,7 +12,7 @@ import importlib
 
 from jbrl.agents.policy import ControlState, Policy, coerce_params, get_policy, parse_policy_spec
 from jbrl.control.safety import FallbackPlanner
-from jbrl.errors import InputError
+from jbrl.errors import InputError, Param
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 
@@ -68,7 +68,7 @@ def resolve_policy(spec: str, scenario: Scenario, seed: int | None = 0) -> Polic
                     exc.reason.replace("choose from ", "choose from fallback, ", 1)
                     if "choose from " in exc.reason
                     else f"{exc.reason}; 'fallback' is always available",
-                    field="--policy",
+                    field=Param.POLICY,
                     value=spec,
                 ) from None
             raise
@@ -76,7 +76,7 @@ def resolve_policy(spec: str, scenario: Scenario, seed: int | None = 0) -> Polic
         raise InputError(
             "this policy reads the future trace (a reference for offline comparisons); it "
             "cannot run online",
-            field="--policy",
+            field=Param.POLICY,
             value=spec,
         )
     policy.reset(scenario, seed)

@@ -40,12 +40,14 @@ from typing import Any
 import numpy as np
 
 from jbrl.agents.policy import ControlState, Policy, get_policy, parse_policy_spec
-from jbrl.errors import InputError
+from jbrl.errors import InputError, Param
+from jbrl.planning.coverage import effective_capacity, plan_signature
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace, load_trace, parse_trace
-from jbrl.sim import SimConfig, make_simulator, totals_of
-from jbrl.sim.base import IntervalMetrics
+from jbrl.sim import SimConfig, make_simulator
+from jbrl.sim.base import IntervalMetrics, Simulator
+from jbrl.sim.rollout import BaseObserver, DecisionPoint, rollout
 
 TRACES_PACKAGE = "jbrl.configs"
 TRACES_DIR = "traces"
@@ -75,7 +77,7 @@ def resolve_trace(spec: str | Path, scenario: Scenario) -> tuple[str, Trace]:
         return name, parse_trace(text, f"<embedded trace {name}>").for_scenario(scenario)
     raise InputError(
         f"no such trace file or embedded trace (embedded: {', '.join(embedded_traces()) or 'none'})",
-        field="--trace",
+        field=Param.TRACE,
         value=name,
     )
 
@@ -88,7 +90,7 @@ def default_traces(scenario: Scenario) -> dict[str, Trace]:
 def with_load_time(scenario: Scenario, seconds: float) -> Scenario:
     """A copy of ``scenario`` where every model load takes ``seconds`` (validated again)."""
     if not (math.isfinite(seconds) and seconds >= 0):
-        raise InputError("must be a number of seconds >= 0", field="--load-time", value=seconds)
+        raise InputError("must be a number of seconds >= 0", field=Param.LOAD_TIME, value=seconds)
     data = scenario.model_dump(by_alias=True)
     data["default_load_s"] = float(seconds)
     for p in data["profiles"]:
@@ -106,7 +108,7 @@ def parse_policies(text: str | Sequence[str]) -> list[str]:
             if spec and spec not in out:
                 out.append(spec)
     if not out:
-        raise InputError("no policy given", field="--policies", value=text)
+        raise InputError("no policy given", field=Param.POLICIES, value=text)
     return out
 
 
@@ -156,11 +158,91 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def _timed_decide(policy: Policy, state: ControlState) -> tuple[Plan, float]:
-    t0 = time.perf_counter()
-    plan = policy.decide(state)
-    wall = time.perf_counter() - t0
-    return plan, (wall + float(getattr(policy, "cached_solve_s", 0.0))) * 1000.0
+SERIES_KEYS = (
+    "t",
+    "load",
+    "peak_load",
+    "capacity",
+    "dollars",
+    "slo_attainment",
+    "p99_ms",
+    "accuracy",
+    "reconfigurations",
+    "decision_ms",
+)
+
+
+class _PolicyRun(BaseObserver):
+    """A :class:`Policy` as the rollout's decision maker (timed, with the clairvoyant policies'
+    lookahead), and the observer that records the run's series."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        trace: Trace,
+        policy: Policy,
+        rec: RunRecord,
+        on_interval: Callable[[], None] | None,
+    ) -> None:
+        self.scenario = scenario
+        self.trace = trace
+        self.policy = policy
+        self.rec = rec
+        self.on_interval_cb = on_interval
+        self.look = trace if policy.clairvoyant else None
+        self.series: dict[str, list[float]] = {k: [] for k in SERIES_KEYS}
+        self.decisions: list[float] = []
+        self.samples: list[np.ndarray] = []
+        self.sig: Any = None
+        self._acc: dict[int, tuple[Plan, float | None]] = {}  # keeps the plan alive with its id
+
+    def __call__(self, point: DecisionPoint) -> Plan:
+        state = ControlState(
+            self.scenario,
+            point.time_s,
+            point.interval_s,
+            point.plan,
+            point.history,
+            point.last,
+            self.look,
+        )
+        t0 = time.perf_counter()
+        plan = self.policy.decide(state)
+        wall = time.perf_counter() - t0
+        cached = float(getattr(self.policy, "cached_solve_s", 0.0))
+        self.decisions.append((wall + cached) * 1000.0)
+        return plan
+
+    def on_decision(self, point: DecisionPoint, plan: Plan, changed: bool) -> None:
+        if point.plan is None:
+            self.sig = plan_signature(self.scenario, plan)
+        elif changed:
+            new_sig = plan_signature(self.scenario, plan)
+            if new_sig != self.sig:
+                self.rec.plan_changes += 1
+            self.sig = new_sig
+
+    def on_interval(self, m: IntervalMetrics, plan: Plan, simulator: Simulator) -> None:
+        lat = simulator.interval_latencies()  # DES: this interval's requests
+        if lat:
+            self.samples.append(np.asarray(lat, dtype=float))
+        if id(plan) not in self._acc:
+            self._acc[id(plan)] = (plan, _plan_accuracy(self.scenario, plan))
+        acc = self._acc[id(plan)][1]
+        peak = max(self.trace.max_over(m.t_start, m.t_end).values(), default=0.0)
+        s = self.series
+        s["t"].append(m.t_start)
+        s["load"].append(max(m.rates.values(), default=0.0))
+        s["peak_load"].append(float(peak))
+        s["capacity"].append(effective_capacity(self.scenario, plan, m.rates))
+        s["dollars"].append(m.dollars)
+        s["slo_attainment"].append(m.slo_attainment)
+        s["p99_ms"].append(m.latency_ms.get("p99", math.nan))
+        s["accuracy"].append(math.nan if acc is None else acc)
+        s["reconfigurations"].append(float(len(m.reconfigured)))
+        s["decision_ms"].append(self.decisions[-1])
+        if self.on_interval_cb is not None:
+            self.on_interval_cb()
 
 
 def run_policy(
@@ -177,93 +259,38 @@ def run_policy(
     on_interval: Callable[[], None] | None = None,
 ) -> RunRecord:
     """Run ``policy`` over ``trace`` (per source of ``scenario``) in simulator ``sim``."""
-    from jbrl.agents.rules import effective_capacity, plan_signature
-
     rec = RunRecord(policy=label, trace=trace_name, seed=seed)
-    end = float(trace.duration)
-    simulator = make_simulator(sim, sim_config)
-    look = trace if policy.clairvoyant else None
-    history: list[dict[str, float]] = []
-    intervals: list[IntervalMetrics] = []
-    series: dict[str, list[float]] = {
-        k: []
-        for k in (
-            "t",
-            "load",
-            "peak_load",
-            "capacity",
-            "dollars",
-            "slo_attainment",
-            "p99_ms",
-            "accuracy",
-            "reconfigurations",
-            "decision_ms",
-        )
-    }
-    samples: list[np.ndarray] = []
-    acc_cache: dict[int, tuple[Plan, float | None]] = {}  # keeps the plan alive with its id
+    run = _PolicyRun(scenario, trace, policy, rec, on_interval)
     try:
         policy.reset(scenario, seed)
-        plan, ms = _timed_decide(policy, ControlState(scenario, 0.0, interval, lookahead=look))
-        decisions = [ms]
-        simulator.reset(scenario, plan, seed)
-        sig = plan_signature(scenario, plan)
-        t = 0.0
-        while t < end - 1e-9:
-            step = min(interval, end - t)
-            m = simulator.advance(step, trace.segments_array(t, t + step))
-            intervals.append(m)
-            lat = getattr(simulator, "_iv_latencies", None)  # DES: this interval's requests
-            if isinstance(lat, list) and lat:
-                samples.append(np.asarray(lat, dtype=float))
-            load = max(m.rates.values(), default=0.0)
-            if id(plan) not in acc_cache:
-                acc_cache[id(plan)] = (plan, _plan_accuracy(scenario, plan))
-            acc = acc_cache[id(plan)][1]
-            series["t"].append(m.t_start)
-            series["load"].append(load)
-            series["peak_load"].append(
-                float(max(trace.max_over(m.t_start, m.t_end).values(), default=0.0))
-            )
-            series["capacity"].append(effective_capacity(scenario, plan, m.rates))
-            series["dollars"].append(m.dollars)
-            series["slo_attainment"].append(m.slo_attainment)
-            series["p99_ms"].append(m.latency_ms.get("p99", math.nan))
-            series["accuracy"].append(math.nan if acc is None else acc)
-            series["reconfigurations"].append(float(len(m.reconfigured)))
-            series["decision_ms"].append(decisions[-1])
-            t += step
-            if on_interval is not None:
-                on_interval()
-            history.append(dict(m.rates))
-            if t < end - 1e-9:
-                state = ControlState(scenario, t, interval, plan, history, m, look)
-                new, ms = _timed_decide(policy, state)
-                decisions.append(ms)
-                if new is not plan:
-                    new_sig = plan_signature(scenario, new)
-                    if new_sig != sig:
-                        rec.plan_changes += 1
-                    simulator.apply(new)
-                    plan, sig = new, new_sig
+        result = rollout(
+            make_simulator(sim, sim_config),
+            scenario,
+            trace,
+            run,
+            interval,
+            seed=seed,
+            observers=[run],
+        )
     except Exception as exc:  # a policy (or its plan) failed: report, do not abort the evaluation
         rec.error = f"{type(exc).__name__}: {exc}"
-        rec.series = series
-        rec.decision_ms = series["decision_ms"]
+        rec.series = run.series
+        rec.decision_ms = run.series["decision_ms"]
         _debug_trace(exc)
         return rec
-    totals = totals_of(intervals)
+    series = run.series
+    totals = result.totals
     rec.totals = totals.to_dict()
     rec.series = series
-    rec.decision_ms = decisions
-    arr = np.asarray(series["load"]) * np.asarray([m.duration for m in intervals])
+    rec.decision_ms = run.decisions
+    arr = np.asarray(series["load"]) * np.asarray([m.duration for m in result.intervals])
     accs = np.asarray(series["accuracy"], dtype=float)
     ok = np.isfinite(accs)
     rec.accuracy = (
         float(np.average(accs[ok], weights=arr[ok])) if ok.any() and arr[ok].sum() > 0 else math.nan
     )
-    if samples:
-        allv = np.concatenate(samples)
+    if run.samples:
+        allv = np.concatenate(run.samples)
         rec.p99_ms = float(np.percentile(allv, 99))
         rec.latency_exact = True
         if len(allv) > MAX_SAMPLES:
@@ -503,10 +530,12 @@ def evaluate(
     """
     t_start = time.perf_counter()
     if not (interval > 0 and math.isfinite(interval)):
-        raise InputError("must be a positive number of seconds", field="--interval", value=interval)
+        raise InputError(
+            "must be a positive number of seconds", field=Param.INTERVAL, value=interval
+        )
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
-        raise InputError("need at least one seed", field="--seeds", value=seeds)
+        raise InputError("need at least one seed", field=Param.SEEDS, value=seeds)
     make_simulator(sim)  # validates the name
     if load_time is not None:
         scenario = with_load_time(scenario, load_time)
@@ -515,7 +544,7 @@ def evaluate(
         tr = tr.for_scenario(scenario)
         if duration is not None:
             if not (duration > 0 and math.isfinite(duration)):
-                raise InputError("must be a positive number of seconds", field="--duration",
+                raise InputError("must be a positive number of seconds", field=Param.DURATION,
                                  value=duration)  # fmt: skip
             tr = tr.with_duration(min(duration, tr.duration))
         if not tr.duration > 0:

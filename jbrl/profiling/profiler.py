@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from jbrl.errors import InputError
+from jbrl.errors import InputError, Param
 from jbrl.profiling.models import MODELS, ModelSpec, resolve_model
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -113,7 +113,7 @@ def check_device(device: str) -> str:
             raise InputError(
                 "CUDA is not available on this machine (torch "
                 f"{torch.__version__}, no usable GPU); use --device cpu",
-                field="--device",
+                field=Param.DEVICE,
                 value=device,
             )
         if ":" in dev:
@@ -121,11 +121,11 @@ def check_device(device: str) -> str:
             if not idx.isdigit() or int(idx) >= torch.cuda.device_count():
                 raise InputError(
                     f"no such CUDA device ({torch.cuda.device_count()} present)",
-                    field="--device",
+                    field=Param.DEVICE,
                     value=device,
                 )
         return dev
-    raise InputError("unknown device; use cpu or cuda[:N]", field="--device", value=device)
+    raise InputError("unknown device; use cpu or cuda[:N]", field=Param.DEVICE, value=device)
 
 
 def resolve_models(names: Iterable[str]) -> list[ModelSpec]:
@@ -139,13 +139,13 @@ def resolve_models(names: Iterable[str]) -> list[ModelSpec]:
         if spec is None:
             raise InputError(
                 f"unknown model; known models: {', '.join(MODELS)}",
-                field="--models",
+                field=Param.MODELS,
                 value=name,
             )
         if spec not in specs:
             specs.append(spec)
     if not specs:
-        raise InputError("no model given", field="--models", value="")
+        raise InputError("no model given", field=Param.MODELS, value="")
     return specs
 
 
@@ -205,13 +205,13 @@ def profile_models(
     dev = check_device(device)
     batches = sorted({int(b) for b in batch_sizes})
     if not batches or batches[0] < 1:
-        raise InputError("batch sizes must be positive integers", field="--batch-sizes")
+        raise InputError("batch sizes must be positive integers", field=Param.BATCH_SIZES)
     if threads < 1:
-        raise InputError("must be at least 1", field="--threads", value=threads)
+        raise InputError("must be at least 1", field=Param.THREADS, value=threads)
     if repeats < 1:
-        raise InputError("must be at least 1", field="--repeats", value=repeats)
+        raise InputError("must be at least 1", field=Param.REPEATS, value=repeats)
     if warmup < 0:
-        raise InputError("must be 0 or more", field="--warmup", value=warmup)
+        raise InputError("must be 0 or more", field=Param.WARMUP, value=warmup)
 
     hardware = hardware_name(dev)
     torch_v, tf_v = _versions()
@@ -312,13 +312,13 @@ def parse_operator_map(text: str | None) -> dict[str, tuple[str, str | None]]:
         if "=" not in item:
             raise InputError(
                 "expected model=Operator or model=Operator:variant",
-                field="--operator-map",
+                field=Param.OPERATOR_MAP,
                 value=item,
             )
         model, target = (p.strip() for p in item.split("=", 1))
         op, _, variant = target.partition(":")
         if not model or not op:
-            raise InputError("empty model or operator", field="--operator-map", value=item)
+            raise InputError("empty model or operator", field=Param.OPERATOR_MAP, value=item)
         spec = resolve_model(model)
         out[spec.name if spec else model] = (op, variant or None)
     return out

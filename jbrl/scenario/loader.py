@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from jbrl.errors import InputError
+from jbrl.errors import InputError, Param
 from jbrl.scenario.model import Scenario
 
 EMBEDDED_PACKAGE = "jbrl.configs"
@@ -67,7 +67,7 @@ def load_scenario(spec: str | Path) -> Scenario:
         raise InputError("no such file", file=str(spec))
     raise InputError(
         f"no such file, directory or embedded scenario (embedded: {', '.join(names) or 'none'})",
-        field="--scenario",
+        field=Param.SCENARIO,
         value=str(spec),
     )
 

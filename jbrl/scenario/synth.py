@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from jbrl.errors import InputError
+from jbrl.errors import InputError, Param
 from jbrl.scenario.loader import scenario_from_dict
 from jbrl.scenario.model import Scenario
 
@@ -268,7 +268,7 @@ def _check(
         if not isinstance(value, int) or value < lo:
             raise InputError(f"must be an integer >= {lo}", field=label, value=value)
     if shape not in SHAPES:
-        raise InputError(f"must be one of {', '.join(SHAPES)}", field="--shape", value=shape)
+        raise InputError(f"must be one of {', '.join(SHAPES)}", field=Param.SHAPE, value=shape)
     if not (0 < load <= 1):
         raise InputError("must be in (0, 1]", field="load", value=load)
 

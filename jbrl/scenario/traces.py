@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from jbrl.errors import InputError
+from jbrl.errors import InputError, Param
 from jbrl.scenario.model import Scenario
 
 SCALE_COLUMN = "scale"
@@ -352,12 +352,16 @@ def generate_trace(
     """
     if kind not in TRACE_KINDS:
         raise InputError(
-            f"unknown trace kind (kinds: {', '.join(TRACE_KINDS)})", field="--kind", value=kind
+            f"unknown trace kind (kinds: {', '.join(TRACE_KINDS)})",
+            field=Param.TRACE_KIND,
+            value=kind,
         )
     if not (math.isfinite(duration) and duration > 0):
-        raise InputError("must be a positive number of seconds", field="--duration", value=duration)
+        raise InputError(
+            "must be a positive number of seconds", field=Param.DURATION, value=duration
+        )
     if not (math.isfinite(step_s) and step_s > 0):
-        raise InputError("must be a positive number of seconds", field="--step", value=step_s)
+        raise InputError("must be a positive number of seconds", field=Param.STEP, value=step_s)
     p = dict(params or {})
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     n = max(1, math.ceil(duration / step_s))
@@ -366,7 +370,7 @@ def generate_trace(
     if unknown:
         raise InputError(
             f"unknown parameter for kind {kind!r} (parameters: {', '.join(sorted(_PARAMS[kind]))})",
-            field="--param",
+            field=Param.TRACE_PARAM,
             value=sorted(unknown)[0],
         )
     mult = _GENERATORS[kind](times, duration, step_s, rng, p)

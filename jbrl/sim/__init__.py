@@ -1,34 +1,35 @@
 """Simulation: a fast fluid model and a request-level discrete-event model (simpy).
 
 Both implement :class:`~jbrl.sim.base.Simulator` (``reset``, ``apply``, ``advance``) and are
-driven over a trace by :func:`~jbrl.sim.base.run`. Never imports gymnasium or torch.
+driven over a trace by the one run loop, :func:`~jbrl.sim.rollout.rollout`. Never imports
+gymnasium or torch.
 """
 
-from jbrl.sim.base import (
-    DROP_REASONS,
-    SERVICE_FAMILIES,
-    IntervalMetrics,
-    SimConfig,
-    SimResult,
-    Simulator,
-    Totals,
-    run,
-    totals_of,
-)
+from jbrl.sim.base import DROP_REASONS, SERVICE_FAMILIES, IntervalMetrics, SimConfig, Simulator
 from jbrl.sim.des import DesSimulator
 from jbrl.sim.faults import FaultSchedule, LinkSlowdown, WorkerCrash, load_faults
 from jbrl.sim.fluid import FluidSimulator
+from jbrl.sim.rollout import (
+    DecisionPoint,
+    RunAccumulator,
+    SimResult,
+    Totals,
+    rollout,
+    totals_of,
+)
 
 SIMULATORS = {"fluid": FluidSimulator, "des": DesSimulator}
 
 
 def make_simulator(kind: str, config: SimConfig | None = None) -> Simulator:
     """``fluid`` or ``des``."""
-    from jbrl.errors import InputError
+    from jbrl.errors import InputError, Param
 
     if kind not in SIMULATORS:
         raise InputError(
-            f"unknown simulator (choose from {', '.join(SIMULATORS)})", field="--sim", value=kind
+            f"unknown simulator (choose from {', '.join(SIMULATORS)})",
+            field=Param.SIMULATOR,
+            value=kind,
         )
     return SIMULATORS[kind](config)
 
@@ -37,11 +38,13 @@ __all__ = [
     "DROP_REASONS",
     "SERVICE_FAMILIES",
     "SIMULATORS",
+    "DecisionPoint",
     "DesSimulator",
     "FaultSchedule",
     "FluidSimulator",
     "IntervalMetrics",
     "LinkSlowdown",
+    "RunAccumulator",
     "SimConfig",
     "SimResult",
     "Simulator",
@@ -49,6 +52,6 @@ __all__ = [
     "WorkerCrash",
     "load_faults",
     "make_simulator",
-    "run",
+    "rollout",
     "totals_of",
 ]

@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass
 
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
-from jbrl.sim.base import SimConfig, Totals, totals_of
+from jbrl.sim.base import SimConfig
 from jbrl.sim.compiled import CompiledPlan
 from jbrl.sim.des import DesSimulator
 from jbrl.sim.fluid import FluidSimulator
+from jbrl.sim.rollout import Totals, totals_of
 
 
 @dataclass

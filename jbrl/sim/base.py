@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -39,7 +39,6 @@ import numpy as np
 from jbrl.errors import InputError
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
-from jbrl.scenario.traces import Trace
 from jbrl.sim.faults import FaultSchedule
 
 ServiceFamily = Literal["lognormal", "exponential", "deterministic"]
@@ -84,7 +83,7 @@ class SimConfig:
         return self.timeout_factor * scenario.slo.latency_ms / 1000.0
 
 
-class _RunFigures:
+class RunFigures:
     """Figures derived the same way for one interval and for a whole run (fields of the
     dataclasses below: duration, completed, within_slo, dropped, compute/communication dollars)."""
 
@@ -104,6 +103,11 @@ class _RunFigures:
         return self.compute_dollars + self.communication_dollars
 
     @property
+    def dollars_per_hour(self) -> float:
+        """Dollars per hour of (simulated or wall) time covered; 0 for an empty span."""
+        return self.dollars * 3600.0 / self.duration if self.duration > 0 else 0.0
+
+    @property
     def throughput(self) -> float:
         """Completed requests per second."""
         return self.completed / self.duration if self.duration > 0 else 0.0
@@ -117,7 +121,7 @@ class _RunFigures:
 
 
 @dataclass
-class IntervalMetrics(_RunFigures):
+class IntervalMetrics(RunFigures):
     """What happened in one interval ``[t_start, t_start + duration)``.
 
     Counts are requests (floats: the fluid simulator counts fractions). Latency percentiles are over
@@ -176,20 +180,21 @@ class IntervalMetrics(_RunFigures):
             "in_flight_start": self.in_flight_start,
             "in_flight": self.in_flight,
             "throughput": self.throughput,
-            "slo_attainment": _finite(self.slo_attainment),
-            "latency_ms": {k: _finite(v) for k, v in self.latency_ms.items()},
+            "slo_attainment": finite_or_none(self.slo_attainment),
+            "latency_ms": {k: finite_or_none(v) for k, v in self.latency_ms.items()},
             "compute_dollars": self.compute_dollars,
             "communication_dollars": self.communication_dollars,
             "dollars": self.dollars,
             "utilization": dict(self.utilization),
-            "wait_ms": {k: _finite(v) for k, v in self.wait_ms.items()},
+            "wait_ms": {k: finite_or_none(v) for k, v in self.wait_ms.items()},
             "operator_backlog": dict(self.operator_backlog),
             "operator_utilization": dict(self.operator_utilization),
             "reconfigured": list(self.reconfigured),
         }
 
 
-def _finite(x: float) -> float | None:
+def finite_or_none(x: float) -> float | None:
+    """``x``, or None when it is NaN or infinite (standard JSON has neither)."""
     return x if math.isfinite(x) else None
 
 
@@ -204,82 +209,6 @@ def latency_summary(latencies_ms: np.ndarray | Sequence[float]) -> dict[str, flo
         return {"p50": math.nan, "p95": math.nan, "p99": math.nan, "mean": math.nan}
     p50, p95, p99 = np.percentile(arr, [50, 95, 99]).tolist()
     return {"p50": p50, "p95": p95, "p99": p99, "mean": float(arr.mean())}
-
-
-@dataclass
-class Totals(_RunFigures):
-    """Sums over a run (the accounting invariant holds on these too)."""
-
-    duration: float
-    arrivals: float
-    completed: float
-    within_slo: float
-    dropped: dict[str, float]
-    in_flight: float
-    compute_dollars: float
-    communication_dollars: float
-    latency_ms: dict[str, float]
-    reconfigurations: int
-
-    @property
-    def dollars_per_hour(self) -> float:
-        return self.dollars * 3600.0 / self.duration if self.duration > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "duration_s": self.duration,
-            "arrivals": self.arrivals,
-            "completed": self.completed,
-            "within_slo": self.within_slo,
-            "dropped": dict(self.dropped),
-            "dropped_total": self.dropped_total,
-            "in_flight": self.in_flight,
-            "throughput": self.throughput,
-            "slo_attainment": _finite(self.slo_attainment),
-            "latency_ms": {k: _finite(v) for k, v in self.latency_ms.items()},
-            "compute_dollars": self.compute_dollars,
-            "communication_dollars": self.communication_dollars,
-            "dollars": self.dollars,
-            "dollars_per_hour": self.dollars_per_hour,
-            "reconfigurations": self.reconfigurations,
-        }
-
-
-def weighted_latency(intervals: Sequence[IntervalMetrics]) -> dict[str, float]:
-    """p50/p95/p99/mean latency (ms) over several intervals: each interval's figure weighted by
-    its completions (an approximation where the per-request latencies are not at hand)."""
-    lat: dict[str, float] = {}
-    for key in ("p50", "p95", "p99", "mean"):
-        num = den = 0.0
-        for m in intervals:
-            v = m.latency_ms.get(key, math.nan)
-            if m.completed > 0 and math.isfinite(v):
-                num += v * m.completed
-                den += m.completed
-        lat[key] = num / den if den > 0 else math.nan
-    return lat
-
-
-def totals_of(intervals: Iterable[IntervalMetrics], start_in_flight: float = 0.0) -> Totals:
-    """Sum a run's intervals; latency figures are completion-weighted means of the intervals'."""
-    ivs = list(intervals)
-    drops = empty_drops()
-    for m in ivs:
-        for k, v in m.dropped.items():
-            drops[k] = drops.get(k, 0.0) + v
-    lat = weighted_latency(ivs)
-    return Totals(
-        duration=sum(m.duration for m in ivs),
-        arrivals=sum(m.arrivals for m in ivs),
-        completed=sum(m.completed for m in ivs),
-        within_slo=sum(m.within_slo for m in ivs),
-        dropped=drops,
-        in_flight=ivs[-1].in_flight if ivs else start_in_flight,
-        compute_dollars=sum(m.compute_dollars for m in ivs),
-        communication_dollars=sum(m.communication_dollars for m in ivs),
-        latency_ms=lat,
-        reconfigurations=sum(len(m.reconfigured) for m in ivs),
-    )
 
 
 class Simulator(ABC):
@@ -325,6 +254,11 @@ class Simulator(ABC):
     def in_flight(self) -> float:
         """Requests arrived and not yet completed or dropped."""
 
+    def interval_latencies(self) -> list[float] | None:
+        """End-to-end latency (ms) of every request completed in the last :meth:`advance`, or
+        None where the simulator does not follow single requests (the fluid model)."""
+        return None
+
 
 def rate_pieces(
     scenario: Scenario, seconds: float, rates: RateSchedule
@@ -350,93 +284,3 @@ def rate_pieces(
             )
         return [(d, v) for d, v in pieces if d > 0]
     return [(float(seconds), rates_vector(scenario, seq))]
-
-
-# --------------------------------------------------------------------------- driver
-
-Policy = Callable[[float, "IntervalMetrics | None"], "Plan | None"]
-
-
-@dataclass
-class SimResult:
-    """A run: the per-interval series and the totals."""
-
-    simulator: str
-    scenario: str
-    intervals: list[IntervalMetrics]
-    totals: Totals
-    seed: int | None
-    interval_s: float
-
-    def to_dict(self, series: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "simulator": self.simulator,
-            "scenario": self.scenario,
-            "seed": self.seed,
-            "interval_s": self.interval_s,
-            "totals": self.totals.to_dict(),
-        }
-        if series:
-            out["intervals"] = [m.to_dict() for m in self.intervals]
-        return out
-
-
-def run(
-    sim: Simulator,
-    scenario: Scenario,
-    trace: Trace,
-    policy_or_plan: Plan | Policy,
-    interval: float = 60.0,
-    *,
-    seed: int | None = 0,
-    faults: FaultSchedule | None = None,
-    duration: float | None = None,
-    design_rates: Mapping[str, float] | None = None,
-    progress: Callable[[float, float], None] | None = None,
-) -> SimResult:
-    """Drive ``sim`` over ``trace`` in steps of ``interval`` seconds.
-
-    ``policy_or_plan`` is a fixed :class:`Plan` or a callable ``policy(t, last_metrics)`` returning
-    the plan to use from time ``t`` on (``None`` keeps the current one; it is called with
-    ``last_metrics=None`` at ``t=0`` and must return the initial plan). Each interval is simulated
-    with the trace's exact piecewise rates. ``progress(t, duration)`` is called after each interval.
-    """
-    if not (interval > 0 and math.isfinite(interval)):
-        raise InputError("must be a positive number of seconds", field="interval", value=interval)
-    tr = trace if not trace.is_scale else trace.for_scenario(scenario)
-    if tr.columns != tuple(s.name for s in scenario.sources):
-        tr = tr.for_scenario(scenario)
-    end = float(duration if duration is not None else tr.duration)
-    if not end > 0:
-        raise InputError(
-            "the trace has no duration: give one (a '# duration_s:' line or --duration)",
-            file=trace.file,
-            field="duration_s",
-            value=end,
-        )
-    policy: Policy | None = None
-    if isinstance(policy_or_plan, Plan):
-        plan0 = policy_or_plan
-    else:
-        policy = policy_or_plan
-        first = policy(0.0, None)
-        if first is None:
-            raise InputError("the policy returned no initial plan", field="policy")
-        plan0 = first
-    sim.reset(scenario, plan0, seed, design_rates=design_rates, faults=faults)
-    intervals: list[IntervalMetrics] = []
-    t = 0.0
-    last: IntervalMetrics | None = None
-    while t < end - 1e-9:
-        if policy is not None and last is not None:
-            nxt = policy(t, last)
-            if nxt is not None:
-                sim.apply(nxt, design_rates)
-        step = min(interval, end - t)
-        pieces = [(d, v) for d, v in tr.segments_array(t, t + step)]
-        last = sim.advance(step, pieces)
-        intervals.append(last)
-        t += step
-        if progress is not None:
-            progress(t, end)
-    return SimResult(sim.kind, scenario.name, intervals, totals_of(intervals), seed, interval)

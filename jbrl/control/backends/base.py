@@ -31,7 +31,8 @@ import numpy as np
 
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
-from jbrl.sim.base import IntervalMetrics, empty_drops, latency_summary, weighted_latency
+from jbrl.sim.base import IntervalMetrics, empty_drops, latency_summary
+from jbrl.sim.rollout import weighted_latency
 
 # Two plans whose worker rates differ by less than this (relative) are the same plan.
 RATE_REL_TOL = 1e-3

@@ -58,7 +58,7 @@ from jbrl.control.backends.base import (
     calls_per_request,
     worker_slots,
 )
-from jbrl.errors import InputError
+from jbrl.errors import InputError, Param
 from jbrl.planning.cost import evaluate_plan
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
@@ -84,7 +84,7 @@ def require_ray() -> None:
         raise InputError(
             "the ray backend needs Ray Serve, which is not installed: install jbrl with its "
             "'ray' extra (it pulls in Ray Serve 2.9 or newer)",
-            field="--backend",
+            field=Param.BACKEND,
             value="ray",
         )
 
@@ -120,7 +120,7 @@ def resolve_models(
                 if spec is None:
                     raise InputError(
                         f"unknown model (models: {', '.join(MODELS)})",
-                        field="--model",
+                        field=Param.MODEL,
                         value=f"{o.name}:{v}={name}",
                     )
             else:
@@ -137,7 +137,7 @@ def resolve_models(
                 raise InputError(
                     f"no model for operator {o.name!r} variant {v!r}; map one with --model "
                     f"{o.name}:{v}=MODEL (models: {', '.join(MODELS)})",
-                    field="--model",
+                    field=Param.MODEL,
                 )
             out[(o.name, v)] = spec.name
     return out
@@ -190,7 +190,7 @@ class RayBackend(Backend):
         super().__init__(scenario, clock)
         if not (rate_scale > 0 and math.isfinite(rate_scale)):
             raise InputError(
-                "must be a positive number", field="--ray-rate-scale", value=rate_scale
+                "must be a positive number", field=Param.RAY_RATE_SCALE, value=rate_scale
             )
         tr = trace if trace is not None else constant_trace(scenario, math.inf)
         if tr.is_scale or tr.columns != tuple(s.name for s in scenario.sources):

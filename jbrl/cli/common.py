@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from jbrl.errors import InputError
+from jbrl.errors import InputError, Param
 from jbrl.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
 
 console = Console()
@@ -29,6 +29,9 @@ ScenarioOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 DEFAULT_SCENARIO_NAME = DEFAULT_SCENARIO
+
+#: the option that gives each library argument (errors name the option, not the argument)
+FLAGS: dict[Param, str] = {p: "--" + p.value.replace("_", "-") for p in Param}
 
 
 def get_scenario(spec: str) -> Scenario:
@@ -73,7 +76,3 @@ def _json_default(o: Any) -> Any:
     if hasattr(o, "tolist"):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def fmt_money(x: float | None) -> str:
-    return "-" if x is None else f"{x:.4f}"
