@@ -15,7 +15,7 @@ from jbrl.errors import InputError
 from jbrl.planning.cost import evaluate_plan
 from jbrl.planning.ladder import build_ladder
 from jbrl.scenario import Scenario, load_scenario
-from tests.test_env import STRUCTURAL
+from tests.envs.test_env import STRUCTURAL
 
 SHORT = {"episode_steps": 8, "history": 3}
 

@@ -14,7 +14,7 @@ from jbrl.scenario import embedded_scenarios, load_scenario
 from jbrl.scenario.model import Scenario
 
 NAMES = ["vqa", "vehicle"]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module", params=NAMES)

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import tiny_scenario_dict
 
 from jbrl.agents.policy import ControlState, Policy
 from jbrl.control import (
@@ -37,6 +36,7 @@ from jbrl.planning.plan import Plan, plan_from_dict
 from jbrl.scenario import Scenario, scenario_from_dict
 from jbrl.scenario.traces import constant_trace, generate_trace
 from jbrl.sim.faults import faults_from_data
+from tests.conftest import tiny_scenario_dict
 
 INTERVAL = 20.0
 HEADROOM = 0.3
