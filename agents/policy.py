@@ -14,7 +14,6 @@ Policies are named with parameters in the name: ``milp-reactive:headroom=0.2``,
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 
 from jbrl.errors import InputError, Param
 from jbrl.planning.plan import Plan
+from jbrl.registry import resolve_factory
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace
 from jbrl.sim.base import IntervalMetrics
@@ -116,10 +116,7 @@ def get_policy(spec: str, **defaults: Any) -> Policy:
             field=Param.POLICY,
             value=spec,
         )
-    factory = _POLICIES[name]
-    if isinstance(factory, str):
-        mod, _, attr = factory.partition(":")
-        factory = getattr(importlib.import_module(mod), attr)
+    factory = resolve_factory(_POLICIES[name])
     kwargs: dict[str, Any] = {**defaults, **params}
     try:
         return factory(**kwargs)

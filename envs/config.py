@@ -22,7 +22,6 @@ diurnal day with bursts). Parameters are those of :func:`jbrl.scenario.traces.ge
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from jbrl.errors import InputError
 from jbrl.scenario.loader import validation_to_input_error
-from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import _PARAMS, TRACE_KINDS
 
 Number = Annotated[float, Field(allow_inf_nan=False)]
@@ -207,17 +205,3 @@ def load_env_config(data: str | Path | dict[str, Any] | None, **overrides: Any) 
         return EnvConfig.model_validate(raw)
     except ValidationError as exc:
         raise validation_to_input_error(exc, file) from None
-
-
-def with_load_time(scenario: Scenario, seconds: float | None) -> Scenario:
-    """``scenario`` with every model load time forced to ``seconds`` (None: unchanged)."""
-    if seconds is None:
-        return scenario
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise InputError(
-            "must be a finite number of seconds >= 0", field="load_time_s", value=seconds
-        )
-    data = scenario.model_dump(by_alias=True, exclude_none=True)
-    data["default_load_s"] = float(seconds)
-    data["profiles"] = [{**p, "load_s": float(seconds)} for p in data["profiles"]]
-    return Scenario.model_validate(data)

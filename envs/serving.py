@@ -12,11 +12,12 @@ import numpy as np
 from gymnasium import spaces
 
 from jbrl.envs.codec import ActionCodec, PlanSignature, ServingSpec, greedy_signature
-from jbrl.envs.config import EnvConfig, load_env_config, with_load_time
+from jbrl.envs.config import EnvConfig, load_env_config
 from jbrl.envs.ladder import LadderCodec, PlanLadder
 from jbrl.envs.observation import OBS_HIGH, OBS_LOW, ObservationEncoder
 from jbrl.envs.workload import sample_trace
 from jbrl.planning.plan import Plan
+from jbrl.scenario.derive import with_load_time
 from jbrl.scenario.loader import load_scenario
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace
@@ -154,9 +155,10 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         self.config = cfg
         base = scenario_obj if scenario_obj is not None else load_scenario(cfg.scenario)
-        self.scenario = with_load_time(base, cfg.load_time_s)
+        self.scenario = with_load_time(base, cfg.load_time_s, field="load_time_s")
         self._variants = {
-            x: (self.scenario if x is None else with_load_time(base, x)) for x in cfg.load_time_mix
+            x: (self.scenario if x is None else with_load_time(base, x, field="load_time_mix"))
+            for x in cfg.load_time_mix
         }
         self.serving = ServingSpec(self.scenario, cfg.accuracy)
         self.codec = make_codec(self.serving, cfg, ladder)

@@ -41,9 +41,9 @@ from jbrl.evaluation.runner import (
     render_table,
     resolve_trace,
     run_policy,
-    with_load_time,
 )
 from jbrl.scenario import load_scenario
+from jbrl.scenario.derive import with_load_time
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from jbrl.agents.policy import ControlState, Policy, register_policy
+from jbrl.agents.policy import ControlState, Policy
 from jbrl.envs.codec import ActionCodec, ServingSpec, greedy_signature
 from jbrl.envs.config import EnvConfig, load_env_config
 from jbrl.envs.ladder import LADDER_FILE, LadderCodec, PlanLadder
@@ -224,6 +224,3 @@ class PpoPolicy(Policy):
         if plan is current or codec.signature(plan) == sig:
             return current
         return plan
-
-
-register_policy("ppo", "jbrl.agents.ppo:PpoPolicy")

@@ -281,7 +281,6 @@ def collect_demos(
 def imitation_warm_start(model: Any, venv: Any, bench: Workbench, log: Callable[..., None]) -> None:
     """Fit ``model``'s policy to the teacher (cross-entropy) and its value net to the teacher's
     discounted, normalised returns; sets ``venv``'s normalisation statistics from the demos."""
-    import torch
 
     bc = bench.config.bc
     assert bc is not None
@@ -307,7 +306,6 @@ def imitation_warm_start(model: Any, venv: Any, bench: Workbench, log: Callable[
         rounds.append(extra)
         _fit(model, venv, rounds, bc, gamma, log, update_stats=False)
     log("bc/seconds", time.time() - t0)
-    del torch
 
 
 def tune_teacher(

@@ -10,10 +10,10 @@ from typing import Any
 from jbrl.planning.base import PlanResult, get_planner
 from jbrl.planning.coverage import (
     TIE_PENALTY,
-    _with_rates,
     plan_signature,
     scaled,
     scenario_fingerprint,
+    with_rates,
 )
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
@@ -84,7 +84,7 @@ class PlanCache:
         self.solves += 1
         result = res if res.feasible else None
         if result is not None:
-            result.plan = _with_rates(result.plan, rates)
+            result.plan = with_rates(result.plan, rates)
         self._cache[key] = (result, spent)
         return result
 

@@ -90,9 +90,7 @@ def _lookahead(state: ControlState, who: str) -> Trace:
             field="policy",
             value=who,
         )
-    if tr.is_scale or tr.columns != tuple(s.name for s in state.scenario.sources):
-        tr = tr.for_scenario(state.scenario)
-    return tr
+    return tr.for_scenario(state.scenario)
 
 
 # --------------------------------------------------------------------------- policies

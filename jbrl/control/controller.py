@@ -33,11 +33,13 @@ from typing import Any
 
 from jbrl.agents.policy import ControlState, Policy
 from jbrl.control.backends.base import Backend, BackendReport, PlanDiff, diff_plans
-from jbrl.control.log import DecisionLog, jsonable
-from jbrl.control.safety import FallbackPlanner, Problem, check_plan, scaled
+from jbrl.control.log import DecisionLog
+from jbrl.control.safety import FallbackPlanner, Problem, check_plan
 from jbrl.control.state import ControllerState, write_state
 from jbrl.errors import InputError, Param
+from jbrl.jsonable import jsonable
 from jbrl.planning.cost import evaluate_plan
+from jbrl.planning.coverage import scaled
 from jbrl.planning.plan import Plan, plan_from_dict
 from jbrl.scenario.model import Scenario
 from jbrl.sim.base import IntervalMetrics

@@ -15,18 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-
-def jsonable(obj: Any) -> Any:
-    """Replace inf/nan by None, tuples/sets by lists (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return jsonable(obj.tolist())
-    return obj
+from jbrl.jsonable import jsonable
 
 
 class DecisionLog:

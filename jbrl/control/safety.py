@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from jbrl.planning.cost import RATE_TOL, evaluate_plan
+from jbrl.planning.coverage import scaled
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 
@@ -40,10 +41,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.message}"
-
-
-def scaled(rates: Mapping[str, float], factor: float) -> dict[str, float]:
-    return {k: float(v) * factor for k, v in rates.items()}
 
 
 def check_plan(

@@ -41,8 +41,10 @@ import numpy as np
 
 from jbrl.agents.policy import ControlState, Policy, get_policy, parse_policy_spec
 from jbrl.errors import InputError, Param
+from jbrl.jsonable import finite_or_none
 from jbrl.planning.coverage import effective_capacity, plan_signature
 from jbrl.planning.plan import Plan
+from jbrl.scenario.derive import with_load_time
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace, load_trace, parse_trace
 from jbrl.sim import SimConfig, make_simulator
@@ -87,17 +89,6 @@ def default_traces(scenario: Scenario) -> dict[str, Trace]:
     return dict(resolve_trace(n, scenario) for n in embedded_traces())
 
 
-def with_load_time(scenario: Scenario, seconds: float) -> Scenario:
-    """A copy of ``scenario`` where every model load takes ``seconds`` (validated again)."""
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise InputError("must be a number of seconds >= 0", field=Param.LOAD_TIME, value=seconds)
-    data = scenario.model_dump(by_alias=True)
-    data["default_load_s"] = float(seconds)
-    for p in data["profiles"]:
-        p["load_s"] = float(seconds)
-    return Scenario.model_validate(data)
-
-
 def parse_policies(text: str | Sequence[str]) -> list[str]:
     """``"a,b:x=1"`` (or a list of such strings) -> ``["a", "b:x=1"]``, duplicates dropped."""
     items = [text] if isinstance(text, str) else list(text)
@@ -139,23 +130,23 @@ class RunRecord:
             "seed": self.seed,
             "error": self.error,
             "totals": self.totals,
-            "p99_ms": _finite(self.p99_ms),
+            "p99_ms": finite_or_none(self.p99_ms),
             "p99_exact": self.latency_exact,
-            "accuracy": _finite(self.accuracy),
+            "accuracy": finite_or_none(self.accuracy),
             "plan_changes": self.plan_changes,
             "decision_ms": {
-                "mean": _finite(float(np.mean(self.decision_ms))) if self.decision_ms else None,
-                "max": _finite(float(np.max(self.decision_ms))) if self.decision_ms else None,
+                "mean": finite_or_none(float(np.mean(self.decision_ms)))
+                if self.decision_ms
+                else None,
+                "max": finite_or_none(float(np.max(self.decision_ms)))
+                if self.decision_ms
+                else None,
                 "count": len(self.decision_ms),
             },
         }
         if series:
-            out["series"] = {k: [_finite(x) for x in v] for k, v in self.series.items()}
+            out["series"] = {k: [finite_or_none(x) for x in v] for k, v in self.series.items()}
         return out
-
-
-def _finite(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
 
 
 SERIES_KEYS = (
@@ -340,7 +331,9 @@ class Row:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (_finite(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        return {
+            k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()
+        }
 
 
 @dataclass

@@ -16,15 +16,16 @@ Other packages may add planners with :func:`register_planner`.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from jbrl.errors import InputError
+from jbrl.jsonable import jsonable
 from jbrl.planning.cost import CostReport, evaluate_plan
 from jbrl.planning.plan import Plan
+from jbrl.registry import resolve_factory
 from jbrl.scenario.model import Scenario
 
 Status = Literal["optimal", "feasible", "infeasible"]
@@ -91,7 +92,7 @@ class PlanResult:
         plan_d = self.plan.to_dict()
         for key in ("model_assignment", "worker_assignment", "routing"):
             d[key] = plan_d.get(key, [] if key == "routing" else {})
-        return _finite(d)
+        return jsonable(d)
 
     @classmethod
     def infeasible(
@@ -180,17 +181,6 @@ def finish(
     return result, report
 
 
-def _finite(obj: Any) -> Any:
-    """Replace inf/nan by None so the JSON is standard."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 # --------------------------------------------------------------------------- registry
 
 _REGISTRY: dict[str, str | Callable[..., Planner]] = {
@@ -217,10 +207,7 @@ def get_planner(name: str, **options: Any) -> Planner:
         raise InputError(
             f"unknown planner (planners: {', '.join(_REGISTRY)})", field="solver", value=name
         )
-    if isinstance(factory, str):
-        module, _, attr = factory.partition(":")
-        factory = getattr(importlib.import_module(module), attr)
     try:
-        return factory(**options)
+        return resolve_factory(factory)(**options)
     except TypeError as exc:
         raise InputError(f"bad option for planner {name!r}: {exc}", field="options") from None

@@ -106,9 +106,6 @@ class CostReport:
     def invalid(self) -> bool:
         return any(v.invalid for v in self.violations)
 
-    def worker_rates(self) -> dict[str, float]:
-        return {w.worker: w.rate for o in self.operators.values() for w in o.workers}
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "compute_cost": self.compute_cost,

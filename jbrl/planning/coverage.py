@@ -150,7 +150,7 @@ def scaled(rates: Mapping[str, float], factor: float) -> dict[str, float]:
     return {k: float(v) * factor for k, v in rates.items()}
 
 
-def _with_rates(plan: Plan, rates: Mapping[str, float]) -> Plan:
+def with_rates(plan: Plan, rates: Mapping[str, float]) -> Plan:
     """The plan with ``meta["rates"]`` set (the simulators' design rates for it)."""
     return Plan(
         plan.model_assignment,

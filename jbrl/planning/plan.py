@@ -53,14 +53,6 @@ class Plan:
     def workers_of(self, operator: str) -> list[str]:
         return [s.worker for s in self.worker_assignment.get(operator, [])]
 
-    def worker_operator(self) -> dict[str, str]:
-        """worker -> operator it hosts (first occurrence if a worker is listed twice)."""
-        out: dict[str, str] = {}
-        for op, shares in self.worker_assignment.items():
-            for s in shares:
-                out.setdefault(s.worker, op)
-        return out
-
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = dict(self.meta)
         d["model_assignment"] = dict(self.model_assignment)

@@ -141,8 +141,11 @@ class Trace:
 
     def for_scenario(self, scenario: Scenario) -> Trace:
         """A per-source trace for ``scenario``: ``scale`` multiplies the nominal rates; source
-        columns must name the scenario's sources, and every source needs a column."""
+        columns must name the scenario's sources, and every source needs a column. A trace
+        that already is per source (in the scenario's order) is returned as it is."""
         names = [s.name for s in scenario.sources]
+        if self.columns == tuple(names):
+            return self  # already per source, in the scenario's order
         if self.is_scale:
             nominal = np.array([scenario.source_map[n].rate for n in names])
             return Trace(self.times, self.values * nominal, tuple(names), self.duration, self.file)

@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from jbrl.errors import InputError
+from jbrl.jsonable import finite_or_none
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.sim.faults import FaultSchedule
@@ -152,11 +153,6 @@ class IntervalMetrics(RunFigures):
     def t_end(self) -> float:
         return self.t_start + self.duration
 
-    @property
-    def goodput(self) -> float:
-        """Requests per second completed within the latency bound."""
-        return self.within_slo / self.duration if self.duration > 0 else 0.0
-
     def accounting_error(self) -> float:
         """``in_flight_start + arrivals - completed - dropped - in_flight`` (0 when it holds)."""
         return (
@@ -191,11 +187,6 @@ class IntervalMetrics(RunFigures):
             "operator_utilization": dict(self.operator_utilization),
             "reconfigured": list(self.reconfigured),
         }
-
-
-def finite_or_none(x: float) -> float | None:
-    """``x``, or None when it is NaN or infinite (standard JSON has neither)."""
-    return x if math.isfinite(x) else None
 
 
 def empty_drops() -> dict[str, float]:

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from jbrl.errors import InputError
+from jbrl.jsonable import finite_or_none
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace
-from jbrl.sim.base import IntervalMetrics, RunFigures, Simulator, empty_drops, finite_or_none
+from jbrl.sim.base import IntervalMetrics, RunFigures, Simulator, empty_drops
 from jbrl.sim.faults import FaultSchedule
 
 LATENCY_KEYS = ("p50", "p95", "p99", "mean")
@@ -270,9 +271,7 @@ def _checked_trace(
     """The trace per source of ``scenario``, and the run's end time (s)."""
     if not (interval > 0 and math.isfinite(interval)):
         raise InputError("must be a positive number of seconds", field="interval", value=interval)
-    tr = trace if not trace.is_scale else trace.for_scenario(scenario)
-    if tr.columns != tuple(s.name for s in scenario.sources):
-        tr = tr.for_scenario(scenario)
+    tr = trace.for_scenario(scenario)
     end = float(duration if duration is not None else tr.duration)
     if not end > 0:
         raise InputError(

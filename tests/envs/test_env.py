@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 import jbrl.envs  # noqa: F401  (registers jbrl/Serving-v0)
 from jbrl.envs import ENV_ID, ActionCodec, ServingEnv, ServingSpec, load_env_config
 from jbrl.envs.codec import greedy_signature
-from jbrl.envs.config import with_load_time
 from jbrl.envs.workload import eval_traces, product_trace
 from jbrl.errors import InputError
 from jbrl.planning.cost import evaluate_plan
 from jbrl.scenario import Scenario, load_scenario
+from jbrl.scenario.derive import with_load_time
 
 STRUCTURAL = {
     "unknown_operator",

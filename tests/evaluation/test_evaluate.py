@@ -17,11 +17,11 @@ from jbrl.evaluation.runner import (
     parse_policies,
     render_table,
     resolve_trace,
-    with_load_time,
     write_plots,
     write_tensorboard,
 )
 from jbrl.scenario import load_scenario
+from jbrl.scenario.derive import with_load_time
 from jbrl.scenario.traces import generate_trace
 
 POLICIES = ["milp-reactive:headroom=0.2", "milp-static", "autoscaler", "boom"]

@@ -26,7 +26,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from jbrl.control.log import jsonable
+from jbrl.jsonable import jsonable
 
 if TYPE_CHECKING:
     from jbrl.control.controller import Controller

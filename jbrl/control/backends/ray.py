@@ -193,8 +193,7 @@ class RayBackend(Backend):
                 "must be a positive number", field=Param.RAY_RATE_SCALE, value=rate_scale
             )
         tr = trace if trace is not None else constant_trace(scenario, math.inf)
-        if tr.is_scale or tr.columns != tuple(s.name for s in scenario.sources):
-            tr = tr.for_scenario(scenario)
+        tr = tr.for_scenario(scenario)
         self.trace = tr
         self.rate_scale = float(rate_scale)
         self.models = resolve_models(scenario, models)

@@ -64,8 +64,7 @@ class SimBackend(Backend):
     ) -> None:
         super().__init__(scenario, clock)
         tr = trace if trace is not None else constant_trace(scenario, math.inf)
-        if tr.is_scale or tr.columns != tuple(s.name for s in scenario.sources):
-            tr = tr.for_scenario(scenario)
+        tr = tr.for_scenario(scenario)
         self.trace = tr
         self.faults = faults
         self.seed = seed
