@@ -31,17 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jbrl.evaluation.runner import (
-    Evaluation,
-    RunRecord,
-    aggregate,
-    build_policies,
-    markdown_table,
-    probe_policy,
-    render_table,
-    resolve_trace,
-    run_policy,
-)
+from jbrl.evaluation.aggregate import Evaluation, RunRecord, aggregate
+from jbrl.evaluation.policies import build_policies, probe_policy
+from jbrl.evaluation.report import markdown_table, render_table
+from jbrl.evaluation.runner import run_policy
+from jbrl.evaluation.traces import resolve_trace
 from jbrl.scenario import load_scenario
 from jbrl.scenario.derive import with_load_time
 

@@ -136,16 +136,12 @@ def _adapt(
     policies: str | None,
     duration: float | None,
 ) -> None:
-    from jbrl.evaluation.runner import (
-        evaluate,
-        parse_policies,
-        print_table,
-        probe_policy,
-        render_table,
-        resolve_trace,
-        write_plots,
-        write_tensorboard,
-    )
+    from jbrl.evaluation.plots import write_plots
+    from jbrl.evaluation.policies import parse_policies, probe_policy
+    from jbrl.evaluation.report import print_table, render_table
+    from jbrl.evaluation.runner import evaluate
+    from jbrl.evaluation.tensorboard import write_tensorboard
+    from jbrl.evaluation.traces import resolve_trace
 
     name, tr = resolve_trace(trace, s)
     if policies is not None:

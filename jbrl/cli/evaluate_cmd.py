@@ -75,16 +75,12 @@ def evaluate(
     parameter exits with 2.
     """
     from jbrl.errors import InputError
-    from jbrl.evaluation import runner as ev_mod
-    from jbrl.evaluation.runner import (
-        default_traces,
-        parse_policies,
-        print_table,
-        render_table,
-        resolve_trace,
-        write_plots,
-        write_tensorboard,
-    )
+    from jbrl.evaluation.plots import write_plots
+    from jbrl.evaluation.policies import parse_policies
+    from jbrl.evaluation.report import print_table, render_table
+    from jbrl.evaluation.runner import evaluate as run_evaluation
+    from jbrl.evaluation.tensorboard import write_tensorboard
+    from jbrl.evaluation.traces import default_traces, resolve_trace
 
     if seeds < 1:
         raise InputError("must be >= 1", field="--seeds", value=seeds)
@@ -95,7 +91,7 @@ def evaluate(
     traces = dict(resolve_trace(t, s) for t in trace) if trace else default_traces(s)
     if not traces:
         raise InputError("no trace given and no embedded evaluation trace found", field="--trace")
-    ev = ev_mod.evaluate(
+    ev = run_evaluation(
         s,
         traces,
         specs,
