@@ -125,7 +125,7 @@ class Evaluation:
             "seeds": self.seeds,
             "interval_s": self.interval_s,
             "load_time_s": self.load_time_s,
-            "latency_bound_ms": self.latency_bound_ms,
+            "latency_bound_ms": finite_or_none(self.latency_bound_ms),
             "policies": self.policies,
             "traces": {
                 n: {"file": t.file, "duration_s": t.duration} for n, t in self.traces.items()
