@@ -18,7 +18,7 @@ import numpy as np
 from jbrl.evaluation.aggregate import Evaluation, RunRecord
 
 
-def safe_name(name: str) -> str:
+def file_safe(name: str) -> str:
     """``name`` (a policy spec or trace name) as a file or folder name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "x"
 
@@ -46,7 +46,7 @@ def write_plots(ev: Evaluation, folder: str | Path) -> list[Path]:
             ("latency-cdf", _plot_latency_cdf),
         ):
             fig = draw(plt, ev, tn, shown)
-            paths.append(_save(fig, out / f"{kind}-{safe_name(tn)}.png"))
+            paths.append(_save(fig, out / f"{kind}-{file_safe(tn)}.png"))
             plt.close(fig)
     return paths
 

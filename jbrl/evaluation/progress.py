@@ -8,13 +8,15 @@ from typing import Any
 class ProgressBar:
     """A rich progress bar on stderr when ``enabled``, else a no-op with the same methods.
 
-    Use as a context manager; :meth:`advance` counts finished control intervals and
-    :meth:`describe` names the work in progress.
+    Use as a context manager; :meth:`advance` counts finished control intervals (``done`` of
+    ``total``) and :meth:`describe` names the work in progress (``description``).
     """
 
     def __init__(self, enabled: bool, total: int) -> None:
         self.enabled = enabled
         self.total = total
+        self.done = 0
+        self.description = "evaluating"
         self._p: Any = None
         self._task: Any = None
 
@@ -40,16 +42,18 @@ class ProgressBar:
                 transient=True,
             )
             self._p.__enter__()
-            self._task = self._p.add_task("evaluating", total=self.total)
+            self._task = self._p.add_task(self.description, total=self.total)
         return self
 
     def describe(self, text: str) -> None:
         """Show ``evaluating <text>``."""
+        self.description = f"evaluating {text}"
         if self._p is not None:
-            self._p.update(self._task, description=f"evaluating {text}")
+            self._p.update(self._task, description=self.description)
 
     def advance(self, n: int = 1) -> None:
         """Count ``n`` more control intervals done."""
+        self.done += n
         if self._p is not None:
             self._p.advance(self._task, n)
 

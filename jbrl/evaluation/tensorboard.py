@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from jbrl.evaluation.aggregate import Evaluation, RunRecord
-from jbrl.evaluation.plots import safe_name
+from jbrl.evaluation.plots import file_safe
 
 #: the series written per interval (plus ``dollars_cumulative``)
 SCALARS = (
@@ -30,7 +30,7 @@ def write_tensorboard(ev: Evaluation, folder: str | Path) -> Path | None:
         return None
     root = Path(folder)
     for p in ev.policies:
-        w = writer_cls(str(root / safe_name(p)))
+        w = writer_cls(str(root / file_safe(p)))
         for tn in ev.traces:
             r = ev.first_run(p, tn)
             if r is not None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jbrl.evaluation.aggregate import RunRecord
-from jbrl.evaluation.plots import latency_cdf, safe_name
+from jbrl.evaluation.plots import file_safe, latency_cdf
 from jbrl.evaluation.progress import ProgressBar
 
 
@@ -30,22 +30,18 @@ def test_latency_cdf_approximate_from_interval_p99():
     assert latency_cdf([RunRecord("p", "t", 0)])[0].size == 0
 
 
-def test_safe_name():
-    assert safe_name("milp-reactive:headroom=0.2") == "milp-reactive_headroom_0.2"
-    assert safe_name("a/b c") == "a_b_c"
-    assert safe_name("::") == "x"
+def test_file_safe():
+    assert file_safe("milp-reactive:headroom=0.2") == "milp-reactive_headroom_0.2"
+    assert file_safe("a/b c") == "a_b_c"
+    assert file_safe("::") == "x"
 
 
-def test_progress_bar_disabled_is_a_no_op(capsys):
-    with ProgressBar(False, 10) as bar:
+@pytest.mark.parametrize("enabled", [False, True])
+def test_progress_bar_counts(capsys, enabled):
+    with ProgressBar(enabled, 10) as bar:
         bar.describe("x")
         bar.advance(3)
-    assert capsys.readouterr() == ("", "")
-
-
-def test_progress_bar_counts():
-    with ProgressBar(True, 10) as bar:
-        bar.describe("x")
-        bar.advance(3)
-        task = bar._p.tasks[0]
-        assert (task.completed, task.total, task.description) == (3, 10, "evaluating x")
+        bar.advance()
+    assert (bar.done, bar.total, bar.description) == (4, 10, "evaluating x")
+    if not enabled:
+        assert capsys.readouterr() == ("", "")
