@@ -100,9 +100,18 @@ def evaluate(
     traces = dict(resolve_trace(t, s) for t in trace) if trace else default_traces(s)
     if not traces:
         raise InputError("no trace given and no embedded evaluation trace found", field="--trace")
-    ev = run_evaluation(s, traces, specs, sim=sim, seeds=seeds, interval=interval,
-                        load_time=load_time, duration=duration, processes=processes,
-                        progress=progress)  # fmt: skip
+    ev = run_evaluation(
+        s,
+        traces,
+        specs,
+        sim=sim,
+        seeds=seeds,
+        interval=interval,
+        load_time=load_time,
+        duration=duration,
+        processes=processes,
+        progress=progress,
+    )
     show_evaluation(ev)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

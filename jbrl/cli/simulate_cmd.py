@@ -103,8 +103,18 @@ def simulate(
             "the trace has no duration: give --duration or a '# duration_s:' line",
             file=str(trace),
         )
-    run = partial(rollout, simulator, s, tr, the_plan, interval, seed=seed, faults=fault_sched,
-                  duration=end, design_rates=design)  # fmt: skip
+    run = partial(
+        rollout,
+        simulator,
+        s,
+        tr,
+        the_plan,
+        interval,
+        seed=seed,
+        faults=fault_sched,
+        duration=end,
+        design_rates=design,
+    )
     n_intervals = math.ceil(end / interval) if interval > 0 else 0
     show_bar = (
         not json_out
@@ -112,12 +122,19 @@ def simulate(
         and (sim == SimKind.des or n_intervals >= _PROGRESS_MIN_INTERVALS)
     )
     result = _run_with_bar(run, end) if show_bar else run()
+    _report(result, trace, the_plan, plot, json_out, rows)
+
+
+def _report(
+    result: SimResult, trace: Path, plan: Plan, plot: Path | None, json_out: bool, rows: int
+) -> None:
+    """The plot (when asked), then the JSON or the tables."""
     if plot is not None:
         plot_result(result, plot)
     if json_out:
         out = result.to_dict()
         out["trace"] = str(trace)
-        out["plan"] = the_plan.to_dict()
+        out["plan"] = plan.to_dict()
         if plot is not None:
             out["plot"] = str(plot)
         print_json(out)

@@ -292,8 +292,9 @@ def _prepare_traces(
         tr = tr.for_scenario(scenario)
         if duration is not None:
             if not (duration > 0 and math.isfinite(duration)):
-                raise InputError("must be a positive number of seconds", field=Param.DURATION,
-                                 value=duration)  # fmt: skip
+                raise InputError(
+                    "must be a positive number of seconds", field=Param.DURATION, value=duration
+                )
             tr = tr.with_duration(min(duration, tr.duration))
         if not tr.duration > 0:
             raise InputError("the trace has no duration", file=tr.file, field="duration_s")
@@ -309,8 +310,9 @@ def _run_all(
     progress: bool,
 ) -> list[RunRecord]:
     """Every run, in (policy, trace, seed) order; in this process or over ``processes``."""
-    per_run = {n: math.ceil(tr.duration / settings.interval - 1e-9)
-               for n, tr in settings.traces.items()}  # fmt: skip
+    per_run = {
+        n: math.ceil(tr.duration / settings.interval - 1e-9) for n, tr in settings.traces.items()
+    }
     total = sum(per_run.values()) * len(settings.seeds) * len(specs)
     runs: list[RunRecord] = []
     with ProgressBar(progress, total) as bar:
@@ -320,8 +322,8 @@ def _run_all(
                 runs += _run_unit(settings, spec, list(settings.traces), bar.advance, built[spec])
         else:
             runs = _run_in_processes(settings, specs, processes, bar, per_run)
-    order = {(p, t, s): i for i, (p, t, s) in enumerate(
-        (p, t, s) for p in specs for t in settings.traces for s in settings.seeds)}  # fmt: skip
+    keys = [(p, t, s) for p in specs for t in settings.traces for s in settings.seeds]
+    order = {key: i for i, key in enumerate(keys)}
     runs.sort(key=lambda r: order.get((r.policy, r.trace, r.seed), 0))
     return runs
 
