@@ -241,7 +241,9 @@ def test_grid_rounds_targets_up_and_memoizes(vqa):
     policy.reset(vqa, 0)
     loads = [scaled(nominal, f) for f in (0.901, 0.9015, 0.902)]
     plans = [policy.decide(state(vqa, history=[r])) for r in loads]
-    assert policy.cache.solves == 1 and all(p.meta["rates"] == plans[0].meta["rates"] for p in plans)
+    assert policy.cache.solves == 1 and all(
+        p.meta["rates"] == plans[0].meta["rates"] for p in plans
+    )
     for src, v in plans[0].meta["rates"].items():
         step = 0.01 * nominal[src]
         assert v >= loads[-1][src] * 1.1 - 1e-9 and abs(v / step - round(v / step)) < 1e-6
