@@ -25,6 +25,7 @@ from jbrl.registry import resolve_factory
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace
 from jbrl.sim.base import IntervalMetrics
+from jbrl.sim.rollout import Decide, DecisionPoint
 
 
 @dataclass
@@ -47,6 +48,21 @@ class ControlState:
     last_metrics: IntervalMetrics | None = None
     lookahead: Trace | None = None
 
+    @classmethod
+    def at(
+        cls, point: DecisionPoint, scenario: Scenario, lookahead: Trace | None = None
+    ) -> ControlState:
+        """The state of the run loop's decision point (:func:`jbrl.sim.rollout.rollout`)."""
+        return cls(
+            scenario,
+            point.time_s,
+            point.interval_s,
+            point.plan,
+            point.history,
+            point.last,
+            lookahead,
+        )
+
     def last_rates(self) -> dict[str, float]:
         """The last observed rates, or the scenario's nominal rates before any observation."""
         if self.rate_history:
@@ -68,6 +84,18 @@ class Policy(ABC):
     @abstractmethod
     def decide(self, state: ControlState) -> Plan:
         """The plan to run from ``state.time_s`` for the next ``state.interval_s`` seconds."""
+
+
+def policy_decider(policy: Policy, scenario: Scenario, trace: Trace) -> Decide:
+    """``policy`` as the decision maker of :func:`jbrl.sim.rollout.rollout` on ``trace``
+    (which only clairvoyant policies see, as ``ControlState.lookahead``). Call
+    ``policy.reset`` before the run."""
+    look = trace if policy.clairvoyant else None
+
+    def decide(point: DecisionPoint) -> Plan:
+        return policy.decide(ControlState.at(point, scenario, look))
+
+    return decide
 
 
 def parse_policy_spec(spec: str) -> tuple[str, dict[str, str]]:

@@ -11,10 +11,11 @@ env = gym.make("jbrl/Serving-v0")  # vqa, fluid simulator; or config=EnvConfig /
 
 from gymnasium.envs.registration import register, registry
 
-from jbrl.envs.codec import ActionCodec, PlanSignature, ServingSpec
+from jbrl.envs.codec import ActionCodec, PlanSignature
 from jbrl.envs.config import EnvConfig, RewardWeights, TraceComponent, load_env_config
 from jbrl.envs.observation import ObservationEncoder
 from jbrl.envs.serving import ServingEnv
+from jbrl.planning.tables import ServingSpec
 
 ENV_ID = "jbrl/Serving-v0"
 DEFAULT_EPISODE_STEPS = 120

@@ -1,109 +1,24 @@
 """Action encoding shared by :class:`~jbrl.envs.serving.ServingEnv` and the deployed PPO policy
 (:mod:`jbrl.agents.ppo`), so both decode exactly the same plans.
 
-* :class:`ServingSpec` - what a scenario fixes: operators, workers, the variant combinations that
-  meet the accuracy target, capacities, which worker may run which operator.
-* :class:`ActionCodec` - MultiDiscrete action <-> :class:`~jbrl.planning.plan.Plan`, with static masks and
-  a documented repair that makes every decoded action a structurally valid plan.
+* :class:`~jbrl.planning.tables.ServingSpec` (the planning layer's tables) - what a scenario fixes:
+  operators, workers, the variant combinations that meet the accuracy target, capacities, which
+  worker may run which operator, interchangeable workers.
+* :class:`ActionCodec` - MultiDiscrete action <-> :class:`~jbrl.planning.plan.Plan`, with static
+  masks and a documented repair that makes every decoded action a structurally valid plan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from jbrl.errors import InfeasibleError
-from jbrl.planning.plan import Plan, WorkerShare
-from jbrl.scenario.model import Scenario
-
-
-class ServingSpec:
-    """Index tables of one scenario at one accuracy target (built once, read everywhere)."""
-
-    def __init__(self, scenario: Scenario, accuracy: float | None = None) -> None:
-        self.scenario = scenario
-        self.accuracy = scenario.slo.min_accuracy if accuracy is None else float(accuracy)
-        self.ops: list[str] = list(scenario.topo_order)
-        self.op_index = {o: i for i, o in enumerate(self.ops)}
-        self.workers: list[str] = [w.name for w in scenario.workers]
-        self.worker_index = {w: i for i, w in enumerate(self.workers)}
-        self.sources: list[str] = [s.name for s in scenario.sources]
-        self.nominal = np.array([s.rate for s in scenario.sources], dtype=float)
-        self.price = np.array([w.price for w in scenario.workers], dtype=float)
-        self.tier = np.array([scenario.worker_tier[w] for w in self.workers], dtype=int)
-        nom = scenario.demand()
-        self.nominal_demand = np.array([max(nom[o], 1e-9) for o in self.ops], dtype=float)
-        combos = [
-            (a, acc) for a, acc in scenario.variant_combinations() if acc >= self.accuracy - 1e-9
-        ]
-        if not combos:
-            raise InfeasibleError(
-                f"no variant combination of {scenario.name!r} reaches accuracy {self.accuracy:g}",
-                {"best_reachable_accuracy": scenario.best_accuracy()},
-            )
-        self.combos: list[dict[str, str]] = [a for a, _ in combos]
-        self.combo_accuracy = np.array([acc for _, acc in combos], dtype=float)
-        self.combo_index = {tuple(a[o] for o in self.ops): i for i, a in enumerate(self.combos)}
-        nc, nw, no = len(self.combos), len(self.workers), len(self.ops)
-        # cap[c, w, o]: req/s worker w sustains for operator o under combination c (0: no profile)
-        self.cap = np.zeros((nc, nw, no))
-        for c, a in enumerate(self.combos):
-            for w, wn in enumerate(self.workers):
-                for o, op in enumerate(self.ops):
-                    self.cap[c, w, o] = scenario.capacity(op, a[op], wn)
-        # lowest tier each operator may run on (backward traffic forbidden: not below its inputs)
-        self.min_tier = np.zeros(no, dtype=int)
-        self.forbid_backward = scenario.backward_traffic == "forbidden"
-        if self.forbid_backward:
-            for o, op in enumerate(self.ops):
-                lo = 0
-                for e in scenario.in_edges[op]:
-                    if e.source in scenario.source_map:
-                        lo = max(lo, scenario.source_tier[e.source])
-                    else:
-                        lo = max(lo, int(self.min_tier[self.op_index[e.source]]))
-                self.min_tier[o] = lo
-        # allowed[w, o]: some combination has a profile for o on w, and w's tier is allowed
-        self.allowed = (self.cap.max(axis=0) > 0) & (self.tier[:, None] >= self.min_tier[None, :])
-        # a combination is usable when every operator has at least one allowed, profiled worker
-        self.combo_ok = np.array(
-            [bool(np.all(((self.cap[c] > 0) & self.allowed).any(axis=0))) for c in range(nc)]
-        )
-        if not self.combo_ok.any():
-            raise InfeasibleError(
-                f"no variant combination of {scenario.name!r} can be placed on its workers", {}
-            )
-        self.total_price = float(self.price.sum())
-        # edges between operators, for the backward-traffic repair
-        self.op_inputs: list[list[int]] = [
-            [self.op_index[e.source] for e in scenario.in_edges[op] if e.source in self.op_index]
-            for op in self.ops
-        ]
-        self.coef = scenario.demand_per_unit()
-        # interchangeable workers: same type, tier, price and capacities, no link naming them
-        named = {lk.source for lk in scenario.links} | {lk.target for lk in scenario.links}
-        by_key: dict[tuple, list[int]] = {}
-        for w, wn in enumerate(self.workers):
-            worker = scenario.worker_map[wn]
-            key = (
-                (wn,)
-                if wn in named
-                else (worker.type, int(self.tier[w]), worker.price, self.cap[:, w, :].tobytes())
-            )
-            by_key.setdefault(key, []).append(w)
-        self.groups: list[list[int]] = list(by_key.values())
-
-    def demand(self, rates: np.ndarray) -> np.ndarray:
-        """Required rate of every operator (topological order) at source ``rates``."""
-        d = self.scenario.demand(dict(zip(self.sources, rates.tolist(), strict=True)))
-        return np.array([d[o] for o in self.ops], dtype=float)
-
-    def rates_array(self, rates: Mapping[str, float] | np.ndarray | Sequence[float]) -> np.ndarray:
-        if isinstance(rates, Mapping):
-            return np.array([float(rates.get(s, 0.0)) for s in self.sources], dtype=float)
-        return np.asarray(rates, dtype=float).reshape(len(self.sources))
+from jbrl.planning.greedy import greedy_plan
+from jbrl.planning.plan import Plan
+from jbrl.planning.tables import ServingSpec
 
 
 @dataclass(frozen=True)
@@ -174,21 +89,7 @@ class ActionCodec:
 
     def signature(self, plan: Plan) -> PlanSignature:
         """The (combination, assignment) of ``plan`` (combination -1 if not in the table)."""
-        spec = self.spec
-        key = tuple(
-            plan.model_assignment.get(o, spec.scenario.operator_map[o].variants[0])
-            for o in spec.ops
-        )
-        combo = spec.combo_index.get(key, -1)
-        assign = [-1] * len(spec.workers)
-        for op, shares in plan.worker_assignment.items():
-            oi = spec.op_index.get(op)
-            if oi is None:
-                continue
-            for s in shares:
-                wi = spec.worker_index.get(s.worker)
-                if wi is not None and assign[wi] < 0 and (s.rate is None or s.rate > 0):
-                    assign[wi] = oi
+        combo, assign = self.spec.index_of(plan)
         return PlanSignature(combo, tuple(assign))
 
     def action_for(
@@ -321,9 +222,9 @@ class ActionCodec:
             if spec.forbid_backward:
                 for u in spec.op_inputs[o]:
                     lo = max(lo, int(top_tier[u]))
-            for w in np.flatnonzero(assign == o):
-                if spec.tier[w] < lo:
-                    assign[w] = -1  # repair 2
+            for wi in np.flatnonzero(assign == o):
+                if spec.tier[wi] < lo:
+                    assign[wi] = -1  # repair 2
                     repairs += 1
             if not np.any(assign == o):
                 w = self._fill(assign, o, lo, cap)  # repair 3
@@ -348,19 +249,7 @@ class ActionCodec:
 
     def plan_of(self, sig: PlanSignature, design_rates: np.ndarray) -> Plan:
         """The plan of a signature, with rates split in proportion to capacity."""
-        spec = self.spec
-        combo = spec.combos[sig.combo]
-        cap = spec.cap[sig.combo]
-        demand = spec.demand(design_rates)
-        assign = np.array(sig.assignment)
-        wa: dict[str, list[WorkerShare]] = {}
-        for o, op in enumerate(spec.ops):
-            ws = np.flatnonzero(assign == o)
-            total = float(cap[ws, o].sum())
-            rho = min(1.0, max(1e-3, demand[o] / total)) if total > 0 else 0.0
-            wa[op] = [WorkerShare(spec.workers[w], float(cap[w, o] * rho)) for w in ws]
-        rates = dict(zip(spec.sources, design_rates.tolist(), strict=True))
-        return Plan(dict(combo), wa, None, {"rates": rates, "solver": "ppo-codec"})
+        return self.spec.plan(sig.combo, sig.assignment, design_rates, "ppo-codec")
 
     def canonical_signature(self, plan: Plan) -> PlanSignature:
         """The repaired signature of any plan (e.g. a planner's) in this codec's terms."""
@@ -373,64 +262,18 @@ class ActionCodec:
 
     def capacity(self, sig: PlanSignature) -> np.ndarray:
         """Capacity (req/s) per operator of a signature."""
-        cap = self.spec.cap[max(sig.combo, 0)]
-        out = np.zeros(len(self.spec.ops))
-        for w, o in enumerate(sig.assignment):
-            if o >= 0:
-                out[o] += cap[w, o]
-        return out
+        return self.spec.capacity(sig.combo, sig.assignment)
 
     def price(self, sig: PlanSignature) -> float:
         """Compute $/hour of a signature."""
-        return float(sum(self.spec.price[w] for w, o in enumerate(sig.assignment) if o >= 0))
+        return self.spec.compute_price(sig.assignment)
 
-
-def greedy_signature(codec: ActionCodec, target_rates: np.ndarray) -> PlanSignature:
-    """A cheap starting plan: for every usable combination and two orders of preference (price
-    per req/s; lowest tier first, then price per req/s), operators in topological order take the
-    first idle workers until they cover the demand at ``target_rates``; the cheapest plan that
-    covers it (else the least short) wins. The env's starting state when no planner is given."""
-    spec = codec.spec
-    demand = spec.demand(np.asarray(target_rates, dtype=float))
-    best: tuple[float, PlanSignature] | None = None
-    for c in np.flatnonzero(spec.combo_ok):
-        cap = spec.cap[c]
-        for by_tier in (False, True):
-            sig = _greedy(codec, int(c), cap, demand, by_tier)
-            if sig is None:
-                continue
-            short = float(np.maximum(demand - codec.capacity(sig), 0.0).sum())
-            key = codec.price(sig) + 1e6 * short
-            if best is None or key < best[0]:
-                best = (key, sig)
-    if best is None:
-        sig, _ = codec.repair(-1, np.full(len(spec.workers), -1))
-        return sig
-    return best[1]
-
-
-def _greedy(
-    codec: ActionCodec, c: int, cap: np.ndarray, demand: np.ndarray, by_tier: bool
-) -> PlanSignature | None:
-    spec = codec.spec
-    assign = np.full(len(spec.workers), -1, dtype=int)
-    top = np.full(len(spec.ops), -1, dtype=int)
-    for o in range(len(spec.ops)):
-        lo = int(spec.min_tier[o])
-        if spec.forbid_backward:
-            lo = max([lo, *(int(top[u]) for u in spec.op_inputs[o])])
-        ok = (assign < 0) & (cap[:, o] > 0) & spec.allowed[:, o] & (spec.tier >= lo)
-        order = sorted(
-            np.flatnonzero(ok),
-            key=lambda w: (spec.tier[w] if by_tier else 0, spec.price[w] / cap[w, o]),
-        )
-        got = 0.0
-        for w in order:
-            assign[w] = o
-            got += cap[w, o]
-            if got >= demand[o]:
-                break
-        if not np.any(assign == o):
-            return None
-        top[o] = int(spec.tier[assign == o].max())
-    return PlanSignature(c, tuple(int(x) for x in assign))
+    def greedy_signature(self, target_rates: np.ndarray) -> PlanSignature:
+        """The greedy planner's plan for ``target_rates`` (:mod:`jbrl.planning.greedy`) as a
+        repaired signature (never snapped to a ladder rung); when nothing can be placed
+        greedily, the repair of an all-idle assignment. The env's starting plan when no
+        planner is asked for."""
+        plan = greedy_plan(self.spec, np.asarray(target_rates, dtype=float))
+        if plan is None:
+            return self.repair(-1, np.full(len(self.spec.workers), -1))[0]
+        return ActionCodec.canonical_signature(self, plan)

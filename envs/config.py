@@ -7,7 +7,8 @@ interval_s: 60
 episode_steps: 120
 history: 8                   # past intervals of source rates in the observation
 load_time_s: null            # force every model load time (s); null keeps the scenario's
-initial_headroom: 0.3        # starting plan: MILP for the first rates x (1 + this)
+initial_plan: greedy         # starting plan: greedy (no solver) | milp
+initial_headroom: 0.3        # ... for the first interval's rates x (1 + this)
 reward: {dollar: 1.0, slo_miss: 0.01, reconfiguration: 0.002}
 traces:                      # training-trace distribution, one component drawn per episode
   - {weight: 1, kinds: [diurnal], params: {amplitude: [0.2, 0.6], period_s: [3600, 14400]}}
@@ -44,10 +45,10 @@ class RewardWeights(_Frozen):
 
     dollar: Annotated[float, Field(ge=0)] = 1.0
     slo_miss: Annotated[float, Field(ge=0)] = Field(
-        0.01, description="$ per request finishing beyond the latency bound or dropped."
+        default=0.01, description="$ per request finishing beyond the latency bound or dropped."
     )
     reconfiguration: Annotated[float, Field(ge=0)] = Field(
-        0.002, description="$ per worker that loads a model."
+        default=0.002, description="$ per worker that loads a model."
     )
 
 
@@ -144,32 +145,41 @@ class EnvConfig(_Frozen):
     episode_steps: Annotated[int, Field(ge=1)] = 120
     history: Annotated[int, Field(ge=1, le=64)] = 8
     load_time_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
-    accuracy: Number | None = Field(None, description="Accuracy target (default: the SLO's).")
+    accuracy: Number | None = Field(
+        default=None, description="Accuracy target (default: the SLO's)."
+    )
     load_time_mix: list[Annotated[float, Field(ge=0, allow_inf_nan=False)] | None] = Field(
         default_factory=list,
         description="Training only: each episode forces every model load time to one of these "
         "seconds, drawn uniformly (null: the scenario's own, or load_time_s), so one policy "
         "learns both quick and slow reconfiguration; the observation carries the load time.",
     )
+    initial_plan: Literal["greedy", "milp"] = Field(
+        default="greedy",
+        description="Starting plan of an episode, for the first interval's rates x (1 + "
+        "initial_headroom): 'greedy' (jbrl.planning.greedy, no solver) or 'milp' (the MILP, "
+        "memoized on a 1 % grid; see jbrl.envs.start). Training configs default to 'milp'.",
+    )
     initial_headroom: Annotated[float, Field(ge=0, le=5)] = 0.3
     day_s: Annotated[float, Field(gt=0)] = 86400.0
     max_scale: Annotated[float, Field(gt=0)] = Field(
-        2.0, description="Training traces are clipped to this multiple of the nominal rates."
+        default=2.0,
+        description="Training traces are clipped to this multiple of the nominal rates.",
     )
     obs_noise: Annotated[float, Field(ge=0, le=2)] = Field(
-        0.0,
+        default=0.0,
         description="Training only: lognormal noise (sigma) on the measured parts of the "
         "observation (utilization, backlog, last interval), so that a policy trained on the "
         "smooth fluid model also reads the noisier request-level simulator and real metrics.",
     )
     action: Literal["workers", "ladder"] = Field(
-        "workers",
+        default="workers",
         description="Action design: 'workers' (a variant combination and an operator per "
         "worker) or 'ladder' (one of a ladder of complete plans ordered by capacity, or keep; "
         "see jbrl.envs.ladder).",
     )
     ladder: str | None = Field(
-        None,
+        default=None,
         description="Ladder JSON (action 'ladder'); relative paths are read from the config's "
         "folder. None: a ladder passed to the env, else one built by the greedy planner.",
     )

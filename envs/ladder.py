@@ -3,8 +3,9 @@
 With ``EnvConfig.action: ladder`` the agent does not assemble a plan worker by worker; it
 chooses a *rung* of a ladder of complete plans ordered by capacity, each the cheapest known plan
 (variant combination and placement) for one load level, or keeps the plan it runs. The ladder is
-built once per scenario by a planner (the MILP in :mod:`jbrl.planning.ladder`; the env's own greedy
-planner when none is given) and saved next to a trained policy, so the policy and the env always
+built once per scenario by a planner (:meth:`PlanLadder.milp`, with the rungs of
+:mod:`jbrl.planning.ladder`; the greedy planner of :mod:`jbrl.planning.greedy` when none is
+given) and saved next to a trained policy, so the policy and the env always
 share the same action table.
 
 Why: per-worker actions make the agent rediscover, from reward alone, which combinations and
@@ -24,9 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from jbrl.envs.codec import ActionCodec, PlanSignature, ServingSpec, greedy_signature
+from jbrl.envs.codec import ActionCodec, PlanSignature
 from jbrl.errors import InputError
 from jbrl.planning.cost import evaluate_plan
+from jbrl.planning.ladder import ladder_plans
+from jbrl.planning.plan import Plan
+from jbrl.planning.tables import ServingSpec
 
 LADDER_FILE = "ladder.json"
 
@@ -123,13 +127,34 @@ class PlanLadder:
         return cls(spec, rungs)
 
     @classmethod
-    def greedy(cls, spec: ServingSpec, top: float = 2.5, step: float = 0.05) -> PlanLadder:
-        """A ladder from the env's greedy planner (no solver needed): the default of
-        ``gym.make`` when no ladder is given. Training builds it with the MILP instead."""
+    def from_plans(cls, spec: ServingSpec, plans: Sequence[Plan]) -> PlanLadder:
+        """A ladder of planner plans (each in the codec's repaired terms)."""
         codec = ActionCodec(spec)
-        sigs = [
-            greedy_signature(codec, spec.nominal * s) for s in np.arange(step, top + 1e-9, step)
-        ]
+        return cls(spec, [codec.canonical_signature(p) for p in plans])
+
+    @classmethod
+    def milp(
+        cls,
+        spec: ServingSpec,
+        step: float = 0.05,
+        top: float | None = None,
+        time_limit: float = 10.0,
+    ) -> PlanLadder:
+        """The MILP ladder (:func:`jbrl.planning.ladder.ladder_plans`: a rung every ``step`` x
+        nominal up to the largest sustainable scale); the greedy ladder when the MILP finds no
+        plan even at the lowest level, so the action set is always valid. What ``jbrl train``
+        builds."""
+        plans = ladder_plans(spec, step=step, top=top, time_limit=time_limit)
+        if not plans:
+            return cls.greedy(spec)
+        return cls.from_plans(spec, plans)
+
+    @classmethod
+    def greedy(cls, spec: ServingSpec, top: float = 2.5, step: float = 0.05) -> PlanLadder:
+        """A ladder from the greedy planner (no solver needed): the default of ``gym.make``
+        when no ladder is given. Training builds it with the MILP instead (:meth:`milp`)."""
+        codec = ActionCodec(spec)
+        sigs = [codec.greedy_signature(spec.nominal * s) for s in np.arange(step, top + 1e-9, step)]
         return cls(spec, sigs)
 
 

@@ -66,7 +66,7 @@ class ObservationEncoder:
         empty: then the nominal rates stand in). ``scenario``: the one being served, when its
         model load times differ from the spec's (e.g. ``--load-time 30``)."""
         s = self.spec
-        ns, no, nw = len(s.sources), len(s.ops), len(s.workers)
+        no, nw = len(s.ops), len(s.workers)
         parts: list[np.ndarray] = []
         hist = [s.rates_array(r) for r in rate_history[-self.history :]]
         if not hist:
@@ -98,7 +98,7 @@ class ObservationEncoder:
                 backlog[o] = last.operator_backlog.get(op, 0.0)
             att = last.slo_attainment
             extra[0] = att if math.isfinite(att) else 1.0
-            extra[1] = last.dollars * 3600.0 / max(last.duration, 1e-9) / s.total_price
+            extra[1] = last.dollars_per_hour / s.total_price
             extra[2] = len(last.reconfigured) / max(nw, 1)
         parts.append(np.clip(util, 0.0, 2.0))
         parts.append(np.log1p(np.maximum(backlog, 0.0) / s.nominal_demand))
@@ -109,7 +109,6 @@ class ObservationEncoder:
         parts.append(extra)
         obs = np.concatenate(parts).astype(np.float32)
         np.clip(obs, OBS_LOW, OBS_HIGH, out=obs)
-        del ns
         return obs
 
 

@@ -3,7 +3,7 @@ step (registered as ``jbrl/Serving-v0``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,20 +11,20 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from jbrl.envs.codec import ActionCodec, PlanSignature, ServingSpec, greedy_signature
+from jbrl.envs.codec import ActionCodec, PlanSignature
 from jbrl.envs.config import EnvConfig, load_env_config
 from jbrl.envs.ladder import LadderCodec, PlanLadder
 from jbrl.envs.observation import OBS_HIGH, OBS_LOW, ObservationEncoder
+from jbrl.envs.start import MilpStart
 from jbrl.envs.workload import sample_trace
 from jbrl.planning.plan import Plan
+from jbrl.planning.tables import ServingSpec
 from jbrl.scenario.derive import with_load_time
 from jbrl.scenario.loader import load_scenario
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace
 from jbrl.sim import SimConfig, Simulator, make_simulator
 from jbrl.sim.base import IntervalMetrics
-
-InitialPlan = Callable[[Scenario, dict[str, float]], Plan]
 
 
 def make_codec(spec: ServingSpec, cfg: EnvConfig, ladder: PlanLadder | None = None) -> ActionCodec:
@@ -56,19 +56,27 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Action Space
 
-    ``MultiDiscrete([2, n_combos, n_ops + 1, ..., n_ops + 1])`` (one ``n_ops + 1`` per worker):
+    With ``action: workers`` (the default) ``MultiDiscrete`` with one dimension per row below
+    (the ``2 + w`` row once per worker; sizes as :class:`ActionCodec` builds ``nvec``, checked
+    by a test). "Keep" is choice 0 of every dimension after the first, so an action changes
+    only what it means to change:
 
-    | dim      | meaning                                                                   |
-    |----------|---------------------------------------------------------------------------|
-    | 0        | 1: keep the current plan (other dims ignored); 0: apply dims 1..          |
-    | 1        | variant combination, index among those meeting the accuracy target       |
-    | 2 + w    | worker w: 0 idle, k runs operator k-1 (topological order)                 |
+    | dim   | size         | meaning                                                           |
+    |-------|--------------|-------------------------------------------------------------------|
+    | 0     | 2            | 1: keep the whole current plan (other dims ignored); 0: apply 1.. |
+    | 1     | n_combos + 1 | 0: keep the combination; 1 + c: combination c (those meeting the  |
+    |       |              | accuracy target)                                                  |
+    | 2 + w | n_ops + 2    | worker w: 0 keep what it runs, 1 idle, 2 + o run operator o       |
+    |       |              | (topological order)                                               |
 
-    With ``action: ladder`` (:mod:`jbrl.envs.ladder`) the action is instead
-    ``MultiDiscrete([n_rungs + 1])``: 0 keeps the current plan, ``1 + j`` deploys rung ``j`` of a
-    ladder of complete plans (variant combination and placement) ordered by the load they cover,
-    each the cheapest for its load level (MILP-built by ``jbrl train``; the env's greedy planner
-    when no ladder is given); every choice is valid, so the mask is all true.
+    With ``action: ladder`` (:mod:`jbrl.envs.ladder`) a ladder of complete plans (variant
+    combination and placement) ordered by the load they cover, each the cheapest for its load
+    level (MILP-built by ``jbrl train``; the greedy planner's when no ladder is given); every
+    choice is valid, so the mask is all true:
+
+    | dim   | size         | meaning                                                           |
+    |-------|--------------|-------------------------------------------------------------------|
+    | 0     | n_rungs + 1  | 0: keep the current plan; 1 + j: deploy rung j                    |
 
     :meth:`action_masks` masks, per dimension, operators without any profile on a worker or on a
     tier below their inputs (backward traffic), and combinations that cannot be placed. What
@@ -81,21 +89,29 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Observation Space
 
-    ``Box(-1, 8, (n,), float32)``; rates are multiples of the nominal rates.
+    ``Box(-1, 8, (n,), float32)``, ``n`` the sum of the sizes below (the parts of
+    :class:`~jbrl.envs.observation.ObservationEncoder`, in order; checked by a test); rates are
+    multiples of the nominal rates.
 
-    | part                | size             | value                                             |
-    |---------------------|------------------|---------------------------------------------------|
-    | rates               | history x n_src  | observed mean rate / nominal, newest first, <= 4  |
-    | time                | 2                | sin, cos of the time of day (period ``day_s``)    |
-    | combo               | n_combos         | one-hot of the current combination                |
-    | assignment          | n_workers x (n_ops+1) | one-hot of each worker's operator (0 = idle) |
-    | capacity_vs_demand  | n_ops            | plan capacity / demand at the last rates, <= 4    |
-    | capacity_vs_nominal | n_ops            | plan capacity / nominal demand, <= 4              |
-    | utilization         | n_ops            | last interval's mean worker utilisation, <= 2     |
-    | backlog             | n_ops            | log(1 + queued tasks / nominal demand)            |
-    | load_time           | 1                | longest model load time / interval, <= 2          |
-    | last_interval       | 4                | SLO attainment, $/h / price of all workers,       |
-    |                     |                  | workers reconfigured / n_workers, plan $/h / all  |
+    | part                | size                      | value                                  |
+    |---------------------|---------------------------|----------------------------------------|
+    | rates               | history * n_src           | observed mean rate / nominal, newest   |
+    |                     |                           | first, <= 4                            |
+    | time                | 2                         | sin, cos of the time of day (day_s)    |
+    | combo               | n_combos                  | one-hot of the current combination     |
+    | assignment          | n_workers * (n_ops + 1)   | one-hot of each worker's operator      |
+    |                     |                           | (0 = idle, 1 + o = operator o)         |
+    | capacity_vs_demand  | n_ops                     | plan capacity / demand at the last     |
+    |                     |                           | rates, <= 4                            |
+    | capacity_vs_nominal | n_ops                     | plan capacity / nominal demand, <= 4   |
+    | utilization         | n_ops                     | last interval's mean worker            |
+    |                     |                           | utilisation, <= 2                      |
+    | backlog             | n_ops                     | log(1 + queued tasks / nominal demand) |
+    | load_time           | 1                         | longest model load time / interval,    |
+    |                     |                           | <= 2                                   |
+    | last_interval       | 4                         | SLO attainment, $/h / price of all     |
+    |                     |                           | workers, workers reconfigured /        |
+    |                     |                           | n_workers, plan $/h / all              |
 
     ## Rewards
 
@@ -103,14 +119,15 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
     interval's compute and communication dollars, ``late`` the requests finished beyond the
     latency bound or dropped, ``loads`` the workers that load a model. Weights come from
     ``EnvConfig.reward``; ``info`` holds each part (``reward_dollar``, ``reward_slo``,
-    ``reward_reconfiguration``; they sum to the reward) and the raw figures.
+    ``reward_reconfiguration``; they sum to the reward), the raw figures and the interval's
+    :class:`~jbrl.sim.base.IntervalMetrics` (``metrics``).
 
     ## Starting State
 
     A load trace is drawn from ``EnvConfig.traces`` with ``np_random`` (or given through
     ``reset(options={"trace": trace})``). The starting plan covers the first interval's rates
-    times ``1 + initial_headroom`` (``initial_plan`` if given, e.g. the MILP; else a greedy
-    plan), deployed and warm, with empty queues.
+    times ``1 + initial_headroom``: the greedy planner's, or the MILP's with
+    ``initial_plan: milp`` (:mod:`jbrl.envs.start`); deployed and warm, with empty queues.
 
     ## Episode End
 
@@ -123,14 +140,16 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
     ``gym.make("jbrl/Serving-v0", config=cfg)`` with ``cfg`` an :class:`EnvConfig`, a YAML path
     or a mapping; keyword overrides of any config field (``scenario="vehicle"``,
     ``simulator="des"``, ``load_time_s=30``); ``scenario_obj`` (a loaded :class:`Scenario`,
-    instead of loading ``config.scenario``); ``initial_plan(scenario, rates) -> Plan``.
+    instead of loading ``config.scenario``); ``ladder`` (a :class:`PlanLadder` for
+    ``action: ladder``, instead of ``config.ladder`` or the greedy ladder).
     ``obs_noise`` (training only) multiplies the measured parts of the observation by
     lognormal noise drawn from ``np_random``.
 
     ## Version History
 
     * v0: initial version (``action: workers``; ``action: ladder`` added without changing the
-      default).
+      default; ``initial_plan: milp`` replaced the ``initial_plan`` callable argument, and
+      ``info["metrics"]`` was added, without changing the default behaviour).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
@@ -141,7 +160,6 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         render_mode: str | None = None,
         *,
         scenario_obj: Scenario | None = None,
-        initial_plan: InitialPlan | None = None,
         ladder: PlanLadder | None = None,
         **overrides: Any,
     ) -> None:
@@ -163,7 +181,7 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.serving = ServingSpec(self.scenario, cfg.accuracy)
         self.codec = make_codec(self.serving, cfg, ladder)
         self.encoder = ObservationEncoder(self.codec, cfg.history, cfg.day_s, cfg.interval_s)
-        self.initial_plan = initial_plan
+        self.milp_start = MilpStart(self.codec) if cfg.initial_plan == "milp" else None
         self.render_mode = render_mode
         self.action_space = spaces.MultiDiscrete(self.codec.nvec)
         self.observation_space = spaces.Box(
@@ -199,12 +217,10 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.trace = trace.for_scenario(self.scenario)
         rates0 = np.asarray(self.trace.array_at(0.0), dtype=float)
         target = rates0 * (1.0 + cfg.initial_headroom)
-        if self.initial_plan is not None:
-            names = self.serving.sources
-            raw = self.initial_plan(self.scenario, dict(zip(names, target.tolist(), strict=True)))
-            sig = self.codec.canonical_signature(raw)
+        if self.milp_start is not None:
+            sig = self.milp_start.signature(self.scenario, target)
         else:
-            sig = greedy_signature(self.codec, target)
+            sig = self.codec.greedy_signature(target)
         self.sig = sig
         self.plan = self.codec.plan_of(sig, rates0)
         sim_seed = int(self.np_random.integers(0, 2**31 - 1))
@@ -247,7 +263,7 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         info: dict[str, Any] = {
             **parts,
             "dollars": m.dollars,
-            "cost_per_hour": m.dollars * 3600.0 / cfg.interval_s,
+            "cost_per_hour": m.dollars_per_hour,
             "arrivals": m.arrivals,
             "finished": m.completed + m.dropped_total,
             "within_slo": m.within_slo,
@@ -257,6 +273,7 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
             "accuracy": float(self.serving.combo_accuracy[self.sig.combo]),
             "repairs": repairs,
             "capacity": self.codec.capacity(self.sig).tolist(),
+            "metrics": m,
         }
         return self._obs(), reward, False, False, info
 

@@ -66,9 +66,12 @@ def commands(out: Path) -> dict[str, list[str]]:
 
 
 def scrub(obj: Any) -> Any:
-    """``obj`` without wall-clock keys, floats rounded to 12 significant digits."""
+    """``obj`` without wall-clock keys, floats rounded to 12 significant digits, and paths of
+    this checkout made relative (so that two checkouts compare clean)."""
     if isinstance(obj, dict):
         return {k: scrub(v) for k, v in obj.items() if k not in VOLATILE}
+    if isinstance(obj, str) and obj.startswith(str(ROOT) + "/"):
+        return obj[len(str(ROOT)) + 1 :]
     if isinstance(obj, list):
         return [scrub(v) for v in obj]
     if isinstance(obj, float):

@@ -1,5 +1,13 @@
-"""The learned policy (MaskablePPO): the deployed policy behind the ``Policy`` interface
-(:mod:`~jbrl.agents.ppo.policy`) and its training (:mod:`~jbrl.agents.ppo.train`)."""
+"""The learned policy (MaskablePPO).
+
+* :mod:`~jbrl.agents.ppo.policy` — the deployed policy behind the ``Policy`` interface;
+* :mod:`~jbrl.agents.ppo.config` — the training configuration (``TrainConfig``);
+* :mod:`~jbrl.agents.ppo.workbench` — what the envs of a run share;
+* :mod:`~jbrl.agents.ppo.imitation` — the imitation teacher (an adapter of a rule policy),
+  demonstrations and the supervised fit;
+* :mod:`~jbrl.agents.ppo.callbacks` — serving figures, validation, hyperparameters;
+* :mod:`~jbrl.agents.ppo.train` — the training run (``jbrl train``).
+"""
 
 from jbrl.agents.ppo.policy import (
     CONFIG_FILE,

@@ -5,7 +5,9 @@ A policy folder (what ``jbrl train`` writes, and what ships in ``jbrl/configs/po
 holds ``model.zip`` (the MaskablePPO model), ``vecnormalize.pkl`` (observation statistics) and
 ``config.yaml`` (the resolved training config, whose ``env`` section fixes the observation).
 The observation is built from a :class:`~jbrl.agents.policy.ControlState` by the env's own
-encoder (:mod:`jbrl.envs.codec`), so the deployed policy sees what it saw in training.
+encoder (:mod:`jbrl.envs.observation`) and actions are decoded by the env's codec
+(:mod:`jbrl.envs.codec`), so the deployed policy sees and does what it did in training.
+:meth:`PpoPolicy.of_model` wraps a model in memory the same way (training validation).
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import numpy as np
 import yaml
 
 from jbrl.agents.policy import ControlState, Policy
-from jbrl.envs.codec import ActionCodec, ServingSpec, greedy_signature
+from jbrl.envs.codec import ActionCodec
 from jbrl.envs.config import EnvConfig, load_env_config
 from jbrl.envs.ladder import LADDER_FILE, LadderCodec, PlanLadder
 from jbrl.envs.observation import ObservationEncoder
 from jbrl.envs.serving import make_codec
 from jbrl.errors import InputError, Param
 from jbrl.planning.plan import Plan
+from jbrl.planning.tables import ServingSpec
 from jbrl.scenario.loader import load_scenario
 from jbrl.scenario.model import Scenario
 
@@ -130,6 +133,8 @@ class PpoPolicy(Policy):
     """
 
     name = "ppo"
+    folder: Path | None
+    """The policy folder (None for a model in memory)."""
 
     def __init__(
         self,
@@ -146,12 +151,38 @@ class PpoPolicy(Policy):
             folder = shipped_policy_dir(str(name))
         else:
             folder = resolve_policy_dir(path)
-        self.folder = folder
         raw = yaml.safe_load((folder / CONFIG_FILE).read_text("utf-8")) or {}
-        self.env_config: EnvConfig = load_env_config(raw.get("env", raw))
-        self.model = MaskablePPO.load(str(folder / MODEL_FILE), device="cpu")
+        model = MaskablePPO.load(str(folder / MODEL_FILE), device="cpu")
         norm = ObsNormalizer.load(folder / NORM_FILE) if (folder / NORM_FILE).is_file() else None
-        self.actor = PpoActor(self.model, norm)
+        self._setup(PpoActor(model, norm), load_env_config(raw.get("env", raw)), scenario)
+        self.folder = folder
+
+    @classmethod
+    def of_model(
+        cls,
+        model: Any,
+        normalizer: ObsNormalizer | None,
+        env_config: EnvConfig,
+        ladder: PlanLadder | None = None,
+    ) -> PpoPolicy:
+        """The policy of a model in memory (training validation): ``env_config`` as in
+        training, ``ladder`` its action table for ``action: ladder``."""
+        policy = cls.__new__(cls)
+        policy._setup(PpoActor(model, normalizer), env_config, None, ladder)
+        return policy
+
+    def _setup(
+        self,
+        actor: PpoActor,
+        env_config: EnvConfig,
+        scenario: Scenario | str | None,
+        ladder: PlanLadder | None = None,
+    ) -> None:
+        self.actor = actor
+        self.model = actor.model
+        self.env_config = env_config
+        self.folder = None
+        self._rungs = ladder
         self._scenario = scenario if isinstance(scenario, Scenario) else None
         self._codec: ActionCodec | None = None
         self._encoder: ObservationEncoder | None = None
@@ -165,11 +196,15 @@ class PpoPolicy(Policy):
         if self.env_config.action != "ladder":
             return None
         scen = scenario or self._scenario or load_scenario(self.env_config.scenario)
-        return PlanLadder.load(
-            ServingSpec(scen, self.env_config.accuracy), self.folder / LADDER_FILE
-        )
+        spec = ServingSpec(scen, self.env_config.accuracy)
+        if self._rungs is not None:
+            return PlanLadder(spec, self._rungs.rungs)
+        assert self.folder is not None, "a policy in memory needs its ladder"
+        return PlanLadder.load(spec, self.folder / LADDER_FILE)
 
-    def _tables(self, scenario: Scenario) -> tuple[ActionCodec, ObservationEncoder]:
+    def tables(self, scenario: Scenario) -> tuple[ActionCodec, ObservationEncoder]:
+        """The action codec and observation encoder of ``scenario`` in this policy's layout
+        (InputError when the model was trained for another layout)."""
         if self._codec is None or self._for != id(scenario):
             spec = ServingSpec(scenario, self.env_config.accuracy)
             codec = make_codec(spec, self.env_config, self.ladder(scenario))
@@ -180,8 +215,8 @@ class PpoPolicy(Policy):
                 codec.nvec, np.asarray(self.model.action_space.nvec)
             ):
                 raise InputError(
-                    f"the PPO policy in {self.folder} was trained for another scenario layout "
-                    f"(observation {want}, this scenario {enc.size})",
+                    f"the PPO policy in {self.folder or 'memory'} was trained for another "
+                    f"scenario layout (observation {want}, this scenario {enc.size})",
                     field=Param.POLICY,
                     value=scenario.name,
                 )
@@ -206,10 +241,10 @@ class PpoPolicy(Policy):
             res = None
         if res is not None and res.feasible:
             return codec.canonical_signature(res.plan)
-        return greedy_signature(codec, target)
+        return codec.greedy_signature(target)
 
     def decide(self, state: ControlState) -> Plan:
-        codec, enc = self._tables(state.scenario)
+        codec, enc = self.tables(state.scenario)
         spec = codec.spec
         hist = [spec.rates_array(r) for r in state.rate_history]
         last = hist[-1] if hist else spec.rates_array(state.last_rates())

@@ -26,9 +26,18 @@ spec (defaults)            rule
                            ``down_window`` intervals, so that utilization lands near ``target``
 =========================  ==========================================================================
 
-Every MILP-based policy also takes ``max_util`` (the planner's cap on worker utilization, default
-1) and ``time_limit`` (seconds per solve). A target beyond what the infrastructure sustains is
-clamped to the largest sustainable multiple of it (:func:`jbrl.planning.milp.max_rate`).
+Every planner policy (:class:`~jbrl.agents.rules.base.PlannerPolicy`) also takes ``max_util`` (the
+planner's cap on worker utilization, default 1), ``time_limit`` (seconds per solve) and ``grid``
+(default 0; ``grid=0.01`` rounds targets up to multiples of 1 % of the nominal rates, for
+memoization over noisy rates, as the imitation teacher of :mod:`jbrl.agents.ppo.imitation`
+does). A target beyond what the infrastructure sustains is clamped to the largest sustainable
+multiple of it (:func:`jbrl.planning.milp.max_rate`).
+
+Modules: :mod:`~jbrl.agents.rules.base` (the planner policies' base),
+:mod:`~jbrl.agents.rules.reactive`, :mod:`~jbrl.agents.rules.hysteresis`,
+:mod:`~jbrl.agents.rules.oracle`, :mod:`~jbrl.agents.rules.static`,
+:mod:`~jbrl.agents.rules.autoscaler`, :mod:`~jbrl.agents.rules.cache` (the one memo of planner
+calls).
 
 **Coverage.** At run time a plan's routing weights stay fixed (:mod:`jbrl.sim.compiled`): each
 worker keeps its share of its operator's traffic. A plan *covers* rates R when every worker's
@@ -42,16 +51,12 @@ solves. A memoized solve still counts at its original solve time in the decision
 """
 
 from jbrl.agents.rules.autoscaler import AutoscalerPolicy
+from jbrl.agents.rules.base import PlannerPolicy, lookahead_of
 from jbrl.agents.rules.cache import PlanCache
-from jbrl.agents.rules.planned import (
-    JellyBeanReactivePolicy,
-    JellyBeanStaticPolicy,
-    MilpHysteresisPolicy,
-    MilpOraclePolicy,
-    MilpReactivePolicy,
-    MilpStaticPolicy,
-    PlannerPolicy,
-)
+from jbrl.agents.rules.hysteresis import MilpHysteresisPolicy
+from jbrl.agents.rules.oracle import MilpOraclePolicy
+from jbrl.agents.rules.reactive import JellyBeanReactivePolicy, MilpReactivePolicy
+from jbrl.agents.rules.static import JellyBeanStaticPolicy, MilpStaticPolicy
 from jbrl.planning.coverage import (
     COST_RTOL,
     TIE_PENALTY,
@@ -82,6 +87,7 @@ __all__ = [
     "PlannerPolicy",
     "coverage",
     "design_rates",
+    "lookahead_of",
     "effective_capacity",
     "plan_signature",
     "rescale_plan",

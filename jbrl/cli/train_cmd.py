@@ -43,7 +43,7 @@ def train(
     json_out: Annotated[bool, typer.Option("--json", help="Print the run folder as JSON.")] = False,
 ) -> None:
     """Train a PPO policy: TensorBoard logs, checkpoints and the model under runs/."""
-    from jbrl.agents.ppo.train import load_train_config
+    from jbrl.agents.ppo.config import load_train_config
     from jbrl.agents.ppo.train import train as run_training
 
     if not config.exists() and config == DEFAULT_CONFIG:

@@ -1,6 +1,11 @@
 """Groups of interchangeable workers, and link costs between groups.
 
-Two workers are interchangeable for planning when they have the same type, tier and price, the
+The one rule for interchangeable workers: the planners (the MILP and the JellyBean heuristic
+aggregate a group into an integer count) and the RL environment's action codec
+(:attr:`jbrl.planning.tables.ServingSpec.groups`: a plan change keeps a group's loaded workers
+where they are) both use :func:`worker_groups`.
+
+Two workers are interchangeable when they have the same type, tier and price, the
 same capacity for every (operator, variant), and the same explicitly listed links (the same
 other end, direction, cost, bandwidth and latency). Then every link from or to one of them costs
 and carries what it does for the other, so a planner may decide *how many* workers of a group

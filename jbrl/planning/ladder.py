@@ -1,61 +1,62 @@
-"""Build the plan ladder of :mod:`jbrl.envs.ladder` with the MILP.
+"""The rungs of a plan ladder, solved with the MILP (the action table of the RL environment's
+``action: ladder``, :mod:`jbrl.envs.ladder`).
 
 One MILP solve per load level (``step`` x the nominal rates, from ``step`` up to the largest
 sustainable scale): rung ``k`` is the cheapest plan for level ``k``. A small reconfiguration
 penalty against the previous rung breaks the MILP's many ties toward plans that *extend* the
 rung below (same combination, the same workers plus some), so moving one rung up loads only the
-added workers. Then :class:`~jbrl.envs.ladder.PlanLadder` keeps the rungs no other rung
-dominates (more capacity for no more dollars).
+added workers. The env's :class:`~jbrl.envs.ladder.PlanLadder` then keeps the rungs no other
+rung dominates (more capacity for no more dollars).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from jbrl.envs.codec import ActionCodec, PlanSignature, ServingSpec
-from jbrl.envs.ladder import PlanLadder
-from jbrl.scenario.model import Scenario
+from jbrl.planning.plan import Plan
+from jbrl.planning.tables import ServingSpec
 
 TIE_BREAK = 1e-3
 """$/hour per worker that must load a model the rung below does not hold (a tie-breaker: far
 below any worker's price, so it never buys a dearer plan)."""
 
 
-def build_ladder(
-    scenario: Scenario,
-    accuracy: float | None = None,
+def ladder_levels(top: float, step: float = 0.05) -> list[float]:
+    """Load levels (multiples of the nominal rates) every ``step`` up to ``top``, ``top``
+    included."""
+    levels = [float(x) for x in np.arange(step, top + 1e-9, step)]
+    if not levels or levels[-1] < top - 1e-6:
+        levels.append(top)
+    return levels
+
+
+def ladder_plans(
+    spec: ServingSpec,
     step: float = 0.05,
     top: float | None = None,
     time_limit: float = 10.0,
-) -> PlanLadder:
+) -> list[Plan]:
     """MILP rungs every ``step`` x nominal up to ``top`` (default: the largest sustainable
-    scale, :func:`jbrl.planning.milp.max_rate`)."""
+    scale, :func:`jbrl.planning.milp.max_rate`), lowest first, each re-expressed with its
+    load split in proportion to capacity at its level; stops at the first infeasible level
+    (empty when not even the lowest is feasible)."""
     from jbrl.planning import get_planner
     from jbrl.planning.milp import max_rate
 
-    spec = ServingSpec(scenario, accuracy)
-    codec = ActionCodec(spec)
+    scenario = spec.scenario
     if top is None:
         top = max_rate(scenario, spec.accuracy).scale
-    planner = get_planner("milp", time_limit=time_limit, reconfig_penalty=TIE_BREAK)
-    levels = list(np.arange(step, top + 1e-9, step))
-    if not levels or levels[-1] < top - 1e-6:
-        levels.append(top)
-    rungs: list[PlanSignature] = []
-    prev = None
-    for s in levels:
-        rates = spec.nominal * float(s)
-        res = planner.plan(
-            scenario,
-            rates=dict(zip(spec.sources, rates.tolist(), strict=True)),
-            accuracy=spec.accuracy,
-            current_plan=prev,
+    rungs: list[Plan] = []
+    prev: Plan | None = None
+    for s in ladder_levels(top, step):
+        rates = spec.nominal * s
+        planner = get_planner(
+            "milp", time_limit=time_limit, reconfig_penalty=TIE_BREAK, current_plan=prev
         )
+        res = planner.plan(scenario, rates=spec.rates_dict(rates), accuracy=spec.accuracy)
         if not res.feasible:
             break
-        sig = codec.canonical_signature(res.plan)
-        rungs.append(sig)
-        prev = codec.plan_of(sig, rates)
-    if not rungs:  # not even the lowest level: the greedy ladder still gives a valid action set
-        return PlanLadder.greedy(spec)
-    return PlanLadder(spec, rungs)
+        combo, assign = spec.index_of(res.plan)
+        prev = spec.plan(combo, assign, rates, "milp-ladder")
+        rungs.append(prev)
+    return rungs

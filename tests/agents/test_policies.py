@@ -225,9 +225,53 @@ def test_bad_parameters_are_input_errors():
         "milp-hysteresis:window=0",
         "autoscaler:low=0.9:high=0.5",
         "milp-reactive:headroom=abc",
+        "milp-reactive:grid=-0.01",
+        "milp-hysteresis:grid=1",
     ):
         with pytest.raises(InputError):
             get_policy(spec)
+
+
+def test_grid_rounds_targets_up_and_memoizes(vqa):
+    """``grid=0.01``: targets become multiples of 1 % of the nominal rates, rounded up, so
+    nearby loads reuse one solve; without a grid (the default) targets are exact."""
+    nominal = vqa.nominal_rates()
+    policy = get_policy("milp-reactive:headroom=0.1:grid=0.01")
+    exact = get_policy("milp-reactive:headroom=0.1")
+    policy.reset(vqa, 0)
+    loads = [scaled(nominal, f) for f in (0.901, 0.9015, 0.902)]
+    plans = [policy.decide(state(vqa, history=[r])) for r in loads]
+    assert policy.cache.solves == 1 and all(
+        p.meta["rates"] == plans[0].meta["rates"] for p in plans
+    )
+    for src, v in plans[0].meta["rates"].items():
+        step = 0.01 * nominal[src]
+        assert v >= loads[-1][src] * 1.1 - 1e-9 and abs(v / step - round(v / step)) < 1e-6
+    exact.reset(vqa, 0)
+    plan = exact.decide(state(vqa, history=[loads[0]]))
+    assert plan.meta["rates"] == pytest.approx(scaled(loads[0], 1.1), rel=1e-12)
+
+
+def test_lookahead_only_for_clairvoyant_policies(vqa):
+    """The one Policy -> run-loop adapter hands the true trace to clairvoyant policies only."""
+    from jbrl.agents.policy import policy_decider
+    from jbrl.sim.rollout import DecisionPoint
+
+    seen = []
+
+    class Probe(AutoscalerPolicy):
+        def decide(self, st):
+            seen.append(st.lookahead)
+            return super().decide(st)
+
+    trace = constant_trace(vqa.nominal_rates(), 600.0)
+    point = DecisionPoint(0.0, 60.0, None, [], None)
+    for clairvoyant in (False, True):
+        probe = Probe()
+        probe.clairvoyant = clairvoyant
+        probe.reset(vqa, 0)
+        policy_decider(probe, vqa, trace)(point)
+    assert seen == [None, trace]
 
 
 def test_rescale_and_coverage(vqa):

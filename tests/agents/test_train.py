@@ -1,9 +1,10 @@
-"""Training smoke run (imitation + a few hundred PPO steps, resume), and the PPO policy."""
+"""Training smoke run (imitation + a few hundred PPO steps, resume), train-twice determinism,
+the imitation teacher (a rule policy behind an adapter), and the PPO policy."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ import yaml
 
 from jbrl.agents.policy import ControlState, get_policy
 from jbrl.agents.ppo import PpoPolicy, shipped_policy_dir
-from jbrl.agents.ppo.train import latest_checkpoint, load_train_config, train
+from jbrl.agents.ppo.config import DEFAULT_TEACHER, load_train_config
+from jbrl.agents.ppo.train import latest_checkpoint, train
 from jbrl.errors import InputError
 from jbrl.planning.cost import evaluate_plan
 from jbrl.scenario import Scenario, load_scenario
@@ -92,7 +94,7 @@ def test_train_with_plan_ladder(tmp_path: Path, tiny: Scenario) -> None:
         )
         plan = policy.decide(state)
         assert not evaluate_plan(tiny, plan, rates, accuracy_target=65.0).invalid
-        codec = policy._tables(tiny)[0]
+        codec = policy.tables(tiny)[0]
         assert codec.is_rung(codec.signature(plan))
 
 
@@ -103,7 +105,7 @@ def test_train_config_errors(tmp_path: Path) -> None:
         load_train_config(tmp_path / "nope.yaml")
 
 
-def test_shipped_policy_loads_and_decides_fast() -> None:
+def test_shipped_policy_loads_and_decides() -> None:
     try:
         shipped_policy_dir("vqa")
     except InputError:
@@ -113,7 +115,6 @@ def test_shipped_policy_loads_and_decides_fast() -> None:
     assert isinstance(policy, PpoPolicy)
     rates = vqa.nominal_rates()
     plan = policy.decide(ControlState(scenario=vqa, time_s=0.0, interval_s=60.0))
-    times = []
     for i in range(50):
         r = {k: v * (0.6 + 0.02 * i) for k, v in rates.items()}
         state = ControlState(
@@ -123,9 +124,145 @@ def test_shipped_policy_loads_and_decides_fast() -> None:
             current_plan=plan,
             rate_history=[r] * 3,
         )
-        t0 = time.perf_counter()
         plan = policy.decide(state)
-        times.append(time.perf_counter() - t0)
         assert not evaluate_plan(vqa, plan, r).invalid
-    # the issue's goal is < 2 ms per decision; CI machines vary, so the test allows slack
-    assert float(np.median(times)) < 0.02
+    # decision time is a figure, not a test: `jbrl evaluate` reports it per policy
+    # (decision_ms), e.g. in experiments/evaluate_vqa.py's benchmark
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def test_train_twice_same_seed_same_actions_and_rewards(tmp_path: Path, tiny: Scenario) -> None:
+    """Same seed and config, imitation warm start included: the PPO phase takes the same
+    actions, gets the same rewards and ends with the same weights."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Record(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.actions: list[np.ndarray] = []
+            self.rewards: list[np.ndarray] = []
+
+        def _on_step(self) -> bool:
+            self.actions.append(np.array(self.locals["actions"]).copy())
+            self.rewards.append(np.array(self.locals["rewards"]).copy())
+            return True
+
+    def run(folder: str) -> tuple[Record, Path]:
+        raw = smoke_config(tmp_path, tiny)
+        raw.update(runs_dir=str(tmp_path / folder), total_timesteps=128, eval=None)
+        raw["bc"] = {**raw["bc"], "dagger_rounds": 1, "epochs": 2}
+        rec = Record()
+        return rec, train(load_train_config(raw), progress_bar=False, callbacks=[rec])
+
+    (a, run_a), (b, run_b) = run("a"), run("b")
+    assert len(a.actions) == len(b.actions) > 0
+    for x, y in zip(a.actions, b.actions, strict=True):
+        assert np.array_equal(x, y)
+    for x, y in zip(a.rewards, b.rewards, strict=True):
+        assert np.array_equal(x, y)
+    assert any(not np.array_equal(a.actions[0], x) for x in a.actions)  # not a constant policy
+    from sb3_contrib import MaskablePPO
+
+    wa = MaskablePPO.load(str(run_a / "model.zip"), device="cpu").policy.state_dict()
+    wb = MaskablePPO.load(str(run_b / "model.zip"), device="cpu").policy.state_dict()
+    assert wa.keys() == wb.keys()
+    assert all(bool((wa[k] == wb[k]).all()) for k in wa)
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_teacher_and_baseline_are_policy_specs_checked_at_load(tmp_path: Path) -> None:
+    cfg = load_train_config({})
+    assert cfg.bc is not None and cfg.bc.teacher == DEFAULT_TEACHER
+    assert cfg.eval is not None and cfg.eval.baseline == "milp-reactive:headroom=0.2"
+    assert cfg.env.initial_plan == "milp"  # training starts from the MILP's plan ...
+    assert load_train_config({"env": {"initial_plan": "greedy"}}).env.initial_plan == "greedy"
+    for bad, match in (
+        ({"bc": {"teacher": "milp-hysterisis"}}, "unknown policy"),
+        ({"bc": {"teacher": "milp-hysteresis:window=zero"}}, "window"),
+        ({"bc": {"teacher": "ppo"}}, "rule policy"),
+        ({"bc": {"candidates": ["milp-reactive:k=3"]}}, "unknown parameter"),
+        ({"bc": {"teacher": "hysteresis", "k": 3}}, "bc"),  # the former keys are gone
+        ({"eval": {"baseline": "nope"}}, "eval.baseline"),
+    ):
+        with pytest.raises(InputError, match=match):
+            load_train_config(bad)
+
+
+def test_shipped_policy_config_is_a_valid_training_config() -> None:
+    from importlib import resources
+
+    raw = yaml.safe_load(
+        (resources.files("jbrl.configs") / "policies" / "vqa" / "config.yaml").read_text("utf-8")
+    )
+    cfg = load_train_config(raw)
+    assert cfg.bc is not None and cfg.bc.teacher.startswith("milp-hysteresis:headroom=0.25")
+    assert len(cfg.bc.candidates) == 6
+
+
+# --------------------------------------------------------------------------- the teacher
+
+
+def teacher_env(tiny: Scenario, **kw: Any) -> Any:
+    from jbrl.envs.serving import ServingEnv
+
+    cfg = {"scenario": "tiny", "accuracy": 65.0, "episode_steps": 8, "history": 3, **kw}
+    return ServingEnv(cfg, scenario_obj=tiny)
+
+
+@pytest.mark.parametrize("action", ["workers", "ladder"])
+def test_teacher_acts_as_its_rule_policy_decides(tiny: Scenario, action: str) -> None:
+    """The teacher's action leads the env to the plan the rule policy decides (in the codec's
+    terms), and keeps the plan when the policy keeps it."""
+    from jbrl.agents.ppo.imitation import PolicyTeacher
+    from jbrl.scenario.traces import generate_trace
+
+    env = teacher_env(tiny, action=action)
+    teacher = PolicyTeacher("milp-reactive:headroom=0.2")
+    params = {"low": 0.3, "high": 1.6, "at_s": 240.0}
+    trace = generate_trace("step", 600.0, sources=tiny, params=params)
+    env.reset(seed=5, options={"trace": trace})
+    teacher.reset(env)
+
+    def counts(sig: Any) -> tuple[Any, ...]:  # a plan up to interchangeable workers
+        return sig.combo, [sorted(sig.assignment[w] for w in g) for g in env.serving.groups]
+
+    changes = 0
+    for _ in range(8):
+        state = teacher.state(env)
+        assert state.lookahead is None and state.current_plan is env.plan
+        assert state.rate_history[-1] == env.serving.rates_dict(env.rate_history[-1])
+        reference = get_policy("milp-reactive:headroom=0.2")
+        reference.reset(tiny)
+        plan = reference.decide(state)
+        action_ = teacher(env)
+        before = env.sig
+        env.step(action_)
+        if plan is state.current_plan:
+            assert env.sig == before
+        else:
+            assert counts(env.sig) == counts(env.codec.canonical_signature(plan))
+            changes += env.sig != before
+    assert changes > 0
+    oracle = PolicyTeacher("milp-oracle")
+    assert oracle.state(env).lookahead is env.trace
+
+
+def test_validation_runs_a_policy_as_jbrl_evaluate_does(tiny: Scenario) -> None:
+    """Training validation and `jbrl evaluate` run a policy name through the same loop."""
+    from jbrl.agents.ppo.callbacks import validation_run
+    from jbrl.envs.config import EnvConfig
+    from jbrl.evaluation.runner import run_policy
+    from jbrl.scenario.traces import generate_trace
+
+    trace = generate_trace("step", duration=900.0, seed=1, sources=tiny)
+    env = EnvConfig(scenario="tiny", accuracy=65.0)
+    spec = "milp-reactive:headroom=0.2"
+    ours = validation_run(get_policy(spec), tiny, trace, env, seed=1)
+    theirs = run_policy(tiny, trace, get_policy(spec), label=spec, trace_name="step", seed=1)
+    assert theirs.error is None and theirs.totals is not None
+    assert ours.totals.to_dict() == theirs.totals
+    assert ours.figures()["cost_per_hour"] == theirs.totals["dollars_per_hour"]

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 import jbrl.envs  # noqa: F401  (registers jbrl/Serving-v0)
 from jbrl.envs import ENV_ID, ActionCodec, ServingEnv, ServingSpec, load_env_config
-from jbrl.envs.codec import greedy_signature
 from jbrl.envs.workload import eval_traces, product_trace
 from jbrl.errors import InputError
 from jbrl.planning.cost import evaluate_plan
@@ -210,7 +209,7 @@ def test_masks_exclude_missing_profiles_and_backward_tiers(codecs) -> None:
 def test_greedy_start_covers_load(codecs) -> None:
     for scenario, codec in codecs.values():
         target = codec.spec.nominal * 1.2
-        sig = greedy_signature(codec, target)
+        sig = codec.greedy_signature(target)
         assert np.all(codec.capacity(sig) >= codec.spec.demand(target) - 1e-9), scenario.name
 
 

@@ -13,7 +13,6 @@ from jbrl.envs import ServingEnv, ServingSpec
 from jbrl.envs.ladder import LadderCodec, PlanLadder
 from jbrl.errors import InputError
 from jbrl.planning.cost import evaluate_plan
-from jbrl.planning.ladder import build_ladder
 from jbrl.scenario import Scenario, load_scenario
 from tests.envs.test_env import STRUCTURAL
 
@@ -28,7 +27,7 @@ def ladder_env(tiny: Scenario, **kw: object) -> ServingEnv:
 @pytest.fixture(scope="module")
 def vqa_ladder() -> tuple[Scenario, PlanLadder]:
     vqa = load_scenario("vqa")
-    return vqa, build_ladder(vqa)
+    return vqa, PlanLadder.milp(ServingSpec(vqa))
 
 
 def test_checkers_and_determinism(tiny: Scenario) -> None:
@@ -139,3 +138,20 @@ def test_save_load_roundtrip_and_errors(vqa_ladder, tmp_path: Path) -> None:
     assert "rungs[0]" in str(e.value)
     with pytest.raises(InputError):
         PlanLadder.load(spec, tmp_path / "missing.json")
+
+
+def test_milp_ladder_is_the_shipped_one(vqa_ladder) -> None:
+    """The rung plans of jbrl.planning.ladder, in the codec's terms, are the rungs the shipped
+    vqa policy was trained on (configs/policies/vqa/ladder.json)."""
+    import json
+    from importlib import resources
+
+    from jbrl.planning.ladder import ladder_plans
+
+    _, ladder = vqa_ladder
+    shipped = resources.files("jbrl.configs") / "policies" / "vqa" / "ladder.json"
+    assert ladder.to_dict() == json.loads(shipped.read_text("utf-8"))
+    # the planning layer gives plans (lowest level first) the env turns into those rungs
+    plans = ladder_plans(ladder.spec)
+    assert PlanLadder.from_plans(ladder.spec, plans).rungs == ladder.rungs
+    assert all(p.meta["solver"] == "milp-ladder" for p in plans)
