@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from jbrl.agents.policy import ControlState, Policy
+from jbrl.agents.policy import Policy, policy_decider
 from jbrl.errors import InputError, Param
 from jbrl.evaluation.aggregate import SERIES_KEYS, Evaluation, RunRecord, aggregate
 from jbrl.evaluation.policies import build_policies
@@ -76,7 +76,7 @@ class _PolicyRun(BaseObserver):
         self.policy = policy
         self.rec = rec
         self.on_interval_cb = on_interval
-        self.look = trace if policy.clairvoyant else None
+        self.decide = policy_decider(policy, scenario, trace)  # the lookahead if clairvoyant
         self.series: dict[str, list[float]] = {k: [] for k in SERIES_KEYS}
         self.decisions: list[float] = []
         self.samples: list[np.ndarray] = []
@@ -84,17 +84,8 @@ class _PolicyRun(BaseObserver):
         self._acc: dict[int, tuple[Plan, float | None]] = {}  # keeps the plan alive with its id
 
     def __call__(self, point: DecisionPoint) -> Plan:
-        state = ControlState(
-            self.scenario,
-            point.time_s,
-            point.interval_s,
-            point.plan,
-            point.history,
-            point.last,
-            self.look,
-        )
         t0 = time.perf_counter()
-        plan = self.policy.decide(state)
+        plan = self.decide(point)
         wall = time.perf_counter() - t0
         cached = float(getattr(self.policy, "cached_solve_s", 0.0))
         self.decisions.append((wall + cached) * 1000.0)
