@@ -83,7 +83,7 @@ class _PolicyRun(BaseObserver):
         self.sig: Any = None
         self._acc: dict[int, tuple[Plan, float | None]] = {}  # keeps the plan alive with its id
 
-    def __call__(self, point: DecisionPoint) -> Plan:
+    def __call__(self, point: DecisionPoint) -> Plan | None:
         t0 = time.perf_counter()
         plan = self.decide(point)
         wall = time.perf_counter() - t0
