@@ -31,17 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jbrl.evaluation.runner import (
-    Evaluation,
-    RunRecord,
-    aggregate,
-    build_policies,
-    markdown_table,
-    probe_policy,
-    render_table,
-    resolve_trace,
-    run_policy,
-)
+from jbrl.evaluation.aggregate import Evaluation, Row, RunRecord, aggregate
+from jbrl.evaluation.policies import build_policies, probe_policy
+from jbrl.evaluation.report import markdown_table, render_table
+from jbrl.evaluation.runner import run_policy
+from jbrl.evaluation.traces import resolve_trace
 from jbrl.scenario import load_scenario
 from jbrl.scenario.derive import with_load_time
 
@@ -176,37 +170,66 @@ def git_commit() -> str:
 # --------------------------------------------------------------------------- checks
 
 
-def checks(ev: Evaluation, reactive: list[str]) -> list[str]:
-    """The issue's acceptance checks for PPO (or the reference figures when PPO is absent)."""
-    traces = list(ev.traces)
+@dataclass
+class Figures:
+    """The figures the acceptance checks compare, read from one evaluation."""
 
-    def worst(p: str) -> float:
+    ev: Evaluation
+
+    def worst(self, p: str) -> float:
         """Attainment on the worst trace (requests pooled over the seeds)."""
-        rows = [ev.row(p, t) for t in traces]
+        rows = [self.ev.row(p, t) for t in self.ev.traces]
         return min((r.slo_attainment for r in rows if r is not None), default=float("nan"))
 
-    def worst_run(p: str) -> float:
-        r = ev.row(p)
+    def worst_run(self, p: str) -> float:
+        r = self.ev.row(p)
         return r.worst_attainment if r is not None else float("nan")
 
-    def dollars(p: str) -> float:
-        r = ev.row(p)
+    def dollars(self, p: str) -> float:
+        r = self.ev.row(p)
         return r.dollars if r is not None else float("nan")
 
-    lines = []
-    ok_reactive = [p for p in reactive if worst(p) >= 0.99]
-    cheapest = min(ok_reactive, key=dollars) if ok_reactive else None
-    oracle = dollars("milp-oracle")
-    hyst = "milp-hysteresis"
-    lines.append(
-        f"- MILP-oracle: ${oracle:.3f} per seed over all traces (worst trace "
-        f"{100 * worst('milp-oracle'):.2f} %, worst run {100 * worst_run('milp-oracle'):.2f} %)."
-    )
+    def cheapest_at_99(self, policies: list[str]) -> str | None:
+        """The cheapest of ``policies`` reaching 99 % attainment on every trace."""
+        ok = [p for p in policies if self.worst(p) >= 0.99]
+        return min(ok, key=self.dollars) if ok else None
+
+
+def checks(ev: Evaluation, reactive: list[str]) -> list[str]:
+    """The issue's acceptance checks for PPO (or the reference figures when PPO is absent)."""
+    f = Figures(ev)
+    cheapest = f.cheapest_at_99(reactive)
     # the oracle plans each worker up to its full capacity, where queueing alone misses the
     # latency bound; a lower max_util is the same clairvoyant planner with latency headroom
     oracles = [p for p in ev.policies if p.startswith("milp-oracle")]
-    ok_oracles = [p for p in oracles if worst(p) >= 0.99]
-    calibrated = min(ok_oracles, key=dollars) if ok_oracles else None
+    calibrated = f.cheapest_at_99(oracles)
+    lines = reference_lines(f, reactive, oracles, cheapest, calibrated)
+    if "ppo" not in ev.policies:
+        lines.append("- PPO: not evaluated (see the note at the top).")
+        return lines
+    ppo = ev.row("ppo")
+    if ppo is None or ppo.errors:
+        lines.append(f"- PPO: failed ({ppo.error if ppo else 'no result'}).")
+        return lines
+    for name, passed, detail in ppo_checks(f, ppo, reactive, cheapest, calibrated):
+        lines.append(f"- PPO {name}: **{'pass' if passed else 'FAIL'}** ({detail}).")
+    return lines
+
+
+def reference_lines(
+    f: Figures,
+    reactive: list[str],
+    oracles: list[str],
+    cheapest: str | None,
+    calibrated: str | None,
+) -> list[str]:
+    """The baselines' figures: the oracle, its calibrated setting, reactive and hysteresis."""
+    ev, worst, dollars = f.ev, f.worst, f.dollars
+    hyst = "milp-hysteresis"
+    lines = [
+        f"- MILP-oracle: ${dollars('milp-oracle'):.3f} per seed over all traces (worst trace "
+        f"{100 * worst('milp-oracle'):.2f} %, worst run {100 * f.worst_run('milp-oracle'):.2f} %)."
+    ]
     if calibrated is None:
         lines.append(
             "- No MILP-oracle setting (" + ", ".join(oracles) + ") reaches 99 % on every trace."
@@ -246,21 +269,24 @@ def checks(ev: Evaluation, reactive: list[str]) -> list[str]:
         f"- MILP-hysteresis: ${dollars(hyst):.3f}, worst trace {100 * worst(hyst):.2f} %, "
         f"{ev.row(hyst).reconfigurations if ev.row(hyst) else float('nan'):.1f} reconfigurations."
     )
-    if "ppo" not in ev.policies:
-        lines.append("- PPO: not evaluated (see the note at the top).")
-        return lines
-    ppo = ev.row("ppo")
-    if ppo is None or ppo.errors:
-        lines.append(f"- PPO: failed ({ppo.error if ppo else 'no result'}).")
-        return lines
+    return lines
+
+
+def ppo_checks(
+    f: Figures, ppo: Row, reactive: list[str], cheapest: str | None, calibrated: str | None
+) -> list[tuple[str, bool, str]]:
+    """(check, passed, detail) for each of the issue's acceptance checks of PPO."""
+    ev, worst, dollars = f.ev, f.worst, f.dollars
+    oracle = dollars("milp-oracle")
+    hyst = "milp-hysteresis"
     react_rc = min(
-        (ev.row(p).reconfigurations for p in reactive if ev.row(p) is not None), default=0.0
+        (r.reconfigurations for r in (ev.row(p) for p in reactive) if r is not None), default=0.0
     )
-    c = [
+    return [
         (
             "SLO attainment >= 99 % on every trace",
             worst("ppo") >= 0.99,
-            f"worst trace {100 * worst('ppo'):.2f} %, worst run {100 * worst_run('ppo'):.2f} %",
+            f"worst trace {100 * worst('ppo'):.2f} %, worst run {100 * f.worst_run('ppo'):.2f} %",
         ),
         (
             "at most 5 % more dollars than MILP-oracle",
@@ -300,9 +326,6 @@ def checks(ev: Evaluation, reactive: list[str]) -> list[str]:
             f"{ppo.decision_mean_ms:.2f} ms mean",
         ),
     ]
-    for name, passed, detail in c:
-        lines.append(f"- PPO {name}: **{'pass' if passed else 'FAIL'}** ({detail}).")
-    return lines
 
 
 # --------------------------------------------------------------------------- main

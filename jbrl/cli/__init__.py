@@ -14,8 +14,9 @@ from jbrl.cli import (
     evaluate_cmd,
     plan_cmd,
     scenario_cmds,
-    sim_cmds,
+    simulate_cmd,
     synth_cmd,
+    trace_cmds,
     train_cmd,
 )
 from jbrl.cli.common import FLAGS, err_console, print_json
@@ -40,8 +41,8 @@ scenario_cmds.app.command("synth")(synth_cmd.synth)
 app.command("demo")(demo_cmd.demo)
 app.command("train")(train_cmd.train)
 app.command("control")(control_cmd.control)
-app.add_typer(sim_cmds.trace_app, name="trace")
-app.command("simulate")(sim_cmds.simulate)
+app.add_typer(trace_cmds.trace_app, name="trace")
+app.command("simulate")(simulate_cmd.simulate)
 app.command("evaluate")(evaluate_cmd.evaluate)
 
 

@@ -64,6 +64,14 @@ def parse_rates(scenario: Scenario, rate: list[str] | None) -> dict[str, float] 
     return rates
 
 
+def save_figure(fig: Any, path: Path) -> None:
+    """Save a matplotlib figure as a PNG; a path that cannot be written is bad input."""
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as exc:
+        raise InputError(f"cannot write file: {exc}", file=str(path)) from None
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from jbrl.cli.common import DEFAULT_SCENARIO_NAME, ScenarioOpt, console, get_scenario
+from jbrl.cli.evaluate_cmd import show_evaluation, write_evaluation_json
 from jbrl.cli.scenario_cmds import show
 from jbrl.errors import InfeasibleError
 from jbrl.scenario.model import Scenario
@@ -36,32 +37,37 @@ DEMO_BASELINES = (
 )
 DEMO_TRACE = "diurnal_bursts"
 
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for the plans, plots and logs.")]
+TraceOpt = Annotated[
+    str,
+    typer.Option("--trace", "-t", help="Trace for the policies (file or embedded name)."),
+]
+SimOpt = Annotated[str, typer.Option("--sim", help="Simulator: des or fluid.")]
+PoliciesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--policies",
+        "-p",
+        help="Policies to run (default: the shipped PPO policy, if any, and the baselines).",
+    ),
+]
+DurationOpt = Annotated[
+    float | None, typer.Option("--duration", help="Cut the trace to this many seconds.")
+]
+AdaptOpt = Annotated[
+    bool,
+    typer.Option("--adapt/--plans-only", help="Also run the policies on the trace."),
+]
+
 
 def demo(
     scenario: ScenarioOpt = DEFAULT_SCENARIO_NAME,
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for the plans, plots and logs.")
-    ] = Path("runs/demo"),
-    trace: Annotated[
-        str,
-        typer.Option("--trace", "-t", help="Trace for the policies (file or embedded name)."),
-    ] = DEMO_TRACE,
-    sim: Annotated[str, typer.Option("--sim", help="Simulator: des or fluid.")] = "des",
-    policies: Annotated[
-        str | None,
-        typer.Option(
-            "--policies",
-            "-p",
-            help="Policies to run (default: the shipped PPO policy, if any, and the baselines).",
-        ),
-    ] = None,
-    duration: Annotated[
-        float | None, typer.Option("--duration", help="Cut the trace to this many seconds.")
-    ] = None,
-    adapt: Annotated[
-        bool,
-        typer.Option("--adapt/--plans-only", help="Also run the policies on the trace."),
-    ] = True,
+    out: OutOpt = Path("runs/demo"),
+    trace: TraceOpt = DEMO_TRACE,
+    sim: SimOpt = "des",
+    policies: PoliciesOpt = None,
+    duration: DurationOpt = None,
+    adapt: AdaptOpt = True,
 ) -> None:
     """Main job: plan the default scenario, then run PPO and the baselines on a trace.
 
@@ -80,7 +86,7 @@ def demo(
 def _plans(s: Scenario, scenario: str, out: Path) -> None:
     from jbrl.planning import get_planner
 
-    rows = []
+    rows: list[tuple[str, dict[str, Any] | None, str | None]] = []  # solver, plan, why not
     for name in DEMO_SOLVERS:
         with console.status(f"planning with {name} ..."):
             try:
@@ -136,16 +142,11 @@ def _adapt(
     policies: str | None,
     duration: float | None,
 ) -> None:
-    from jbrl.evaluation.runner import (
-        evaluate,
-        parse_policies,
-        print_table,
-        probe_policy,
-        render_table,
-        resolve_trace,
-        write_plots,
-        write_tensorboard,
-    )
+    from jbrl.evaluation.plots import write_plots
+    from jbrl.evaluation.policies import parse_policies, probe_policy
+    from jbrl.evaluation.runner import evaluate
+    from jbrl.evaluation.tensorboard import write_tensorboard
+    from jbrl.evaluation.traces import resolve_trace
 
     name, tr = resolve_trace(trace, s)
     if policies is not None:
@@ -170,10 +171,8 @@ def _adapt(
     ev = evaluate(
         s, {name: tr}, specs, sim=sim, seeds=1, duration=duration, processes=procs, progress=True
     )
-    print_table(console, render_table(ev))
-    for policy, error in sorted({(r.policy, r.error) for r in ev.runs if r.error}):
-        console.print(f"[yellow]{policy} failed:[/yellow] {error}", highlight=False)
-    (out / "evaluation.json").write_text(json.dumps(ev.to_dict(), indent=1) + "\n", "utf-8")
+    show_evaluation(ev)
+    write_evaluation_json(ev, out / "evaluation.json")
     plots = write_plots(ev, out / "plots")
     tb = write_tensorboard(ev, out / "tensorboard")
     console.print(f"{len(plots)} plots in {out / 'plots'}/, every figure in {out}/evaluation.json")

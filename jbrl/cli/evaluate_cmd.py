@@ -4,66 +4,78 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from jbrl.cli.common import DEFAULT_SCENARIO_NAME, ScenarioOpt, console, get_scenario
 
+if TYPE_CHECKING:
+    from jbrl.evaluation.aggregate import Evaluation
+
 DEFAULT_POLICIES = (
     "ppo,milp-reactive:headroom=0.2,milp-hysteresis,milp-oracle,milp-static,jellybean,autoscaler"
 )
 
+TracesOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--trace",
+        "-t",
+        help="Trace CSV file or embedded evaluation trace name (repeatable; default: every "
+        "embedded trace: diurnal_bursts, flash_crowd, step).",
+    ),
+]
+PoliciesOpt = Annotated[
+    str,
+    typer.Option(
+        "--policies",
+        "-p",
+        help="Comma-separated policy specs, parameters after colons "
+        "(milp-reactive:headroom=0.2). 'ppo' alone is the scenario's shipped policy.",
+    ),
+]
+SimOpt = Annotated[str, typer.Option("--sim", help="Simulator: fluid (fast) or des.")]
+SeedsOpt = Annotated[int, typer.Option("--seeds", help="Seeds per trace (0, 1, ...).")]
+IntervalOpt = Annotated[
+    float, typer.Option("--interval", help="Control interval (s of simulated time).")
+]
+LoadTimeOpt = Annotated[
+    float | None,
+    typer.Option("--load-time", help="Force every model load time to this many seconds."),
+]
+DurationOpt = Annotated[
+    float | None, typer.Option("--duration", help="Cut every trace to this many seconds.")
+]
+ProcessesOpt = Annotated[int, typer.Option("--processes", "-j", help="Parallel worker processes.")]
+JsonFileOpt = Annotated[
+    Path | None,
+    typer.Option("--json", help="Write every figure (and the per-interval series) here."),
+]
+PlotsOpt = Annotated[Path | None, typer.Option("--plots", help="Write PNG plots into this folder.")]
+TensorboardOpt = Annotated[
+    Path | None,
+    typer.Option("--tensorboard", help="Write per-interval TensorBoard scalars here."),
+]
+ProgressOpt = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Show a progress bar (stderr).")
+]
+
 
 def evaluate(
     scenario: ScenarioOpt = DEFAULT_SCENARIO_NAME,
-    trace: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--trace",
-            "-t",
-            help="Trace CSV file or embedded evaluation trace name (repeatable; default: every "
-            "embedded trace: diurnal_bursts, flash_crowd, step).",
-        ),
-    ] = None,
-    policies: Annotated[
-        str,
-        typer.Option(
-            "--policies",
-            "-p",
-            help="Comma-separated policy specs, parameters after colons "
-            "(milp-reactive:headroom=0.2). 'ppo' alone is the scenario's shipped policy.",
-        ),
-    ] = DEFAULT_POLICIES,
-    sim: Annotated[str, typer.Option("--sim", help="Simulator: fluid (fast) or des.")] = "fluid",
-    seeds: Annotated[int, typer.Option("--seeds", help="Seeds per trace (0, 1, ...).")] = 1,
-    interval: Annotated[
-        float, typer.Option("--interval", help="Control interval (s of simulated time).")
-    ] = 60.0,
-    load_time: Annotated[
-        float | None,
-        typer.Option("--load-time", help="Force every model load time to this many seconds."),
-    ] = None,
-    duration: Annotated[
-        float | None, typer.Option("--duration", help="Cut every trace to this many seconds.")
-    ] = None,
-    processes: Annotated[
-        int, typer.Option("--processes", "-j", help="Parallel worker processes.")
-    ] = 1,
-    json_out: Annotated[
-        Path | None,
-        typer.Option("--json", help="Write every figure (and the per-interval series) here."),
-    ] = None,
-    plots: Annotated[
-        Path | None, typer.Option("--plots", help="Write PNG plots into this folder.")
-    ] = None,
-    tensorboard: Annotated[
-        Path | None,
-        typer.Option("--tensorboard", help="Write per-interval TensorBoard scalars here."),
-    ] = None,
-    progress: Annotated[
-        bool, typer.Option("--progress/--no-progress", help="Show a progress bar (stderr).")
-    ] = True,
+    trace: TracesOpt = None,
+    policies: PoliciesOpt = DEFAULT_POLICIES,
+    sim: SimOpt = "fluid",
+    seeds: SeedsOpt = 1,
+    interval: IntervalOpt = 60.0,
+    load_time: LoadTimeOpt = None,
+    duration: DurationOpt = None,
+    processes: ProcessesOpt = 1,
+    json_out: JsonFileOpt = None,
+    plots: PlotsOpt = None,
+    tensorboard: TensorboardOpt = None,
+    progress: ProgressOpt = True,
 ) -> None:
     """Compare control policies side by side on traces (table, JSON, plots).
 
@@ -75,16 +87,9 @@ def evaluate(
     parameter exits with 2.
     """
     from jbrl.errors import InputError
-    from jbrl.evaluation import runner as ev_mod
-    from jbrl.evaluation.runner import (
-        default_traces,
-        parse_policies,
-        print_table,
-        render_table,
-        resolve_trace,
-        write_plots,
-        write_tensorboard,
-    )
+    from jbrl.evaluation.policies import parse_policies
+    from jbrl.evaluation.runner import evaluate as run_evaluation
+    from jbrl.evaluation.traces import default_traces, resolve_trace
 
     if seeds < 1:
         raise InputError("must be >= 1", field="--seeds", value=seeds)
@@ -95,7 +100,7 @@ def evaluate(
     traces = dict(resolve_trace(t, s) for t in trace) if trace else default_traces(s)
     if not traces:
         raise InputError("no trace given and no embedded evaluation trace found", field="--trace")
-    ev = ev_mod.evaluate(
+    ev = run_evaluation(
         s,
         traces,
         specs,
@@ -107,20 +112,39 @@ def evaluate(
         processes=processes,
         progress=progress,
     )
-    print_table(console, render_table(ev))
-    failed = sorted({(r.policy, r.error) for r in ev.runs if r.error})
-    for policy, error in failed:
-        console.print(f"[yellow]{policy} failed:[/yellow] {error}", highlight=False)
+    show_evaluation(ev)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(ev.to_dict(), indent=1) + "\n", "utf-8")
+        write_evaluation_json(ev, json_out)
         console.print(f"figures written to {json_out}")
     if plots is not None:
+        from jbrl.evaluation.plots import write_plots
+
         paths = write_plots(ev, plots)
         console.print(f"{len(paths)} plots written to {plots}/")
     if tensorboard is not None:
-        where = write_tensorboard(ev, tensorboard)
-        if where is None:
-            console.print("no TensorBoard writer installed (pip install 'jbrl[rl]'): skipped")
-        else:
-            console.print(f"TensorBoard scalars in {where} (tensorboard --logdir {where})")
+        _write_tensorboard(ev, tensorboard)
+
+
+def show_evaluation(ev: Evaluation) -> None:
+    """The evaluation table, then one line per policy that failed (with its error)."""
+    from jbrl.evaluation.report import print_table, render_table
+
+    print_table(console, render_table(ev))
+    for policy, error in sorted({(r.policy, r.error) for r in ev.runs if r.error}):
+        console.print(f"[yellow]{policy} failed:[/yellow] {error}", highlight=False)
+
+
+def write_evaluation_json(ev: Evaluation, path: Path) -> None:
+    """Every figure of ``ev`` (with the per-interval series) as JSON."""
+    path.write_text(json.dumps(ev.to_dict(), indent=1) + "\n", "utf-8")
+
+
+def _write_tensorboard(ev: Evaluation, folder: Path) -> None:
+    from jbrl.evaluation.tensorboard import write_tensorboard
+
+    where = write_tensorboard(ev, folder)
+    if where is None:
+        console.print("no TensorBoard writer installed (pip install 'jbrl[rl]'): skipped")
+    else:
+        console.print(f"TensorBoard scalars in {where} (tensorboard --logdir {where})")

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from jbrl.cli.common import JsonOpt, ScenarioOpt, console, get_scenario, parse_rates, print_json
 from jbrl.errors import InfeasibleError, InputError
+from jbrl.scenario.model import Scenario
 
 
 class Solver(StrEnum):
@@ -23,44 +24,54 @@ class Solver(StrEnum):
 
 MILP_BASED = {"milp", "cloud-only", "most-accurate"}
 
+SolverOpt = Annotated[
+    Solver,
+    typer.Option("--solver", help="Planner: exact MILP, JellyBean's heuristic, or a baseline."),
+]
+AccuracyOpt = Annotated[
+    float | None, typer.Option("--accuracy", help="Accuracy target (default: the SLO's).")
+]
+RateOpt = Annotated[
+    list[str] | None,
+    typer.Option("--rate", help="R for every source, or SOURCE=R (repeatable), req/s."),
+]
+MaxUtilOpt = Annotated[
+    float,
+    typer.Option("--max-util", help="Use at most this fraction of each worker's capacity."),
+]
+TimeLimitOpt = Annotated[
+    float | None, typer.Option("--time-limit", help="MILP time limit (s); best plan so far.")
+]
+GapOpt = Annotated[
+    float | None, typer.Option("--gap", help="MILP relative optimality gap (default 1e-6).")
+]
+WriteModelOpt = Annotated[
+    Path | None, typer.Option("--write-model", help="Write the MILP to this .lp/.mps file.")
+]
+MaxRateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--max-rate",
+        help="Report the largest rate the infrastructure sustains at the accuracy target "
+        "(a uniform scale of the given or nominal rates) instead of a plan.",
+    ),
+]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write the plan JSON to this file.")
+]
+
 
 def plan(
     scenario: ScenarioOpt = "vqa",
-    solver: Annotated[
-        Solver,
-        typer.Option("--solver", help="Planner: exact MILP, JellyBean's heuristic, or a baseline."),
-    ] = Solver.milp,
-    accuracy: Annotated[
-        float | None, typer.Option("--accuracy", help="Accuracy target (default: the SLO's).")
-    ] = None,
-    rate: Annotated[
-        list[str] | None,
-        typer.Option("--rate", help="R for every source, or SOURCE=R (repeatable), req/s."),
-    ] = None,
-    max_util: Annotated[
-        float,
-        typer.Option("--max-util", help="Use at most this fraction of each worker's capacity."),
-    ] = 1.0,
-    time_limit: Annotated[
-        float | None, typer.Option("--time-limit", help="MILP time limit (s); best plan so far.")
-    ] = None,
-    gap: Annotated[
-        float | None, typer.Option("--gap", help="MILP relative optimality gap (default 1e-6).")
-    ] = None,
-    write_model: Annotated[
-        Path | None, typer.Option("--write-model", help="Write the MILP to this .lp/.mps file.")
-    ] = None,
-    max_rate: Annotated[
-        bool,
-        typer.Option(
-            "--max-rate",
-            help="Report the largest rate the infrastructure sustains at the accuracy target "
-            "(a uniform scale of the given or nominal rates) instead of a plan.",
-        ),
-    ] = False,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the plan JSON to this file.")
-    ] = None,
+    solver: SolverOpt = Solver.milp,
+    accuracy: AccuracyOpt = None,
+    rate: RateOpt = None,
+    max_util: MaxUtilOpt = 1.0,
+    time_limit: TimeLimitOpt = None,
+    gap: GapOpt = None,
+    write_model: WriteModelOpt = None,
+    max_rate: MaxRateOpt = False,
+    output: OutputOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Plan which variants run and which workers serve them, at the lowest $/hour.
@@ -69,12 +80,24 @@ def plan(
     "infeasible" and a reason with the best reachable accuracy and the largest sustainable
     rate), 2 on bad input.
     """
-    from jbrl.planning.base import get_planner
-    from jbrl.planning.milp import MilpPlanner, infeasibility_reason
-
     solver_name = Solver(solver).value
     s = get_scenario(scenario)
     rates = parse_rates(s, rate)
+    options = _solver_options(solver_name, max_util, time_limit, gap, write_model)
+    if max_rate:
+        _max_rate(s, solver_name, options, accuracy, rates, json_out)
+    else:
+        _plan(s, solver_name, options, accuracy, rates, output, json_out)
+
+
+def _solver_options(
+    solver_name: str,
+    max_util: float,
+    time_limit: float | None,
+    gap: float | None,
+    write_model: Path | None,
+) -> dict[str, Any]:
+    """The planner's options; the MILP-only ones are bad input for the other solvers."""
     options: dict[str, Any] = {"max_util": max_util}
     if solver_name in MILP_BASED:
         options["time_limit"] = 60.0 if time_limit is None else time_limit
@@ -82,41 +105,64 @@ def plan(
             options["mip_rel_gap"] = gap
         if write_model is not None:
             options["write_model"] = write_model
+        return options
+    for flag, value in (
+        ("--time-limit", time_limit),
+        ("--gap", gap),
+        ("--write-model", write_model),
+    ):
+        if value is not None:
+            raise InputError(
+                f"only the MILP-based solvers take {flag}", field=flag, value=str(value)
+            )
+    return options
+
+
+def _max_rate(
+    s: Scenario,
+    solver_name: str,
+    options: dict[str, Any],
+    accuracy: float | None,
+    rates: dict[str, float] | None,
+    json_out: bool,
+) -> None:
+    """``--max-rate``: the largest uniform scale of the rates the solver's workers sustain."""
+    from jbrl.planning.milp import MilpPlanner, infeasibility_reason
+
+    probe_opts = {k: v for k, v in options.items() if k != "write_model"}
+    probe_opts.setdefault("mip_rel_gap", 1e-4)
+    if solver_name == "cloud-only":
+        from jbrl.planning.baselines import CloudOnlyPlanner
+
+        probe_opts["workers"] = CloudOnlyPlanner().top_tier_workers(s)
+    if solver_name == "most-accurate":
+        probe_opts["most_accurate"] = True
+    probe = MilpPlanner(**probe_opts)
+    target = s.slo.min_accuracy if accuracy is None else accuracy
+    result = probe.max_rate(s, target, rates)
+    if result.status == "infeasible":
+        reason = infeasibility_reason(s, rates or s.nominal_rates(), target, probe)
+        raise InfeasibleError(reason["message"], {"status": "infeasible", "reason": reason})
+    data = result.to_dict()
+    if json_out:
+        print_json(data)
     else:
-        for flag, value in (
-            ("--time-limit", time_limit),
-            ("--gap", gap),
-            ("--write-model", write_model),
-        ):
-            if value is not None:
-                raise InputError(
-                    f"only the MILP-based solvers take {flag}", field=flag, value=str(value)
-                )
+        _print_max_rate(data, given=rates is not None)
 
-    if max_rate:
-        probe_opts = {k: v for k, v in options.items() if k != "write_model"}
-        probe_opts.setdefault("mip_rel_gap", 1e-4)
-        if solver_name == "cloud-only":
-            from jbrl.planning.baselines import CloudOnlyPlanner
 
-            probe_opts["workers"] = CloudOnlyPlanner().top_tier_workers(s)
-        if solver_name == "most-accurate":
-            probe_opts["most_accurate"] = True
-        probe = MilpPlanner(**probe_opts)
-        target = s.slo.min_accuracy if accuracy is None else accuracy
-        result = probe.max_rate(s, target, rates)
-        if result.status == "infeasible":
-            reason = infeasibility_reason(s, rates or s.nominal_rates(), target, probe)
-            raise InfeasibleError(reason["message"], {"status": "infeasible", "reason": reason})
-        data = result.to_dict()
-        if json_out:
-            print_json(data)
-        else:
-            _print_max_rate(data, given=rates is not None)
-        return
+def _plan(
+    s: Scenario,
+    solver_name: str,
+    options: dict[str, Any],
+    accuracy: float | None,
+    rates: dict[str, float] | None,
+    output: Path | None,
+    json_out: bool,
+) -> None:
+    """A plan from the solver: printed (or JSON), and written to ``output`` when given."""
+    from jbrl.planning.base import get_planner
 
-    planner = get_planner(solver_name, **options)
-    result = planner.plan(s, rates, accuracy)
+    result = get_planner(solver_name, **options).plan(s, rates, accuracy)
     data = result.to_dict()
     if not result.feasible:
         reason = result.reason or {}
@@ -134,7 +180,7 @@ def plan(
             console.print(f"wrote {output}")
 
 
-def _print_plan(scenario: Any, data: dict[str, Any]) -> None:
+def _print_plan(scenario: Scenario, data: dict[str, Any]) -> None:
     t = Table(title=f"Plan ({data['solver']}, {data['status']})")
     for col in ("operator", "variant", "workers (req/s / capacity)"):
         t.add_column(col)

@@ -152,3 +152,13 @@ def test_trace_generate_bad_input(tmp_path, capsys):
     assert code == 2 and "KEY=NUMBER" in err
     code, _, err = run(capsys, "trace", "show", str(tmp_path / "nope.csv"))
     assert code == 2 and "no such file" in " ".join(err.split())
+
+
+def test_unwritable_plot_exits_2(tmp_path, capsys, plan_file, trace_file):
+    png = tmp_path / "no-such-folder" / "p.png"
+    code, _, err = run(capsys, "trace", "show", str(trace_file), "--plot", str(png))
+    assert code == 2 and "cannot write file" in " ".join(err.split())
+    code, _, err = run(capsys, "simulate", "-s", D, "--plan", str(plan_file), "--trace",
+                       str(trace_file), "--duration", "240", "--plot", str(png))  # fmt: skip
+    assert code == 2 and "cannot write file" in " ".join(err.split())
+    assert "Traceback" not in err

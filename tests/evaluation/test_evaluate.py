@@ -4,25 +4,22 @@ policies are reported; load-time override; the CLI's exit codes."""
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import pytest
 
 from jbrl.agents.policy import Policy, register_policy
 from jbrl.cli import main
 from jbrl.errors import InputError
-from jbrl.evaluation.runner import (
-    embedded_traces,
-    evaluate,
-    markdown_table,
-    parse_policies,
-    render_table,
-    resolve_trace,
-    write_plots,
-    write_tensorboard,
-)
+from jbrl.evaluation.plots import write_plots
+from jbrl.evaluation.policies import parse_policies, probe_policy
+from jbrl.evaluation.report import markdown_table, render_table
+from jbrl.evaluation.runner import evaluate
+from jbrl.evaluation.tensorboard import write_tensorboard
+from jbrl.evaluation.traces import embedded_traces, resolve_trace
 from jbrl.scenario import load_scenario
 from jbrl.scenario.derive import with_load_time
-from jbrl.scenario.traces import generate_trace
+from jbrl.scenario.traces import Trace, generate_trace
 
 POLICIES = ["milp-reactive:headroom=0.2", "milp-static", "autoscaler", "boom"]
 
@@ -45,6 +42,34 @@ class BoomPolicy(Policy):
 
 
 register_policy("boom", BoomPolicy)
+
+
+class LookaheadProbe(Policy):
+    """Records what each decision was handed as ``state.lookahead``; keeps its first plan."""
+
+    seen: ClassVar[dict[str, list[Trace | None]]] = {}
+
+    def decide(self, state):
+        self.seen.setdefault(self.name, []).append(state.lookahead)
+        if state.current_plan is not None:
+            return state.current_plan
+        from jbrl.planning import get_planner
+
+        return get_planner("milp").plan(state.scenario).plan
+
+
+class CausalProbe(LookaheadProbe):
+    name = "probe-causal"
+    clairvoyant = False
+
+
+class ClairvoyantProbe(LookaheadProbe):
+    name = "probe-clairvoyant"
+    clairvoyant = True
+
+
+register_policy("probe-causal", CausalProbe)
+register_policy("probe-clairvoyant", ClairvoyantProbe)
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +130,18 @@ def test_tensorboard(ev, tmp_path):
 
 
 def test_clairvoyant_only_gets_lookahead(vqa):
-    trace = generate_trace("constant", 120, sources=vqa)
-    ev = evaluate(vqa, {"c": trace}, ["milp-oracle", "milp-reactive:headroom=0"], seeds=1)
+    trace = generate_trace("step", 240, sources=vqa, params={"low": 0.6, "high": 1.3})
+    LookaheadProbe.seen.clear()
+    policies = ["milp-oracle", "milp-reactive:headroom=0", "probe-causal", "probe-clairvoyant"]
+    ev = evaluate(vqa, {"c": trace}, policies, seeds=1)
     assert all(r.error is None for r in ev.runs)
+    causal, clairvoyant = (
+        LookaheadProbe.seen["probe-causal"],
+        LookaheadProbe.seen["probe-clairvoyant"],
+    )
+    assert len(causal) == len(clairvoyant) == 4  # the first decision and one per interval
+    assert all(look is None for look in causal), "a causal policy was handed the future"
+    assert all(look is not None and look.peak() == trace.peak() for look in clairvoyant)
 
 
 def test_load_time_override(vqa):
@@ -153,8 +187,33 @@ def test_cli_exit_codes(capsys, tmp_path, vqa):
 
 
 def test_probe_policy(vqa, tmp_path):
-    from jbrl.evaluation.runner import probe_policy
-
     assert probe_policy("milp-static", vqa) is None
     assert "unknown policy" in (probe_policy("no-such-policy", vqa) or "")
     assert probe_policy("milp-oracle", vqa)  # clairvoyant: no lookahead in a probe
+
+
+def _figures(ev) -> dict:
+    """``ev.to_dict()`` without the wall-clock measurements."""
+    data = ev.to_dict()
+    data.pop("wall_s")
+    for part in ("rows", "summary"):
+        for row in data[part]:
+            row.pop("decision_mean_ms"), row.pop("decision_max_ms")
+    for run in data["runs"]:
+        run.pop("decision_ms"), run["series"].pop("decision_ms")
+    return data
+
+
+@pytest.mark.slow
+def test_process_pool_gives_the_same_runs_in_order(vqa):
+    traces = {
+        "ramp": generate_trace("step", 240, seed=1, sources=vqa, params={"low": 0.6, "high": 1.3}),
+        "flat": generate_trace("constant", 180, sources=vqa, params={"level": 0.8}),
+    }
+    policies = ["milp-reactive:headroom=0.2", "autoscaler"]
+    one = evaluate(vqa, traces, policies, seeds=2)
+    two = evaluate(vqa, traces, policies, seeds=2, processes=2)
+    assert [(r.policy, r.trace, r.seed) for r in two.runs] == [
+        (p, t, s) for p in policies for t in traces for s in (0, 1)
+    ]
+    assert _figures(two) == _figures(one)
