@@ -252,7 +252,7 @@ def bench_ray(args: Args, work: Path) -> dict[str, Any]:
             "decision_ms": crash_decision.decision_ms if crash_decision else None,
         }
         time.sleep(10)
-        out["ingress"] = backend._ingress_stats()
+        out["ingress"] = backend.ingress_stats()
     finally:
         stop.set()
         if loop is not None:

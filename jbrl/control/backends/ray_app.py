@@ -6,10 +6,14 @@
   the worker's custom resource, so Ray places it on the node that provides that worker.
 * :class:`WorkflowIngress` — receives a request, calls the operators in DAG order (an operator
   with several inputs starts when all of them are done: VQA joins the image and the speech
-  branch; an operator with fan-out is called that many times per request), picks each operator's worker by the plan's weights, and retries a call on another
-  worker when one fails (a crashed or removed replica), so no accepted request is lost. It keeps
-  per-deployment counters (in flight, served, busy time) that the backend turns into metrics,
-  and swaps its routing table atomically when the controller applies a plan.
+  branch; an operator with fan-out is called that many times per request), picks each
+  operator's worker by the plan's weights, and retries a call on another worker when one fails
+  (a crashed or removed replica), so no accepted request is lost. It keeps per-deployment
+  counters (in flight, served, busy time) that the backend turns into metrics, and swaps its
+  routing table atomically when the controller applies a plan.
+
+Their Serve deployments (same names as the classes) are :data:`REPLICA_DEPLOYMENT` and
+:data:`INGRESS_DEPLOYMENT`.
 """
 
 from __future__ import annotations
@@ -21,19 +25,13 @@ from typing import Any
 
 import numpy as np
 from ray import serve
+from ray.serve.deployment import Deployment
 
 from jbrl.control.backends.base import fanout_count
 
 CALL_DEADLINE_S = 300.0  # an operator call is retried (other workers, backoff) this long
 
 
-@serve.deployment(
-    num_replicas=1,
-    max_ongoing_requests=8,
-    graceful_shutdown_wait_loop_s=0.5,
-    graceful_shutdown_timeout_s=60,
-    health_check_period_s=2,
-)
 class OperatorReplica:
     """Serves one (operator, variant) on one scenario worker with the real model."""
 
@@ -90,7 +88,6 @@ class OperatorReplica:
         }
 
 
-@serve.deployment(num_replicas=1, max_ongoing_requests=100_000, health_check_period_s=2)
 class WorkflowIngress:
     """Runs one workflow request through the DAG. ``dag`` is ``{"order": [op, ...],
     "inputs": {op: [operator inputs]}, "sinks": [op, ...], "calls": {op: calls per request}}``.
@@ -229,3 +226,21 @@ class WorkflowIngress:
             self.busy_ms[app] += res["service_ms"]
             return res
         raise RuntimeError(f"{op}: no worker served the call in {CALL_DEADLINE_S} s: {last!r}")
+
+
+# --------------------------------------------------------------------------- deployments
+# The Serve deployments of the two classes (named after them). Built by calling
+# ``serve.deployment`` rather than as class decorators, so the names keep their types: a
+# decorated class would still look like a class to a type checker.
+
+REPLICA_DEPLOYMENT: Deployment = serve.deployment(
+    num_replicas=1,
+    max_ongoing_requests=8,
+    graceful_shutdown_wait_loop_s=0.5,
+    graceful_shutdown_timeout_s=60,
+    health_check_period_s=2,
+)(OperatorReplica)
+
+INGRESS_DEPLOYMENT: Deployment = serve.deployment(
+    num_replicas=1, max_ongoing_requests=100_000, health_check_period_s=2
+)(WorkflowIngress)
