@@ -57,7 +57,7 @@ from jbrl.planning.coverage import scaled
 from jbrl.planning.plan import Plan, plan_from_dict
 from jbrl.scenario.model import Scenario
 from jbrl.sim.base import IntervalMetrics
-from jbrl.sim.rollout import RunAccumulator, Totals
+from jbrl.sim.rollout import RunAccumulator
 
 
 class Controller:
@@ -501,15 +501,6 @@ class Controller:
         write_state(path, jsonable(data))
 
     # ------------------------------------------------------------------ views
-
-    def totals(self) -> Totals:
-        """What the backend reported over the run, totalled (:class:`~jbrl.sim.rollout.Totals`)."""
-        with self._lock:
-            return self._run.totals()
-
-    def run_slo_attainment(self) -> float:
-        """SLO attainment over the whole run (NaN when nothing finished)."""
-        return self.totals().slo_attainment
 
     def snapshot(self) -> ControllerSnapshot:
         """A frozen, consistent view of the controller's state (what the HTTP API serves)."""

@@ -53,13 +53,10 @@ class OperatorReplica:
         if spec is None:
             raise ValueError(f"unknown model {model!r}")
         spec.preload()
-        t = time.perf_counter()
         self.model = spec.build("cpu")
         self.call = spec.make_call(self.model, 1, "cpu", seed)
         self.call()  # warm-up, so the first request does not pay for lazy initialisation
-        self.load_s = time.perf_counter() - t
-        self.operator, self.variant, self.worker, self.model_name = operator, variant, worker, model
-        self.served = 0
+        self.operator, self.variant, self.worker = operator, variant, worker
         self._lock = asyncio.Lock()
 
     async def __call__(self, request_id: int, inputs: list[Any]) -> dict[str, Any]:
@@ -67,7 +64,6 @@ class OperatorReplica:
             t = time.perf_counter()
             out = await asyncio.to_thread(self.call)
             service_ms = (time.perf_counter() - t) * 1000.0
-        self.served += 1
         first = out[0]
         arr = first.numpy() if hasattr(first, "numpy") else np.asarray(first)
         return {
@@ -75,16 +71,6 @@ class OperatorReplica:
             "variant": self.variant,
             "service_ms": service_ms,
             "output": arr,  # the real output travels to the next operator
-        }
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "operator": self.operator,
-            "variant": self.variant,
-            "worker": self.worker,
-            "model": self.model_name,
-            "load_s": self.load_s,
-            "served": self.served,
         }
 
 
