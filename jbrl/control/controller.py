@@ -14,8 +14,13 @@ Every control interval (trace seconds; ``interval_s / speedup`` wall seconds)::
 Between intervals the controller polls the backend's worker health several times per interval;
 when a worker of the running plan goes down it decides at once (trigger ``crash``), so a crashed
 worker is replaced within one interval. An operator's override (``POST /plan``) goes through the
-same checks and is held for ``hold_intervals`` decisions. ``stop`` (SIGTERM in the CLI) ends the
-loop after the current step; :meth:`Controller.close` writes the final state.
+same checks and is held for ``hold_intervals`` decisions (:meth:`Controller.override` returns an
+:class:`~jbrl.control.decision.OverrideResult`; the HTTP layer maps its outcome to a status).
+``stop`` (SIGTERM in the CLI) ends the loop after the current step; :meth:`Controller.close`
+writes the final state.
+
+The backend's reports are totalled by :class:`jbrl.sim.rollout.RunAccumulator`, the one way jbrl
+totals intervals. Other threads (the HTTP API) read :meth:`Controller.snapshot`, a frozen view.
 """
 
 from __future__ import annotations
