@@ -6,7 +6,7 @@ Part A (simulated backend): the embedded ``vqa`` scenario on the held-out ``step
 policy. Reported: decision latency (wall ms, p50/p95/max), fallbacks, plan changes, SLO
 attainment, $/hour, crash reaction time (crash -> a plan without the worker), requests lost.
 
-Part B (Ray Serve, real PyTorch models): the test scenario of tests/test_control.py (a
+Part B (Ray Serve, real PyTorch models): the test scenario of tests/control/test_control.py (a
 detector with two variants -> a tracker) with ``resnet18``/``resnet34``/``tracker-hungarian``
 at ``--ray-rps`` requests per second: start-up, a variant change and a placement change through
 ``POST /plan``, then an emulated node crash of the detector's worker (its replica is killed; the
@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+# the test scenario of part B (tests/control/test_control.py imports tests/conftest.py)
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "control")]
 
 
 @dataclass
@@ -149,20 +150,24 @@ def _post(url: str, data: Any) -> tuple[int, dict[str, Any]]:
         return e.code, json.loads(e.read())
 
 
-def bench_ray(args: Args, work: Path) -> dict[str, Any]:
+def _detector_plan(variant: str, worker: str) -> dict[str, Any]:
+    """The test scenario's plan with the detector's ``variant`` on ``worker``."""
+    return {
+        "model_assignment": {"detect": variant},
+        "worker_assignment": {"detect": [worker], "track": ["c2"]},
+    }
+
+
+def _ray_controller(args: Args, work: Path) -> tuple[Any, Any]:
+    """(backend, controller): the test scenario on Ray Serve with a policy that keeps what
+    runs (the controller's checks replace it when a worker is down)."""
     from test_control import control_scenario
 
     from jbrl.agents.policy import ControlState, Policy
-    from jbrl.control import ApiServer, Clock, Controller, ControllerConfig
+    from jbrl.control import Clock, Controller, ControllerConfig
     from jbrl.control.backends.ray import RayBackend
     from jbrl.planning.plan import Plan, plan_from_dict
     from jbrl.scenario.traces import constant_trace
-
-    def plan(variant: str, worker: str) -> dict[str, Any]:
-        return {
-            "model_assignment": {"detect": variant},
-            "worker_assignment": {"detect": [worker], "track": ["c2"]},
-        }
 
     class Static(Policy):
         """Keeps what runs; the controller's checks replace it when a worker is down."""
@@ -170,12 +175,11 @@ def bench_ray(args: Args, work: Path) -> dict[str, Any]:
         name = "static"
 
         def decide(self, state: ControlState) -> Plan:
-            return state.current_plan or plan_from_dict(plan("small", "e1"))
+            return state.current_plan or plan_from_dict(_detector_plan("small", "e1"))
 
     scen = control_scenario()
     load = 2.0  # scenario req/s; the generator sends load * rate_scale real req/s
     clock = Clock(1.0)
-    t_init = time.perf_counter()
     backend = RayBackend(
         scen,
         clock,
@@ -202,6 +206,46 @@ def bench_ray(args: Args, work: Path) -> dict[str, Any]:
     ctl = Controller(
         scen, Static(), backend, cfg, policy_name="static", initial_rates={"cam": load}
     )
+    return backend, ctl
+
+
+def _crash_and_replan(backend: Any, ctl: Any) -> dict[str, Any]:
+    """Crash the detector's worker e2 and wait (at most 120 s) for a plan without it."""
+    t = time.perf_counter()
+    seq0 = ctl.seq
+    killed = backend.crash_worker("e2")
+    while time.perf_counter() - t < 120:
+        last = ctl.last_decision
+        if last is not None and "e2" not in {
+            s.worker for ss in last.plan.worker_assignment.values() for s in ss
+        }:
+            break
+        time.sleep(0.2)
+    crash_decision = next(
+        (
+            d
+            for d in ctl.decisions
+            if d.seq > seq0
+            and "e2" not in {s.worker for ss in d.plan.worker_assignment.values() for s in ss}
+        ),
+        None,
+    )
+    return {
+        "killed": killed,
+        "replanned_after_s": time.perf_counter() - t,
+        "trigger": crash_decision.trigger if crash_decision else None,
+        "source": crash_decision.source if crash_decision else None,
+        "reason": crash_decision.fallback_reason if crash_decision else None,
+        "decision_ms": crash_decision.decision_ms if crash_decision else None,
+    }
+
+
+def bench_ray(args: Args, work: Path) -> dict[str, Any]:
+    """Part B: start-up, a variant change, a placement change and a crash on Ray Serve."""
+    from jbrl.control import ApiServer
+
+    t_init = time.perf_counter()
+    backend, ctl = _ray_controller(args, work)
     api = ApiServer(ctl, "127.0.0.1", 0)
     stop = threading.Event()
     out: dict[str, Any] = {}
@@ -213,7 +257,10 @@ def bench_ray(args: Args, work: Path) -> dict[str, Any]:
         loop = threading.Thread(target=lambda: out.setdefault("summary", ctl.run(stop)))
         loop.start()
         time.sleep(10)
-        for key, body in (("variant", plan("large", "e1")), ("placement", plan("large", "e2"))):
+        for key, body in (
+            ("variant", _detector_plan("large", "e1")),
+            ("placement", _detector_plan("large", "e2")),
+        ):
             t = time.perf_counter()
             code, res = _post(api.url + "/plan", {"plan": body, "hold_intervals": 1})
             out[key] = {
@@ -224,35 +271,9 @@ def bench_ray(args: Args, work: Path) -> dict[str, Any]:
             }
             time.sleep(10)
         # an emulated node crash of the detector's worker: the controller must re-plan
-        t = time.perf_counter()
-        seq0 = ctl.seq
-        killed = backend.crash_worker("e2")
-        while time.perf_counter() - t < 120:
-            last = ctl.last_decision
-            if last is not None and "e2" not in {
-                s.worker for ss in last.plan.worker_assignment.values() for s in ss
-            }:
-                break
-            time.sleep(0.2)
-        crash_decision = next(
-            (
-                d
-                for d in ctl.decisions
-                if d.seq > seq0
-                and "e2" not in {s.worker for ss in d.plan.worker_assignment.values() for s in ss}
-            ),
-            None,
-        )
-        out["crash"] = {
-            "killed": killed,
-            "replanned_after_s": time.perf_counter() - t,
-            "trigger": crash_decision.trigger if crash_decision else None,
-            "source": crash_decision.source if crash_decision else None,
-            "reason": crash_decision.fallback_reason if crash_decision else None,
-            "decision_ms": crash_decision.decision_ms if crash_decision else None,
-        }
+        out["crash"] = _crash_and_replan(backend, ctl)
         time.sleep(10)
-        out["ingress"] = backend._ingress_stats()
+        out["ingress"] = backend.ingress_stats()
     finally:
         stop.set()
         if loop is not None:
@@ -284,6 +305,7 @@ def write_report(
     ray: dict[str, Any] | None,
     date: str | None = None,
 ) -> None:
+    """Write controller.md (and, for a fresh run, controller.json) to ``args.out``."""
     args.out.mkdir(parents=True, exist_ok=True)
     data = {
         "date": date or datetime.now(UTC).isoformat(),
@@ -300,6 +322,17 @@ def write_report(
         f"Generated by `python experiments/bench_control.py` on {data['date'][:10]} "
         f"({platform.machine()}, {platform.python_version()}; 2 shared cores).",
         "",
+        *_sim_section(args, sim_rows),
+    ]
+    if ray is not None:
+        lines += _ray_section(args, ray)
+    lines += _reading_notes()
+    (args.out / "controller.md").write_text("\n".join(lines) + "\n")
+
+
+def _sim_section(args: Args, sim_rows: list[dict[str, Any]]) -> list[str]:
+    """Part A: one row per policy, then the fallback reasons."""
+    lines = [
         "## A. Simulated backend: decision latency and safety",
         "",
         f"Embedded `vqa` scenario, held-out `step` trace (0.6x -> 1.6x nominal at 3600 s), "
@@ -336,52 +369,61 @@ def write_report(
         )
         + "."
     )
-    if ray is not None:
-        lines += ["", "## B. Ray Serve backend: applying plans with real models", ""]
-        lines.append(
-            f"Test scenario (detector `small`=resnet18 / `large`=resnet34, tracker = Hungarian "
-            f"assignment), {args.ray_rps:g} real requests/s, one torch thread per replica, "
-            "everything on 127.0.0.1. Wall seconds; deploy = new replicas built and healthy "
-            "(process start, imports, model construction, warm-up), switch = ingress routes "
-            "swapped, drain+delete = in-flight calls on leaving replicas finished and the "
-            "replicas removed."
-        )
-        lines += [
-            "",
-            "| step | deployed | removed | deploy s | switch s | drain+delete s | total s |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        names = [
-            "start-up plan",
-            "variant change (e1: small -> large)",
-            "placement change (large: e1 -> e2)",
-            "crash of e2 -> fallback plan",
-        ]
-        for i, a in enumerate(ray.get("apply_log", [])):
-            lines.append(
-                f"| {names[i] if i < len(names) else f'plan {i}'} | {', '.join(a['deployed']) or '-'}"
-                f" | {', '.join(a['removed']) or '-'} | {_f(a['deploy_s'])} | "
-                f"{_f(a['switch_s'], '.3f')} | {_f(a['drain_delete_s'])} | {_f(a['total_s'])} |"
-            )
-        c = ray.get("counts", {})
-        crash = ray.get("crash", {})
-        lines += [
-            "",
-            f"Start-up (Ray, Serve, first plan): {_f(ray.get('startup_s'))} s. Crash: "
-            f"{len(crash.get('killed', []))} replica(s) killed, a plan without the worker after "
-            f"{_f(crash.get('replanned_after_s'))} s wall (trigger {crash.get('trigger')}, "
-            f"{crash.get('source')} plan, reason {crash.get('reason')}, decided in "
-            f"{_f(crash.get('decision_ms'))} ms; the rest is deploying the replacement).",
-            "",
-            f"Requests: {c.get('arrived')} arrived, {c.get('completed')} completed, "
-            f"{(c.get('dropped') or {}).get('failed', 0)} failed, {c.get('in_flight')} in flight "
-            f"at the end, **{c.get('lost')} lost**; {c.get('call_retries')} operator calls "
-            f"retried on another worker, {c.get('request_retries')} whole requests retried. "
-            f"End-to-end latency p50 / p95 / p99: "
-            + " / ".join(_f((ray.get("latency_ms") or {}).get(k)) for k in ("p50", "p95", "p99"))
-            + " ms.",
-        ]
+    return lines
+
+
+def _ray_section(args: Args, ray: dict[str, Any]) -> list[str]:
+    """Part B: the timings of each applied plan, the crash, the request counts."""
+    lines = ["", "## B. Ray Serve backend: applying plans with real models", ""]
+    lines.append(
+        f"Test scenario (detector `small`=resnet18 / `large`=resnet34, tracker = Hungarian "
+        f"assignment), {args.ray_rps:g} real requests/s, one torch thread per replica, "
+        "everything on 127.0.0.1. Wall seconds; deploy = new replicas built and healthy "
+        "(process start, imports, model construction, warm-up), switch = ingress routes "
+        "swapped, drain+delete = in-flight calls on leaving replicas finished and the "
+        "replicas removed."
+    )
     lines += [
+        "",
+        "| step | deployed | removed | deploy s | switch s | drain+delete s | total s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    names = [
+        "start-up plan",
+        "variant change (e1: small -> large)",
+        "placement change (large: e1 -> e2)",
+        "crash of e2 -> fallback plan",
+    ]
+    for i, a in enumerate(ray.get("apply_log", [])):
+        lines.append(
+            f"| {names[i] if i < len(names) else f'plan {i}'} | {', '.join(a['deployed']) or '-'}"
+            f" | {', '.join(a['removed']) or '-'} | {_f(a['deploy_s'])} | "
+            f"{_f(a['switch_s'], '.3f')} | {_f(a['drain_delete_s'])} | {_f(a['total_s'])} |"
+        )
+    c = ray.get("counts", {})
+    crash = ray.get("crash", {})
+    lines += [
+        "",
+        f"Start-up (Ray, Serve, first plan): {_f(ray.get('startup_s'))} s. Crash: "
+        f"{len(crash.get('killed', []))} replica(s) killed, a plan without the worker after "
+        f"{_f(crash.get('replanned_after_s'))} s wall (trigger {crash.get('trigger')}, "
+        f"{crash.get('source')} plan, reason {crash.get('reason')}, decided in "
+        f"{_f(crash.get('decision_ms'))} ms; the rest is deploying the replacement).",
+        "",
+        f"Requests: {c.get('arrived')} arrived, {c.get('completed')} completed, "
+        f"{(c.get('dropped') or {}).get('failed', 0)} failed, {c.get('in_flight')} in flight "
+        f"at the end, **{c.get('lost')} lost**; {c.get('call_retries')} operator calls "
+        f"retried on another worker, {c.get('request_retries')} whole requests retried. "
+        f"End-to-end latency p50 / p95 / p99: "
+        + " / ".join(_f((ray.get("latency_ms") or {}).get(k)) for k in ("p50", "p95", "p99"))
+        + " ms.",
+    ]
+    return lines
+
+
+def _reading_notes() -> list[str]:
+    """How to read the numbers."""
+    return [
         "",
         "## Reading the numbers",
         "",
@@ -394,14 +436,13 @@ def write_report(
         "held-out step multiplies the load by 2.7 within one interval, and the crash removes one "
         "of the two GPUs, whose replacement must load its model first. The `surge` trigger (load "
         "above what the running plan carries, checked four times per interval) re-plans before "
-        "the interval ends. The integration test (`tests/test_control.py`, a 1.8x step) stays "
-        "above 0.99.",
+        "the interval ends. The integration test (`tests/control/test_control.py`, a 1.8x step) "
+        "stays above 0.99.",
         "* Ray timings are dominated by starting a replica: a new Python worker process imports "
         "torch and transformers and builds the model (about 7-13 s on this 2-core machine shared "
         "with other jobs); switching routes takes milliseconds and draining about one second "
         "(Serve's graceful shutdown). Make-before-break keeps the old replica serving meanwhile.",
     ]
-    (args.out / "controller.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:

@@ -8,15 +8,21 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from jbrl.cli.common import JsonOpt, ScenarioOpt, err_console, get_scenario, print_json
 from jbrl.errors import InputError
+
+if TYPE_CHECKING:
+    from jbrl.control import Backend, Controller, ControllerConfig, ControllerState
+    from jbrl.scenario.model import Scenario
+    from jbrl.scenario.traces import Trace
 
 
 class BackendKind(str, Enum):  # noqa: UP042 (matches the other commands' enums)
@@ -26,97 +32,129 @@ class BackendKind(str, Enum):  # noqa: UP042 (matches the other commands' enums)
 
 DEFAULT_PORT = 8470
 
+# --------------------------------------------------------------------------- options
+
+PolicyOpt = Annotated[
+    str,
+    typer.Option(
+        "--policy",
+        help="Policy spec: fallback (the controller's MILP safety plan, always available), "
+        "milp-reactive:headroom=0.2, milp-hysteresis, jellybean-reactive, autoscaler, "
+        "ppo:path=RUN (clairvoyant reference policies cannot run online).",
+    ),
+]
+BackendOpt = Annotated[
+    BackendKind,
+    typer.Option("--backend", help="sim: discrete-event simulator; ray: Ray Serve."),
+]
+TraceOpt = Annotated[
+    Path | None,
+    typer.Option("--trace", help="Trace CSV (default: the scenario's nominal rates)."),
+]
+IntervalOpt = Annotated[float, typer.Option("--interval", help="Control interval (trace seconds).")]
+SpeedupOpt = Annotated[
+    float, typer.Option("--speedup", help="Trace seconds per wall-clock second.")
+]
+DurationOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--duration", help="Stop after this many trace seconds (default: the trace's end)."
+    ),
+]
+HostOpt = Annotated[str, typer.Option("--host", help="HTTP API address.")]
+PortOpt = Annotated[int, typer.Option("--port", help="HTTP API port (0: any free port).")]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="JBRL_CONTROL_TOKEN",
+        help="Bearer token for the HTTP API (required off loopback; env JBRL_CONTROL_TOKEN).",
+    ),
+]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option("--state", help="State file: resume from its plan; written on every change."),
+]
+FaultsOpt = Annotated[
+    Path | None,
+    typer.Option("--faults", help="Fault schedule YAML/JSON (sim backend; seconds from start)."),
+]
+LogDirOpt = Annotated[
+    Path | None,
+    typer.Option("--log-dir", help="Run directory (default: runs/control/<time>)."),
+]
+HeadroomOpt = Annotated[
+    float,
+    typer.Option("--headroom", help="Plans need capacity for observed load x (1 + headroom)."),
+]
+AccuracyOpt = Annotated[
+    float | None, typer.Option("--accuracy", help="Accuracy target (default: the SLO's).")
+]
+PolicyTimeoutOpt = Annotated[
+    float, typer.Option("--policy-timeout", help="Seconds a policy may take to decide.")
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Root seed.")]
+TensorboardOpt = Annotated[
+    bool, typer.Option("--tensorboard/--no-tensorboard", help="Also log to TensorBoard.")
+]
+RayRateScaleOpt = Annotated[
+    float,
+    typer.Option(
+        "--ray-rate-scale",
+        help="Ray: real requests per wall second per trace req/s (keep the CPU load sane).",
+    ),
+]
+ModelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        help="Ray: model for OPERATOR:VARIANT, VARIANT or OPERATOR, e.g. "
+        "--model ExtractImageFeature:resnet152=resnet18 (repeatable).",
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="Ray: join this cluster instead of starting one."),
+]
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@dataclass(frozen=True)
+class _Backend:
+    """What the chosen backend needs beyond the scenario, trace and clock."""
+
+    kind: BackendKind
+    seed: int
+    faults: Path | None
+    rate_scale: float
+    models: list[str] | None
+    address: str | None
+
 
 def control(
     scenario: ScenarioOpt = "vqa",
-    policy: Annotated[
-        str,
-        typer.Option(
-            "--policy",
-            help="Policy spec: fallback (the controller's MILP safety plan, always available), "
-            "milp-reactive:headroom=0.2, milp-hysteresis, jellybean-reactive, autoscaler, "
-            "ppo:path=RUN (clairvoyant reference policies cannot run online).",
-        ),
-    ] = "fallback",
-    backend: Annotated[
-        BackendKind,
-        typer.Option("--backend", help="sim: discrete-event simulator; ray: Ray Serve."),
-    ] = BackendKind.sim,
-    trace: Annotated[
-        Path | None,
-        typer.Option("--trace", help="Trace CSV (default: the scenario's nominal rates)."),
-    ] = None,
-    interval: Annotated[
-        float, typer.Option("--interval", help="Control interval (trace seconds).")
-    ] = 60.0,
-    speedup: Annotated[
-        float, typer.Option("--speedup", help="Trace seconds per wall-clock second.")
-    ] = 1.0,
-    duration: Annotated[
-        float | None,
-        typer.Option(
-            "--duration", help="Stop after this many trace seconds (default: the trace's end)."
-        ),
-    ] = None,
-    host: Annotated[str, typer.Option("--host", help="HTTP API address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="HTTP API port (0: any free port).")] = (
-        DEFAULT_PORT
-    ),
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token",
-            envvar="JBRL_CONTROL_TOKEN",
-            help="Bearer token for the HTTP API (required off loopback; env JBRL_CONTROL_TOKEN).",
-        ),
-    ] = None,
-    state: Annotated[
-        Path | None,
-        typer.Option("--state", help="State file: resume from its plan; written on every change."),
-    ] = None,
-    faults: Annotated[
-        Path | None,
-        typer.Option(
-            "--faults", help="Fault schedule YAML/JSON (sim backend; seconds from start)."
-        ),
-    ] = None,
-    log_dir: Annotated[
-        Path | None,
-        typer.Option("--log-dir", help="Run directory (default: runs/control/<time>)."),
-    ] = None,
-    headroom: Annotated[
-        float,
-        typer.Option("--headroom", help="Plans need capacity for observed load x (1 + headroom)."),
-    ] = 0.1,
-    accuracy: Annotated[
-        float | None, typer.Option("--accuracy", help="Accuracy target (default: the SLO's).")
-    ] = None,
-    policy_timeout: Annotated[
-        float, typer.Option("--policy-timeout", help="Seconds a policy may take to decide.")
-    ] = 10.0,
-    seed: Annotated[int, typer.Option("--seed", help="Root seed.")] = 0,
-    tensorboard: Annotated[
-        bool, typer.Option("--tensorboard/--no-tensorboard", help="Also log to TensorBoard.")
-    ] = True,
-    ray_rate_scale: Annotated[
-        float,
-        typer.Option(
-            "--ray-rate-scale",
-            help="Ray: real requests per wall second per trace req/s (keep the CPU load sane).",
-        ),
-    ] = 0.1,
-    model: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--model",
-            help="Ray: model for OPERATOR:VARIANT, VARIANT or OPERATOR, e.g. "
-            "--model ExtractImageFeature:resnet152=resnet18 (repeatable).",
-        ),
-    ] = None,
-    ray_address: Annotated[
-        str | None,
-        typer.Option("--ray-address", help="Ray: join this cluster instead of starting one."),
-    ] = None,
+    policy: PolicyOpt = "fallback",
+    backend: BackendOpt = BackendKind.sim,
+    trace: TraceOpt = None,
+    interval: IntervalOpt = 60.0,
+    speedup: SpeedupOpt = 1.0,
+    duration: DurationOpt = None,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = DEFAULT_PORT,
+    token: TokenOpt = None,
+    state: StateOpt = None,
+    faults: FaultsOpt = None,
+    log_dir: LogDirOpt = None,
+    headroom: HeadroomOpt = 0.1,
+    accuracy: AccuracyOpt = None,
+    policy_timeout: PolicyTimeoutOpt = 10.0,
+    seed: SeedOpt = 0,
+    tensorboard: TensorboardOpt = True,
+    ray_rate_scale: RayRateScaleOpt = 0.1,
+    model: ModelOpt = None,
+    ray_address: RayAddressOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run a policy online: every interval read the backend's metrics, decide, check the plan
@@ -126,17 +164,54 @@ def control(
     Logs every decision to <log-dir>/decisions.jsonl and TensorBoard. SIGTERM or Ctrl-C stops
     cleanly and writes the final state.
     """
-    from jbrl.control import (
-        ApiServer,
-        Clock,
-        Controller,
-        ControllerConfig,
-        SimBackend,
-        is_loopback,
-        read_state,
-        resolve_policy,
-    )
+    from jbrl.control import ControllerConfig, read_state
     from jbrl.scenario.traces import load_trace
+
+    _check_options(host, token, port, speedup, backend, faults)
+    s = get_scenario(scenario)
+    tr = load_trace(trace, s) if trace is not None else None
+    resume = read_state(state) if state is not None else None
+    if resume is not None and resume.scenario not in (None, s.name):
+        raise InputError(
+            f"the state file belongs to scenario {resume.scenario!r}, not {s.name!r}",
+            file=str(state),
+            field="scenario",
+            value=resume.scenario,
+        )
+    offset = resume.time_s if resume is not None else 0.0
+    duration = _run_duration(duration, tr, offset, state)
+    run_dir = log_dir or Path("runs") / "control" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = ControllerConfig(
+        interval_s=interval,
+        headroom=headroom,
+        accuracy=accuracy,
+        policy_timeout_s=policy_timeout,
+        duration_s=duration,
+        state_file=state,
+        log_dir=run_dir,
+        tensorboard=tensorboard,
+    )
+    spec = _Backend(backend, seed, faults, ray_rate_scale, model, ray_address)
+    ctl = _make_controller(s, policy, spec, tr, speedup, offset, config, resume, run_dir)
+    summary = _serve_and_run(ctl, host, port, token, run_dir, f"{backend.value} backend")
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
+    if json_out:
+        print_json(summary)
+    else:
+        _print_summary(summary, run_dir)
+
+
+def _check_options(
+    host: str,
+    token: str | None,
+    port: int,
+    speedup: float,
+    backend: BackendKind,
+    faults: Path | None,
+) -> None:
+    """Refuse option combinations that cannot work, before anything starts."""
+    from jbrl.control import is_loopback
 
     if not is_loopback(host) and not token:
         raise InputError(
@@ -159,63 +234,73 @@ def control(
                 field="--faults",
                 value=str(faults),
             )
-    s = get_scenario(scenario)
-    tr = load_trace(trace, s) if trace is not None else None
-    resume = read_state(state) if state is not None else None
-    if resume is not None and resume.scenario not in (None, s.name):
-        raise InputError(
-            f"the state file belongs to scenario {resume.scenario!r}, not {s.name!r}",
-            file=str(state),
-            field="scenario",
-            value=resume.scenario,
-        )
-    offset = resume.time_s if resume is not None else 0.0
-    if duration is None and tr is not None and math.isfinite(tr.duration):
-        duration = tr.duration - offset
+
+
+def _run_duration(
+    duration: float | None, trace: Trace | None, offset: float, state: Path | None
+) -> float | None:
+    """Trace seconds to run: ``--duration``, else what is left of a finite trace."""
+    if duration is None and trace is not None and math.isfinite(trace.duration):
+        duration = trace.duration - offset
         if duration <= 0:
             raise InputError(
-                f"the trace ends at {tr.duration:g} s and the state resumes at {offset:g} s; "
+                f"the trace ends at {trace.duration:g} s and the state resumes at {offset:g} s; "
                 "give --duration to run on",
                 file=str(state),
                 field="time_s",
                 value=offset,
             )
-    run_dir = log_dir or Path("runs") / "control" / datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = ControllerConfig(
-        interval_s=interval,
-        headroom=headroom,
-        accuracy=accuracy,
-        policy_timeout_s=policy_timeout,
-        duration_s=duration,
-        state_file=state,
-        log_dir=run_dir,
-        tensorboard=tensorboard,
-    )
-    pol = resolve_policy(policy, s, seed)
+    return duration
+
+
+def _make_controller(
+    s: Scenario,
+    policy: str,
+    spec: _Backend,
+    trace: Trace | None,
+    speedup: float,
+    offset: float,
+    config: ControllerConfig,
+    resume: ControllerState | None,
+    run_dir: Path,
+) -> Controller:
+    """The policy, the clock, the backend and the controller over them."""
+    from jbrl.control import Clock, Controller, SimBackend, resolve_policy
+
+    pol = resolve_policy(policy, s, spec.seed)
     clock = Clock(speedup, offset)
-    initial = tr.rates_at(offset) if tr is not None else s.nominal_rates()
-    if backend == BackendKind.sim:
+    initial = trace.rates_at(offset) if trace is not None else s.nominal_rates()
+    be: Backend
+    if spec.kind == BackendKind.sim:
         fault_sched = None
-        if faults is not None:
+        if spec.faults is not None:
             from jbrl.sim.faults import load_faults
 
-            fault_sched = load_faults(faults, s)
-        be: Any = SimBackend(s, clock, tr, fault_sched, seed=seed)
+            fault_sched = load_faults(spec.faults, s)
+        be = SimBackend(s, clock, trace, fault_sched, seed=spec.seed)
     else:
         from jbrl.control.backends.ray import RayBackend
 
         be = RayBackend(
             s,
             clock,
-            tr,
-            rate_scale=ray_rate_scale,
-            models=_parse_models(model),
+            trace,
+            rate_scale=spec.rate_scale,
+            models=_parse_models(spec.models),
             run_dir=run_dir,
-            address=ray_address,
-            seed=seed,
+            address=spec.address,
+            seed=spec.seed,
         )
-    ctl = Controller(s, pol, be, config, policy_name=policy, initial_rates=initial, resume=resume)
+    return Controller(s, pol, be, config, policy_name=policy, initial_rates=initial, resume=resume)
+
+
+def _serve_and_run(
+    ctl: Controller, host: str, port: int, token: str | None, run_dir: Path, what: str
+) -> dict[str, Any]:
+    """Serve the HTTP API, run the controller until it ends or a signal stops it, close both;
+    the run's summary."""
+    from jbrl.control import ApiServer
+
     stop = threading.Event()
     _install_signals(stop)
     api = None
@@ -229,22 +314,16 @@ def control(
         api.start()
         (run_dir / "api.json").write_text(json.dumps({"url": api.url, "pid": os.getpid()}) + "\n")
         err_console.print(
-            f"jbrl control: {backend.value} backend, policy {policy}, API {api.url}, "
-            f"logs {run_dir}",
+            f"jbrl control: {what}, policy {ctl.policy_name}, API {api.url}, logs {run_dir}",
             highlight=False,
         )
         ctl.start()
-        summary = ctl.run(stop)
+        return ctl.run(stop)
     finally:
         ctl.stopping = True
         if api is not None:
             api.close()
         ctl.close()
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
-    if json_out:
-        print_json(summary)
-    else:
-        _print_summary(summary, run_dir)
 
 
 def _install_signals(stop: threading.Event) -> None:

@@ -151,16 +151,19 @@ class FallbackPlanner:
         )
         if key in self._cache:
             return self._cache[key], "milp (cached)"
-        base = {
-            "time_limit": self.time_limit,
-            "workers": workers,
-            "current_plan": current,
-            "reconfig_penalty": self.reconfig_penalty if current is not None else 0.0,
-        }
-        for max_util, how in ((1.0 / (1.0 + self.headroom), "milp"), (1.0, "milp (no headroom)")):
-            result = MilpPlanner(max_util=max_util, **base).plan(
-                self.scenario, dict(load), self.accuracy
+
+        def milp(max_util: float) -> MilpPlanner:
+            """The MILP on the live workers, penalising model reloads from ``current``."""
+            return MilpPlanner(
+                max_util=max_util,
+                time_limit=self.time_limit,
+                workers=workers,
+                current_plan=current,
+                reconfig_penalty=self.reconfig_penalty if current is not None else 0.0,
             )
+
+        for max_util, how in ((1.0 / (1.0 + self.headroom), "milp"), (1.0, "milp (no headroom)")):
+            result = milp(max_util).plan(self.scenario, dict(load), self.accuracy)
             if result.feasible:
                 self._cache[key] = result.plan
                 if len(self._cache) > 64:
@@ -174,9 +177,7 @@ class FallbackPlanner:
         mr = probe.max_rate(self.scenario, target, dict(load))
         if mr.status == "infeasible" or not mr.scale > 0:
             return None, "no plan meets the accuracy target on the live workers"
-        result = MilpPlanner(max_util=1.0, **base).plan(
-            self.scenario, scaled(load, mr.scale * 0.999), self.accuracy
-        )
+        result = milp(1.0).plan(self.scenario, scaled(load, mr.scale * 0.999), self.accuracy)
         if not result.feasible:
             return None, "no plan on the live workers"
         return result.plan, f"milp at {mr.scale:.3g}x the load (overloaded)"

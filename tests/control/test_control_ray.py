@@ -110,7 +110,7 @@ def test_ray_variant_and_placement_change_lose_no_request(tmp_path: Path) -> Non
         time.sleep(3.0)
         results["placement"] = _post(api.url + "/plan", _plan("large", "e2"))
         time.sleep(4.0)
-        results["stats"] = backend._ingress_stats()
+        results["stats"] = backend.ingress_stats()
     finally:
         stop.set()
         if loop is not None:

@@ -26,6 +26,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from jbrl.control.decision import OverrideOutcome, OverrideResult
+from jbrl.control.views import ControllerSnapshot, interval_dollars_per_hour
 from jbrl.jsonable import jsonable
 
 if TYPE_CHECKING:
@@ -98,22 +100,38 @@ def render_metrics(c: Controller) -> str:
     ``jbrl_overrides_total``, ``jbrl_plan_changes_total``, ``jbrl_requests_*_total``.
     """
     p = _Prom()
-    with c._lock:
-        rep = c.last_report
-        m = rep.metrics if rep else None
-        counters = dict(c.counters)
-        reasons = dict(c.fallback_reasons)
-        plan_cost = dict(c.plan_cost)
-        last = c.last_decision
-        run_slo = c.run_slo_attainment()
+    snap = c.snapshot()
     counts = c.backend.counts()
-    dph = m.dollars * 3600.0 / m.duration if m is not None and m.duration > 0 else None
+    _run_gauges(p, snap)
+    _worker_gauges(p, snap, c.backend.down_workers(), c.backend.workers)
+    p.family(
+        "jbrl_in_flight_requests",
+        "gauge",
+        "Requests accepted and not yet finished.",
+        counts.get("in_flight"),
+    )
+    last = snap.last_decision
+    p.family(
+        "jbrl_last_decision_ms",
+        "gauge",
+        "Wall time of the last decision (ms).",
+        last.decision_ms if last else None,
+    )
+    _decision_counters(p, snap)
+    _request_counters(p, counts)
+    return p.text()
+
+
+def _run_gauges(p: _Prom, snap: ControllerSnapshot) -> None:
+    """Dollars, SLO attainment, latency and arrival rates."""
+    m = snap.last_metrics
+    dph = interval_dollars_per_hour(m)
     p.family("jbrl_dollars_per_hour", "gauge", "Dollars per hour spent in the last interval.", dph)
     p.family(
         "jbrl_plan_dollars_per_hour",
         "gauge",
         "Cost model of the running plan at the observed load ($/hour).",
-        plan_cost.get("total"),
+        snap.plan_cost.get("total"),
     )
     p.family(
         "jbrl_slo_attainment",
@@ -125,7 +143,7 @@ def render_metrics(c: Controller) -> str:
         "jbrl_run_slo_attainment",
         "gauge",
         "Fraction of requests within the latency SLO since the controller started.",
-        run_slo,
+        snap.run_slo_attainment,
     )
     lat = m.latency_ms if m is not None else {}
     p.family(
@@ -141,14 +159,21 @@ def render_metrics(c: Controller) -> str:
         "jbrl_arrival_rate",
         "gauge",
         "Observed arrival rate per source (req/s).",
-        [({"source": s}, r) for s, r in sorted(c.load.items())],
+        [({"source": s}, r) for s, r in sorted(snap.load.items())],
     )
+
+
+def _worker_gauges(
+    p: _Prom, snap: ControllerSnapshot, down: frozenset[str], workers: list[str]
+) -> None:
+    """Per worker: utilization and queue (once the backend has reported), up or down."""
+    rep = snap.last_report
     if rep is not None:
         p.family(
             "jbrl_worker_utilization",
             "gauge",
             "Busy fraction of each worker.",
-            [({"worker": w}, u) for w, u in sorted(m.utilization.items())] if m else [],
+            [({"worker": w}, u) for w, u in sorted(rep.metrics.utilization.items())],
         )
         p.family(
             "jbrl_worker_queue",
@@ -156,25 +181,17 @@ def render_metrics(c: Controller) -> str:
             "Requests queued or in service per worker.",
             [({"worker": w}, q) for w, q in sorted(rep.worker_queue.items())],
         )
-    down = c.backend.down_workers()
     p.family(
         "jbrl_worker_up",
         "gauge",
         "1 when the worker is up, 0 when it is crashed.",
-        [({"worker": w}, 0.0 if w in down else 1.0) for w in c.backend.workers],
+        [({"worker": w}, 0.0 if w in down else 1.0) for w in workers],
     )
-    p.family(
-        "jbrl_in_flight_requests",
-        "gauge",
-        "Requests accepted and not yet finished.",
-        counts.get("in_flight"),
-    )
-    p.family(
-        "jbrl_last_decision_ms",
-        "gauge",
-        "Wall time of the last decision (ms).",
-        last.decision_ms if last else None,
-    )
+
+
+def _decision_counters(p: _Prom, snap: ControllerSnapshot) -> None:
+    """Decisions, fallbacks (by reason), overrides and plan changes."""
+    counters = snap.counters
     p.family(
         "jbrl_decisions",
         "counter",
@@ -186,7 +203,7 @@ def render_metrics(c: Controller) -> str:
         "jbrl_fallbacks",
         "counter",
         "Decisions where the policy's plan was replaced by the MILP fallback.",
-        [({"reason": r}, float(n)) for r, n in sorted(reasons.items())]
+        [({"reason": r}, float(n)) for r, n in sorted(snap.fallback_reasons.items())]
         or [({"reason": "none"}, 0.0)],
         "_total",
     )
@@ -211,6 +228,10 @@ def render_metrics(c: Controller) -> str:
         float(counters.get("plan_changes", 0)),
         "_total",
     )
+
+
+def _request_counters(p: _Prom, counts: dict[str, Any]) -> None:
+    """The backend's cumulative request counts."""
     p.family(
         "jbrl_requests_arrived",
         "counter",
@@ -241,7 +262,22 @@ def render_metrics(c: Controller) -> str:
         float(counts.get("lost", 0)),
         "_total",
     )
-    return p.text()
+
+
+# --------------------------------------------------------------------------- overrides
+
+#: the HTTP status of each override outcome
+OVERRIDE_STATUS: dict[OverrideOutcome, int] = {
+    OverrideOutcome.APPLIED: 200,
+    OverrideOutcome.BAD_HOLD: 400,
+    OverrideOutcome.MALFORMED: 400,
+    OverrideOutcome.REJECTED: 400,
+}
+
+
+def override_response(result: OverrideResult) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, JSON body) of an override's result."""
+    return OVERRIDE_STATUS[result.outcome], result.to_dict()
 
 
 # --------------------------------------------------------------------------- server
@@ -290,9 +326,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/healthz":
             self._json(200, health(c))
         elif path == "/plan":
-            with c._lock:
-                plan = c.plan
-                last = c.last_decision
+            snap = c.snapshot()
+            plan, last = snap.plan, snap.last_decision
             if plan is None:
                 self._json(503, {"error": "no plan yet"})
                 return
@@ -334,18 +369,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(503, {"error": "the controller is stopping"})
             return
         try:
-            code, body = c.override(data)
+            code, body = override_response(c.override(data))
         except Exception as exc:  # the backend failed to apply: say so, keep serving
             code, body = 500, {"error": f"applying the plan failed: {type(exc).__name__}: {exc}"}
         self._json(code, body)
 
 
 def health(c: Controller) -> dict[str, Any]:
+    """The body of ``GET /healthz``."""
     down = c.backend.down_workers()
-    with c._lock:
-        last = c.last_decision
-        plan_workers = set(c._plan_workers())
-    degraded = bool(down & plan_workers) or (
+    snap = c.snapshot()
+    last = snap.last_decision
+    degraded = bool(down & snap.plan_workers) or (
         last is not None and last.source in ("keep", "apply_failed")
     )
     status = "stopping" if c.stopping else ("degraded" if degraded else "ok")

@@ -23,7 +23,7 @@ import math
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,8 +31,8 @@ import numpy as np
 
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
-from jbrl.sim.base import IntervalMetrics, empty_drops, latency_summary
-from jbrl.sim.rollout import weighted_latency
+from jbrl.sim.base import IntervalMetrics, latency_summary
+from jbrl.sim.rollout import totals_of
 
 # Two plans whose worker rates differ by less than this (relative) are the same plan.
 RATE_REL_TOL = 1e-3
@@ -299,51 +299,44 @@ class Backend(ABC):
 def merge_intervals(
     parts: list[IntervalMetrics], latencies_ms: list[float] | np.ndarray | None = None
 ) -> IntervalMetrics:
-    """One :class:`IntervalMetrics` for consecutive pieces (latency percentiles from the raw
-    samples when given, else completion-weighted means of the pieces')."""
+    """One :class:`IntervalMetrics` for consecutive pieces: counts and dollars totalled by
+    :func:`~jbrl.sim.rollout.totals_of`, utilization and rates time-weighted, latency
+    percentiles from the raw samples when given, else the completion-weighted means of the
+    pieces'."""
     if not parts:
         raise ValueError("nothing to merge")
     if len(parts) == 1 and latencies_ms is None:
         return parts[0]
-    dur = sum(p.duration for p in parts)
-    drops = empty_drops()
-    for p in parts:
-        for k, v in p.dropped.items():
-            drops[k] = drops.get(k, 0.0) + v
+    t = totals_of(parts)
+    dur = t.duration
 
-    def weighted(get: Any, keys: set[str]) -> dict[str, float]:
+    def weighted(get: Callable[[IntervalMetrics], dict[str, float]]) -> dict[str, float]:
         out: dict[str, float] = {}
-        for k in keys:
+        for k in {k for p in parts for k in get(p)}:
             num = sum(get(p).get(k, 0.0) * p.duration for p in parts)
             out[k] = num / dur if dur > 0 else 0.0
         return out
 
-    util = weighted(lambda p: p.utilization, {k for p in parts for k in p.utilization})
-    op_util = weighted(
-        lambda p: p.operator_utilization, {k for p in parts for k in p.operator_utilization}
-    )
-    rates = weighted(lambda p: p.rates, {k for p in parts for k in p.rates})
     wait: dict[str, float] = {}
     for k in {k for p in parts for k in p.wait_ms}:
         vals = [p.wait_ms[k] for p in parts if math.isfinite(p.wait_ms.get(k, math.nan))]
         wait[k] = float(np.mean(vals)) if vals else math.nan
-    lat = latency_summary(latencies_ms) if latencies_ms is not None else weighted_latency(parts)
     return IntervalMetrics(
         t_start=parts[0].t_start,
         duration=dur,
-        arrivals=sum(p.arrivals for p in parts),
-        completed=sum(p.completed for p in parts),
-        within_slo=sum(p.within_slo for p in parts),
-        dropped=drops,
+        arrivals=t.arrivals,
+        completed=t.completed,
+        within_slo=t.within_slo,
+        dropped=t.dropped,
         in_flight_start=parts[0].in_flight_start,
-        in_flight=parts[-1].in_flight,
-        latency_ms=lat,
-        utilization=util,
+        in_flight=t.in_flight,
+        latency_ms=latency_summary(latencies_ms) if latencies_ms is not None else t.latency_ms,
+        utilization=weighted(lambda p: p.utilization),
         wait_ms=wait,
         operator_backlog=dict(parts[-1].operator_backlog),
-        operator_utilization=op_util,
-        compute_dollars=sum(p.compute_dollars for p in parts),
-        communication_dollars=sum(p.communication_dollars for p in parts),
-        rates=rates,
+        operator_utilization=weighted(lambda p: p.operator_utilization),
+        compute_dollars=t.compute_dollars,
+        communication_dollars=t.communication_dollars,
+        rates=weighted(lambda p: p.rates),
         reconfigured=[w for p in parts for w in p.reconfigured],
     )

@@ -22,30 +22,22 @@ beside the old one during the switch (in steady state a worker hosts one replica
 are never dropped by a reconfiguration; a call that fails (a crashed replica) is retried on
 another worker of the operator, and the generator retries a request whose ingress call failed.
 
-Everything binds to 127.0.0.1 (Ray's own gRPC servers included: ``RAY_ENABLE_WINDOWS_OR_OSX_
-CLUSTER=0`` makes Ray pick the loopback address as the node address), the dashboard and
-Serve's HTTP proxy are off, and Ray's session files live in a short temporary directory
-(``/tmp/jbrl-ray-XXXX``; Unix socket paths are limited to 107 bytes) linked from the run
-directory as ``ray-session``. Unless ``RAY_AUTH_MODE`` is set, the local cluster uses Ray's
-token authentication with a fresh random token kept in the environment (nothing is written to
-``~/.ray``). Joining an existing cluster (``address=``) uses that cluster's settings.
+Starting and stopping Ray and Serve (loopback only, token authentication, session files in a
+short temporary directory linked from the run directory) is
+:class:`~jbrl.control.backends.ray_session.RaySession`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import os
 import re
-import secrets
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -58,6 +50,7 @@ from jbrl.control.backends.base import (
     calls_per_request,
     worker_slots,
 )
+from jbrl.control.backends.ray_session import RaySession, worker_resource
 from jbrl.errors import InputError, Param
 from jbrl.planning.cost import evaluate_plan
 from jbrl.planning.plan import Plan
@@ -65,7 +58,11 @@ from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace, constant_trace
 from jbrl.sim.base import IntervalMetrics, empty_drops, latency_summary
 
-RESOURCE_PREFIX = "jbrl-worker/"
+if TYPE_CHECKING:
+    from ray.serve.handle import DeploymentHandle, DeploymentResponse
+
+    from jbrl.profiling.models import ModelSpec
+
 INGRESS_APP = "jbrl-ingress"
 REQUEST_TRIES = 3  # the generator's attempts per request
 
@@ -89,10 +86,6 @@ def require_ray() -> None:
         )
 
 
-def worker_resource(worker: str) -> str:
-    return RESOURCE_PREFIX + worker
-
-
 def app_name(operator: str, variant: str, worker: str) -> str:
     raw = f"jbrl-{operator}-{variant}-{worker}"
     return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)
@@ -114,7 +107,6 @@ def resolve_models(
     for o in scenario.operators:
         for v in o.variants:
             name = ov.get(f"{o.name}:{v}") or ov.get(v) or ov.get(o.name)
-            spec = None
             if name is not None:
                 spec = resolve_model(name)
                 if spec is None:
@@ -124,18 +116,10 @@ def resolve_models(
                         value=f"{o.name}:{v}={name}",
                     )
             else:
-                found = [
-                    resolve_model(v),
-                    resolve_model(f"{o.name.lower()}-{v}"),
-                    resolve_model(o.name.lower()),
-                    *(m for m in MODELS.values() if m.operator == o.name),
-                ]
-                found = [m for m in found if m is not None]
-                # a model registered for this operator wins (ReId's resnet50 is reid-resnet50)
-                spec = next((m for m in found if m.operator == o.name), found[0] if found else None)
+                spec = _default_model(o.name, v)
             if spec is None:
                 raise InputError(
-                    f"no model for operator {o.name!r} variant {v!r}; map one with --model "
+                    f"no model for operator {o.name!r} variant {v!r}; map one as "
                     f"{o.name}:{v}=MODEL (models: {', '.join(MODELS)})",
                     field=Param.MODEL,
                 )
@@ -143,14 +127,19 @@ def resolve_models(
     return out
 
 
-def _refresh_ray_config() -> None:
-    """Make an already imported Ray see the auth settings just put in the environment."""
-    try:
-        from ray._raylet import Config
+def _default_model(operator: str, variant: str) -> ModelSpec | None:
+    """The model of (operator, variant) without an override (see :func:`resolve_models`)."""
+    from jbrl.profiling.models import MODELS, resolve_model
 
-        Config.initialize("")
-    except (ImportError, AttributeError):  # older/newer Ray: it reads the environment at init
-        pass
+    named = [
+        resolve_model(variant),
+        resolve_model(f"{operator.lower()}-{variant}"),
+        resolve_model(operator.lower()),
+    ]
+    found = [m for m in named if m is not None]
+    found += [m for m in MODELS.values() if m.operator == operator]
+    # a model registered for this operator wins (ReId's resnet50 is reid-resnet50)
+    return next((m for m in found if m.operator == operator), found[0] if found else None)
 
 
 class RayBackend(Backend):
@@ -199,15 +188,19 @@ class RayBackend(Backend):
         self.models = resolve_models(scenario, models)
         self.run_dir = run_dir
         self.address = address
-        self.num_cpus = num_cpus
         self.threads = threads
-        self.keep_session = keep_session
+        self.session = RaySession(
+            [w.name for w in scenario.workers],
+            address=address,
+            num_cpus=num_cpus,
+            run_dir=run_dir,
+            keep_session=keep_session,
+        )
         self.drain_timeout_s = drain_timeout_s
         ss = np.random.SeedSequence(seed)
         s_gen, s_ingress = ss.spawn(2)
         self._rng = np.random.default_rng(s_gen)
         self._ingress_seed = int(s_ingress.generate_state(1)[0])
-        self.session_dir: str | None = None
         self.apps: dict[str, tuple[str, str, str]] = {}  # app -> (operator, variant, worker)
         self.plan: Plan | None = None
         self._routes_version = 0
@@ -215,7 +208,7 @@ class RayBackend(Backend):
         self._stop = threading.Event()
         self._gen_thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ingress: Any = None
+        self._ingress: DeploymentHandle[Any] | None = None
         self._down: dict[str, float] = {}  # worker -> trace time it comes back (emulated crash)
         # counters (generator side)
         self._arrived = 0
@@ -226,65 +219,25 @@ class RayBackend(Backend):
         self._iv: dict[str, Any] = self._new_interval(clock.now())
         self._last_stats: dict[str, Any] = {}
         self.apply_log: list[dict[str, Any]] = []
-        self._saved_env: dict[str, str | None] = {}
         self._status_at = 0.0
         self._unhealthy: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def session_dir(self) -> str | None:
+        """Ray's session directory (None until a local cluster has started)."""
+        return self.session.session_dir
+
     def start(self, plan: Plan, design_rates: Mapping[str, float] | None = None) -> None:
-        import ray
         from ray import serve
 
-        from jbrl.control.backends.ray_app import WorkflowIngress
+        from jbrl.control.backends.ray_app import INGRESS_DEPLOYMENT
 
-        if self.address is None:
-            self._set_env("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # bind to 127.0.0.1
-            self._set_env("RAY_USAGE_STATS_ENABLED", "0")
-            if "RAY_AUTH_MODE" not in os.environ:
-                # token auth with a fresh token held in the environment, not in ~/.ray
-                self._set_env("RAY_AUTH_TOKEN", secrets.token_urlsafe(32))
-                self._set_env("RAY_AUTH_MODE", "token")
-                _refresh_ray_config()
-            self.session_dir = tempfile.mkdtemp(prefix="jbrl-ray-", dir="/tmp")
-            if self.run_dir is not None:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-                link = self.run_dir / "ray-session"
-                if link.is_symlink() or link.exists():
-                    link.unlink()
-                link.symlink_to(self.session_dir)
-            ray.init(
-                address="local",
-                _node_ip_address="127.0.0.1",
-                include_dashboard=False,
-                _temp_dir=self.session_dir,
-                num_cpus=self.num_cpus,
-                resources={worker_resource(w.name): 2.0 for w in self.scenario.workers},
-                namespace="jbrl",
-                log_to_driver=False,
-                logging_level="warning",
-            )
-        else:
-            ray.init(
-                address=self.address, namespace="jbrl", log_to_driver=False, logging_level="warning"
-            )
-        serve.start(proxy_location="Disabled", http_options={"host": "127.0.0.1", "port": 0})
-        dag = {
-            "order": list(self.scenario.topo_order),
-            "inputs": {
-                op: [
-                    e.source
-                    for e in self.scenario.in_edges[op]
-                    if e.source in self.scenario.operator_map
-                ]
-                for op in self.scenario.topo_order
-            },
-            "sinks": list(self.scenario.sinks),
-            "calls": calls_per_request(self.scenario),
-        }
+        self.session.start()
         self._ingress = serve.run(
-            WorkflowIngress.options(ray_actor_options={"num_cpus": 0}).bind(
-                dag, self._ingress_seed
+            INGRESS_DEPLOYMENT.options(ray_actor_options={"num_cpus": 0}).bind(
+                self._dag(), self._ingress_seed
             ),
             name=INGRESS_APP,
             route_prefix=None,
@@ -297,36 +250,31 @@ class RayBackend(Backend):
         )
         self._gen_thread.start()
 
-    def close(self) -> None:
-        import ray
-        from ray import serve
+    def _dag(self) -> dict[str, Any]:
+        """The workflow as the ingress runs it (see :class:`~.ray_app.WorkflowIngress`)."""
+        sc = self.scenario
+        return {
+            "order": list(sc.topo_order),
+            "inputs": {
+                op: [e.source for e in sc.in_edges[op] if e.source in sc.operator_map]
+                for op in sc.topo_order
+            },
+            "sinks": list(sc.sinks),
+            "calls": calls_per_request(sc),
+        }
 
+    def close(self) -> None:
         self._stop.set()
         if self._gen_thread is not None:
             self._gen_thread.join(timeout=120)  # in-flight requests finish first
-        try:
-            if ray.is_initialized():
-                serve.shutdown()
-        finally:
-            if ray.is_initialized():
-                ray.shutdown()
-            for key, old in self._saved_env.items():
-                if old is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = old
-            self._saved_env.clear()
-            if self.session_dir and not self.keep_session:
-                shutil.rmtree(self.session_dir, ignore_errors=True)
-                if self.run_dir is not None:
-                    link = self.run_dir / "ray-session"
-                    if link.is_symlink():
-                        link.unlink()
+        self.session.close()
 
-    def _set_env(self, key: str, value: str) -> None:
-        if key not in self._saved_env:
-            self._saved_env[key] = os.environ.get(key)
-        os.environ[key] = value
+    def _ingress_call(self, method: str, *args: Any, timeout_s: float) -> Any:
+        """Call ``method`` of the ingress and wait for its result."""
+        assert self._ingress is not None, "the backend has not started"
+        # a plain (not streaming) call: the response is a DeploymentResponse
+        response = cast("DeploymentResponse[Any]", getattr(self._ingress, method).remote(*args))
+        return response.result(timeout_s=timeout_s)
 
     # ------------------------------------------------------------------ deployments
 
@@ -347,7 +295,7 @@ class RayBackend(Backend):
         """Make-before-break switch to ``plan``; returns timings (wall seconds)."""
         from ray import serve
 
-        from jbrl.control.backends.ray_app import OperatorReplica
+        from jbrl.control.backends.ray_app import REPLICA_DEPLOYMENT
 
         t0 = time.perf_counter()
         want: dict[str, tuple[str, str, str]] = {}
@@ -360,7 +308,7 @@ class RayBackend(Backend):
             serve.run_many(
                 [
                     serve.RunTarget(
-                        OperatorReplica.options(
+                        REPLICA_DEPLOYMENT.options(
                             ray_actor_options={
                                 "num_cpus": 0,
                                 "resources": {worker_resource(w): 1.0},
@@ -380,7 +328,7 @@ class RayBackend(Backend):
             var = plan.model_assignment.get(op) or self.scenario.operator_map[op].variants[0]
             routes[op] = [(app_name(op, var, w), share) for w, share in ws.items()]
         self._routes_version += 1
-        self._ingress.set_routes.remote(routes, self._routes_version).result(timeout_s=60)
+        self._ingress_call("set_routes", routes, self._routes_version, timeout_s=60)
         with self._lock:
             self.apps = want
             self.plan = plan
@@ -388,8 +336,8 @@ class RayBackend(Backend):
         # 3. drain the calls still running on leaving replicas, 4. break: delete them
         left: dict[str, int] = {}
         if remove:
-            left = self._ingress.drain.remote(remove, self.drain_timeout_s).result(
-                timeout_s=self.drain_timeout_s + 30
+            left = self._ingress_call(
+                "drain", remove, self.drain_timeout_s, timeout_s=self.drain_timeout_s + 30
             )
             with ThreadPoolExecutor(max_workers=min(8, len(remove))) as ex:
                 list(ex.map(lambda a: serve.delete(a, _blocking=True), remove))
@@ -509,7 +457,9 @@ class RayBackend(Backend):
         ok = False
         for attempt in range(REQUEST_TRIES):
             try:
-                await self._ingress.remote(rid)
+                if self._ingress is None:
+                    raise RuntimeError("the backend has not started")
+                await cast("DeploymentResponse[Any]", self._ingress.remote(rid))
                 ok = True
                 break
             except Exception:
@@ -539,7 +489,7 @@ class RayBackend(Backend):
             "within": 0,
             "failed": 0,
             "latencies": [],
-            "in_flight_start": getattr(self, "_in_flight", 0),
+            "in_flight_start": self._in_flight,
         }
 
     # ------------------------------------------------------------------ metrics
@@ -553,14 +503,17 @@ class RayBackend(Backend):
             r = iv["arrivals"] / wall / self.rate_scale
         return {s.name: r for s in self.scenario.sources}
 
-    def _ingress_stats(self) -> dict[str, Any]:
+    def ingress_stats(self) -> dict[str, Any]:
+        """The ingress's counters (per app: calls in flight, served, busy ms, failed calls;
+        retries, requests, completed, failed); the last answer when it does not reply."""
         try:
-            return self._ingress.stats.remote().result(timeout_s=30)
+            stats: dict[str, Any] = self._ingress_call("stats", timeout_s=30)
+            return stats
         except Exception:
             return self._last_stats
 
     def metrics(self) -> BackendReport:
-        stats = self._ingress_stats()
+        stats = self.ingress_stats()
         now = self.clock.now()
         with self._lock:
             iv, self._iv = self._iv, self._new_interval(now)

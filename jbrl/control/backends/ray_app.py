@@ -6,10 +6,14 @@
   the worker's custom resource, so Ray places it on the node that provides that worker.
 * :class:`WorkflowIngress` — receives a request, calls the operators in DAG order (an operator
   with several inputs starts when all of them are done: VQA joins the image and the speech
-  branch; an operator with fan-out is called that many times per request), picks each operator's worker by the plan's weights, and retries a call on another
-  worker when one fails (a crashed or removed replica), so no accepted request is lost. It keeps
-  per-deployment counters (in flight, served, busy time) that the backend turns into metrics,
-  and swaps its routing table atomically when the controller applies a plan.
+  branch; an operator with fan-out is called that many times per request), picks each
+  operator's worker by the plan's weights, and retries a call on another worker when one fails
+  (a crashed or removed replica), so no accepted request is lost. It keeps per-deployment
+  counters (in flight, served, busy time) that the backend turns into metrics, and swaps its
+  routing table atomically when the controller applies a plan.
+
+Their Serve deployments (same names as the classes) are :data:`REPLICA_DEPLOYMENT` and
+:data:`INGRESS_DEPLOYMENT`.
 """
 
 from __future__ import annotations
@@ -21,19 +25,13 @@ from typing import Any
 
 import numpy as np
 from ray import serve
+from ray.serve.deployment import Deployment
 
 from jbrl.control.backends.base import fanout_count
 
 CALL_DEADLINE_S = 300.0  # an operator call is retried (other workers, backoff) this long
 
 
-@serve.deployment(
-    num_replicas=1,
-    max_ongoing_requests=8,
-    graceful_shutdown_wait_loop_s=0.5,
-    graceful_shutdown_timeout_s=60,
-    health_check_period_s=2,
-)
 class OperatorReplica:
     """Serves one (operator, variant) on one scenario worker with the real model."""
 
@@ -55,13 +53,10 @@ class OperatorReplica:
         if spec is None:
             raise ValueError(f"unknown model {model!r}")
         spec.preload()
-        t = time.perf_counter()
         self.model = spec.build("cpu")
         self.call = spec.make_call(self.model, 1, "cpu", seed)
         self.call()  # warm-up, so the first request does not pay for lazy initialisation
-        self.load_s = time.perf_counter() - t
-        self.operator, self.variant, self.worker, self.model_name = operator, variant, worker, model
-        self.served = 0
+        self.operator, self.variant, self.worker = operator, variant, worker
         self._lock = asyncio.Lock()
 
     async def __call__(self, request_id: int, inputs: list[Any]) -> dict[str, Any]:
@@ -69,7 +64,6 @@ class OperatorReplica:
             t = time.perf_counter()
             out = await asyncio.to_thread(self.call)
             service_ms = (time.perf_counter() - t) * 1000.0
-        self.served += 1
         first = out[0]
         arr = first.numpy() if hasattr(first, "numpy") else np.asarray(first)
         return {
@@ -79,18 +73,7 @@ class OperatorReplica:
             "output": arr,  # the real output travels to the next operator
         }
 
-    def info(self) -> dict[str, Any]:
-        return {
-            "operator": self.operator,
-            "variant": self.variant,
-            "worker": self.worker,
-            "model": self.model_name,
-            "load_s": self.load_s,
-            "served": self.served,
-        }
 
-
-@serve.deployment(num_replicas=1, max_ongoing_requests=100_000, health_check_period_s=2)
 class WorkflowIngress:
     """Runs one workflow request through the DAG. ``dag`` is ``{"order": [op, ...],
     "inputs": {op: [operator inputs]}, "sinks": [op, ...], "calls": {op: calls per request}}``.
@@ -229,3 +212,21 @@ class WorkflowIngress:
             self.busy_ms[app] += res["service_ms"]
             return res
         raise RuntimeError(f"{op}: no worker served the call in {CALL_DEADLINE_S} s: {last!r}")
+
+
+# --------------------------------------------------------------------------- deployments
+# The Serve deployments of the two classes (named after them). Built by calling
+# ``serve.deployment`` rather than as class decorators, so the names keep their types: a
+# decorated class would still look like a class to a type checker.
+
+REPLICA_DEPLOYMENT: Deployment = serve.deployment(
+    num_replicas=1,
+    max_ongoing_requests=8,
+    graceful_shutdown_wait_loop_s=0.5,
+    graceful_shutdown_timeout_s=60,
+    health_check_period_s=2,
+)(OperatorReplica)
+
+INGRESS_DEPLOYMENT: Deployment = serve.deployment(
+    num_replicas=1, max_ongoing_requests=100_000, health_check_period_s=2
+)(WorkflowIngress)
