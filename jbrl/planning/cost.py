@@ -165,8 +165,9 @@ def evaluate_plan(
         o.name: _operator_load(scenario, plan, o.name, variant[o.name], demand[o.name], violations)
         for o in scenario.operators
     }
-    # compute cost: every worker that serves anything, once
-    used = {w.worker for o in loads.values() for w in o.workers if w.rate > RATE_TOL}
+    # compute cost: every worker that serves anything, once, summed in plan order (a set's
+    # order would change the last bits of the sum from one process to the next)
+    used = dict.fromkeys(w.worker for o in loads.values() for w in o.workers if w.rate > RATE_TOL)
     compute = sum(scenario.worker_map[w].price for w in used)
     flows, comm = _communication(scenario, plan, variant, loads, violations)
     acc = scenario.accuracy_of(variant)
