@@ -128,7 +128,9 @@ class Accuracy(_Model):
     )
     table: list[AccuracyEntry] = Field(default_factory=list)
     per_operator: list[OperatorAccuracyProfile] = Field(default_factory=list)
-    metric: str = Field("accuracy", description="What the numbers measure, e.g. 'VQA accuracy %'.")
+    metric: str = Field(
+        default="accuracy", description="What the numbers measure, e.g. 'VQA accuracy %'."
+    )
 
 
 # --------------------------------------------------------------------------- infrastructure
@@ -382,8 +384,8 @@ class Scenario(_Model):
             by_type.setdefault(w.type, []).append(w.name)
         for p in self.profiles:
             if p.worker_type is not None:
-                for w in by_type.get(p.worker_type, []):
-                    idx.setdefault((p.operator, p.variant, w), p)
+                for name in by_type.get(p.worker_type, []):
+                    idx.setdefault((p.operator, p.variant, name), p)
         for p in self.profiles:  # worker-specific profiles win over type profiles
             if p.worker is not None:
                 idx[(p.operator, p.variant, p.worker)] = p

@@ -131,7 +131,7 @@ class Trace:
         if not segs:
             return self.array_at(t0).copy()
         total = sum(d for d, _ in segs)
-        return sum(d * v for d, v in segs) / total
+        return np.asarray(sum(d * v for d, v in segs) / total)
 
     def mean_over(self, t0: float, t1: float) -> dict[str, float]:
         """Time-averaged value per column over ``[t0, t1)``."""
