@@ -41,7 +41,7 @@ ViolationKind = Literal[
 ]
 # Violations that mean the plan does not fit the scenario at all (exit 2); the others make a
 # well-formed plan infeasible (exit 3).
-INVALID_KINDS = {
+INVALID_KINDS: set[ViolationKind] = {
     "unknown_operator",
     "unknown_variant",
     "unknown_worker",
@@ -52,7 +52,9 @@ INVALID_KINDS = {
 
 @dataclass(frozen=True)
 class Violation:
-    kind: str
+    """One broken constraint: what kind, and a message with the names and numbers."""
+
+    kind: ViolationKind
     message: str
 
     @property
