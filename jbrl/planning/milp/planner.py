@@ -215,7 +215,8 @@ class MilpPlanner:
             )
         values = np.asarray(h.getSolution().col_value)
         lam = max(0.0, float(values[built.lam]))
-        # Without choice columns the first combination *before* dominance pruning is reported.
+        # Without choice columns this reports the first allowed combination *before* dominance
+        # pruning, which can differ from the one the model ran (built.combos[0]); kept as it was.
         combo = chosen_combo(built.combos, built.z, values) if built.z else combos[0]
         return MaxRate(
             lam,
