@@ -30,17 +30,6 @@ from jbrl.scenario.model import Scenario
 
 Status = Literal["optimal", "feasible", "infeasible"]
 
-RESULT_KEYS = (
-    "solver",
-    "status",
-    "compute_cost",
-    "communication_cost",
-    "total_cost",
-    "accuracy",
-    "solve_time_s",
-    "gap",
-)
-
 
 @dataclass
 class PlanResult:

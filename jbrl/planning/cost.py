@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from jbrl.planning.plan import Flow, Plan
-from jbrl.scenario.model import KB_PER_GB, SECONDS_PER_HOUR, Scenario
+from jbrl.planning.plan import Flow, Plan, WorkerShare
+from jbrl.scenario.model import KB_PER_GB, SECONDS_PER_HOUR, Edge, Scenario
 
 # Relative tolerance on rates: planners return floats, and a plan that serves 39.9999999 of
 # 40 req/s is not short of capacity.
@@ -41,7 +41,7 @@ ViolationKind = Literal[
 ]
 # Violations that mean the plan does not fit the scenario at all (exit 2); the others make a
 # well-formed plan infeasible (exit 3).
-INVALID_KINDS = {
+INVALID_KINDS: set[ViolationKind] = {
     "unknown_operator",
     "unknown_variant",
     "unknown_worker",
@@ -52,7 +52,9 @@ INVALID_KINDS = {
 
 @dataclass(frozen=True)
 class Violation:
-    kind: str
+    """One broken constraint: what kind, and a message with the names and numbers."""
+
+    kind: ViolationKind
     message: str
 
     @property
@@ -130,7 +132,9 @@ class CostReport:
         }
 
 
-def comm_cost_of_flow(scenario: Scenario, flow_rate: float, kb: float, sender: str, receiver: str):
+def comm_cost_of_flow(
+    scenario: Scenario, flow_rate: float, kb: float, sender: str, receiver: str
+) -> float:
     """$/hour of ``flow_rate`` req/s of ``kb`` each from sender to receiver (inf if forbidden)."""
     info = scenario.link(sender, receiver)
     if not info.allowed:
@@ -146,169 +150,37 @@ def evaluate_plan(
     rates: Mapping[str, float] | None = None,
     accuracy_target: float | None = None,
 ) -> CostReport:
-    """Cost and check ``plan`` at the given source rates (nominal rates by default)."""
+    """Cost and check ``plan`` at the given source rates (nominal rates by default).
+
+    The steps, each adding the violations it finds in this order: the names the plan uses,
+    the rate every worker serves, the compute cost, the flows on every edge and their cost, the
+    accuracy of the chosen variants.
+    """
     violations: list[Violation] = []
-
-    def bad(kind: str, message: str) -> None:
-        violations.append(Violation(kind, message))
-
     target = scenario.slo.min_accuracy if accuracy_target is None else accuracy_target
     rates_d = dict(scenario.nominal_rates() if rates is None else rates)
     demand = scenario.demand(rates_d)
-    ops = scenario.operator_map
-    workers = scenario.worker_map
-
-    # ---- names
-    for op, var in plan.model_assignment.items():
-        if op not in ops:
-            bad("unknown_operator", f"model_assignment names unknown operator {op!r}")
-        elif var not in ops[op].variants:
-            bad(
-                "unknown_variant",
-                f"model_assignment: {var!r} is not a variant of {op!r} "
-                f"(variants: {', '.join(ops[op].variants)})",
-            )
-    variant: dict[str, str] = {}
-    for o in scenario.operators:
-        v = plan.model_assignment.get(o.name)
-        if v is None:
-            if len(o.variants) == 1:
-                v = o.variants[0]
-            else:
-                bad("missing_variant", f"model_assignment has no variant for {o.name!r}")
-                v = o.variants[0]
-        variant[o.name] = v
-    for op in plan.worker_assignment:
-        if op not in ops:
-            bad("unknown_operator", f"worker_assignment names unknown operator {op!r}")
-    seen: dict[str, str] = {}
-    for op, shares in plan.worker_assignment.items():
-        for s in shares:
-            if s.worker not in workers:
-                bad("unknown_worker", f"worker_assignment.{op}: unknown worker {s.worker!r}")
-            elif s.worker in seen:
-                bad(
-                    "worker_reused",
-                    f"worker {s.worker!r} is assigned to {seen[s.worker]!r} and {op!r} "
-                    "(a worker hosts at most one operator)",
-                )
-            else:
-                seen[s.worker] = op
-
-    # ---- rates per worker (explicit, then fill order)
-    loads: dict[str, OperatorLoad] = {}
-    for o in scenario.operators:
-        op, var = o.name, variant[o.name]
-        shares = [s for s in plan.worker_assignment.get(op, []) if s.worker in workers]
-        d = demand[op]
-        caps = {s.worker: scenario.capacity(op, var, s.worker) for s in shares}
-        for s in shares:
-            if caps[s.worker] <= 0 and var in o.variants:
-                bad("no_profile", f"{op!r} variant {var!r} has no profile on worker {s.worker!r}")
-        explicit = sum(s.rate for s in shares if s.rate is not None)
-        remaining = max(0.0, d - explicit)
-        served: dict[str, float] = {}
-        for s in shares:
-            if s.rate is not None:
-                r = s.rate
-                if r > caps[s.worker] * (1 + RATE_TOL) + 1e-9:
-                    bad(
-                        "capacity_exceeded",
-                        f"{op!r} on {s.worker!r}: rate {r:.4g} req/s exceeds capacity "
-                        f"{caps[s.worker]:.4g} req/s of {var!r}",
-                    )
-            else:
-                r = min(caps[s.worker], remaining)
-                remaining -= r
-            served[s.worker] = served.get(s.worker, 0.0) + r
-        total_served = sum(served.values())
-        capacity = sum(caps.values())
-        if total_served < d * (1 - RATE_TOL) - 1e-9:
-            bad(
-                "capacity_short",
-                f"{op!r} ({var}) needs {d:.4g} req/s but its workers serve {total_served:.4g} "
-                f"(capacity {capacity:.4g} req/s)",
-            )
-        wl = [
-            WorkerLoad(
-                worker=w,
-                rate=r,
-                capacity=caps[w],
-                utilization=(r / caps[w]) if caps[w] > 0 else (math.inf if r > 0 else 0.0),
-                price=workers[w].price,
-                tier=scenario.worker_tier[w],
-            )
-            for w, r in served.items()
-        ]
-        loads[op] = OperatorLoad(
-            operator=op,
-            variant=var,
-            demand=d,
-            capacity=capacity,
-            served=total_served,
-            utilization=(d / capacity) if capacity > 0 else (math.inf if d > 0 else 0.0),
-            workers=wl,
-        )
-
-    # ---- compute cost: every worker that serves anything, once
-    used = {w.worker for o in loads.values() for w in o.workers if w.rate > RATE_TOL}
-    compute = sum(workers[w].price for w in used)
-
-    # ---- communication cost
-    explicit_edges: dict[tuple[str, str], list[Flow]] = {}
-    for f in plan.routing or []:
-        explicit_edges.setdefault(f.edge, []).append(f)
-    edge_keys = {(e.source, e.target) for e in scenario.edges}
-    for key in explicit_edges:
-        if key not in edge_keys:
-            bad("unknown_flow_endpoint", f"routing names edge {list(key)} that is not in the DAG")
-    flows: list[Flow] = []
-    comm = 0.0
-    srcs = scenario.source_map
-    for e in scenario.edges:
-        u, v = e.source, e.target
-        u_var = variant.get(u, "default")
-        kb = e.message_kb_for(u_var)
-        # shares of u's traffic: a source sends from itself
-        if u in srcs:
-            u_share = {u: 1.0}
-        else:
-            lu = loads[u]
-            u_share = {w.worker: (w.rate / lu.served) for w in lu.workers if lu.served > 0}
-        lv = loads[v]
-        if (u, v) in explicit_edges:
-            edge_flows = explicit_edges[(u, v)]
-            _check_routing(scenario, e.ratio, u, v, u_share, loads, edge_flows, bad)
-        else:
-            edge_flows = [
-                Flow((u, v), a, w.worker, lv.served * sa * (w.rate / lv.served))
-                for a, sa in u_share.items()
-                for w in lv.workers
-                if lv.served > 0 and sa > 0 and w.rate > 0
-            ]
-        for f in edge_flows:
-            if f.receiver not in workers or (f.sender not in workers and f.sender not in srcs):
-                continue
-            if f.rate <= 0:
-                continue
-            c = comm_cost_of_flow(scenario, f.rate, kb, f.sender, f.receiver)
-            if math.isinf(c):
-                bad(
-                    "backward_traffic",
-                    f"edge {u}->{v}: {f.rate:.4g} req/s from {f.sender!r} (tier "
-                    f"{scenario.endpoint_tier(f.sender)}) back to {f.receiver!r} (tier "
-                    f"{scenario.worker_tier[f.receiver]}); backward traffic is forbidden",
-                )
-                continue
-            comm += c
-            flows.append(f)
-
-    # ---- accuracy
+    _check_model_assignment(scenario, plan, violations)
+    variant = _variants(scenario, plan, violations)
+    _check_worker_assignment(scenario, plan, violations)
+    loads = {
+        o.name: _operator_load(scenario, plan, o.name, variant[o.name], demand[o.name], violations)
+        for o in scenario.operators
+    }
+    # compute cost: every worker that serves anything, once, summed in plan order (a set's
+    # order would change the last bits of the sum from one process to the next)
+    used = dict.fromkeys(w.worker for o in loads.values() for w in o.workers if w.rate > RATE_TOL)
+    compute = sum(scenario.worker_map[w].price for w in used)
+    flows, comm = _communication(scenario, plan, variant, loads, violations)
     acc = scenario.accuracy_of(variant)
     if acc is None:
-        bad("accuracy_unknown", f"the accuracy table has no entry for variants {variant}")
+        violations.append(
+            Violation("accuracy_unknown", f"the accuracy table has no entry for variants {variant}")
+        )
     elif acc < target - 1e-9:
-        bad("accuracy_below_target", f"accuracy {acc:g} is below the target {target:g}")
+        violations.append(
+            Violation("accuracy_below_target", f"accuracy {acc:g} is below the target {target:g}")
+        )
     return CostReport(
         compute_cost=compute,
         communication_cost=comm,
@@ -321,15 +193,241 @@ def evaluate_plan(
     )
 
 
+# --------------------------------------------------------------------------- names
+
+
+def _check_model_assignment(scenario: Scenario, plan: Plan, out: list[Violation]) -> None:
+    """Every operator and variant ``model_assignment`` names exists."""
+    ops = scenario.operator_map
+    for op, var in plan.model_assignment.items():
+        if op not in ops:
+            out.append(
+                Violation("unknown_operator", f"model_assignment names unknown operator {op!r}")
+            )
+        elif var not in ops[op].variants:
+            out.append(
+                Violation(
+                    "unknown_variant",
+                    f"model_assignment: {var!r} is not a variant of {op!r} "
+                    f"(variants: {', '.join(ops[op].variants)})",
+                )
+            )
+
+
+def _variants(scenario: Scenario, plan: Plan, out: list[Violation]) -> dict[str, str]:
+    """The variant of every operator (its only one when the plan names none)."""
+    variant: dict[str, str] = {}
+    for o in scenario.operators:
+        v = plan.model_assignment.get(o.name)
+        if v is None:
+            if len(o.variants) > 1:
+                out.append(
+                    Violation("missing_variant", f"model_assignment has no variant for {o.name!r}")
+                )
+            v = o.variants[0]
+        variant[o.name] = v
+    return variant
+
+
+def _check_worker_assignment(scenario: Scenario, plan: Plan, out: list[Violation]) -> None:
+    """Known operators and workers, and no worker hosting two operators."""
+    ops, workers = scenario.operator_map, scenario.worker_map
+    for op in plan.worker_assignment:
+        if op not in ops:
+            out.append(
+                Violation("unknown_operator", f"worker_assignment names unknown operator {op!r}")
+            )
+    seen: dict[str, str] = {}
+    for op, shares in plan.worker_assignment.items():
+        for s in shares:
+            if s.worker not in workers:
+                out.append(
+                    Violation(
+                        "unknown_worker", f"worker_assignment.{op}: unknown worker {s.worker!r}"
+                    )
+                )
+            elif s.worker in seen:
+                out.append(
+                    Violation(
+                        "worker_reused",
+                        f"worker {s.worker!r} is assigned to {seen[s.worker]!r} and {op!r} "
+                        "(a worker hosts at most one operator)",
+                    )
+                )
+            else:
+                seen[s.worker] = op
+
+
+# --------------------------------------------------------------------------- rates
+
+
+def _operator_load(
+    scenario: Scenario, plan: Plan, op: str, var: str, d: float, out: list[Violation]
+) -> OperatorLoad:
+    """What each of ``op``'s workers serves of its demand ``d`` (explicit rates, then the fill
+    order), checked against capacity."""
+    workers = scenario.worker_map
+    shares = [s for s in plan.worker_assignment.get(op, []) if s.worker in workers]
+    caps = {s.worker: scenario.capacity(op, var, s.worker) for s in shares}
+    for s in shares:
+        if caps[s.worker] <= 0 and var in scenario.operator_map[op].variants:
+            out.append(
+                Violation(
+                    "no_profile", f"{op!r} variant {var!r} has no profile on worker {s.worker!r}"
+                )
+            )
+    served = _served(op, var, d, shares, caps, out)
+    total_served = sum(served.values())
+    capacity = sum(caps.values())
+    if total_served < d * (1 - RATE_TOL) - 1e-9:
+        out.append(
+            Violation(
+                "capacity_short",
+                f"{op!r} ({var}) needs {d:.4g} req/s but its workers serve {total_served:.4g} "
+                f"(capacity {capacity:.4g} req/s)",
+            )
+        )
+    wl = [
+        WorkerLoad(
+            worker=w,
+            rate=r,
+            capacity=caps[w],
+            utilization=(r / caps[w]) if caps[w] > 0 else (math.inf if r > 0 else 0.0),
+            price=workers[w].price,
+            tier=scenario.worker_tier[w],
+        )
+        for w, r in served.items()
+    ]
+    return OperatorLoad(
+        operator=op,
+        variant=var,
+        demand=d,
+        capacity=capacity,
+        served=total_served,
+        utilization=(d / capacity) if capacity > 0 else (math.inf if d > 0 else 0.0),
+        workers=wl,
+    )
+
+
+def _served(
+    op: str,
+    var: str,
+    d: float,
+    shares: list[WorkerShare],
+    caps: Mapping[str, float],
+    out: list[Violation],
+) -> dict[str, float]:
+    """worker -> req/s: explicit rates as given (flagged above capacity); workers without one
+    take ``min(capacity, remaining demand)`` in list order."""
+    explicit = sum(s.rate for s in shares if s.rate is not None)
+    remaining = max(0.0, d - explicit)
+    served: dict[str, float] = {}
+    for s in shares:
+        if s.rate is not None:
+            r = s.rate
+            if r > caps[s.worker] * (1 + RATE_TOL) + 1e-9:
+                out.append(
+                    Violation(
+                        "capacity_exceeded",
+                        f"{op!r} on {s.worker!r}: rate {r:.4g} req/s exceeds capacity "
+                        f"{caps[s.worker]:.4g} req/s of {var!r}",
+                    )
+                )
+        else:
+            r = min(caps[s.worker], remaining)
+            remaining -= r
+        served[s.worker] = served.get(s.worker, 0.0) + r
+    return served
+
+
+# --------------------------------------------------------------------------- communication
+
+
+def _communication(
+    scenario: Scenario,
+    plan: Plan,
+    variant: Mapping[str, str],
+    loads: dict[str, OperatorLoad],
+    out: list[Violation],
+) -> tuple[list[Flow], float]:
+    """The flows on every edge (the plan's routing, or proportional mixing without one) and
+    their $/hour; forbidden (backward) flows are violations and cost nothing."""
+    explicit_edges: dict[tuple[str, str], list[Flow]] = {}
+    for f in plan.routing or []:
+        explicit_edges.setdefault(f.edge, []).append(f)
+    edge_keys = {(e.source, e.target) for e in scenario.edges}
+    for key in explicit_edges:
+        if key not in edge_keys:
+            out.append(
+                Violation(
+                    "unknown_flow_endpoint",
+                    f"routing names edge {list(key)} that is not in the DAG",
+                )
+            )
+    flows: list[Flow] = []
+    comm = 0.0
+    for e in scenario.edges:
+        kb = e.message_kb_for(variant.get(e.source, "default"))
+        for f in _edge_flows(scenario, e, loads, explicit_edges, out):
+            c = comm_cost_of_flow(scenario, f.rate, kb, f.sender, f.receiver)
+            if math.isinf(c):
+                out.append(
+                    Violation(
+                        "backward_traffic",
+                        f"edge {e.source}->{e.target}: {f.rate:.4g} req/s from {f.sender!r} "
+                        f"(tier {scenario.endpoint_tier(f.sender)}) back to {f.receiver!r} (tier "
+                        f"{scenario.worker_tier[f.receiver]}); backward traffic is forbidden",
+                    )
+                )
+                continue
+            comm += c
+            flows.append(f)
+    return flows, comm
+
+
+def _edge_flows(
+    scenario: Scenario,
+    e: Edge,
+    loads: dict[str, OperatorLoad],
+    explicit_edges: Mapping[tuple[str, str], list[Flow]],
+    out: list[Violation],
+) -> list[Flow]:
+    """The positive flows on ``e`` between known endpoints: the plan's routing (checked), or
+    ``rate(v) * share_u(a) * share_v(b)`` for every pair."""
+    u, v = e.source, e.target
+    srcs, workers = scenario.source_map, scenario.worker_map
+    # shares of u's traffic: a source sends from itself
+    if u in srcs:
+        u_share = {u: 1.0}
+    else:
+        lu = loads[u]
+        u_share = {w.worker: (w.rate / lu.served) for w in lu.workers if lu.served > 0}
+    lv = loads[v]
+    if (u, v) in explicit_edges:
+        edge_flows = explicit_edges[(u, v)]
+        _check_routing(scenario, e.ratio, u, v, loads, edge_flows, out)
+    else:
+        edge_flows = [
+            Flow((u, v), a, w.worker, lv.served * sa * (w.rate / lv.served))
+            for a, sa in u_share.items()
+            for w in lv.workers
+            if lv.served > 0 and sa > 0 and w.rate > 0
+        ]
+    return [
+        f
+        for f in edge_flows
+        if f.receiver in workers and (f.sender in workers or f.sender in srcs) and f.rate > 0
+    ]
+
+
 def _check_routing(
     scenario: Scenario,
     ratio: float,
     u: str,
     v: str,
-    u_share: dict[str, float],
     loads: dict[str, OperatorLoad],
     flows: list[Flow],
-    bad: Any,
+    out: list[Violation],
 ) -> None:
     """Flows into each v worker must equal what it serves; out of each u worker, at most
     what it serves times the edge ratio."""
@@ -339,32 +437,43 @@ def _check_routing(
     else:
         u_out = {w.worker: w.rate * ratio for w in loads[u].workers}
     into: dict[str, float] = {}
-    out: dict[str, float] = {}
+    sent: dict[str, float] = {}
     for f in flows:
         if f.sender not in u_out:
-            bad(
-                "unknown_flow_endpoint",
-                f"routing on {u}->{v}: sender {f.sender!r} does not serve {u!r}",
+            out.append(
+                Violation(
+                    "unknown_flow_endpoint",
+                    f"routing on {u}->{v}: sender {f.sender!r} does not serve {u!r}",
+                )
             )
         if f.receiver not in v_rates:
-            bad(
-                "unknown_flow_endpoint",
-                f"routing on {u}->{v}: receiver {f.receiver!r} does not serve {v!r}",
+            out.append(
+                Violation(
+                    "unknown_flow_endpoint",
+                    f"routing on {u}->{v}: receiver {f.receiver!r} does not serve {v!r}",
+                )
             )
         into[f.receiver] = into.get(f.receiver, 0.0) + f.rate
-        out[f.sender] = out.get(f.sender, 0.0) + f.rate
-    tol = lambda x: RATE_TOL * max(1.0, x) + 1e-6  # noqa: E731
+        sent[f.sender] = sent.get(f.sender, 0.0) + f.rate
+
+    def tol(x: float) -> float:
+        return RATE_TOL * max(1.0, x) + 1e-6
+
     for w, r in v_rates.items():
         if abs(into.get(w, 0.0) - r) > tol(r):
-            bad(
-                "routing_mismatch",
-                f"routing on {u}->{v}: {w!r} receives {into.get(w, 0.0):.6g} req/s but serves "
-                f"{r:.6g}",
+            out.append(
+                Violation(
+                    "routing_mismatch",
+                    f"routing on {u}->{v}: {w!r} receives {into.get(w, 0.0):.6g} req/s but "
+                    f"serves {r:.6g}",
+                )
             )
-    for w, r in out.items():
+    for w, r in sent.items():
         cap = u_out.get(w, 0.0)
         if r > cap + tol(cap if math.isfinite(cap) else r):
-            bad(
-                "routing_mismatch",
-                f"routing on {u}->{v}: {w!r} sends {r:.6g} req/s but produces only {cap:.6g}",
+            out.append(
+                Violation(
+                    "routing_mismatch",
+                    f"routing on {u}->{v}: {w!r} sends {r:.6g} req/s but produces only {cap:.6g}",
+                )
             )

@@ -83,9 +83,21 @@ PLAN_KEYS = {"model_assignment", "worker_assignment", "routing"}
 
 
 def plan_from_dict(data: Any, file: str = "<plan>") -> Plan:
-    """Parse the plan JSON form, raising :class:`InputError` naming the field and value."""
+    """Parse the plan JSON form, raising :class:`InputError` naming the field and value.
+
+    Parts are checked in document order: ``model_assignment``, ``worker_assignment``,
+    ``routing``; other keys are kept as the plan's metadata.
+    """
     if not isinstance(data, Mapping):
         raise InputError("a plan must be a JSON object", file=file, value=data)
+    ma = _model_assignment(data, file)
+    assignment = _worker_assignment(data, file)
+    routing = _routing(data["routing"], file) if data.get("routing") is not None else None
+    meta = {k: v for k, v in data.items() if k not in PLAN_KEYS}
+    return Plan(dict(ma), assignment, routing, meta)
+
+
+def _model_assignment(data: Mapping[str, Any], file: str) -> Mapping[str, str]:
     ma = data.get("model_assignment", {})
     if not isinstance(ma, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in ma.items()
@@ -96,6 +108,10 @@ def plan_from_dict(data: Any, file: str = "<plan>") -> Plan:
             field="model_assignment",
             value=ma,
         )
+    return ma
+
+
+def _worker_assignment(data: Mapping[str, Any], file: str) -> dict[str, list[WorkerShare]]:
     wa = data.get("worker_assignment")
     if not isinstance(wa, Mapping):
         raise InputError(
@@ -115,66 +131,64 @@ def plan_from_dict(data: Any, file: str = "<plan>") -> Plan:
                 value=items,
                 has_value=True,
             )
-        shares = []
-        for i, it in enumerate(items):
-            where = f"worker_assignment.{op}[{i}]"
-            if isinstance(it, str):
-                it = {"worker": it}
-            if not isinstance(it, Mapping) or not isinstance(it.get("worker"), str):
-                raise InputError(
-                    'must be {"worker": name, "rate": req/s (optional)}',
-                    file=file,
-                    field=where,
-                    value=it,
-                    has_value=True,
-                )
-            rate = it.get("rate")
-            if rate is not None:
-                rate = _rate(rate, file, f"{where}.rate", allow_zero=True)
-            shares.append(WorkerShare(it["worker"], rate))
-        assignment[str(op)] = shares
-    routing = None
-    if data.get("routing") is not None:
-        raw = data["routing"]
-        if not isinstance(raw, list):
-            raise InputError("must be a list of flows", file=file, field="routing", value=raw)
-        routing = []
-        for i, fl in enumerate(raw):
-            where = f"routing[{i}]"
-            if not isinstance(fl, Mapping):
-                raise InputError("must be an object", file=file, field=where, value=fl)
-            edge = fl.get("edge")
-            if (
-                not isinstance(edge, list)
-                or len(edge) != 2
-                or not all(isinstance(x, str) for x in edge)
-            ):
-                raise InputError(
-                    "must be [from_operator, to_operator]",
-                    file=file,
-                    field=f"{where}.edge",
-                    value=edge,
-                    has_value=True,
-                )
-            for key in ("from", "to"):
-                if not isinstance(fl.get(key), str):
-                    raise InputError(
-                        "must be a worker or source name",
-                        file=file,
-                        field=f"{where}.{key}",
-                        value=fl.get(key),
-                        has_value=True,
-                    )
-            routing.append(
-                Flow(
-                    (edge[0], edge[1]),
-                    fl["from"],
-                    fl["to"],
-                    _rate(fl.get("rate"), file, f"{where}.rate", allow_zero=True),
-                )
+        assignment[str(op)] = [
+            _share(it, f"worker_assignment.{op}[{i}]", file) for i, it in enumerate(items)
+        ]
+    return assignment
+
+
+def _share(item: Any, where: str, file: str) -> WorkerShare:
+    """A worker name, or ``{"worker": name, "rate": req/s}`` (rate optional)."""
+    if isinstance(item, str):
+        item = {"worker": item}
+    if not isinstance(item, Mapping) or not isinstance(item.get("worker"), str):
+        raise InputError(
+            'must be {"worker": name, "rate": req/s (optional)}',
+            file=file,
+            field=where,
+            value=item,
+            has_value=True,
+        )
+    rate = item.get("rate")
+    if rate is not None:
+        rate = _rate(rate, file, f"{where}.rate", allow_zero=True)
+    return WorkerShare(item["worker"], rate)
+
+
+def _routing(raw: Any, file: str) -> list[Flow]:
+    if not isinstance(raw, list):
+        raise InputError("must be a list of flows", file=file, field="routing", value=raw)
+    return [_flow(fl, f"routing[{i}]", file) for i, fl in enumerate(raw)]
+
+
+def _flow(fl: Any, where: str, file: str) -> Flow:
+    """``{"edge": [u, v], "from": sender, "to": receiver, "rate": req/s}``."""
+    if not isinstance(fl, Mapping):
+        raise InputError("must be an object", file=file, field=where, value=fl)
+    edge = fl.get("edge")
+    if not isinstance(edge, list) or len(edge) != 2 or not all(isinstance(x, str) for x in edge):
+        raise InputError(
+            "must be [from_operator, to_operator]",
+            file=file,
+            field=f"{where}.edge",
+            value=edge,
+            has_value=True,
+        )
+    for key in ("from", "to"):
+        if not isinstance(fl.get(key), str):
+            raise InputError(
+                "must be a worker or source name",
+                file=file,
+                field=f"{where}.{key}",
+                value=fl.get(key),
+                has_value=True,
             )
-    meta = {k: v for k, v in data.items() if k not in PLAN_KEYS}
-    return Plan(dict(ma), assignment, routing, meta)
+    return Flow(
+        (edge[0], edge[1]),
+        fl["from"],
+        fl["to"],
+        _rate(fl.get("rate"), file, f"{where}.rate", allow_zero=True),
+    )
 
 
 def _rate(value: Any, file: str, field_name: str, allow_zero: bool) -> float:

@@ -16,6 +16,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -23,7 +24,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from jbrl.errors import JbrlError
+from jbrl.errors import InputError, JbrlError
+
+if TYPE_CHECKING:
+    from jbrl.profiling.profiler import ProfileRecord
 
 app = typer.Typer(
     add_completion=False,
@@ -31,9 +35,35 @@ app = typer.Typer(
 )
 
 
-def _parse_batch_sizes(text: str) -> list[int]:
-    from jbrl.errors import InputError
+ModelsOpt = Annotated[
+    str, typer.Option("--models", "-m", help="Comma-separated model names (see --list).")
+]
+BatchSizesOpt = Annotated[str, typer.Option("--batch-sizes", help="Comma-separated batch sizes.")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", help="torch.set_num_threads for the runs.")]
+RepeatsOpt = Annotated[int, typer.Option("--repeats", help="Timed runs per (model, batch).")]
+WarmupOpt = Annotated[
+    int, typer.Option("--warmup", help="Untimed warm-up runs per (model, batch).")
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda[:N].")]
+OperatorMapOpt = Annotated[
+    str,
+    typer.Option(
+        "--operator-map",
+        help="model=Operator[:variant],... (default: each model's operator, variant = name).",
+    ),
+]
+WorkerTypeOpt = Annotated[
+    str, typer.Option("--worker-type", help="worker_type of the profiles (default: cpu or gpu).")
+]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write the profiles YAML here.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the raw records as JSON.")]
+ListOpt = Annotated[bool, typer.Option("--list", help="List the known models and exit.")]
 
+
+def _parse_batch_sizes(text: str) -> list[int]:
+    """``1,4,8`` -> [1, 4, 8]; anything but positive integers is an :class:`InputError`."""
     out: list[int] = []
     for part in text.split(","):
         part = part.strip()
@@ -50,108 +80,128 @@ def _parse_batch_sizes(text: str) -> list[int]:
 
 
 def profile_command(
-    models: str = typer.Option(
-        "", "--models", "-m", help="Comma-separated model names (see --list)."
-    ),
-    batch_sizes: str = typer.Option("1", "--batch-sizes", help="Comma-separated batch sizes."),
-    threads: int = typer.Option(1, "--threads", help="torch.set_num_threads for the runs."),
-    repeats: int = typer.Option(20, "--repeats", help="Timed runs per (model, batch)."),
-    warmup: int = typer.Option(3, "--warmup", help="Untimed warm-up runs per (model, batch)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
-    operator_map: str = typer.Option(
-        "",
-        "--operator-map",
-        help="model=Operator[:variant],... (default: each model's operator, variant = name).",
-    ),
-    worker_type: str = typer.Option(
-        "", "--worker-type", help="worker_type of the profiles (default: cpu or gpu)."
-    ),
-    output: Path | None = typer.Option(
-        None, "--output", "-o", help="Write the profiles YAML here."
-    ),
-    json_out: bool = typer.Option(False, "--json", help="Print the raw records as JSON."),
-    list_models: bool = typer.Option(False, "--list", help="List the known models and exit."),
+    models: ModelsOpt = "",
+    batch_sizes: BatchSizesOpt = "1",
+    threads: ThreadsOpt = 1,
+    repeats: RepeatsOpt = 20,
+    warmup: WarmupOpt = 3,
+    device: DeviceOpt = "cpu",
+    operator_map: OperatorMapOpt = "",
+    worker_type: WorkerTypeOpt = "",
+    output: OutputOpt = None,
+    json_out: JsonOpt = False,
+    list_models: ListOpt = False,
 ) -> None:
     """Measure model variants (warm-up, timed runs -> p50/p90, output KB, load time)."""
     out = Console()
     err = Console(stderr=True)
     try:
-        from jbrl.profiling.models import MODELS
-
         if list_models:
             _print_models(out, json_out)
             return
-        from jbrl.errors import InputError
-        from jbrl.profiling.profiler import (
-            check_device,
-            parse_operator_map,
-            profile_models,
-            resolve_models,
-            write_profiles,
-        )
+        from jbrl.profiling.profiler import parse_operator_map, write_profiles
 
-        names = [n for n in models.split(",") if n.strip()]
-        if not names:
-            raise InputError(
-                f"give at least one model; known models: {', '.join(MODELS)}", field="--models"
-            )
-        resolve_models(names)  # fail fast, before anything heavy is imported or built
+        names = _check_models(models)
         sizes = _parse_batch_sizes(batch_sizes)
         opmap = parse_operator_map(operator_map)
-        try:
-            check_device(device)
-        except ImportError as exc:
-            raise InputError(
-                f"profiling needs torch and transformers ({exc}); pip install 'jbrl[profile]'"
-            ) from None
-
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("profiling", total=None)
-
-            def progress(desc: str, done: int, total: int) -> None:
-                bar.update(task, description=desc, completed=done, total=total)
-
-            records = profile_models(
-                names,
-                batch_sizes=sizes,
-                threads=threads,
-                device=device,
-                repeats=repeats,
-                warmup=warmup,
-                progress=progress,
-            )
+        _check_device(device)
+        records = _measure(names, sizes, threads, device, repeats, warmup, err)
         if output is not None:
             cmd = _command_line(sys.argv)
             write_profiles(output, records, opmap, worker_type or None, command=cmd)
         if json_out:
             out.print_json(json.dumps([r.to_dict() for r in records]))
         else:
-            table = Table(title=f"jbrl profile ({records[0].hardware})" if records else None)
-            for col in ("model", "batch", "threads", "p50 ms", "p90 ms", "out KB", "load s"):
-                table.add_column(col, justify="left" if col == "model" else "right")
-            for r in records:
-                table.add_row(
-                    r.model,
-                    str(r.batch),
-                    str(r.threads),
-                    f"{r.p50_ms:.2f}",
-                    f"{r.p90_ms:.2f}",
-                    f"{r.output_kb:.1f}",
-                    f"{r.load_s:.2f}",
-                )
-            out.print(table)
+            out.print(_records_table(records))
             if output is not None:
                 out.print(f"wrote {output}")
     except JbrlError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        text = str(exc)
+        if isinstance(exc, InputError):
+            from jbrl.cli.common import FLAGS  # jbrl.cli imports this module: import on use
+
+            text = exc.render(FLAGS)
+        err.print(f"[red]error:[/red] {escape(text)}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
+
+
+def _check_models(models: str) -> list[str]:
+    """The model names of ``--models``; unknown ones fail here, before anything heavy is
+    imported or built."""
+    from jbrl.profiling.models import MODELS
+    from jbrl.profiling.profiler import resolve_models
+
+    names = [n for n in models.split(",") if n.strip()]
+    if not names:
+        raise InputError(
+            f"give at least one model; known models: {', '.join(MODELS)}", field="--models"
+        )
+    resolve_models(names)
+    return names
+
+
+def _check_device(device: str) -> None:
+    from jbrl.profiling.profiler import check_device
+
+    try:
+        check_device(device)
+    except ImportError as exc:
+        raise InputError(
+            f"profiling needs torch and transformers ({exc}); pip install 'jbrl[profile]'"
+        ) from None
+
+
+def _measure(
+    names: list[str],
+    sizes: list[int],
+    threads: int,
+    device: str,
+    repeats: int,
+    warmup: int,
+    err: Console,
+) -> list[ProfileRecord]:
+    """:func:`~jbrl.profiling.profiler.profile_models` with a progress bar on ``err``."""
+    from jbrl.profiling.profiler import profile_models
+
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("profiling", total=None)
+
+        def progress(desc: str, done: int, total: int) -> None:
+            bar.update(task, description=desc, completed=done, total=total)
+
+        return profile_models(
+            names,
+            batch_sizes=sizes,
+            threads=threads,
+            device=device,
+            repeats=repeats,
+            warmup=warmup,
+            progress=progress,
+        )
+
+
+def _records_table(records: list[ProfileRecord]) -> Table:
+    table = Table(title=f"jbrl profile ({records[0].hardware})" if records else None)
+    for col in ("model", "batch", "threads", "p50 ms", "p90 ms", "out KB", "load s"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in records:
+        table.add_row(
+            r.model,
+            str(r.batch),
+            str(r.threads),
+            f"{r.p50_ms:.2f}",
+            f"{r.p90_ms:.2f}",
+            f"{r.output_kb:.1f}",
+            f"{r.load_s:.2f}",
+        )
+    return table
 
 
 def _command_line(argv: list[str]) -> str:

@@ -190,14 +190,17 @@ def _wav2vec2(large: bool) -> Any:
 def _visualbert() -> Any:
     from transformers import VisualBertConfig, VisualBertForQuestionAnswering
 
-    cfg = VisualBertConfig(visual_embedding_dim=EMBEDDING_DIM, num_labels=VQA_ANSWERS)
+    cfg = VisualBertConfig(visual_embedding_dim=EMBEDDING_DIM, **_labels(VQA_ANSWERS))
     return VisualBertForQuestionAnswering(cfg)
 
 
 def _detr() -> Any:
     from transformers import DetrConfig, DetrForObjectDetection
 
-    cfg = DetrConfig(use_timm_backbone=False, use_pretrained_backbone=False, num_labels=91)
+    # transformers 4.x builds a timm backbone with pretrained weights unless told not to; 5.x
+    # has no such options (and ignores them), so they go through the generic keywords.
+    no_download: dict[str, Any] = {"use_timm_backbone": False, "use_pretrained_backbone": False}
+    cfg = DetrConfig(**no_download, **_labels(91))
     return DetrForObjectDetection(cfg)
 
 
@@ -212,9 +215,15 @@ def _yolos_tiny() -> Any:
         image_size=[800, 1333],
         use_mid_position_embeddings=False,
         num_detection_tokens=100,
-        num_labels=91,
+        **_labels(91),
     )
     return YolosForObjectDetection(cfg)
+
+
+def _labels(n: int) -> dict[str, Any]:
+    """``num_labels=n`` for a transformers config: a generic ``PretrainedConfig`` keyword that
+    the typed signatures of transformers 5 do not list."""
+    return {"num_labels": n}
 
 
 def _last_hidden(out: Any) -> list[Any]:

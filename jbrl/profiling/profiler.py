@@ -204,6 +204,33 @@ def profile_models(
     specs = resolve_models(names)
     dev = check_device(device)
     batches = sorted({int(b) for b in batch_sizes})
+    _check_settings(batches, threads, repeats, warmup)
+    hardware = hardware_name(dev)
+    torch_v, tf_v = _versions()
+    run = _Run(
+        device=dev,
+        threads=threads,
+        repeats=repeats,
+        warmup=warmup,
+        seed=seed,
+        hardware=hardware,
+        torch_version=torch_v,
+        transformers_version=tf_v,
+        date=time.strftime("%Y-%m-%d", time.gmtime()),
+        progress=_Progress(progress, ((warmup + repeats) * len(batches) + 1) * len(specs)),
+    )
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    records: list[ProfileRecord] = []
+    try:
+        for spec in specs:
+            records += _profile_model(spec, batches, run)
+    finally:
+        torch.set_num_threads(old_threads)
+    return records
+
+
+def _check_settings(batches: Sequence[int], threads: int, repeats: int, warmup: int) -> None:
     if not batches or batches[0] < 1:
         raise InputError("batch sizes must be positive integers", field=Param.BATCH_SIZES)
     if threads < 1:
@@ -213,88 +240,116 @@ def profile_models(
     if warmup < 0:
         raise InputError("must be 0 or more", field=Param.WARMUP, value=warmup)
 
-    hardware = hardware_name(dev)
-    torch_v, tf_v = _versions()
-    date = time.strftime("%Y-%m-%d", time.gmtime())
-    steps_per = (warmup + repeats) * len(batches) + 1
-    total = steps_per * len(specs)
-    done = 0
 
-    def tick(desc: str) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(desc, done, total)
+class _Progress:
+    """Counts the steps of a run (a build, every warm-up and timed call) for the callback."""
 
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    records: list[ProfileRecord] = []
-    try:
-        for spec in specs:
-            if progress is not None:
-                progress(f"{spec.name}: building", done, total)
-            spec.preload()
-            torch.manual_seed(seed)
-            gc.collect()
-            t0 = time.perf_counter()
-            model = spec.build(dev)
-            _sync(dev)
-            load_s = time.perf_counter() - t0
-            tick(f"{spec.name}: built")
-            params = (
-                sum(p.numel() for p in model.parameters()) / 1e6
-                if hasattr(model, "parameters")
-                else None
+    def __init__(self, callback: ProgressCallback | None, total: int) -> None:
+        self.callback = callback
+        self.total = total
+        self.done = 0
+
+    def show(self, desc: str) -> None:
+        if self.callback is not None:
+            self.callback(desc, self.done, self.total)
+
+    def tick(self, desc: str) -> None:
+        self.done += 1
+        self.show(desc)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The settings and environment shared by every measurement of one call."""
+
+    device: str
+    threads: int
+    repeats: int
+    warmup: int
+    seed: int
+    hardware: str
+    torch_version: str
+    transformers_version: str
+    date: str
+    progress: _Progress
+
+
+def _profile_model(spec: ModelSpec, batches: list[int], run: _Run) -> list[ProfileRecord]:
+    """Build ``spec`` (timed: its load time) and measure it at every batch size."""
+    import torch
+
+    dev = run.device
+    run.progress.show(f"{spec.name}: building")
+    spec.preload()
+    torch.manual_seed(run.seed)
+    gc.collect()
+    t0 = time.perf_counter()
+    model = spec.build(dev)
+    _sync(dev)
+    load_s = time.perf_counter() - t0
+    run.progress.tick(f"{spec.name}: built")
+    params = (
+        sum(p.numel() for p in model.parameters()) / 1e6 if hasattr(model, "parameters") else None
+    )
+    records = []
+    for batch in batches:
+        times, out_bytes = _time_calls(
+            spec.make_call(model, batch, dev, run.seed), spec, batch, run
+        )
+        p50, p90 = (float(x) for x in np.percentile(times, [50, 90]))
+        records.append(
+            ProfileRecord(
+                model=spec.name,
+                operator=spec.operator,
+                batch=batch,
+                threads=run.threads,
+                device=dev,
+                p50_ms=round(p50, 3),
+                p90_ms=round(max(p90, p50), 3),
+                mean_ms=round(float(times.mean()), 3),
+                min_ms=round(float(times.min()), 3),
+                max_ms=round(float(times.max()), 3),
+                repeats=run.repeats,
+                warmup=run.warmup,
+                output_kb=round(out_bytes / batch / 1024.0, 4),
+                load_s=round(load_s, 3),
+                params_m=None if params is None else round(params, 3),
+                input_desc=spec.input_desc,
+                hardware=run.hardware,
+                torch_version=run.torch_version,
+                transformers_version=run.transformers_version,
+                date=run.date,
             )
-            for batch in batches:
-                call = spec.make_call(model, batch, dev, seed)
-                desc = f"{spec.name} b={batch} t={threads}"
-                out_bytes = 0
-                for _ in range(warmup):
-                    _sync(dev)
-                    out_bytes = _output_bytes(call())
-                    _sync(dev)
-                    tick(desc + " warm-up")
-                times = np.empty(repeats)
-                for i in range(repeats):
-                    _sync(dev)
-                    s = time.perf_counter()
-                    outputs = call()
-                    _sync(dev)
-                    times[i] = (time.perf_counter() - s) * 1000.0
-                    if i == 0:
-                        out_bytes = _output_bytes(outputs)
-                    tick(desc)
-                p50, p90 = (float(x) for x in np.percentile(times, [50, 90]))
-                records.append(
-                    ProfileRecord(
-                        model=spec.name,
-                        operator=spec.operator,
-                        batch=batch,
-                        threads=threads,
-                        device=dev,
-                        p50_ms=round(p50, 3),
-                        p90_ms=round(max(p90, p50), 3),
-                        mean_ms=round(float(times.mean()), 3),
-                        min_ms=round(float(times.min()), 3),
-                        max_ms=round(float(times.max()), 3),
-                        repeats=repeats,
-                        warmup=warmup,
-                        output_kb=round(out_bytes / batch / 1024.0, 4),
-                        load_s=round(load_s, 3),
-                        params_m=None if params is None else round(params, 3),
-                        input_desc=spec.input_desc,
-                        hardware=hardware,
-                        torch_version=torch_v,
-                        transformers_version=tf_v,
-                        date=date,
-                    )
-                )
-            del model
-            gc.collect()
-    finally:
-        torch.set_num_threads(old_threads)
+        )
+    del model
+    gc.collect()
     return records
+
+
+def _time_calls(
+    call: Callable[[], Sequence[Any]], spec: ModelSpec, batch: int, run: _Run
+) -> tuple[np.ndarray, int]:
+    """Warm-up calls, then ``run.repeats`` timed calls (ms each, device synchronised around
+    each); also the output bytes of one call."""
+    dev = run.device
+    desc = f"{spec.name} b={batch} t={run.threads}"
+    out_bytes = 0
+    for _ in range(run.warmup):
+        _sync(dev)
+        out_bytes = _output_bytes(call())
+        _sync(dev)
+        run.progress.tick(desc + " warm-up")
+    times = np.empty(run.repeats)
+    for i in range(run.repeats):
+        _sync(dev)
+        s = time.perf_counter()
+        outputs = call()
+        _sync(dev)
+        times[i] = (time.perf_counter() - s) * 1000.0
+        if i == 0:
+            out_bytes = _output_bytes(outputs)
+        run.progress.tick(desc)
+    return times, out_bytes
 
 
 # --------------------------------------------------------------------------- writing

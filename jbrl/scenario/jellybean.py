@@ -39,6 +39,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -111,32 +112,111 @@ def _profile_table(path: Path, required: bool) -> dict[tuple[str, str, str], flo
 
 
 def import_jellybean(directory: str | Path) -> Scenario:
-    """Build a scenario from a JellyBean optimizer-inputs directory."""
+    """Build a scenario from a JellyBean optimizer-inputs directory.
+
+    Every file is read first (a missing or malformed file is reported before its content is
+    checked), then each part of the scenario is built from its files in document order.
+    """
     d = Path(directory)
-    graph = _read_csv(d / "logical_graph.csv", 2)
-    rates_rows = _read_csv(d / "input_injection_rates.csv", 2)
-    ratio_rows = _read_csv(d / "throughput_normalization_ratios.csv", 3, required=False)
-    size_rows = _read_csv(d / "message_sizes.csv", 5, required=False)
-    spec_rows = _read_csv(d / "workers_specs.csv", 2)
-    ww_rows = _read_csv(d / "workers_workers_link.csv", 3, required=False)
-    sw_rows = _read_csv(d / "sources_workers_link.csv", 3, required=False)
-    plan_lat = _profile_table(d / "execution_profile.csv", True)
-    p50 = _profile_table(d / "execution_profile_p50.csv", False)
-    p90 = _profile_table(d / "execution_profile_p90.csv", False)
-    partition = _read_json(d / "workers_partition.json")
-    requirement = _read_json(d / "accuracy_requirement.json")
-    cfg = _read_config(d / "config.yaml")
-
-    sources = {}
-    for i, (name, rate) in enumerate(rates_rows, start=1):
-        sources[name] = _num(d / "input_injection_rates.csv", f"line {i} rate", rate, positive=True)
-
+    files = _read_files(d)
+    sources = {
+        name: _num(d / "input_injection_rates.csv", f"line {i} rate", rate, positive=True)
+        for i, (name, rate) in enumerate(files.rates, start=1)
+    }
     ratios = {
         (u, v): _num(d / "throughput_normalization_ratios.csv", f"line {i} ratio", r, True)
-        for i, (u, v, r) in enumerate(ratio_rows, start=1)
+        for i, (u, v, r) in enumerate(files.ratios, start=1)
     }
+    sizes = _message_sizes(d, files.sizes)
+    op_names = _operator_names(files.graph, sources)
+    variants = _variants(d, op_names, files.plan_lat)
+    workers = _workers(d, files.partition, files.specs)
+    links = _links(d, files.worker_links, files.source_links)
+    profiles = _profiles(files)
+    accuracy = _read_accuracy(d, variants)
+    threshold = _threshold(d, files.requirement)
+    data = {
+        "name": d.resolve().name,
+        "description": f"Imported from JellyBean optimizer inputs in {d}",
+        "provenance": {
+            "all": f"JellyBean optimizer inputs ({d}); defaults for what JellyBean does not "
+            f"specify: latency bound {DEFAULT_LATENCY_MS:g} ms, model load time "
+            f"{DEFAULT_LOAD_S:g} s, network bandwidth/latency from jbrl's NetworkDefaults",
+        },
+        "tiers": [f"tier{i}" for i in range(len(files.partition))],
+        "sources": [{"name": s, "rate": r, "tier": 0} for s, r in sources.items()],
+        "operators": [{"name": op, "variants": variants[op] or ["default"]} for op in op_names],
+        "edges": [
+            {
+                "from": u,
+                "to": v,
+                "ratio": ratios.get((u, v), 1.0),
+                "message_kb": _sizes_value(sizes.get((u, v), {})),
+            }
+            for u, v in files.graph
+        ],
+        "accuracy": accuracy,
+        "workers": workers,
+        "links": links,
+        "backward_traffic": "forbidden",
+        "comm_cost_scale": files.config.get("COMM_COST_SCALING_FACTOR", 1.0),
+        "latency_overestimate": files.config.get("LATENCY_OVERESTIMATE_RATIO", 1.0),
+        "default_load_s": DEFAULT_LOAD_S,
+        "profiles": profiles,
+        "slo": {
+            "min_accuracy": threshold,
+            "latency_ms": DEFAULT_LATENCY_MS,
+            "attainment": DEFAULT_ATTAINMENT,
+        },
+    }
+    return scenario_from_dict(data, str(d))
+
+
+# --------------------------------------------------------------------------- parts
+
+
+@dataclass
+class _Files:
+    """The raw content of an optimizer-inputs directory (CSV rows, parsed JSON and config)."""
+
+    graph: list[list[str]]
+    rates: list[list[str]]
+    ratios: list[list[str]]
+    sizes: list[list[str]]
+    specs: list[list[str]]
+    worker_links: list[list[str]]
+    source_links: list[list[str]]
+    plan_lat: dict[tuple[str, str, str], float]
+    p50: dict[tuple[str, str, str], float]
+    p90: dict[tuple[str, str, str], float]
+    partition: Any
+    requirement: Any
+    config: dict[str, float]
+
+
+def _read_files(d: Path) -> _Files:
+    """Read every input file of ``d`` (in this order, so the first problem is reported)."""
+    return _Files(
+        graph=_read_csv(d / "logical_graph.csv", 2),
+        rates=_read_csv(d / "input_injection_rates.csv", 2),
+        ratios=_read_csv(d / "throughput_normalization_ratios.csv", 3, required=False),
+        sizes=_read_csv(d / "message_sizes.csv", 5, required=False),
+        specs=_read_csv(d / "workers_specs.csv", 2),
+        worker_links=_read_csv(d / "workers_workers_link.csv", 3, required=False),
+        source_links=_read_csv(d / "sources_workers_link.csv", 3, required=False),
+        plan_lat=_profile_table(d / "execution_profile.csv", True),
+        p50=_profile_table(d / "execution_profile_p50.csv", False),
+        p90=_profile_table(d / "execution_profile_p90.csv", False),
+        partition=_read_json(d / "workers_partition.json"),
+        requirement=_read_json(d / "accuracy_requirement.json"),
+        config=_read_config(d / "config.yaml"),
+    )
+
+
+def _message_sizes(d: Path, rows: list[list[str]]) -> dict[tuple[str, str], dict[str, float]]:
+    """(u, v) -> {u's variant: KB}; sizes that depend on v's variant are not supported."""
     sizes: dict[tuple[str, str], dict[str, float]] = {}
-    for i, (u, v, uvar, vvar, kb) in enumerate(size_rows, start=1):
+    for i, (u, v, uvar, vvar, kb) in enumerate(rows, start=1):
         if vvar != "default":
             raise InputError(
                 "message sizes that depend on the receiving variant are not supported",
@@ -145,12 +225,23 @@ def import_jellybean(directory: str | Path) -> Scenario:
                 value=vvar,
             )
         sizes.setdefault((u, v), {})[uvar] = _num(d / "message_sizes.csv", f"line {i} size", kb)
+    return sizes
 
+
+def _operator_names(graph: list[list[str]], sources: dict[str, float]) -> list[str]:
+    """The graph's nodes that are not sources, in order of first appearance."""
     op_names: list[str] = []
     for u, v in graph:
         for n in (u, v):
             if n not in sources and n not in op_names:
                 op_names.append(n)
+    return op_names
+
+
+def _variants(
+    d: Path, op_names: list[str], plan_lat: dict[tuple[str, str, str], float]
+) -> dict[str, list[str]]:
+    """Each operator's variants, in order of first appearance in the execution profile."""
     variants: dict[str, list[str]] = {op: [] for op in op_names}
     for op, var, _w in plan_lat:
         if op in variants and var not in variants[op]:
@@ -162,7 +253,11 @@ def import_jellybean(directory: str | Path) -> Scenario:
                 field="operator",
                 value=op,
             )
+    return variants
 
+
+def _workers(d: Path, partition: Any, specs: list[list[str]]) -> list[dict[str, Any]]:
+    """One worker (its own type) per row of workers_specs.csv, on its partition tier."""
     if not isinstance(partition, list) or not all(isinstance(t, list) for t in partition):
         raise InputError(
             "must be a list of tiers, each a list of worker names",
@@ -171,7 +266,7 @@ def import_jellybean(directory: str | Path) -> Scenario:
         )
     tier_of = {w: i for i, tier in enumerate(partition) for w in tier}
     workers = []
-    for i, (name, price) in enumerate(spec_rows, start=1):
+    for i, (name, price) in enumerate(specs, start=1):
         if name not in tier_of:
             raise InputError(
                 "worker is in no tier of workers_partition.json",
@@ -187,19 +282,29 @@ def import_jellybean(directory: str | Path) -> Scenario:
                 "price": _num(d / "workers_specs.csv", f"line {i} price", price, positive=True),
             }
         )
+    return workers
 
-    links = [
+
+def _links(
+    d: Path, worker_links: list[list[str]], source_links: list[list[str]]
+) -> list[dict[str, Any]]:
+    """Worker-to-worker links, then source-to-worker links ($/GB)."""
+    return [
         {"from": s, "to": r, "cost_per_gb": _num(d / "workers_workers_link.csv", f"line {i}", c)}
-        for i, (s, r, c) in enumerate(ww_rows, start=1)
+        for i, (s, r, c) in enumerate(worker_links, start=1)
     ] + [
         {"from": s, "to": w, "cost_per_gb": _num(d / "sources_workers_link.csv", f"line {i}", c)}
-        for i, (s, w, c) in enumerate(sw_rows, start=1)
+        for i, (s, w, c) in enumerate(source_links, start=1)
     ]
 
+
+def _profiles(files: _Files) -> list[dict[str, Any]]:
+    """One profile per (operator, variant, worker): the planner's latency, and p50/p90 where
+    the optional files give them (p90 never below p50)."""
     profiles = []
-    for (op, var, w), ms in plan_lat.items():
-        lo = p50.get((op, var, w), ms)
-        hi = max(p90.get((op, var, w), ms), lo)
+    for (op, var, w), ms in files.plan_lat.items():
+        lo = files.p50.get((op, var, w), ms)
+        hi = max(files.p90.get((op, var, w), ms), lo)
         profiles.append(
             {
                 "operator": op,
@@ -210,8 +315,11 @@ def import_jellybean(directory: str | Path) -> Scenario:
                 "plan_ms": ms,
             }
         )
+    return profiles
 
-    accuracy = _read_accuracy(d, variants)
+
+def _threshold(d: Path, requirement: Any) -> float:
+    """The accuracy target of accuracy_requirement.json."""
     threshold = requirement.get("threshold") if isinstance(requirement, dict) else None
     if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
         raise InputError(
@@ -220,42 +328,7 @@ def import_jellybean(directory: str | Path) -> Scenario:
             field="threshold",
             value=threshold,
         )
-
-    data = {
-        "name": d.resolve().name,
-        "description": f"Imported from JellyBean optimizer inputs in {d}",
-        "provenance": {
-            "all": f"JellyBean optimizer inputs ({d}); defaults for what JellyBean does not "
-            f"specify: latency bound {DEFAULT_LATENCY_MS:g} ms, model load time "
-            f"{DEFAULT_LOAD_S:g} s, network bandwidth/latency from jbrl's NetworkDefaults",
-        },
-        "tiers": [f"tier{i}" for i in range(len(partition))],
-        "sources": [{"name": s, "rate": r, "tier": 0} for s, r in sources.items()],
-        "operators": [{"name": op, "variants": variants[op] or ["default"]} for op in op_names],
-        "edges": [
-            {
-                "from": u,
-                "to": v,
-                "ratio": ratios.get((u, v), 1.0),
-                "message_kb": _sizes_value(sizes.get((u, v), {})),
-            }
-            for u, v in graph
-        ],
-        "accuracy": accuracy,
-        "workers": workers,
-        "links": links,
-        "backward_traffic": "forbidden",
-        "comm_cost_scale": cfg.get("COMM_COST_SCALING_FACTOR", 1.0),
-        "latency_overestimate": cfg.get("LATENCY_OVERESTIMATE_RATIO", 1.0),
-        "default_load_s": DEFAULT_LOAD_S,
-        "profiles": profiles,
-        "slo": {
-            "min_accuracy": float(threshold),
-            "latency_ms": DEFAULT_LATENCY_MS,
-            "attainment": DEFAULT_ATTAINMENT,
-        },
-    }
-    return scenario_from_dict(data, str(d))
+    return float(threshold)
 
 
 def _sizes_value(by_variant: dict[str, float]) -> float | dict[str, float]:

@@ -1,8 +1,8 @@
 """The scenario data model: workflow, variants and accuracy, infrastructure, profiles, SLO.
 
 A :class:`Scenario` is immutable and validated when it is built (pydantic, frozen). Cross
-references (an edge naming an operator, a profile naming a worker type, ...) are checked in
-:meth:`Scenario._check_references`, so every later layer can look things up without guarding.
+references (an edge naming an operator, a profile naming a worker type, ...) are checked by
+:mod:`jbrl.scenario.validation`, so every later layer can look things up without guarding.
 
 Units: rates in requests/s, prices in $/hour, link cost in $/GB, bandwidth in MB/s, latency in ms,
 message sizes in KB (KiB), model load time in s, accuracy in the table's own unit (e.g. %).
@@ -23,6 +23,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from jbrl.scenario.validation import first_duplicate, reference_errors
 
 KB_PER_GB = 1024.0 * 1024.0
 SECONDS_PER_HOUR = 3600.0
@@ -59,7 +61,7 @@ class Operator(_Model):
     @field_validator("variants")
     @classmethod
     def _unique_variants(cls, v: list[str]) -> list[str]:
-        dup = _first_duplicate(v)
+        dup = first_duplicate(v)
         if dup is not None:
             raise ValueError(f"duplicate variant name {dup!r}")
         return v
@@ -126,7 +128,9 @@ class Accuracy(_Model):
     )
     table: list[AccuracyEntry] = Field(default_factory=list)
     per_operator: list[OperatorAccuracyProfile] = Field(default_factory=list)
-    metric: str = Field("accuracy", description="What the numbers measure, e.g. 'VQA accuracy %'.")
+    metric: str = Field(
+        default="accuracy", description="What the numbers measure, e.g. 'VQA accuracy %'."
+    )
 
 
 # --------------------------------------------------------------------------- infrastructure
@@ -270,131 +274,8 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _check_references(self) -> Scenario:
-        errors: list[str] = []
-
-        def err(msg: str) -> None:
-            errors.append(msg)
-
-        for label, names in (
-            ("tiers", self.tiers),
-            ("sources", [s.name for s in self.sources]),
-            ("operators", [o.name for o in self.operators]),
-            ("workers", [w.name for w in self.workers]),
-        ):
-            dup = _first_duplicate(names)
-            if dup is not None:
-                err(f"{label}: duplicate name {dup!r}")
-        node_names = [s.name for s in self.sources] + [o.name for o in self.operators]
-        dup = _first_duplicate(node_names)
-        if dup is not None:
-            err(f"sources/operators: name {dup!r} is used twice")
-        endpoint_names = (
-            self.tiers + [s.name for s in self.sources] + [w.name for w in self.workers]
-        )
-        dup = _first_duplicate(endpoint_names)
-        if dup is not None:
-            err(
-                f"tiers/sources/workers: name {dup!r} is used twice (link ends must be unambiguous)"
-            )
-
-        ntiers = len(self.tiers)
-        for kind, items in (("sources", self.sources), ("workers", self.workers)):
-            for i, it in enumerate(items):
-                t = it.tier
-                if isinstance(t, int) and not (0 <= t < ntiers):
-                    err(f"{kind}[{i}].tier: {t!r} is not a tier index (0..{ntiers - 1})")
-                elif isinstance(t, str) and t not in self.tiers:
-                    err(f"{kind}[{i}].tier: unknown tier {t!r}")
-
-        ops = {o.name: o for o in self.operators}
-        srcs = {s.name for s in self.sources}
-        nodes = set(ops) | srcs
-        seen_edges: set[tuple[str, str]] = set()
-        for i, e in enumerate(self.edges):
-            if e.source not in nodes:
-                err(f"edges[{i}].from: unknown source or operator {e.source!r}")
-            if e.target not in ops:
-                err(f"edges[{i}].to: unknown operator {e.target!r}")
-            if (e.source, e.target) in seen_edges:
-                err(f"edges[{i}]: duplicate edge {e.source!r} -> {e.target!r}")
-            seen_edges.add((e.source, e.target))
-            if isinstance(e.message_kb, dict) and e.source in ops:
-                for var in e.message_kb:
-                    if var != "default" and var not in ops[e.source].variants:
-                        err(f"edges[{i}].message_kb: {var!r} is not a variant of {e.source!r}")
-        if not errors:
-            for o in self.operators:
-                if not any(e.target == o.name for e in self.edges):
-                    err(f"operators: {o.name!r} has no input edge (every operator needs one)")
-            cycle = _find_cycle([s.name for s in self.sources] + list(ops), self.edges)
-            if cycle:
-                err("edges: the workflow has a cycle " + " -> ".join(cycle))
-
-        # accuracy
-        acc = self.accuracy
-        for i, name in enumerate(acc.operators):
-            if name not in ops:
-                err(f"accuracy.operators[{i}]: unknown operator {name!r}")
-        for o in self.operators:
-            if len(o.variants) > 1 and o.name not in acc.operators:
-                err(
-                    f"accuracy.operators: operator {o.name!r} has {len(o.variants)} variants but "
-                    "is not listed, so the accuracy of its variants is unknown"
-                )
-        seen_combo: set[tuple[str, ...]] = set()
-        for i, row in enumerate(acc.table):
-            if set(row.variants) != set(acc.operators):
-                err(
-                    f"accuracy.table[{i}].variants: must name exactly the operators "
-                    f"{acc.operators}, got {sorted(row.variants)}"
-                )
-                continue
-            for op, var in row.variants.items():
-                if op in ops and var not in ops[op].variants:
-                    err(f"accuracy.table[{i}].variants.{op}: unknown variant {var!r}")
-            key = tuple(row.variants[o] for o in acc.operators)
-            if key in seen_combo:
-                err(f"accuracy.table[{i}]: duplicate combination {dict(row.variants)}")
-            seen_combo.add(key)
-        if acc.operators and not acc.table:
-            err("accuracy.table: empty, but accuracy.operators is set")
-        for i, p in enumerate(acc.per_operator):
-            if p.op not in ops:
-                err(f"accuracy.per_operator[{i}].op: unknown operator {p.op!r}")
-                continue
-            for var in p.variants:
-                if var not in ops[p.op].variants:
-                    err(f"accuracy.per_operator[{i}].variants: unknown variant {var!r}")
-
-        # links
-        for i, link in enumerate(self.links):
-            for end, label in ((link.source, "from"), (link.target, "to")):
-                if end not in set(endpoint_names):
-                    err(f"links[{i}].{label}: {end!r} is not a tier, worker or source")
-            if link.target in srcs:
-                err(f"links[{i}].to: {link.target!r} is a source; traffic never flows to a source")
-
-        # profiles
-        wtypes = {w.type for w in self.workers}
-        wnames = {w.name for w in self.workers}
-        for i, p in enumerate(self.profiles):
-            if p.operator not in ops:
-                err(f"profiles[{i}].operator: unknown operator {p.operator!r}")
-                continue
-            if p.variant not in ops[p.operator].variants:
-                err(f"profiles[{i}].variant: {p.variant!r} is not a variant of {p.operator!r}")
-            if p.worker_type is not None and p.worker_type not in wtypes:
-                err(f"profiles[{i}].worker_type: no worker has type {p.worker_type!r}")
-            if p.worker is not None and p.worker not in wnames:
-                err(f"profiles[{i}].worker: unknown worker {p.worker!r}")
-        if not errors:
-            for o in self.operators:
-                for var in o.variants:
-                    if not any(p.operator == o.name and p.variant == var for p in self.profiles):
-                        err(
-                            f"profiles: variant {var!r} of operator {o.name!r} has no profile "
-                            "on any worker"
-                        )
+        """Cross references (:mod:`jbrl.scenario.validation`): every problem in one error."""
+        errors = reference_errors(self)
         if errors:
             raise ValueError("; ".join(errors))
         return self
@@ -503,8 +384,8 @@ class Scenario(_Model):
             by_type.setdefault(w.type, []).append(w.name)
         for p in self.profiles:
             if p.worker_type is not None:
-                for w in by_type.get(p.worker_type, []):
-                    idx.setdefault((p.operator, p.variant, w), p)
+                for name in by_type.get(p.worker_type, []):
+                    idx.setdefault((p.operator, p.variant, name), p)
         for p in self.profiles:  # worker-specific profiles win over type profiles
             if p.worker is not None:
                 idx[(p.operator, p.variant, p.worker)] = p
@@ -604,41 +485,3 @@ class Scenario(_Model):
         if not info.allowed:
             return math.inf
         return info.cost_per_gb * self.comm_cost_scale * SECONDS_PER_HOUR / KB_PER_GB
-
-
-def _first_duplicate(names: list[str]) -> str | None:
-    seen: set[str] = set()
-    for n in names:
-        if n in seen:
-            return n
-        seen.add(n)
-    return None
-
-
-def _find_cycle(nodes: list[str], edges: list[Edge]) -> list[str] | None:
-    out: dict[str, list[str]] = {n: [] for n in nodes}
-    for e in edges:
-        out.setdefault(e.source, []).append(e.target)
-    color: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(n: str) -> list[str] | None:
-        color[n] = 1
-        stack.append(n)
-        for m in out.get(n, []):
-            if color.get(m) == 1:
-                return stack[stack.index(m) :] + [m]
-            if color.get(m) is None:
-                found = visit(m)
-                if found:
-                    return found
-        stack.pop()
-        color[n] = 2
-        return None
-
-    for n in nodes:
-        if color.get(n) is None:
-            found = visit(n)
-            if found:
-                return found
-    return None

@@ -27,6 +27,7 @@ the same scenario. What is generated:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -50,152 +51,33 @@ def synth_scenario_dict(
     max_combinations: int = DEFAULT_MAX_COMBINATIONS,
     load: float = 0.35,
 ) -> dict[str, Any]:
-    """The scenario document (YAML-ready dict) for these parameters."""
+    """The scenario document (YAML-ready dict) for these parameters.
+
+    The steps draw from one generator in a fixed order (workflow, operator speeds and gains,
+    worker types, profiles, message sizes, links), so a seed always gives the same scenario.
+    """
     _check(operators, variants, workers, tiers, shape, max_combinations, load)
     rng = np.random.default_rng(seed)
     tier_names = _tier_names(tiers)
     ops = [f"op{k}" for k in range(1, operators + 1)]
-
-    # --- workflow shape: parent edges (u, v, ratio)
-    edges: list[tuple[str, str, float]] = [("src", ops[0], 1.0)]
-    if shape == "chain" or (shape == "diamond" and operators < 3):
-        edges += [(ops[k - 1], ops[k], 1.0) for k in range(1, operators)]
-    elif shape == "diamond":
-        middle = ops[1:-1]
-        edges += [(ops[0], m, 1.0) for m in middle]
-        edges += [(m, ops[-1], 1.0) for m in middle]
-    else:  # fanout: binary tree below op1
-        for k in range(1, operators):
-            parent = ops[(k - 1) // 2]
-            edges.append((parent, ops[k], float(np.round(rng.uniform(1.0, 2.5) * 2) / 2)))
-
-    # --- which operators have variants
-    n_varied = 0
-    if variants > 1:
-        n_varied = min(operators, int(math.floor(math.log(max_combinations) / math.log(variants))))
-    varied_idx = (
-        sorted({int(round(x)) for x in np.linspace(0, operators - 1, n_varied)}) if n_varied else []
-    )
-    while len(varied_idx) < n_varied:  # rounding collisions: fill from the front
-        varied_idx = sorted(set(varied_idx) | {min(set(range(operators)) - set(varied_idx))})
-    varied = [ops[i] for i in varied_idx]
+    edges = _workflow_edges(ops, shape, rng)
+    varied = _varied_operators(ops, variants, max_combinations)
     var_names = {
         o: ([f"v{j}" for j in range(1, variants + 1)] if o in varied else ["default"]) for o in ops
     }
-
-    base_ms = {o: float(rng.uniform(5.0, 40.0)) for o in ops}
-    growth = {o: float(rng.uniform(1.4, 1.8)) for o in ops}
-    gain_amp = {o: float(rng.uniform(2.0, 8.0)) for o in ops}
-    gain_rate = {o: float(rng.uniform(0.4, 0.7)) for o in ops}
-
-    def var_mult(o: str, j: int) -> float:
-        return growth[o] ** j
-
-    # --- worker types and counts
-    types: list[dict[str, Any]] = []
-    for i, t in enumerate(tier_names):
-        for kind, share in (("cpu", 0.6), ("gpu", 0.4)):
-            if kind == "cpu":
-                speed = 4.0 / (1.6**i) * rng.uniform(0.8, 1.2)
-                price = 0.1 * (2.2**i) * rng.uniform(0.8, 1.2)
-            else:
-                speed = 0.8 / (1.4**i) * rng.uniform(0.8, 1.2)
-                price = 0.9 * (1.8**i) * rng.uniform(0.8, 1.2)
-            types.append(
-                {
-                    "type": f"{t}-{kind}",
-                    "tier": t,
-                    "tier_index": i,
-                    "speed": float(speed),
-                    "price": float(np.round(price, 4)),
-                    "weight": (2.0 ** (tiers - 1 - i)) * share,
-                }
-            )
-    counts = _split(workers, [t["weight"] for t in types])
+    params = _OperatorParams.draw(ops, rng)
+    types = _worker_types(tier_names, rng)
+    counts = _split(workers, [t.weight for t in types])
     present = [t for t, c in zip(types, counts, strict=True) if c > 0]
     for t, c in zip(types, counts, strict=True):
-        t["count"] = c
-
-    # --- profiles
-    profiles: list[dict[str, Any]] = []
-    for t in present:
-        for o in ops:
-            for j, v in enumerate(var_names[o]):
-                too_big = (
-                    variants >= 3
-                    and j == len(var_names[o]) - 1
-                    and o in varied
-                    and t["tier_index"] == 0
-                    and t["type"].endswith("-cpu")
-                    and len(present) > 1
-                )
-                if too_big:
-                    continue
-                p90 = base_ms[o] * var_mult(o, j) * t["speed"] * rng.uniform(0.9, 1.1)
-                profiles.append(
-                    {
-                        "operator": o,
-                        "variant": v,
-                        "worker_type": t["type"],
-                        "p50_ms": float(np.round(0.8 * p90, 4)),
-                        "p90_ms": float(np.round(p90, 4)),
-                        "load_s": float(np.round(2.0 + 3.0 * j * rng.uniform(0.5, 1.5), 2)),
-                    }
-                )
-
-    # --- message sizes
-    edge_docs: list[dict[str, Any]] = []
-    for u, v, ratio in edges:
-        if u == "src":
-            kb: float | dict[str, float] = float(np.round(rng.uniform(50.0, 500.0), 3))
-        else:
-            base = float(rng.uniform(1.0, 50.0))
-            if u in varied:
-                kb = {
-                    name: float(np.round(base * (1 + 0.5 * j), 3))
-                    for j, name in enumerate(var_names[u])
-                }
-            else:
-                kb = float(np.round(base, 3))
-        edge_docs.append({"from": u, "to": v, "ratio": ratio, "message_kb": kb})
-
-    # --- accuracy table (additive, so monotone in each operator's variant)
-    gains = {
-        o: [gain_amp[o] * (1 - gain_rate[o] ** j) for j in range(len(var_names[o]))] for o in ops
-    }
-    table = []
-    accs = []
-    for combo in _product([var_names[o] for o in varied]):
-        acc = 60.0 + sum(
-            gains[o][var_names[o].index(v)] for o, v in zip(varied, combo, strict=True)
-        )
-        acc = float(np.round(acc, 2))
-        accs.append(acc)
-        table.append({"variants": dict(zip(varied, combo, strict=True)), "accuracy": acc})
+        t.count = c
+    profiles = _profiles(present, ops, var_names, varied, params, rng)
+    edge_docs = _edge_docs(edges, varied, var_names, rng)
+    table = _accuracy_table(varied, var_names, params)
+    accs = [row["accuracy"] for row in table]
     min_acc = float(np.round(np.median(accs), 2)) if accs else 0.0
-
-    # --- source rate: the infrastructure ~load busy at the middle variants
-    mid = {o: len(var_names[o]) // 2 for o in ops}
-    coef = {"src": 1.0}
-    for o in _topo(ops, edges):
-        coef[o] = min(coef[u] * r for u, v, r in edges if v == o)
-    total = sum(t["count"] for t in present)
-    mean_speed = sum(t["speed"] * t["count"] for t in present) / total
-    work_s = sum(coef[o] * base_ms[o] * var_mult(o, mid[o]) * mean_speed / 1000.0 for o in ops)
-    rate = float(np.round(max(load * total / work_s, 0.01), 2))
-
-    links = []
-    for i in range(tiers - 1):
-        for j in range(i + 1, tiers):
-            links.append(
-                {
-                    "from": tier_names[i],
-                    "to": tier_names[j],
-                    "cost_per_gb": float(np.round((j - i) * rng.uniform(0.02, 0.08), 4)),
-                    "bandwidth_mb_s": 1000.0,
-                    "latency_ms": float(5.0 * (j - i)),
-                }
-            )
+    rate = _source_rate(ops, edges, var_names, params, present, load)
+    links = _tier_links(tier_names, rng)
 
     doc: dict[str, Any] = {
         "name": f"synth-{shape}-k{operators}-v{variants}-n{workers}-t{tiers}-s{seed}",
@@ -220,13 +102,7 @@ def synth_scenario_dict(
             "metric": "synthetic accuracy %",
         },
         "workers": [
-            {
-                "name": t["type"],
-                "type": t["type"],
-                "tier": t["tier"],
-                "price": t["price"],
-                "count": t["count"],
-            }
+            {"name": t.type, "type": t.type, "tier": t.tier, "price": t.price, "count": t.count}
             for t in present
         ],
         "links": links,
@@ -246,6 +122,223 @@ def synth_scenario(**kwargs: Any) -> Scenario:
     return scenario_from_dict(synth_scenario_dict(**kwargs), "<synth>")
 
 
+# --------------------------------------------------------------------------- steps
+
+
+@dataclass
+class _OperatorParams:
+    """Per operator: base latency (ms), latency growth per variant step, accuracy gain shape."""
+
+    base_ms: dict[str, float]
+    growth: dict[str, float]
+    gain_amp: dict[str, float]
+    gain_rate: dict[str, float]
+
+    @classmethod
+    def draw(cls, ops: list[str], rng: np.random.Generator) -> _OperatorParams:
+        base_ms = {o: float(rng.uniform(5.0, 40.0)) for o in ops}
+        growth = {o: float(rng.uniform(1.4, 1.8)) for o in ops}
+        gain_amp = {o: float(rng.uniform(2.0, 8.0)) for o in ops}
+        gain_rate = {o: float(rng.uniform(0.4, 0.7)) for o in ops}
+        return cls(base_ms, growth, gain_amp, gain_rate)
+
+    def var_mult(self, o: str, j: int) -> float:
+        """Latency multiplier of variant index ``j`` of ``o``."""
+        return self.growth[o] ** j
+
+
+@dataclass
+class _WorkerType:
+    """A worker type of the synthetic infrastructure (``count`` set after the split)."""
+
+    type: str
+    tier: str
+    tier_index: int
+    speed: float
+    price: float
+    weight: float
+    count: int = 0
+
+
+def _workflow_edges(
+    ops: list[str], shape: str, rng: np.random.Generator
+) -> list[tuple[str, str, float]]:
+    """Parent edges (u, v, ratio) of the workflow shape."""
+    operators = len(ops)
+    edges: list[tuple[str, str, float]] = [("src", ops[0], 1.0)]
+    if shape == "chain" or (shape == "diamond" and operators < 3):
+        edges += [(ops[k - 1], ops[k], 1.0) for k in range(1, operators)]
+    elif shape == "diamond":
+        middle = ops[1:-1]
+        edges += [(ops[0], m, 1.0) for m in middle]
+        edges += [(m, ops[-1], 1.0) for m in middle]
+    else:  # fanout: binary tree below op1
+        for k in range(1, operators):
+            parent = ops[(k - 1) // 2]
+            edges.append((parent, ops[k], float(np.round(rng.uniform(1.0, 2.5) * 2) / 2)))
+    return edges
+
+
+def _varied_operators(ops: list[str], variants: int, max_combinations: int) -> list[str]:
+    """The operators with variants: as many as keep the table at most ``max_combinations``
+    rows, spread over the DAG."""
+    operators = len(ops)
+    n_varied = 0
+    if variants > 1:
+        n_varied = min(operators, int(math.floor(math.log(max_combinations) / math.log(variants))))
+    varied_idx = (
+        sorted({int(round(x)) for x in np.linspace(0, operators - 1, n_varied)}) if n_varied else []
+    )
+    while len(varied_idx) < n_varied:  # rounding collisions: fill from the front
+        varied_idx = sorted(set(varied_idx) | {min(set(range(operators)) - set(varied_idx))})
+    return [ops[i] for i in varied_idx]
+
+
+def _worker_types(tier_names: list[str], rng: np.random.Generator) -> list[_WorkerType]:
+    """A CPU and a GPU type per tier; higher tiers faster and dearer, lower ones more numerous."""
+    tiers = len(tier_names)
+    types: list[_WorkerType] = []
+    for i, tier in enumerate(tier_names):
+        for kind, share in (("cpu", 0.6), ("gpu", 0.4)):
+            if kind == "cpu":
+                speed = 4.0 / (1.6**i) * rng.uniform(0.8, 1.2)
+                price = 0.1 * (2.2**i) * rng.uniform(0.8, 1.2)
+            else:
+                speed = 0.8 / (1.4**i) * rng.uniform(0.8, 1.2)
+                price = 0.9 * (1.8**i) * rng.uniform(0.8, 1.2)
+            types.append(
+                _WorkerType(
+                    type=f"{tier}-{kind}",
+                    tier=tier,
+                    tier_index=i,
+                    speed=float(speed),
+                    price=float(np.round(price, 4)),
+                    weight=(2.0 ** (tiers - 1 - i)) * share,
+                )
+            )
+    return types
+
+
+def _profiles(
+    present: list[_WorkerType],
+    ops: list[str],
+    var_names: dict[str, list[str]],
+    varied: list[str],
+    params: _OperatorParams,
+    rng: np.random.Generator,
+) -> list[dict[str, Any]]:
+    """A profile per worker type and (operator, variant), except that the largest variant of a
+    varied operator does not fit on tier-0 CPUs when there are 3+ variants and other types."""
+    profiles: list[dict[str, Any]] = []
+    for t in present:
+        for o in ops:
+            for j, v in enumerate(var_names[o]):
+                too_big = (
+                    len(var_names[o]) >= 3
+                    and j == len(var_names[o]) - 1
+                    and o in varied
+                    and t.tier_index == 0
+                    and t.type.endswith("-cpu")
+                    and len(present) > 1
+                )
+                if too_big:
+                    continue
+                p90 = params.base_ms[o] * params.var_mult(o, j) * t.speed * rng.uniform(0.9, 1.1)
+                profiles.append(
+                    {
+                        "operator": o,
+                        "variant": v,
+                        "worker_type": t.type,
+                        "p50_ms": float(np.round(0.8 * p90, 4)),
+                        "p90_ms": float(np.round(p90, 4)),
+                        "load_s": float(np.round(2.0 + 3.0 * j * rng.uniform(0.5, 1.5), 2)),
+                    }
+                )
+    return profiles
+
+
+def _edge_docs(
+    edges: list[tuple[str, str, float]],
+    varied: list[str],
+    var_names: dict[str, list[str]],
+    rng: np.random.Generator,
+) -> list[dict[str, Any]]:
+    """Edges with message sizes: large from the source, growing with the sender's variant."""
+    edge_docs: list[dict[str, Any]] = []
+    for u, v, ratio in edges:
+        if u == "src":
+            kb: float | dict[str, float] = float(np.round(rng.uniform(50.0, 500.0), 3))
+        else:
+            base = float(rng.uniform(1.0, 50.0))
+            if u in varied:
+                kb = {
+                    name: float(np.round(base * (1 + 0.5 * j), 3))
+                    for j, name in enumerate(var_names[u])
+                }
+            else:
+                kb = float(np.round(base, 3))
+        edge_docs.append({"from": u, "to": v, "ratio": ratio, "message_kb": kb})
+    return edge_docs
+
+
+def _accuracy_table(
+    varied: list[str], var_names: dict[str, list[str]], params: _OperatorParams
+) -> list[dict[str, Any]]:
+    """The complete table, additive over operators (so monotone in each operator's variant)."""
+    gains = {
+        o: [params.gain_amp[o] * (1 - params.gain_rate[o] ** j) for j in range(len(var_names[o]))]
+        for o in varied
+    }
+    table: list[dict[str, Any]] = []
+    for combo in _product([var_names[o] for o in varied]):
+        acc = 60.0 + sum(
+            gains[o][var_names[o].index(v)] for o, v in zip(varied, combo, strict=True)
+        )
+        table.append(
+            {"variants": dict(zip(varied, combo, strict=True)), "accuracy": float(np.round(acc, 2))}
+        )
+    return table
+
+
+def _source_rate(
+    ops: list[str],
+    edges: list[tuple[str, str, float]],
+    var_names: dict[str, list[str]],
+    params: _OperatorParams,
+    present: list[_WorkerType],
+    load: float,
+) -> float:
+    """The source rate that keeps the infrastructure about ``load`` busy at middle variants."""
+    mid = {o: len(var_names[o]) // 2 for o in ops}
+    coef = {"src": 1.0}
+    for o in _topo(ops, edges):
+        coef[o] = min(coef[u] * r for u, v, r in edges if v == o)
+    total = sum(t.count for t in present)
+    mean_speed = sum(t.speed * t.count for t in present) / total
+    work_s = sum(
+        coef[o] * params.base_ms[o] * params.var_mult(o, mid[o]) * mean_speed / 1000.0 for o in ops
+    )
+    return float(np.round(max(load * total / work_s, 0.01), 2))
+
+
+def _tier_links(tier_names: list[str], rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Upward links between every pair of tiers, dearer across more tier steps."""
+    tiers = len(tier_names)
+    links: list[dict[str, Any]] = []
+    for i in range(tiers - 1):
+        for j in range(i + 1, tiers):
+            links.append(
+                {
+                    "from": tier_names[i],
+                    "to": tier_names[j],
+                    "cost_per_gb": float(np.round((j - i) * rng.uniform(0.02, 0.08), 4)),
+                    "bandwidth_mb_s": 1000.0,
+                    "latency_ms": float(5.0 * (j - i)),
+                }
+            )
+    return links
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -259,11 +352,11 @@ def _check(
     load: float,
 ) -> None:
     for label, value, lo in (
-        ("--operators", operators, 1),
-        ("--variants", variants, 1),
-        ("--workers", workers, 1),
-        ("--tiers", tiers, 1),
-        ("--max-combinations", max_combinations, 1),
+        (Param.OPERATORS, operators, 1),
+        (Param.VARIANTS, variants, 1),
+        (Param.WORKERS, workers, 1),
+        (Param.TIERS, tiers, 1),
+        (Param.MAX_COMBINATIONS, max_combinations, 1),
     ):
         if not isinstance(value, int) or value < lo:
             raise InputError(f"must be an integer >= {lo}", field=label, value=value)

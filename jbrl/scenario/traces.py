@@ -131,7 +131,7 @@ class Trace:
         if not segs:
             return self.array_at(t0).copy()
         total = sum(d for d, _ in segs)
-        return sum(d * v for d, v in segs) / total
+        return np.asarray(sum(d * v for d, v in segs) / total)
 
     def mean_over(self, t0: float, t1: float) -> dict[str, float]:
         """Time-averaged value per column over ``[t0, t1)``."""
@@ -211,7 +211,25 @@ def _fmt(x: float) -> str:
 
 
 def parse_trace(text: str, file: str = "<trace>") -> Trace:
-    """Parse the CSV form; every problem is an :class:`InputError` naming file, field and value."""
+    """Parse the CSV form; every problem is an :class:`InputError` naming file, field and value.
+
+    Checked in order: the ``# duration_s`` comment, the header, then each data row.
+    """
+    duration, rows = _split_lines(text, file)
+    if not rows:
+        raise InputError(f"empty trace: expected a header '{TIME_COLUMN},...'", file=file)
+    _, header = rows[0]
+    columns = _rate_columns(header, file)
+    if len(rows) == 1:
+        raise InputError("no data rows after the header", file=file)
+    times, values = _data_rows(rows[1:], header, columns, file)
+    end = duration if duration is not None else times[-1]
+    return Trace(np.array(times), np.array(values), columns, float(end), file)
+
+
+def _split_lines(text: str, file: str) -> tuple[float | None, list[tuple[int, list[str]]]]:
+    """The ``# duration_s`` value (None without one) and the non-comment rows as
+    (line number, cells)."""
     duration: float | None = None
     rows: list[tuple[int, list[str]]] = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
@@ -225,9 +243,11 @@ def parse_trace(text: str, file: str = "<trace>") -> Trace:
                 duration = _number(value, file, "duration_s", allow_negative=False)
             continue
         rows.append((lineno, [c.strip() for c in line.split(",")]))
-    if not rows:
-        raise InputError(f"empty trace: expected a header '{TIME_COLUMN},...'", file=file)
-    _, header = rows[0]
+    return duration, rows
+
+
+def _rate_columns(header: list[str], file: str) -> tuple[str, ...]:
+    """The rate columns of the header: after ``t_s``, named, unique, ``scale`` alone."""
     if header[0] != TIME_COLUMN:
         raise InputError(
             f"the first column must be '{TIME_COLUMN}'", file=file, field="header", value=header[0]
@@ -254,11 +274,16 @@ def parse_trace(text: str, file: str = "<trace>") -> Trace:
             field="header",
             value=",".join(header),
         )
-    if len(rows) == 1:
-        raise InputError("no data rows after the header", file=file)
+    return columns
+
+
+def _data_rows(
+    rows: list[tuple[int, list[str]]], header: list[str], columns: tuple[str, ...], file: str
+) -> tuple[list[float], list[list[float]]]:
+    """Times (strictly increasing) and rates (non-negative) of the data rows."""
     times: list[float] = []
     values: list[list[float]] = []
-    for lineno, cells in rows[1:]:
+    for lineno, cells in rows:
         if len(cells) != len(header):
             raise InputError(
                 f"row has {len(cells)} fields but the header has {len(header)}",
@@ -281,8 +306,7 @@ def parse_trace(text: str, file: str = "<trace>") -> Trace:
                 for c, v in zip(columns, cells[1:], strict=True)
             ]
         )
-    end = duration if duration is not None else times[-1]
-    return Trace(np.array(times), np.array(values), columns, float(end), file)
+    return times, values
 
 
 def _number(value: str, file: str, field: str, *, allow_negative: bool) -> float:

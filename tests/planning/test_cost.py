@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -138,3 +141,24 @@ def test_costs_are_nonnegative_and_finite(variant, det, trk, rate):
         assert all(w.rate >= 0 for w in o.workers)
     if report.feasible:
         assert report.accuracy is not None and report.accuracy >= 75.0
+
+
+def test_compute_cost_is_the_same_in_every_process():
+    """The compute cost sums worker prices in plan order, not in a set's (hash-seeded) order, so
+    its last bits do not change from one Python process to the next."""
+    code = (
+        "from jbrl.planning.cost import evaluate_plan; "
+        "from jbrl.planning.plan import Plan, WorkerShare; "
+        "from jbrl.scenario.synth import synth_scenario; "
+        "s = synth_scenario(operators=2, variants=1, workers=60, tiers=6, seed=3); "
+        "shares = [WorkerShare(w.name, 1e-3) for w in s.workers]; "
+        "print(repr(evaluate_plan(s, Plan({}, {'op1': shares}, [], {})).compute_cost))"
+    )
+    seen = set()
+    for seed in ("1", "2", "3", "4", "5", "6"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        seen.add(out.stdout.strip())
+    assert len(seen) == 1, seen

@@ -173,3 +173,18 @@ def test_every_model_runs_once():
     for r in records:
         assert 0 < r.p50_ms <= r.p90_ms
         assert r.output_kb > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--models", "resnet9000"], "--models"),
+        (["--models", "resnet18", "--device", "tpu"], "--device"),
+        (["--models", "resnet18", "--repeats", "0"], "--repeats"),
+    ],
+)
+def test_cli_errors_name_the_flag(args, flag):
+    """The library names arguments (errors.Param); the command line shows them as flags."""
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert f"field '{flag}'" in result.output

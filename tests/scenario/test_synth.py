@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from jbrl.cli import main
+from jbrl.cli.common import FLAGS
 from jbrl.errors import InputError
 from jbrl.planning.groups import worker_groups
 from jbrl.scenario import load_scenario, scenario_to_yaml
@@ -78,6 +79,14 @@ def test_bad_arguments():
         synth_scenario_dict(operators=0)
     with pytest.raises(InputError):
         synth_scenario_dict(shape="star")
+
+
+def test_bad_arguments_name_the_argument_not_a_flag():
+    """The library names its argument; the command line shows it as the flag."""
+    with pytest.raises(InputError) as info:
+        synth_scenario_dict(max_combinations=0)
+    assert "field 'max_combinations'" in str(info.value)
+    assert "field '--max-combinations'" in info.value.render(FLAGS)
 
 
 def test_cli_writes_loadable_yaml(tmp_path, capsys):

@@ -12,13 +12,15 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
 
 INF = highspy.kHighsInf
+OptionValue = bool | int | float | str
+"""The value of a HiGHS option (``Highs.setOptionValue``)."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.]")
 _banner_done = False
 
@@ -161,7 +163,7 @@ class LinearModel:
         self.row_names.append(self._unique(name))
         return r
 
-    def to_highs(self, options: dict[str, object] | None = None) -> highspy.Highs:
+    def to_highs(self, options: Mapping[str, OptionValue] | None = None) -> highspy.Highs:
         """A silent :class:`highspy.Highs` holding the model, with ``options`` set."""
         lp = highspy.HighsLp()
         n, m = self.num_cols, self.num_rows

@@ -1,0 +1,201 @@
+"""What the MILP is built over: worker groups, their capacities and where each operator may run.
+
+:func:`plan_layout` settles everything the model needs before any variable exists: the groups of
+interchangeable workers (:mod:`jbrl.planning.groups`), the variant combinations left after
+dominance pruning, each group's capacity for each (operator, variant), the variants each group
+may run for each operator, and whether aggregation stays on (it is switched off when a
+worker-to-worker link's bandwidth could bind, since the bound is only exact per worker pair).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from jbrl.errors import InputError
+from jbrl.planning.cost import RATE_TOL
+from jbrl.planning.groups import GroupLinks, WorkerGroup, group_links, worker_groups
+from jbrl.planning.milp.combos import Combo, prune_dominated, used_variants
+from jbrl.planning.plan import Plan
+from jbrl.scenario.model import Scenario
+
+Key = tuple[int, str, str]
+"""(group index, operator, variant)."""
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """The :class:`~jbrl.planning.milp.MilpPlanner` options that shape the model."""
+
+    max_util: float
+    aggregate: bool
+    bandwidth: bool
+    prune_dominated: bool
+    reconfig_penalty: float
+    workers: list[str] | None
+
+
+@dataclass
+class Layout:
+    """Groups, combinations and capacities the model is built over."""
+
+    combos: list[Combo]
+    groups: list[WorkerGroup]
+    links: GroupLinks
+    variants: dict[str, list[str]]
+    """Per operator, the variants some combination uses."""
+    caps: dict[Key, float]
+    """req/s one worker of the group serves (max_util and source bandwidth applied)."""
+    placeable: dict[tuple[int, str], list[str]]
+    """(group index, operator) -> the variants that group may run for it."""
+    aggregated: bool
+    notes: list[str]
+
+
+def plan_layout(
+    scenario: Scenario,
+    combos: list[Combo],
+    current: Plan | None,
+    options: ModelOptions,
+) -> Layout:
+    """Groups (aggregated when allowed), pruned combinations, capacities and placements."""
+    notes: list[str] = []
+    aggregated = options.aggregate
+    groups = select_groups(scenario, options.workers, aggregated)
+    links = group_links(scenario, groups)
+    if options.prune_dominated and not (options.reconfig_penalty > 0 and current is not None):
+        before = len(combos)
+        combos = prune_dominated(scenario, combos, [g.rep for g in groups])
+        if len(combos) < before:
+            notes.append(f"{before - len(combos)} dominated variant combination(s) dropped")
+    variants = used_variants(scenario, combos)
+    caps = capacities(scenario, groups, links, variants, options)
+    if (
+        aggregated
+        and options.bandwidth
+        and any(g.size > 1 for g in groups)
+        and bandwidth_may_bind(scenario, groups, links, caps, variants)
+    ):
+        notes.append("aggregation off: a worker-to-worker link's bandwidth may bind")
+        aggregated = False
+        groups = select_groups(scenario, options.workers, False)
+        links = group_links(scenario, groups)
+        caps = capacities(scenario, groups, links, variants, options)
+    place = placeable(scenario, groups, links, caps)
+    return Layout(combos, groups, links, variants, caps, place, aggregated, notes)
+
+
+def select_groups(
+    scenario: Scenario, workers: Sequence[str] | None, aggregate: bool
+) -> list[WorkerGroup]:
+    """Groups of ``workers`` (default: all); an unknown name raises :class:`InputError`."""
+    if workers is not None:
+        unknown = [w for w in workers if w not in scenario.worker_map]
+        if unknown:
+            raise InputError("unknown worker", field="workers", value=unknown[0])
+    return worker_groups(scenario, workers, aggregate)
+
+
+def capacities(
+    scenario: Scenario,
+    groups: list[WorkerGroup],
+    links: GroupLinks,
+    variants: Mapping[str, list[str]],
+    options: ModelOptions,
+) -> dict[Key, float]:
+    """max_util * capacity per worker, also bounded by source-link bandwidth."""
+    caps: dict[Key, float] = {}
+    for g in groups:
+        for o in scenario.topo_order:
+            src_edges = [e for e in scenario.in_edges[o] if e.source in scenario.source_map]
+            if any(not np.isfinite(links.source_cost[e.source][g.index]) for e in src_edges):
+                continue  # the source's data would have to flow backward
+            for v in variants[o]:
+                cap = scenario.capacity(o, v, g.rep) * options.max_util
+                if options.bandwidth:
+                    for e in src_edges:
+                        kb = e.message_kb_for("default")
+                        if kb > 0:
+                            cap = min(cap, links.source_bw_kb_s[e.source][g.index] / kb)
+                if cap > 0:
+                    caps[(g.index, o, v)] = cap
+    return caps
+
+
+def placeable(
+    scenario: Scenario,
+    groups: list[WorkerGroup],
+    links: GroupLinks,
+    caps: Mapping[Key, float],
+) -> dict[tuple[int, str], list[str]]:
+    """Variants each group may run for each operator: it has capacity, and every operator input
+    has some group that may run it and send to this group without backward traffic."""
+    out: dict[tuple[int, str], list[str]] = {}
+    for o in scenario.topo_order:
+        feeders = [e.source for e in scenario.in_edges[o] if e.source not in scenario.source_map]
+        for g in groups:
+            ok = all(
+                any((h.index, u) in out and links.allowed[h.index, g.index] for h in groups)
+                for u in feeders
+            )
+            if not ok:
+                continue
+            vs = [v for v in scenario.operator_map[o].variants if (g.index, o, v) in caps]
+            if vs:
+                out[(g.index, o)] = vs
+    return out
+
+
+def bandwidth_may_bind(
+    scenario: Scenario,
+    groups: list[WorkerGroup],
+    links: GroupLinks,
+    caps: Mapping[Key, float],
+    variants: Mapping[str, list[str]],
+) -> bool:
+    """Could any single worker-to-worker flow exceed its link's bandwidth?"""
+    for e in scenario.edges:
+        u, v = e.source, e.target
+        if u in scenario.source_map:
+            continue
+        for g in groups:
+            kb_max = max((e.message_kb_for(var) for var in variants[u]), default=0.0)
+            send = max((caps.get((g.index, u, var), 0.0) for var in variants[u]), default=0.0)
+            send *= e.ratio
+            if send <= 0 or kb_max <= 0:
+                continue
+            for h in groups:
+                if (g.size == 1 and h.size == 1) or not links.allowed[g.index, h.index]:
+                    continue
+                recv = max((caps.get((h.index, v, var), 0.0) for var in variants[v]), default=0.0)
+                if min(send, recv) * kb_max > links.bw_kb_s[g.index, h.index] * (1 - 1e-9):
+                    return True
+    return False
+
+
+def held_by_worker(scenario: Scenario, plan: Plan) -> dict[str, tuple[str, str]]:
+    """worker -> (operator, variant) it hosts in ``plan``."""
+    out: dict[str, tuple[str, str]] = {}
+    for o in scenario.operators:
+        var = plan.model_assignment.get(o.name, o.variants[0])
+        for s in plan.worker_assignment.get(o.name, []):
+            if s.rate is None or s.rate > RATE_TOL:
+                out.setdefault(s.worker, (o.name, var))
+    return out
+
+
+def current_counts(
+    scenario: Scenario, groups: list[WorkerGroup], current: Plan | None
+) -> dict[Key, int]:
+    """How many workers of each group already run each (operator, variant) in ``current``."""
+    if current is None:
+        return {}
+    gi = {w: g.index for g in groups for w in g.members}
+    out: dict[Key, int] = {}
+    for w, (o, v) in held_by_worker(scenario, current).items():
+        if w in gi:
+            key = (gi[w], o, v)
+            out[key] = out.get(key, 0) + 1
+    return out
