@@ -62,7 +62,7 @@ class PlanState:
     comm: list[float]  # $ per v-task on each edge (mean over senders, by share)
     steps: list[OpStep] = field(init=False)  # see OpStep
 
-    # latency scratch (see step.latency_parts): small numpy calls cost mostly overhead, so
+    # latency scratch (see the step module): small numpy calls cost mostly overhead, so
     # nothing is allocated per step but the result
     par: array.array[float] = field(init=False)  # (alpha, 1 / E) per dep worker
     par_np: np.ndarray = field(init=False)  # (n_dep, 2) view of par

@@ -8,7 +8,18 @@ Plain Python floats over the operators in topological order and their workers: a
 input is its senders' output of the same step, so the loop is sequential, and with a handful of
 workers per operator a numpy call (~1 us) costs more than the scalar arithmetic it would replace.
 Everything that depends only on the plan, the availability and the source mix is precomputed
-(:mod:`~jbrl.sim.fluid.state`, :mod:`~jbrl.sim.fluid.topology`).
+(:mod:`~jbrl.sim.fluid.state`, :mod:`~jbrl.sim.fluid.topology`). Function calls cost too: the
+step is three functions, not one per section.
+
+**Latency.** Per worker, P(sojourn <= t) = G + y (1 - G - exp(-(t - s - D)^+ / E)) (G: service
+plus inbound transfer; y, D, E from :func:`~jbrl.planning.latency.fluid_queue_step`); an
+operator mixes its workers; a join multiplies its inputs' CDFs; a stage after a join adds (a
+discrete convolution, only evaluated at the bound in a step: the full CDF waits until
+percentiles are read). :func:`step` writes per worker of the mixture ``(alpha, 1 / E)`` to
+``PlanState.par``, with ``alpha = (s + D) / E``, so that the exponent at grid time ``t`` is
+``alpha - t / E`` (one matrix product instead of a broadcast add and multiply), and its share
+times ``y`` to ``PlanState.wext``. The numpy calls work on a few hundred numbers each, so their
+count, not their size, sets the cost.
 """
 
 from __future__ import annotations
@@ -58,7 +69,7 @@ def step(
 ) -> None:
     """One backward-Euler step of length ``dt`` at source rates ``lam_l`` (``lam`` is their
     maximum, the request rate), added to ``acc``."""
-    c_op, _tau, joinable, done, tau_pos = mix
+    c_op, _tau, joinable, _done, _terminal = mix
     comm_e = st.comm
     x = q.x
     n_ops = topo.n_ops
@@ -75,7 +86,7 @@ def step(
     any_drop = False
     queue_step = fluid_queue_step
     # per worker of the latency mixture: (alpha, 1 / E) of its waiting-time term and its
-    # weight share * y, see latency_parts; every one is written (0 for a worker without work)
+    # weight share * y (module docstring); every one is written (0 for a worker without work)
     par = st.par
     wext = st.wext
     v = -1
@@ -137,10 +148,8 @@ def step(
             cv = c_op[v]
             drop_req[v] = drops_v / cv if cv > 0 else 0.0
             any_drop = True
-    dropped = sum(drop_req) if any_drop else 0.0
-    completed = _count_requests(q, acc, done, dep_op, lam_l, lam, dt, dropped, any_drop, comm)
-    if completed > 0:
-        _add_latency(acc, st, topo, grid, tau_pos, mean_op, completed, e_tail)
+    _account(q, acc, st, mix, topo, grid, lam_l, lam, dt, dep_op, mean_op, drop_req if any_drop
+             else None, comm, e_tail)  # fmt: skip
 
 
 def _idle(rows: list[Row], par: array.array[float], wext: array.array[float]) -> None:
@@ -208,24 +217,36 @@ def _join(
     return inflow, comm, before, w_prim, ca_in
 
 
-def _count_requests(
+def _account(
     q: Queues,
     acc: IntervalSums,
-    done: list[tuple[int, float, float]],
-    dep_op: list[float],
+    st: PlanState,
+    mix: SourceMix,
+    topo: Topology,
+    grid: LatencyGrid,
     lam_l: list[float],
     lam: float,
     dt: float,
-    dropped: float,
-    any_drop: bool,
+    dep_op: list[float],
+    mean_op: list[float],
+    drop_req: list[float] | None,
     comm: float,
-) -> float:
-    """Requests of the step (the accounting unit, as in the DES): arrivals at the request rate
-    ``lam``, completions (the terminal operators' departures in request units), drops, and the
-    source rates; returns the completions."""
+    e_tail: float,
+) -> None:
+    """Adds a step's requests and their latency to ``acc`` (one function: a call costs).
+
+    Requests are the accounting unit, as in the DES: arrivals at the request rate ``lam``,
+    completions (the terminal operators' departures ``dep_op`` in request units), drops
+    (``drop_req`` per operator, None when there were none). Latency of the completed requests
+    (see the module docstring): their mean (``mean_op`` of the terminal operators), the
+    terminal operators' CDFs (:data:`~jbrl.sim.fluid.metrics.LatencyPart`), P(latency <=
+    bound), and the slowest exponential stage ``e_tail``.
+    """
+    # ---- requests
     arrivals = lam * dt
+    dropped = sum(drop_req) if drop_req is not None else 0.0
     completed = 0.0
-    for v, tv, cv in done:
+    for v, tv, cv in mix.done:
         completed += tv * dep_op[v] / cv
     inflight = q.in_flight + arrivals - dropped - completed
     if inflight < 0:
@@ -234,42 +255,16 @@ def _count_requests(
     q.in_flight = inflight
     acc.arrivals += arrivals
     acc.completed += completed
-    if any_drop:
+    if drop_req is not None:
         acc.drops["timeout"] += dropped
     acc.comm += comm
     rates_acc = acc.rates
     for i, lv in enumerate(lam_l):
         rates_acc[i] += lv * dt
-    return completed
-
-
-def _add_latency(
-    acc: IntervalSums,
-    st: PlanState,
-    topo: Topology,
-    grid: LatencyGrid,
-    tau_pos: list[tuple[int, float]],
-    mean_op: list[float],
-    completed: float,
-    e_tail: float,
-) -> None:
-    """Adds the latency of the ``completed`` requests of a step to ``acc``: their mean
-    (``mean_op`` of the terminal operators), the terminal operators' latency CDFs (lazy parts,
-    :data:`~jbrl.sim.fluid.metrics.LatencyPart`), P(end-to-end latency <= bound), and the
-    slowest exponential stage ``e_tail``.
-
-    Per worker, P(sojourn <= t) = G + y (1 - G - exp(-(t - s - D)^+ / E)); an operator mixes
-    its workers; a join multiplies its inputs' CDFs; a stage after a join adds (a discrete
-    convolution, only evaluated at the bound here: the full CDF waits until percentiles are
-    read).
-
-    Per worker, the waiting-time term is computed on the grid from what :func:`step` wrote:
-    per worker of the mixture ``(alpha, 1 / E)`` to ``st.par``, with
-    ``alpha = (s + D) / E``, so that the exponent at grid time ``t`` is ``alpha - t / E`` (one
-    matrix product instead of a broadcast add and multiply), and its share times ``y`` to
-    ``st.wext``. The numpy calls work on a few hundred numbers each, so their count, not their
-    size, sets the cost.
-    """
+    if completed <= 0:
+        return
+    # ---- latency of the completed requests
+    tau_pos = mix.terminal_pos
     g = st.buf_g
     st.par_np.dot(grid.jmat, g)  # alpha - t / E (ndarray.dot: np.dot's dispatch costs)
     # e^-60 is nothing; the clip keeps exp and the products below out of denormal numbers
