@@ -78,17 +78,13 @@ def step(
     ca2_op = [1.0] * n_ops  # squared coefficient of variation of v's departures
     cd_w = q.cd_w  # per worker, the same
     drop_req = [0.0] * n_ops
-    dep_w = acc.dep_w
-    busy_w = acc.busy_w
-    wait_w = acc.wait_w
-    comm = 0.0
-    e_tail = 0.0
+    dep_w, busy_w, wait_w = acc.dep_w, acc.busy_w, acc.wait_w
+    comm = e_tail = 0.0
     any_drop = False
     queue_step = fluid_queue_step
     # per worker of the latency mixture: (alpha, 1 / E) of its waiting-time term and its
     # weight share * y (module docstring); every one is written (0 for a worker without work)
-    par = st.par
-    wext = st.wext
+    par, wext = st.par, st.wext
     v = -1
     for join, e0, u0, r0, ins, rows, workers in st.steps:
         v += 1
@@ -148,8 +144,10 @@ def step(
             cv = c_op[v]
             drop_req[v] = drops_v / cv if cv > 0 else 0.0
             any_drop = True
-    _account(q, acc, st, mix, topo, grid, lam_l, lam, dt, dep_op, mean_op, drop_req if any_drop
-             else None, comm, e_tail)  # fmt: skip
+    _account(
+        q, acc, st, mix, topo, grid, lam_l, lam, dt, dep_op, mean_op,
+        drop_req if any_drop else None, comm, e_tail,
+    )  # fmt: skip
 
 
 def _idle(rows: list[Row], par: array.array[float], wext: array.array[float]) -> None:
