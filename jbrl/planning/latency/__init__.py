@@ -22,7 +22,6 @@ from jbrl.planning.latency.paths import (
     PlanLatency,
     WorkerStage,
     predict_plan,
-    sojourn_on_grid,
 )
 from jbrl.planning.latency.queueing import WAIT_UTILIZATION_CAP, fluid_queue_step, queue_length
 from jbrl.planning.latency.service import (
@@ -38,7 +37,7 @@ from jbrl.planning.latency.service import (
     norm_cdf,
     service_cdf,
 )
-from jbrl.planning.latency.sojourn import Sojourn, slo_safe_rate, worker_sojourn
+from jbrl.planning.latency.sojourn import MixtureSojourn, Sojourn, slo_safe_rate, worker_sojourn
 
 __all__ = [
     "QUANTILES",
@@ -50,6 +49,7 @@ __all__ = [
     "PlanLatency",
     "ServiceFamily",
     "ServiceFit",
+    "MixtureSojourn",
     "Sojourn",
     "WorkerStage",
     "batch_service",
@@ -64,6 +64,5 @@ __all__ = [
     "queue_length",
     "service_cdf",
     "slo_safe_rate",
-    "sojourn_on_grid",
     "worker_sojourn",
 ]
