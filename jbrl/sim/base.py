@@ -32,18 +32,17 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import numpy as np
 
 from jbrl.errors import InputError
 from jbrl.jsonable import finite_or_none
+from jbrl.planning.latency import SERVICE_FAMILIES, ServiceFamily
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.sim.faults import FaultSchedule
 
-ServiceFamily = Literal["lognormal", "exponential", "deterministic"]
-SERVICE_FAMILIES: tuple[str, ...] = ("lognormal", "exponential", "deterministic")
 DROP_REASONS: tuple[str, ...] = ("timeout", "crash", "no_worker")
 
 Rates = Mapping[str, float] | Sequence[float] | np.ndarray
