@@ -12,8 +12,9 @@
   ``user_config`` + ``reconfigure()``, keeps a replica only while its deployment's code version
   stays; ``serve.run`` gives every imperative deployment a new random version (Ray 2.60,
   ``serve/_private/client.py``; ``version`` is no longer an option), so there it restarts the
-  replica and reloads the model; only declarative config deploys keep it.) Its replica asks for one unit of
-  the worker's custom resource, so Ray places it on the node that provides that worker.
+  replica and reloads the model; only declarative config deploys keep it.) Its replica asks
+  for one unit of the worker's custom resource, so Ray places it on the node that provides that
+  worker.
 
   Ray's batching differs from the semantics the simulators and the latency model implement
   (ARCHITECTURE.md, "Latency and batching": a free worker takes up to ``b`` queued requests):
