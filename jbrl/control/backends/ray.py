@@ -7,10 +7,9 @@ Layout (see :mod:`jbrl.control.backends.ray_app`):
   scenario's workers; on a real cluster (``address=``) each node provides the resources of the
   workers it is, and Ray places every replica on its worker's node;
 * every (operator, variant, worker) of the plan is a Serve application with one replica of
-  :class:`OperatorReplica` that asks for one unit of its worker's resource; it serves in
-  batches of at most the plan's ``batch`` for that worker (Ray Serve's ``@serve.batch``; the
-  size travels with the routing table, so a plan that changes only batch sizes redeploys and
-  reloads nothing);
+  :class:`OperatorReplica` that asks for one unit of its worker's resource and serves batches
+  of at most the plan's ``batch`` for that worker (``@serve.batch``; a batch-only change
+  redeploys and reloads nothing);
 * :class:`WorkflowIngress` runs each request through the DAG and routes each operator's calls to
   its workers by the plan's rates;
 * a load generator (a thread in this process) replays the trace: Poisson arrivals at
@@ -306,6 +305,7 @@ class RayBackend(Backend):
             want[app_name(op, var, w)] = (op, var, w)
         add = {a: s for a, s in want.items() if a not in self.apps}
         remove = [a for a in self.apps if a not in want]
+        tau = self.scenario.batch_wait_timeout_s  # each replica's batch fill timeout
         # 1. make: deploy the new replicas and wait until they are healthy
         if add:
             serve.run_many(
@@ -317,15 +317,7 @@ class RayBackend(Backend):
                                 "resources": {worker_resource(w): 1.0},
                             },
                             max_ongoing_requests=self._max_ongoing(op, var, w, plan),
-                        ).bind(
-                            op,
-                            var,
-                            w,
-                            self.models[(op, var)],
-                            self.threads,
-                            0,
-                            self.scenario.batch_wait_timeout_s,
-                        ),
+                        ).bind(op, var, w, self.models[(op, var)], self.threads, 0, tau),
                         name=a,
                         route_prefix=None,
                     )
@@ -368,11 +360,10 @@ class RayBackend(Backend):
         return info
 
     def _max_ongoing(self, op: str, var: str, worker: str, plan: Plan) -> int:
-        """Calls a replica accepts at once: room for two of its largest batches (the plan's
-        or any size its profile lists, so a later batch change needs no redeployment)."""
+        """Calls a replica accepts at once: room for two of its largest batches (the plan's or
+        any its profile lists: a later batch change needs no redeployment)."""
         prof = self.scenario.profile(op, var, worker)
-        sizes = prof.batch_sizes if prof is not None else (1,)
-        return max(8, 2 * max(*sizes, plan.batch_of(worker)))
+        return max(8, 2 * max(*(prof.batch_sizes if prof else (1,)), plan.batch_of(worker)))
 
     def apply(
         self, plan: Plan, diff: PlanDiff, design_rates: Mapping[str, float] | None = None
