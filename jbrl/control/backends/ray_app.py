@@ -81,8 +81,7 @@ class OperatorReplica:
         self._call_of(1)()  # warm-up, so the first request does not pay for lazy initialisation
         self.operator, self.variant, self.worker = operator, variant, worker
         self.batch = 1
-        self._batched.set_max_batch_size(1)
-        self._batched.set_batch_wait_timeout_s(batch_wait_timeout_s)
+        self._configure(1, batch_wait_timeout_s)
         self._lock = asyncio.Lock()
         self.loaded_at = time.time()  # the model load: a batch change must not repeat it
         self.batch_sizes: Counter[int] = Counter()  # forward passes per batch size
@@ -98,9 +97,16 @@ class OperatorReplica:
         """Serve one request in a batch of at most ``batch`` (the plan's batch size)."""
         if batch != self.batch:
             self.batch = int(batch)
-            self._batched.set_max_batch_size(self.batch)
+            self._configure(self.batch)
         result: dict[str, Any] = await self._batched(request_id)
         return result
+
+    def _configure(self, batch: int, timeout_s: float | None = None) -> None:
+        """The batch handler's size (and fill timeout), with Ray's setters."""
+        handler: Any = self._batched  # (typed by Ray as a plain coroutine function)
+        handler.set_max_batch_size(batch)
+        if timeout_s is not None:
+            handler.set_batch_wait_timeout_s(timeout_s)
 
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.0)
     async def _batched(self, request_ids: list[int]) -> list[dict[str, Any]]:
