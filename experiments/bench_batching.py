@@ -384,17 +384,38 @@ def vqa_batched() -> tuple[Scenario, Plan, str]:
     return s, plan_from_dict(d), what
 
 
+def vqa_routed() -> tuple[Scenario, Plan, str]:
+    """The plan of ``tests/sim/test_sim_agreement.py`` (the MILP's vqa plan of 2026-11, four
+    edge CPUs with routing) with batch 4 on the image and VQA workers: batching after batching,
+    the image features reaching each VQA worker from mostly one edge worker."""
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from tests.sim.test_sim_agreement import vqa_batched_plan
+
+    what = (
+        "the test's routed plan (tests/sim/test_sim_agreement.py), batch 4 on the four edge "
+        "CPUs (image features) and the three cloud CPUs (VQA)"
+    )
+    return load_scenario("vqa"), vqa_batched_plan(), what
+
+
 def fluid_part(scale: float, seeds: int) -> list[str]:
     rows: list[AgreementRow] = []
     notes = []
     t0 = time.perf_counter()
-    for s, plan, what in (gpu_chain(), vqa_batched()):
+    for (s, plan, what), label in zip(
+        (gpu_chain(), vqa_batched(), vqa_routed()),
+        ("", " (MILP plan)", " (routed plan)"),
+        strict=True,
+    ):
         notes.append(
-            f"`{s.name}`: {what} (busiest worker at {busiest_utilization(s, plan):.3f} at the "
+            f"`{s.name}{label}`: {what} (busiest worker at {busiest_utilization(s, plan):.3f} at the "
             "nominal rates)"
         )
         for rho, seconds in DURATIONS.items():
             row = compare(s, plan, rho, seconds * scale, seeds=tuple(range(seeds)))
+            row.scenario += label
             rows.append(row)
             ok = (
                 abs(row.throughput_diff) <= 0.02
@@ -402,7 +423,7 @@ def fluid_part(scale: float, seeds: int) -> list[str]:
                 and abs(row.slo_diff_points) <= 3.0
             )
             print(
-                f"{s.name} rho={rho:g}: throughput {100 * row.throughput_diff:+.2f} %, "
+                f"{row.scenario} rho={rho:g}: throughput {100 * row.throughput_diff:+.2f} %, "
                 f"dollars {100 * row.dollars_diff:+.2f} %, SLO {row.slo_diff_points:+.2f} pt "
                 f"{'ok' if ok else 'OUTSIDE THE CRITERIA'} ({row.des_seconds:.0f} s of DES)",
                 flush=True,
@@ -418,6 +439,14 @@ def fluid_part(scale: float, seeds: int) -> list[str]:
         "attainment within 3 points. Plans: " + "; ".join(notes) + ".",
         "",
         markdown_table(rows),
+        "A known limit: the latency model (and so the fluid) takes a batching worker's arrivals "
+        "as Poisson. In the DES a batch's outputs leave together, so a batching worker fed by "
+        "one (the routed plan: each VQA worker gets its image features mostly from one edge "
+        "worker batching 4) receives them in groups and fills its batches without waiting; "
+        "near saturation the fluid then overestimates that worker's wait and underestimates "
+        "SLO attainment (conservative). Where the upstream outputs spread over several workers "
+        "(the MILP plan) or the upstream batches are small, the groups break up and the rows "
+        "agree.",
         f"Generated in {time.perf_counter() - t0:.0f} s.",
     ]
 
