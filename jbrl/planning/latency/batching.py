@@ -247,8 +247,10 @@ def batch_sojourn(
 ) -> Sojourn:
     """The sojourn of a worker with service fits ``bs`` serving batches of at most ``b`` at
     arrival rate ``lam`` with fill timeout ``tau`` (module docstring; cached: 20-100 ms each).
-    Arrivals are taken as Poisson: ``arrival_scv`` is not used (the streams that reach a
-    worker in the DES are Poisson or smoother, so this errs on the slow side)."""
+    Arrivals are taken as Poisson: ``arrival_scv`` is not used. (In the DES a batching worker
+    fed by another one gets its tasks in groups, a batch's outputs leaving together, and fills
+    its batches sooner than this says: conservative, by up to about 8 points of attainment near
+    saturation; ``experiments/results/batching.md``.)"""
     return _batch_sojourn(bs, float(lam), int(b), float(tau))
 
 
