@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -33,6 +34,36 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    """``--version``: the installed distribution's version (the source's when not installed)."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    import jbrl
+
+    try:
+        v = version("jbrl")
+    except PackageNotFoundError:
+        v = jbrl.__version__
+    sys.stdout.write(f"jbrl {v}\n")
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Plan, simulate and adapt ML inference workflows on tiered edge/cloud infrastructure."""
+
+
 app.add_typer(scenario_cmds.app, name="scenario")
 app.command("cost")(cost_cmd.cost)
 app.command("plan")(plan_cmd.plan)
