@@ -87,11 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     except InfeasibleError as exc:
         if "--json" in (argv if argv is not None else sys.argv):
             print_json({"status": "infeasible", "reason": exc.reason, **exc.details})
-        err_console.print(f"[bold red]infeasible:[/bold red] {escape(exc.reason)}", highlight=False)
+        err_console.print(
+            f"[bold red]infeasible:[/bold red] {escape(exc.reason)}",
+            highlight=False,
+            soft_wrap=True,  # one line per message: the terminal wraps it, paths stay whole
+        )
         return exc.exit_code
     except JbrlError as exc:
         text = exc.render(FLAGS) if isinstance(exc, InputError) else str(exc)
-        err_console.print(f"[bold red]error:[/bold red] {escape(text)}", highlight=False)
+        err_console.print(
+            f"[bold red]error:[/bold red] {escape(text)}", highlight=False, soft_wrap=True
+        )
         return exc.exit_code
     return 0
 
