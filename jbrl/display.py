@@ -1,14 +1,17 @@
 """How figures are written for people: one function per kind of quantity.
 
 Every table and summary line of the command line (and the evaluation report) writes its
-numbers through these, so the same figure reads the same everywhere: a plan's 1.15075 $/hour is
-``1.1508`` in ``jbrl plan``, ``jbrl cost`` and ``jbrl demo`` alike (Python's ``format``, round
-half to even on the binary value). Missing or non-finite values print as ``-``.
+numbers through these, so the same figure reads the same everywhere. Dollar figures round half
+up in decimal after dropping float noise (12 significant digits): a plan's 1.15075 $/hour, which
+one summation order gives as 1.1507499999999998 and another as 1.1507500000000002, is ``1.1508``
+in ``jbrl plan``, ``jbrl cost`` and ``jbrl demo`` alike (plain ``format`` printed 1.1507 for the
+first). Missing or non-finite values print as ``-``.
 """
 
 from __future__ import annotations
 
 import math
+from decimal import ROUND_HALF_UP, Decimal
 
 #: decimals of a $/hour or $ figure
 DOLLAR_DECIMALS = 4
@@ -19,8 +22,11 @@ def _ok(x: float | None) -> bool:
 
 
 def dollars(x: float | None, decimals: int = DOLLAR_DECIMALS) -> str:
-    """A dollar amount or a $/hour rate: ``1.1508``."""
-    return format(x, f".{decimals}f") if _ok(x) else "-"
+    """A dollar amount or a $/hour rate: ``1.1508`` (see the module docstring)."""
+    if x is None or not math.isfinite(x):
+        return "-"
+    exact = Decimal(f"{x:.12g}").quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    return f"{exact:f}"
 
 
 def pct(x: float | None, digits: int = 2) -> str:

@@ -95,7 +95,7 @@ def _cells(r: Row, error_text: bool = False) -> list[str]:
     return [
         r.policy + (f" ({r.errors} failed)" if r.errors else ""),
         r.trace,
-        display.num(r.dollars, ".3f"),
+        display.dollars(r.dollars, 3),
         display.dollars(r.dollars_per_1k),
         display.pct(r.slo_attainment),
         display.pct(r.worst_attainment),

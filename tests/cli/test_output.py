@@ -86,15 +86,26 @@ def test_tables_fit_80_columns(name: str, files: dict[str, Path]) -> None:
 
 
 def test_wrapped_cells_keep_every_character(files: dict[str, Path]) -> None:
-    """JellyBean's long variant and worker names wrap at 80 columns but are all there."""
-    proc = jbrl_at(80, "plan", "--scenario", str(JELLYBEAN_DIR), "--json")
-    plan = json.loads(proc.stdout)
-    text = "".join(jbrl_at(80, "plan", "--scenario", str(JELLYBEAN_DIR)).stdout.split())
-    for var in plan["model_assignment"].values():
-        assert var in text
-    for shares in plan["worker_assignment"].values():
-        for s in shares:
-            assert s["worker"] in text
+    """JellyBean's long variant and worker names wrap at 80 columns but are all there: the
+    pieces of each cell, read column by column, join to the full names."""
+    plan = json.loads(jbrl_at(80, "plan", "--scenario", str(JELLYBEAN_DIR), "--json").stdout)
+    lines = jbrl_at(80, "plan", "--scenario", str(JELLYBEAN_DIR)).stdout.splitlines()
+    head = next(i for i, ln in enumerate(lines) if ln.split()[:1] == ["operator"])
+    v0, w0 = lines[head].index("variant"), lines[head].index("workers")
+    rows: dict[str, list[str]] = {}
+    op = ""
+    for ln in lines[head + 2 :]:
+        if not ln.strip():
+            break
+        op = ln[:v0].strip() or op
+        cells = rows.setdefault(op, ["", ""])
+        cells[0] += ln[v0:w0].strip()
+        cells[1] += ln[w0:].strip()
+    assert set(rows) == set(plan["model_assignment"])
+    for name, var in plan["model_assignment"].items():
+        assert rows[name][0] == var
+        for share in plan["worker_assignment"][name]:
+            assert share["worker"] in rows[name][1]
 
 
 @pytest.mark.parametrize("columns", [40, 80, 200])
@@ -164,3 +175,11 @@ def test_plan_and_demo_print_the_same_cost(
     demo = capsys.readouterr().out
     milp_row = next(ln for ln in demo.splitlines() if ln.strip().startswith("milp "))
     assert want in milp_row.split()
+
+
+def test_dollars_round_the_same_on_either_side_of_float_noise() -> None:
+    from jbrl import display
+
+    assert display.dollars(1.1507499999999998) == display.dollars(1.1507500000000002) == "1.1508"
+    assert display.dollars(0.0) == "0.0000" and display.dollars(float("nan")) == "-"
+    assert display.dollars(0.15097976334836233, 7) == "0.1509798"

@@ -223,3 +223,9 @@ def test_process_pool_gives_the_same_runs_in_order(vqa):
         (p, t, s) for p in policies for t in traces for s in (0, 1)
     ]
     assert _figures(two) == _figures(one)
+
+
+def test_policies_errors_name_the_policies_option(capsys):
+    assert main(["evaluate", "--policies", "milp-static,nope", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "field '--policies'" in err and "field '--policy'" not in err
