@@ -70,6 +70,7 @@ TABLE_COMMANDS = {
         "--no-progress",
     ],  # fmt: skip
     "demo plans": ["demo", "--plans-only", "-o", "{dir}/demo"],
+    "profile list": ["profile", "--list"],
 }
 
 
