@@ -317,6 +317,7 @@ def _serve_and_run(
         err_console.print(
             f"jbrl control: {what}, policy {ctl.policy_name}, API {api.url}, logs {run_dir}",
             highlight=False,
+            soft_wrap=True,  # one line: the URL and the path stay whole
         )
         ctl.start()
         return ctl.run(stop)
