@@ -2,8 +2,9 @@
 
 Layout (see :mod:`jbrl.control.backends.ray_app`):
 
-* every scenario worker is a Ray **custom resource** ``jbrl-worker/<name>``. Started locally
-  (the default), one Ray node provides every worker's resource, so one machine emulates the
+* every scenario worker is a Ray **custom resource** ``jbrl-worker/<name>`` (or the resource a
+  placement file maps it to: :mod:`jbrl.control.backends.placement`). Started locally (the
+  default), one Ray node provides every worker's resource, so one machine emulates the
   scenario's workers; on a real cluster (``address=``) each node provides the resources of the
   workers it is, and Ray places every replica on its worker's node;
 * every (operator, variant, worker) of the plan is a Serve application with one replica of
@@ -22,9 +23,7 @@ beside the old one during the switch (in steady state a worker hosts one replica
 are never dropped by a reconfiguration; a call that fails (a crashed replica) is retried on
 another worker of the operator, and the generator retries a request whose ingress call failed.
 
-Starting and stopping Ray and Serve (loopback only, token authentication, session files in a
-short temporary directory linked from the run directory) is
-:class:`~jbrl.control.backends.ray_session.RaySession`.
+Ray and Serve are started (loopback only) or joined by :class:`.ray_session.RaySession`.
 """
 
 from __future__ import annotations
@@ -50,7 +49,8 @@ from jbrl.control.backends.base import (
     calls_per_request,
     worker_slots,
 )
-from jbrl.control.backends.ray_session import RaySession, worker_resource
+from jbrl.control.backends.placement import Placement, replica_nodes
+from jbrl.control.backends.ray_session import RaySession
 from jbrl.errors import InputError, Param
 from jbrl.planning.cost import evaluate_plan
 from jbrl.planning.plan import Plan
@@ -155,6 +155,7 @@ class RayBackend(Backend):
         threads: torch threads per replica.
         keep_session: keep Ray's session directory after :meth:`close`.
         seed: root seed of the load generator and the ingress's routing.
+        placement: the Ray resource of each worker (default: ``jbrl-worker/<name>``).
     """
 
     kind = "ray"
@@ -174,6 +175,7 @@ class RayBackend(Backend):
         keep_session: bool = True,
         seed: int | None = 0,
         drain_timeout_s: float = 60.0,
+        placement: Placement | None = None,
     ) -> None:
         require_ray()
         super().__init__(scenario, clock)
@@ -189,8 +191,9 @@ class RayBackend(Backend):
         self.run_dir = run_dir
         self.address = address
         self.threads = threads
+        self.placement = placement or Placement.convention(w.name for w in scenario.workers)
         self.session = RaySession(
-            [w.name for w in scenario.workers],
+            self.placement,
             address=address,
             num_cpus=num_cpus,
             run_dir=run_dir,
@@ -263,6 +266,12 @@ class RayBackend(Backend):
             "calls": calls_per_request(sc),
         }
 
+    def replica_nodes(self) -> dict[str, str]:
+        """The Ray node id of every running replica (Serve application name -> node id)."""
+        with self._lock:
+            apps = list(self.apps)
+        return replica_nodes(apps)
+
     def close(self) -> None:
         self._stop.set()
         if self._gen_thread is not None:
@@ -311,7 +320,7 @@ class RayBackend(Backend):
                         REPLICA_DEPLOYMENT.options(
                             ray_actor_options={
                                 "num_cpus": 0,
-                                "resources": {worker_resource(w): 1.0},
+                                "resources": {self.placement.resource(w): 1.0},
                             }
                         ).bind(op, var, w, self.models[(op, var)], self.threads),
                         name=a,
@@ -580,6 +589,7 @@ class RayBackend(Backend):
         return {
             "kind": self.kind,
             "address": self.address or "local (127.0.0.1)",
+            "placement": self.placement.to_dict(),
             "session_dir": self.session_dir,
             "rate_scale": self.rate_scale,
             "models": {f"{o}:{v}": m for (o, v), m in self.models.items()},

@@ -59,6 +59,12 @@ class OperatorReplica:
         self.operator, self.variant, self.worker = operator, variant, worker
         self._lock = asyncio.Lock()
 
+    def node_id(self) -> str:
+        """The Ray node this replica runs on (where its worker's resource is)."""
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+
     async def __call__(self, request_id: int, inputs: list[Any]) -> dict[str, Any]:
         async with self._lock:  # one request at a time: a worker is one server
             t = time.perf_counter()
