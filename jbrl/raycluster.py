@@ -180,6 +180,8 @@ class RayCluster:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = old
+            if "RAY_AUTH_MODE" in self._saved_env:
+                _refresh_ray_config()  # a later Ray in this process must not expect our token
             self._saved_env.clear()
             if self.session_dir and not self.keep_session:
                 shutil.rmtree(self.session_dir, ignore_errors=True)

@@ -170,13 +170,14 @@ def test_sweep_resumes_and_ships_the_better_trial(cluster: Any, tmp_path: Path) 
         sweep, address=cluster.address, callbacks=[_interrupt_after_first_trial(flag)]
     )
     assert flag.exists() and [t.status for t in first.trials] == ["done"]
+    assert not first.complete and first.expected == 2
     done_first = first.trials[0]
     assert done_first.trial == flag.read_text()
     model = Path(str(done_first.run_dir)) / "model.zip"
     stamp = model.stat().st_mtime_ns
 
     result = run_sweep(sweep, address=cluster.address, resume=True)
-    assert [t.status for t in result.trials] == ["done", "done"]
+    assert [t.status for t in result.trials] == ["done", "done"] and result.complete
     assert {t.params["seed"] for t in result.trials} == {3, 4}
     assert model.stat().st_mtime_ns == stamp  # the finished trial was not trained again
     # every trial is a jbrl train run: its own folder, TensorBoard logs, checkpoints, best/
@@ -288,3 +289,20 @@ def test_controller_places_replicas_on_two_nodes_and_moves_one(
     assert counts["lost"] == 0 and counts["in_flight"] == 0
     assert counts["dropped"]["failed"] == 0 and counts["completed"] == counts["arrived"]
     assert backend.run_info()["placement"]["file"] == str(placement_file)
+
+
+def test_a_cluster_without_a_workers_resource_is_bad_input(cluster: Any) -> None:
+    """Joining a cluster whose nodes lack a worker's resource stops at once, naming it."""
+    pytest.importorskip("ray.serve")
+    import ray
+
+    from jbrl.control.backends.placement import Placement
+    from jbrl.control.backends.ray_session import RaySession
+    from jbrl.errors import InputError
+
+    session = RaySession(Placement.convention(["e1", "e2"]), address=cluster.address)
+    with pytest.raises(
+        InputError, match=r"'jbrl-worker/e1' for e1 \(needs 2 units, the cluster has 0\)"
+    ):
+        session.start()
+    assert not ray.is_initialized()  # disconnected again

@@ -83,6 +83,12 @@ class SweepResult:
     trials: list[TrialResult]
     best: TrialResult | None
     wall_s: float
+    expected: int = 0  # trials the sweep makes (fewer finished: interrupted, or failures)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every trial of the sweep finished."""
+        return sum(t.status == "done" for t in self.trials) >= self.expected
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +96,7 @@ class SweepResult:
             "best": None if self.best is None else self.best.trial,
             "best_policy": None if self.best is None else str(self.sweep_dir / BEST_DIR),
             "wall_s": self.wall_s,
+            "expected_trials": self.expected,
             "trials": [t.to_dict() for t in self.trials],
         }
 
@@ -216,7 +223,7 @@ def run_sweep(
     trials = [_trial_result(r) for r in grid]
     trials.sort(key=lambda t: t.trial)
     best = _ship_best(trials, sweep_dir)
-    result = SweepResult(sweep_dir, trials, best, time.perf_counter() - t0)
+    result = SweepResult(sweep_dir, trials, best, time.perf_counter() - t0, sweep.trial_count)
     text = json.dumps(result.to_dict(), indent=1, allow_nan=False)
     (sweep_dir / RESULTS_FILE).write_text(text + "\n", "utf-8")
     (sweep_dir / TABLE_FILE).write_text(markdown_table(result) + "\n", "utf-8")

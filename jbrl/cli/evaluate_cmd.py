@@ -169,7 +169,7 @@ def _executor(ray: str | None, run_dir: Path) -> Iterator[RunExecutor | None]:
     from jbrl.evaluation.executors import RayTasks
 
     with RayTasks(ray, run_dir=run_dir) as tasks:
-        err_console.print(f"running on {tasks.cluster.describe()}", highlight=False)
+        err_console.print(f"running on {tasks.cluster.describe()}", highlight=False, soft_wrap=True)
         yield tasks
     err_console.print(
         f"{sum(tasks.nodes.values())} runs as Ray tasks on {len(tasks.nodes)} node(s)",

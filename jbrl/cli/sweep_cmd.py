@@ -73,7 +73,7 @@ def sweep(
 
 def _say(message: str) -> None:
     """A status line on stderr (module-level: Ray Tune pickles its callbacks by reference)."""
-    err_console.print(message, highlight=False)
+    err_console.print(message, highlight=False, soft_wrap=True)
 
 
 def _print_result(result: SweepResult) -> None:
@@ -88,10 +88,15 @@ def _print_result(result: SweepResult) -> None:
     console.print(out)
     done = sum(t.status == "done" for t in result.trials)
     console.print(
-        f"{done} of {len(result.trials)} trials finished in {result.wall_s:.0f} s; results in "
+        f"{done} of {result.expected} trials finished in {result.wall_s:.0f} s; results in "
         f"{result.sweep_dir}/results.md",
         highlight=False,
     )
+    if not result.complete:
+        console.print(
+            "[yellow]the sweep is not complete:[/yellow] run the same command with --resume "
+            "to continue it (finished trials are kept)"
+        )
     if result.best is None:
         console.print("[yellow]no trial finished: no policy to ship[/yellow]")
     else:
