@@ -21,9 +21,13 @@ the plans in force (weighted by arrivals), reconfigurations (model loads) and pl
 the decision time per interval (wall time of ``decide``, plus the original solve time of memoized
 planner results it reused). A policy that raises is reported in its row, not fatal.
 
-Runs execute in this process, or elsewhere through a :mod:`~jbrl.evaluation.executors`
-executor (a local process pool, or Ray tasks on a local Ray or a cluster); the runs are put back
-in (policy, trace, seed) order, so every figure is the same wherever they ran.
+Every run starts from a freshly built policy, so its figures depend on the policy, the trace and
+the seed alone, not on the runs before it: the rule policies memoize planner calls in ways that
+steer later decisions (the largest load a clamped solve met, sustainable scales per load mix), so
+a policy object reused from run to run gave slightly different plans on later traces. Runs
+execute in this process, or elsewhere through a :mod:`~jbrl.evaluation.executors` executor (a
+local process pool, or Ray tasks on a local Ray or a cluster); the runs are put back in (policy,
+trace, seed) order, so every figure is the same wherever they ran.
 
 The rows and summary rows are :mod:`~jbrl.evaluation.aggregate`'s; the table is
 :mod:`~jbrl.evaluation.report`'s, the plots :mod:`~jbrl.evaluation.plots`'.
@@ -361,28 +365,27 @@ def run_unit(
     policy: Policy | str | None = None,
 ) -> list[RunRecord]:
     """The runs of one unit (one policy spec on some traces and seeds: one task's share of
-    the work); the policy is built here unless given (an error text stands for a policy that
-    failed)."""
-    if policy is None:
-        policy = build_policies([unit.spec], settings.scenario)[unit.spec]
+    the work). Every run gets a freshly built policy (``policy``, when given, serves the first
+    run); an error text stands for a policy that failed to build."""
     out = []
-    for tn in unit.traces:
-        for seed in unit.seeds:
-            if isinstance(policy, str):
-                out.append(RunRecord(policy=unit.spec, trace=tn, seed=seed, error=policy))
-                continue
-            out.append(
-                run_policy(
-                    settings.scenario,
-                    settings.traces[tn],
-                    policy,
-                    label=unit.spec,
-                    trace_name=tn,
-                    sim=settings.sim,
-                    seed=seed,
-                    interval=settings.interval,
-                    sim_config=settings.sim_config,
-                    on_interval=on_interval,
-                )
+    for i, (tn, seed) in enumerate((t, s) for t in unit.traces for s in unit.seeds):
+        if policy is None or i > 0:  # nothing memoized by an earlier run carries over
+            policy = build_policies([unit.spec], settings.scenario)[unit.spec]
+        if isinstance(policy, str):
+            out.append(RunRecord(policy=unit.spec, trace=tn, seed=seed, error=policy))
+            continue
+        out.append(
+            run_policy(
+                settings.scenario,
+                settings.traces[tn],
+                policy,
+                label=unit.spec,
+                trace_name=tn,
+                sim=settings.sim,
+                seed=seed,
+                interval=settings.interval,
+                sim_config=settings.sim_config,
+                on_interval=on_interval,
             )
+        )
     return out
