@@ -147,6 +147,21 @@ def timed_evaluation(executor: Any, processes: int, args: Args) -> dict[str, Any
     return out
 
 
+def compare(ref: Any, other: Any, path: str = "") -> tuple[int, list[str]]:
+    """The number of values (leaves) of ``ref`` and the paths where ``other`` differs."""
+    if isinstance(ref, dict) and isinstance(other, dict) and ref.keys() == other.keys():
+        pairs = [(f"{path}/{k}", ref[k], other[k]) for k in ref]
+    elif isinstance(ref, list) and isinstance(other, list) and len(ref) == len(other):
+        pairs = [(f"{path}[{i}]", a, b) for i, (a, b) in enumerate(zip(ref, other, strict=True))]
+    else:
+        return 1, ([] if ref == other else [path])
+    n, diff = 0, []
+    for p, a, b in pairs:
+        m, d = compare(a, b, p)
+        n, diff = n + m, diff + d
+    return n, diff
+
+
 def noop_overhead(n: int) -> dict[str, float]:
     """Ray's own cost per task (Ray already connected): ``n`` no-op tasks submitted at once
     (wall / n), and 50 sequential round trips (submit, run, get)."""
@@ -190,6 +205,7 @@ def part_a(args: Args) -> dict[str, Any]:
     ref = res["in_process"]["figures"]
     for key in ("process_pool_2", "ray_local", "ray_cluster"):
         res[key]["identical"] = res[key]["figures"] == ref
+        res[key]["values"], res[key]["differing"] = compare(ref, res[key]["figures"])
     res["machine_after"] = machine()
     return res
 
@@ -265,10 +281,18 @@ def _part_a_md(a: dict[str, Any]) -> list[str]:
         r = a[key]
         nodes = f"{r['nodes']} ({', '.join(map(str, r['runs_per_node']))})" if "nodes" in r else "-"
         inside = f"{r['task_s_sum']:.1f} s" if "task_s_sum" in r else "-"
-        same = "reference" if key == "in_process" else ("yes" if r["identical"] else "NO")
+        same = "reference" if key == "in_process" else _same(r)
         lines.append(f"| {name} | {start(r)} | {r['wall_s']:.1f} s | {nodes} | {inside} | {same} |")
     lines += ["", *_overhead_md(a), ""]
     return lines
+
+
+def _same(r: dict[str, Any]) -> str:
+    """ "yes (n values)" or "NO: k of n values differ, e.g. path"."""
+    if r["identical"]:
+        return f"yes, all {r['values']} values"
+    d = r["differing"]
+    return f"NO: {len(d)} of {r['values']} values differ, e.g. `{d[0]}`"
 
 
 def _overhead_md(a: dict[str, Any]) -> list[str]:
@@ -277,15 +301,17 @@ def _overhead_md(a: dict[str, Any]) -> list[str]:
     for key, name, slots in (("ray_local", "local Ray", 2), ("ray_cluster", "local cluster", 2)):
         r = a[key]
         n = r["tasks"]
-        rebuild = (r["task_s_sum"] - ip["wall_s"]) / n * 1000.0
+        extra = (r["task_s_sum"] - ip["wall_s"]) / n * 1000.0
         idle = (slots * r["wall_s"] - r["task_s_sum"]) / n * 1000.0
         out.append(
             f"* {name}: no-op tasks {r['noop']['batch_ms_per_task']:.2f} ms each when submitted "
             f"together, {r['noop']['round_trip_ms']:.2f} ms for one round trip; in this "
-            f"evaluation each task spent {rebuild:+.0f} ms more inside its worker than the same "
-            f"run in one process (each task builds its policy and memoizes its planner calls "
-            f"alone), and {idle:.0f} CPU-ms per task went to scheduling, transfer and the idle "
-            f"tail ({slots} CPUs x wall - time inside tasks)."
+            f"evaluation a task spent {r['task_s_sum'] / n * 1000.0:.0f} ms inside its worker "
+            f"({extra:+.0f} ms against the in-process run, {ip['wall_s'] / n * 1000.0:.0f} ms: "
+            f"two tasks at a time share 2 cores with the driver, Ray's processes and other "
+            f"work, and every worker process pays its first imports), and {idle:.0f} CPU-ms "
+            f"per task went to scheduling, transfer and the idle tail ({slots} CPUs x wall - "
+            f"time inside tasks)."
         )
     return out
 

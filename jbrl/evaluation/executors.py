@@ -8,8 +8,8 @@ or in which order runs executed.
 
 * :class:`ProcessPool` — the local path: ``concurrent.futures.ProcessPoolExecutor`` with the
   *spawn* start method (a forked child would inherit HiGHS's thread pool without its threads),
-  one (policy, trace) unit per task, so a process memoizes a policy's planner calls over the
-  seeds. A standard-library pool, not a local Ray: nothing to install beyond jbrl, about a
+  one (policy, trace) unit per task (every run still starts from a freshly built policy). A
+  standard-library pool, not a local Ray: nothing to install beyond jbrl, about a
   second to start instead of Ray's several, and no session files or ports.
 * :class:`RayTasks` — one Ray task per (policy, trace, seed) run on the cluster of a
   :class:`~jbrl.raycluster.RayCluster` (a local Ray started for the evaluation, or an existing

@@ -240,7 +240,7 @@ def evaluate(
 
     ``traces`` map a name to a trace (per source or ``scale``); ``duration`` cuts them;
     ``load_time`` forces every model load time; ``processes > 1`` runs (policy, trace) units in
-    parallel processes (each memoizes its own planner calls); ``executor`` runs them there
+    parallel spawned processes; ``executor`` runs them there
     instead (e.g. :class:`~jbrl.evaluation.executors.RayTasks`, entered by the caller).
     """
     t_start = time.perf_counter()
