@@ -15,7 +15,7 @@ task (0 CPUs) and two worker nodes of 1 CPU each, all on 127.0.0.1.
 
 Usage::
 
-    python experiments/bench_scale_out.py              # both parts (about 15 minutes on 2 cores)
+    python experiments/bench_scale_out.py              # both parts (15 minutes on 2 idle cores, 45 at load 35)
     python experiments/bench_scale_out.py --skip-sweep
 
 Results go to experiments/results/scale_out.md (and scale_out.json).
