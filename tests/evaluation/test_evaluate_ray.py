@@ -44,7 +44,7 @@ def test_ray_gives_the_local_json_and_plots(
         out = {}
         for name, extra in (("local", []), ("ray", ["--ray", "--run-dir", str(run_dir)])):
             out[name] = tmp_path / f"{name}.json"
-            args = [*common, "--json", str(out[name]), "--plots", str(tmp_path / name), *extra]
+            args = [*common, "--json-out", str(out[name]), "--plots", str(tmp_path / name), *extra]
             assert main(args) == 0, capsys.readouterr().err
         err = capsys.readouterr().err
         assert f"local Ray on 127.0.0.1 (session files in {run_dir}/ray-session)" in err
