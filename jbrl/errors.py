@@ -57,6 +57,10 @@ class Param(StrEnum):
     WARMUP = "warmup"
     OPERATOR_MAP = "operator_map"
     RATE = "rate"
+    RAY = "ray"
+    PROCESSES = "processes"
+    RAY_ADDRESS = "ray_address"
+    PLACEMENT = "placement"
 
 
 class JbrlError(Exception):

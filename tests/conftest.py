@@ -1,13 +1,22 @@
-"""Shared fixtures: the JellyBean reference inputs and one tiny scenario."""
+"""Shared fixtures: the JellyBean reference inputs and one tiny scenario.
+
+Every Ray the tests start stays on 127.0.0.1: Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER``
+once, when it is first imported, so it is set here, before any test module imports Ray (the
+multi-node cluster of ``test_cluster.py`` starts its head in the test process).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from jbrl.scenario import Scenario, load_scenario, scenario_from_dict
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 JELLYBEAN_DIR = REPO.parent / "shared" / "data" / "jellybean-vqa-medium"

@@ -6,7 +6,9 @@
 * :mod:`~jbrl.agents.ppo.imitation` — the imitation teacher (an adapter of a rule policy),
   demonstrations and the supervised fit;
 * :mod:`~jbrl.agents.ppo.callbacks` — serving figures, validation, hyperparameters;
-* :mod:`~jbrl.agents.ppo.train` — the training run (``jbrl train``).
+* :mod:`~jbrl.agents.ppo.train` — the training run (``jbrl train``);
+* :mod:`~jbrl.agents.ppo.sweep_config`, :mod:`~jbrl.agents.ppo.sweep` — training sweeps on Ray
+  Tune (``jbrl sweep``), each trial a training run scored on validation.
 """
 
 from jbrl.agents.ppo.policy import (

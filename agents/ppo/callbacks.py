@@ -4,8 +4,10 @@ config as TensorBoard text. Importing this module imports stable-baselines3."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +18,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from jbrl.agents.policy import Policy, get_policy, parse_policy_spec, policy_decider
 from jbrl.agents.ppo.policy import CONFIG_FILE, MODEL_FILE, NORM_FILE, ObsNormalizer, PpoPolicy
 from jbrl.agents.ppo.workbench import Workbench
-from jbrl.envs.config import EnvConfig
+from jbrl.envs.config import EnvConfig, RewardWeights
 from jbrl.envs.ladder import LADDER_FILE
 from jbrl.envs.workload import eval_traces
+from jbrl.jsonable import jsonable
 from jbrl.planning.coverage import variants_of
 from jbrl.planning.plan import Plan
 from jbrl.scenario.derive import with_load_time
@@ -30,6 +33,8 @@ from jbrl.sim.rollout import BaseObserver, RunAccumulator, Totals, rollout
 
 FIGURES = ("cost_per_hour", "slo_attainment", "accuracy", "reconfigurations")
 """The figures logged per validation run (``eval/<trace>/<figure>``) and averaged."""
+VALIDATION_FILE = "validation.json"
+"""The figures of the policy in ``best/`` (written with it): steps, score, per-trace figures."""
 
 
 # --------------------------------------------------------------------------- training episodes
@@ -89,11 +94,10 @@ class ValidationRun:
             "reconfigurations": float(t.reconfigurations),
         }
 
-    def score(self, env: EnvConfig) -> float:
-        """The env's cost per hour: $ + weighted late (or dropped) requests."""
+    def score(self, w: RewardWeights) -> float:
+        """Cost per hour by the weights ``w``: $ + weighted late (or dropped) requests."""
         t = self.totals
         late = t.completed + t.dropped_total - t.within_slo
-        w = env.reward
         return (w.dollar * t.dollars + w.slo_miss * late) / max(t.duration / 3600.0, 1e-9)
 
 
@@ -142,18 +146,27 @@ class ValidationCallback(BaseCallback):
     setting of ``env.load_time_mix``; ``eval/<trace>/<figure>``, ``eval/mean/*`` and
     ``eval/score`` (the env's cost per hour: $ + weighted late requests). The baseline policy
     (``eval.baseline``) runs once at the start (``eval_<name>/<trace>/<figure>``). The policy
-    with the best score goes to ``best/``."""
+    with the best score goes to ``best/``, its figures to ``best/validation.json``.
+    ``on_result`` gets every validation's figures (:meth:`result`), e.g. to report to Ray Tune."""
 
-    def __init__(self, bench: Workbench, run_dir: Path, every: int) -> None:
+    def __init__(
+        self,
+        bench: Workbench,
+        run_dir: Path,
+        every: int,
+        on_result: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         super().__init__()
         self.bench = bench
         self.run_dir = run_dir
         self.every = every
+        self.on_result = on_result
         self.next_at = 0
-        self.best = math.inf
         ev = bench.config.eval
         assert ev is not None
         self.seed = ev.seed
+        self.weights = ev.score or bench.config.env.reward
+        self.best = self._saved_best()  # a resumed run keeps the best it had
         traces = eval_traces(bench.scenario, ev.duration_s, ev.seed, ev.traces)
         cfg = bench.config.env
         mix = cfg.load_time_mix or [cfg.load_time_s]
@@ -190,26 +203,55 @@ class ValidationCallback(BaseCallback):
         env_cfg = self.bench.config.env
         policy = PpoPolicy.of_model(self.model, ObsNormalizer.of(venv), env_cfg, self.bench.ladder)
         scores = []
-        means: dict[str, list[float]] = {k: [] for k in FIGURES}
+        per_trace: dict[str, dict[str, float]] = {}
         for name, (scenario, tr) in self.runs.items():
             run = validation_run(policy, scenario, tr, env_cfg, self.seed)
-            scores.append(run.score(env_cfg))
-            for key, val in run.figures().items():
+            scores.append(run.score(self.weights))
+            per_trace[name] = run.figures()
+            for key, val in per_trace[name].items():
                 self.logger.record(f"eval/{name}/{key}", val)
-                means[key].append(val)
-        for key, vals in means.items():
-            self.logger.record(f"eval/mean/{key}", float(np.mean(vals)))
+        means = {k: float(np.mean([f[k] for f in per_trace.values()])) for k in FIGURES}
+        for key, val in means.items():
+            self.logger.record(f"eval/mean/{key}", val)
         score = float(np.mean(scores))
         self.logger.record("eval/score", score)
+        result = self.result(score, means, per_trace)
         if score < self.best:
             self.best = score
-            self._save_best(venv)
+            self._save_best(venv, result)
             self.logger.record("eval/best_score", score)
         self.logger.dump(self.num_timesteps)
+        if self.on_result is not None:
+            self.on_result({**result, "best_score": self.best})
 
-    def _save_best(self, venv: Any) -> None:
+    def result(
+        self, score: float, means: dict[str, float], per_trace: dict[str, dict[str, float]]
+    ) -> dict[str, Any]:
+        """One validation's figures: steps, score (and its weights), means, per trace."""
+        return {
+            "steps": int(self.num_timesteps),
+            "score": score,
+            "score_weights": self.weights.model_dump(),
+            "mean": means,
+            "traces": per_trace,
+        }
+
+    def _saved_best(self) -> float:
+        """The score of the policy in ``best/`` if it was scored with the same weights."""
+        try:
+            saved = json.loads((self.run_dir / "best" / VALIDATION_FILE).read_text("utf-8"))
+        except (OSError, ValueError):
+            return math.inf
+        if saved.get("score_weights") != self.weights.model_dump():
+            return math.inf
+        score = saved.get("score")
+        return float(score) if isinstance(score, (int, float)) else math.inf
+
+    def _save_best(self, venv: Any, result: dict[str, Any]) -> None:
         best = self.run_dir / "best"
         best.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(jsonable(result), indent=1, allow_nan=False)
+        (best / VALIDATION_FILE).write_text(text + "\n", "utf-8")
         self.model.save(best / MODEL_FILE)
         venv.save(str(best / NORM_FILE))
         shutil.copy(self.run_dir / CONFIG_FILE, best / CONFIG_FILE)

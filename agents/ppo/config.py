@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jbrl.agents.policy import get_policy, parse_policy_spec
-from jbrl.envs.config import EnvConfig
+from jbrl.envs.config import EnvConfig, RewardWeights
 from jbrl.envs.workload import EVAL_TRACE_SPECS
 from jbrl.errors import InputError
 from jbrl.scenario.loader import validation_to_input_error
@@ -120,6 +120,13 @@ class EvalConfig(_Frozen):
         default=DEFAULT_BASELINE,
         description="Policy spec run once on the validation traces for comparison "
         "(eval_<name>/... in TensorBoard).",
+    )
+
+    score: RewardWeights | None = Field(
+        default=None,
+        description="Weights of the validation score, $ per hour of dollar x $ + slo_miss x late "
+        "requests (reconfiguration is not used): it picks the best checkpoint and, in a sweep, "
+        "the best trial. None: env.reward. A sweep gives all its trials the same weights.",
     )
 
     @field_validator("baseline")

@@ -132,7 +132,12 @@ def _resumed_model(run_dir: Path, venv: Any) -> tuple[Any, Any, str]:
 
 
 def _callbacks(
-    config: TrainConfig, bench: Workbench, run_dir: Path, text: str, extra: Sequence[Any]
+    config: TrainConfig,
+    bench: Workbench,
+    run_dir: Path,
+    text: str,
+    extra: Sequence[Any],
+    on_validation: Callable[[dict[str, Any]], None] | None = None,
 ) -> Any:
     """Hyperparameters, serving figures, checkpoints, validation, then ``extra``."""
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
@@ -154,7 +159,7 @@ def _callbacks(
         ),
     ]
     if config.eval is not None:
-        callbacks.append(ValidationCallback(bench, run_dir, config.eval.every_steps))
+        callbacks.append(ValidationCallback(bench, run_dir, config.eval.every_steps, on_validation))
     return CallbackList([*callbacks, *extra])
 
 
@@ -193,9 +198,12 @@ def train(
     verbose: int = 0,
     on_status: Callable[[str], None] | None = None,
     callbacks: Sequence[Any] = (),
+    on_validation: Callable[[dict[str, Any]], None] | None = None,
 ) -> Path:
     """Train and return the run folder (model.zip, vecnormalize.pkl, config.yaml, best/, tb).
-    ``callbacks``: more stable-baselines3 callbacks for the PPO phase."""
+    ``callbacks``: more stable-baselines3 callbacks for the PPO phase; ``on_validation``: gets
+    the figures of every validation (see :class:`~jbrl.agents.ppo.callbacks
+    .ValidationCallback`)."""
     import torch
     from stable_baselines3.common.logger import configure
 
@@ -232,7 +240,7 @@ def train(
             say(f"PPO for {remaining} steps ...")
             model.learn(
                 total_timesteps=remaining,
-                callback=_callbacks(config, bench, run_dir, text, callbacks),
+                callback=_callbacks(config, bench, run_dir, text, callbacks, on_validation),
                 reset_num_timesteps=not resuming,
                 progress_bar=progress_bar,
             )

@@ -16,6 +16,7 @@ from jbrl.cli import (
     plan_cmd,
     scenario_cmds,
     simulate_cmd,
+    sweep_cmd,
     synth_cmd,
     trace_cmds,
     train_cmd,
@@ -71,16 +72,34 @@ app.command("profile")(profile_command)
 scenario_cmds.app.command("synth")(synth_cmd.synth)
 app.command("demo")(demo_cmd.demo)
 app.command("train")(train_cmd.train)
+app.command("sweep")(sweep_cmd.sweep)
 app.command("control")(control_cmd.control)
 app.add_typer(trace_cmds.trace_app, name="trace")
 app.command("simulate")(simulate_cmd.simulate)
 app.command("evaluate")(evaluate_cmd.evaluate)
 
 
+OPTIONAL_VALUES = {"--ray": "local"}
+"""Options whose value may be left out (click has no such options): ``--ray`` alone means
+``--ray local``."""
+
+
+def fill_optional_values(argv: list[str]) -> list[str]:
+    """``argv`` with the implied value after each option of :data:`OPTIONAL_VALUES` given
+    without one (last, or followed by another option)."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if arg in OPTIONAL_VALUES and (nxt is None or nxt.startswith("-")):
+            out.append(OPTIONAL_VALUES[arg])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; turn jbrl's errors into one message and an exit code."""
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=fill_optional_values(sys.argv[1:] if argv is None else argv), standalone_mode=True)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)

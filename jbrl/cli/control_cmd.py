@@ -18,7 +18,7 @@ import typer
 
 from jbrl import display
 from jbrl.cli.common import JsonOpt, ScenarioOpt, err_console, get_scenario, print_json
-from jbrl.errors import InputError
+from jbrl.errors import InputError, Param
 
 if TYPE_CHECKING:
     from jbrl.control import Backend, Controller, ControllerConfig, ControllerState
@@ -115,7 +115,19 @@ ModelOpt = Annotated[
 ]
 RayAddressOpt = Annotated[
     str | None,
-    typer.Option("--ray-address", help="Ray: join this cluster instead of starting one."),
+    typer.Option(
+        "--ray-address",
+        help="Ray: join this cluster ('auto', 'ray://HOST:10001', HOST:6379) instead of "
+        "starting one; its nodes provide the workers' resources (see --placement).",
+    ),
+]
+PlacementOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--placement",
+        help="Ray: YAML mapping scenario workers to the Ray custom resources of their nodes "
+        "(default: worker W on resource jbrl-worker/W, 2 units per worker).",
+    ),
 ]
 
 
@@ -132,6 +144,7 @@ class _Backend:
     rate_scale: float
     models: list[str] | None
     address: str | None
+    placement: Path | None = None
 
 
 def control(
@@ -156,6 +169,7 @@ def control(
     ray_rate_scale: RayRateScaleOpt = 0.1,
     model: ModelOpt = None,
     ray_address: RayAddressOpt = None,
+    placement: PlacementOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run a policy online: every interval read the backend's metrics, decide, check the plan
@@ -169,6 +183,12 @@ def control(
     from jbrl.scenario.traces import load_trace
 
     _check_options(host, token, port, speedup, backend, faults)
+    if placement is not None and backend != BackendKind.ray:
+        raise InputError(
+            "a placement file places Ray Serve replicas: it needs --backend ray",
+            field="--placement",
+            value=str(placement),
+        )
     s = get_scenario(scenario)
     tr = load_trace(trace, s) if trace is not None else None
     resume = read_state(state) if state is not None else None
@@ -193,7 +213,7 @@ def control(
         log_dir=run_dir,
         tensorboard=tensorboard,
     )
-    spec = _Backend(backend, seed, faults, ray_rate_scale, model, ray_address)
+    spec = _Backend(backend, seed, faults, ray_rate_scale, model, ray_address, placement)
     ctl = _make_controller(s, policy, spec, tr, speedup, offset, config, resume, run_dir)
     summary = _serve_and_run(ctl, host, port, token, run_dir, f"{backend.value} backend")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
@@ -280,8 +300,11 @@ def _make_controller(
             fault_sched = load_faults(spec.faults, s)
         be = SimBackend(s, clock, trace, fault_sched, seed=spec.seed)
     else:
+        from jbrl.control.backends.placement import Placement
         from jbrl.control.backends.ray import RayBackend
+        from jbrl.raycluster import ray_address
 
+        workers = [w.name for w in s.workers]
         be = RayBackend(
             s,
             clock,
@@ -289,8 +312,9 @@ def _make_controller(
             rate_scale=spec.rate_scale,
             models=_parse_models(spec.models),
             run_dir=run_dir,
-            address=spec.address,
+            address=ray_address(spec.address, Param.RAY_ADDRESS),
             seed=spec.seed,
+            placement=Placement.load(spec.placement, workers) if spec.placement else None,
         )
     return Controller(s, pol, be, config, policy_name=policy, initial_rates=initial, resume=resume)
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,6 +23,7 @@ from jbrl.errors import InputError
 
 if TYPE_CHECKING:
     from jbrl.evaluation.aggregate import Evaluation
+    from jbrl.evaluation.executors import RunExecutor
 
 DEFAULT_POLICIES = (
     "ppo,milp-reactive:headroom=0.2,milp-hysteresis,milp-oracle,milp-static,jellybean,autoscaler"
@@ -57,7 +59,23 @@ LoadTimeOpt = Annotated[
 DurationOpt = Annotated[
     float | None, typer.Option("--duration", help="Cut every trace to this many seconds.")
 ]
-ProcessesOpt = Annotated[int, typer.Option("--processes", "-j", help="Parallel worker processes.")]
+ProcessesOpt = Annotated[
+    int, typer.Option("--processes", "-j", help="Parallel local worker processes (spawn).")
+]
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="[ADDRESS]",
+        help="Run every (policy, trace, seed) as a Ray task. Alone (or 'local'): a Ray started "
+        "for this run on 127.0.0.1; 'auto', 'ray://HOST:10001' or HOST:6379: an existing "
+        "cluster (every node needs jbrl installed).",
+    ),
+]
+RunDirOpt = Annotated[
+    Path,
+    typer.Option("--run-dir", help="Where a local Ray (--ray) keeps its session files."),
+]
 JsonOutOpt = Annotated[
     Path | None,
     typer.Option("--json-out", help="Write every figure (and the per-interval series) here."),
@@ -83,6 +101,8 @@ def evaluate(
     load_time: LoadTimeOpt = None,
     duration: DurationOpt = None,
     processes: ProcessesOpt = 1,
+    ray: RayOpt = None,
+    run_dir: RunDirOpt = Path("runs/evaluate"),
     json_out: JsonOpt = False,
     json_file: JsonOutOpt = None,
     plots: PlotsOpt = None,
@@ -98,7 +118,8 @@ def evaluate(
 
     A policy that fails while running is reported in its row; an unknown policy or a bad
     parameter exits with 2. --json prints every figure as JSON on stdout instead of the table;
-    --json-out PATH writes it to a file.
+    --json-out PATH writes it to a file. With --ray, the runs are Ray tasks (same figures as
+    without).
     """
     from jbrl.evaluation.policies import parse_policies
     from jbrl.evaluation.runner import evaluate as run_evaluation
@@ -109,24 +130,48 @@ def evaluate(
         raise InputError("must be >= 1", field="--seeds", value=seeds)
     if processes < 1:
         raise InputError("must be >= 1", field="--processes", value=processes)
+    if ray is not None and processes > 1:
+        raise InputError(
+            "give --ray or --processes, not both", field="--processes", value=processes
+        )
     s = get_scenario(scenario)
     specs = parse_policies(policies)
     traces = dict(resolve_trace(t, s) for t in trace) if trace else default_traces(s)
     if not traces:
         raise InputError("no trace given and no embedded evaluation trace found", field="--trace")
-    ev = run_evaluation(
-        s,
-        traces,
-        specs,
-        sim=sim,
-        seeds=seeds,
-        interval=interval,
-        load_time=load_time,
-        duration=duration,
-        processes=processes,
-        progress=progress,
-    )
+    with _executor(ray, run_dir) as executor:
+        ev = run_evaluation(
+            s,
+            traces,
+            specs,
+            sim=sim,
+            seeds=seeds,
+            interval=interval,
+            load_time=load_time,
+            duration=duration,
+            processes=processes,
+            executor=executor,
+            progress=progress,
+        )
     _outputs(ev, json_out, json_file, plots, tensorboard)
+
+
+@contextmanager
+def _executor(ray: str | None, run_dir: Path) -> Iterator[RunExecutor | None]:
+    """Ray tasks with ``--ray`` (saying where Ray runs and on how many nodes the runs ran);
+    None otherwise (this process, or ``--processes``)."""
+    if ray is None:
+        yield None
+        return
+    from jbrl.evaluation.executors import RayTasks
+
+    with RayTasks(ray, run_dir=run_dir) as tasks:
+        err_console.print(f"running on {tasks.cluster.describe()}", highlight=False, soft_wrap=True)
+        yield tasks
+    err_console.print(
+        f"{sum(tasks.nodes.values())} runs as Ray tasks on {len(tasks.nodes)} node(s)",
+        highlight=False,
+    )
 
 
 def _refuse_stray(stray: list[str] | None, json_out: bool) -> None:

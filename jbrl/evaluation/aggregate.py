@@ -32,6 +32,10 @@ SERIES_KEYS = (
 )
 
 
+TIMINGS = ("decision_mean_ms", "decision_max_ms")
+"""The fields of a :class:`Row` that are wall-clock measurements."""
+
+
 @dataclass
 class RunRecord:
     """One policy on one trace with one seed."""
@@ -49,7 +53,9 @@ class RunRecord:
     latency_sample: np.ndarray | None = None  # per-request latencies (DES), subsampled
     latency_exact: bool = False
 
-    def to_dict(self, series: bool = True) -> dict[str, Any]:
+    def to_dict(self, series: bool = True, timings: bool = True) -> dict[str, Any]:
+        """The run as JSON; ``timings=False`` leaves out the decision times (wall-clock
+        measurements, not figures of the run)."""
         out: dict[str, Any] = {
             "policy": self.policy,
             "trace": self.trace,
@@ -71,7 +77,13 @@ class RunRecord:
             },
         }
         if series:
-            out["series"] = {k: [finite_or_none(x) for x in v] for k, v in self.series.items()}
+            out["series"] = {
+                k: [finite_or_none(x) for x in v]
+                for k, v in self.series.items()
+                if timings or k != "decision_ms"
+            }
+        if not timings:
+            out.pop("decision_ms")
         return out
 
 
@@ -95,9 +107,11 @@ class Row:
     decision_max_ms: float
     error: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, timings: bool = True) -> dict[str, Any]:
         return {
-            k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()
+            k: (finite_or_none(v) if isinstance(v, float) else v)
+            for k, v in self.__dict__.items()
+            if timings or k not in TIMINGS
         }
 
 
@@ -118,8 +132,11 @@ class Evaluation:
     latency_bound_ms: float = math.nan
     wall_s: float = 0.0
 
-    def to_dict(self, series: bool = True) -> dict[str, Any]:
-        return {
+    def to_dict(self, series: bool = True, timings: bool = True) -> dict[str, Any]:
+        """Every figure as JSON; ``timings=False`` leaves out the wall-clock measurements
+        (decision times, ``wall_s``), which differ from one execution to the next: what is left
+        is the same wherever and in whatever order the runs executed."""
+        out: dict[str, Any] = {
             "scenario": self.scenario,
             "simulator": self.simulator,
             "seeds": self.seeds,
@@ -130,11 +147,13 @@ class Evaluation:
             "traces": {
                 n: {"file": t.file, "duration_s": t.duration} for n, t in self.traces.items()
             },
-            "rows": [r.to_dict() for r in self.rows],
-            "summary": [r.to_dict() for r in self.summary],
-            "runs": [r.to_dict(series) for r in self.runs],
-            "wall_s": self.wall_s,
+            "rows": [r.to_dict(timings) for r in self.rows],
+            "summary": [r.to_dict(timings) for r in self.summary],
+            "runs": [r.to_dict(series, timings) for r in self.runs],
         }
+        if timings:
+            out["wall_s"] = self.wall_s
+        return out
 
     def row(self, policy: str, trace: str = "all") -> Row | None:
         """The row of ``policy`` on ``trace`` (its summary row for ``"all"``), if any."""

@@ -21,6 +21,14 @@ the plans in force (weighted by arrivals), reconfigurations (model loads) and pl
 the decision time per interval (wall time of ``decide``, plus the original solve time of memoized
 planner results it reused). A policy that raises is reported in its row, not fatal.
 
+Every run starts from a freshly built policy, so its figures depend on the policy, the trace and
+the seed alone, not on the runs before it: the rule policies memoize planner calls in ways that
+steer later decisions (the largest load a clamped solve met, sustainable scales per load mix), so
+a policy object reused from run to run gave slightly different plans on later traces. Runs
+execute in this process, or elsewhere through a :mod:`~jbrl.evaluation.executors` executor (a
+local process pool, or Ray tasks on a local Ray or a cluster); the runs are put back in (policy,
+trace, seed) order, so every figure is the same wherever they ran.
+
 The rows and summary rows are :mod:`~jbrl.evaluation.aggregate`'s; the table is
 :mod:`~jbrl.evaluation.report`'s, the plots :mod:`~jbrl.evaluation.plots`'.
 """
@@ -28,12 +36,10 @@ The rows and summary rows are :mod:`~jbrl.evaluation.aggregate`'s; the table is
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +48,7 @@ import numpy as np
 from jbrl.agents.policy import Policy, policy_decider
 from jbrl.errors import InputError, Param
 from jbrl.evaluation.aggregate import SERIES_KEYS, Evaluation, RunRecord, aggregate
+from jbrl.evaluation.executors import ProcessPool, RunExecutor, Unit
 from jbrl.evaluation.policies import build_policies
 from jbrl.evaluation.progress import ProgressBar
 from jbrl.planning.coverage import effective_capacity, plan_signature
@@ -204,7 +211,7 @@ def _debug_trace(exc: BaseException) -> None:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What every run of one evaluation shares (sent to each worker process)."""
+    """What every run of one evaluation shares (sent to each worker process or Ray node)."""
 
     scenario: Scenario
     traces: dict[str, Trace]
@@ -226,13 +233,15 @@ def evaluate(
     duration: float | None = None,
     sim_config: SimConfig | None = None,
     processes: int = 1,
+    executor: RunExecutor | None = None,
     progress: bool = False,
 ) -> Evaluation:
     """Run every policy on every trace and seed; see the module docstring.
 
     ``traces`` map a name to a trace (per source or ``scale``); ``duration`` cuts them;
     ``load_time`` forces every model load time; ``processes > 1`` runs (policy, trace) units in
-    parallel processes (each memoizes its own planner calls).
+    parallel spawned processes; ``executor`` runs them there
+    instead (e.g. :class:`~jbrl.evaluation.executors.RayTasks`, entered by the caller).
     """
     t_start = time.perf_counter()
     seed_list = _check_settings(sim, seeds, interval)
@@ -244,7 +253,9 @@ def evaluate(
     specs = list(policies)
     # bad input (unknown name, bad parameter) fails here, before any work starts
     built = build_policies(specs, scenario)
-    runs = _run_all(settings, specs, built, processes, progress)
+    if executor is None and processes > 1:
+        executor = ProcessPool(processes)
+    runs = _run_all(settings, specs, built, executor, progress)
     ev = Evaluation(
         scenario=scenario.name,
         simulator=sim,
@@ -297,91 +308,84 @@ def _run_all(
     settings: RunSettings,
     specs: list[str],
     built: Mapping[str, Policy | str],
-    processes: int,
+    executor: RunExecutor | None,
     progress: bool,
 ) -> list[RunRecord]:
-    """Every run, in (policy, trace, seed) order; in this process or over ``processes``."""
+    """Every run, in (policy, trace, seed) order; in this process or through ``executor``."""
     per_run = {
         n: math.ceil(tr.duration / settings.interval - 1e-9) for n, tr in settings.traces.items()
     }
     total = sum(per_run.values()) * len(settings.seeds) * len(specs)
     runs: list[RunRecord] = []
     with ProgressBar(progress, total) as bar:
-        if processes <= 1:
+        if executor is None:
             for spec in specs:
                 bar.describe(spec)
-                runs += _run_unit(settings, spec, list(settings.traces), bar.advance, built[spec])
+                unit = Unit(spec, tuple(settings.traces), tuple(settings.seeds))
+                runs += run_unit(settings, unit, bar.advance, built[spec])
         else:
-            runs = _run_in_processes(settings, specs, processes, bar, per_run)
+            runs = _run_elsewhere(settings, specs, executor, bar, per_run)
     keys = [(p, t, s) for p in specs for t in settings.traces for s in settings.seeds]
     order = {key: i for i, key in enumerate(keys)}
     runs.sort(key=lambda r: order.get((r.policy, r.trace, r.seed), 0))
     return runs
 
 
-def _run_in_processes(
+def _run_elsewhere(
     settings: RunSettings,
     specs: list[str],
-    processes: int,
+    executor: RunExecutor,
     bar: ProgressBar,
     per_run: Mapping[str, int],
 ) -> list[RunRecord]:
-    """One (policy, trace) unit per task of a process pool, in the order they finish; a unit
-    that crashes is recorded as failed runs (bad input still raises)."""
+    """Every unit through ``executor``, in the order they finish; a unit that crashes is
+    recorded as failed runs (bad input still raises)."""
+    seeds = [(s,) for s in settings.seeds] if executor.one_run_per_unit else [tuple(settings.seeds)]
+    units = [Unit(spec, (tn,), ss) for spec in specs for tn in settings.traces for ss in seeds]
     runs: list[RunRecord] = []
-    # spawn, not fork: a forked child inherits HiGHS's thread pool without its threads
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
-        futs = {
-            pool.submit(_run_unit, settings, spec, [tn]): (spec, tn)
-            for spec in specs
-            for tn in settings.traces
-        }
-        for fut in as_completed(futs):
-            spec, tn = futs[fut]
-            try:
-                runs += fut.result()
-            except InputError:
-                raise
-            except Exception as exc:
-                runs += [
-                    RunRecord(spec, tn, s, error=f"{type(exc).__name__}: {exc}")
-                    for s in settings.seeds
-                ]
-            bar.describe(f"{spec} on {tn}")
-            bar.advance(per_run[tn] * len(settings.seeds))
+    for unit, out in executor.run(run_unit, settings, units):
+        if isinstance(out, InputError):
+            raise out
+        if isinstance(out, BaseException):
+            error = f"{type(out).__name__}: {out}"
+            runs += [
+                RunRecord(unit.spec, t, s, error=error) for t in unit.traces for s in unit.seeds
+            ]
+        else:
+            runs += out
+        bar.describe(f"{unit.spec} on {', '.join(unit.traces)}")
+        bar.advance(sum(per_run[t] for t in unit.traces) * len(unit.seeds))
     return runs
 
 
-def _run_unit(
+def run_unit(
     settings: RunSettings,
-    spec: str,
-    trace_names: Sequence[str],
+    unit: Unit,
     on_interval: Callable[[], None] | None = None,
     policy: Policy | str | None = None,
 ) -> list[RunRecord]:
-    """All runs of one policy spec on some traces (one process's share of the work); the
-    policy is built here unless given (an error text stands for a policy that failed)."""
-    if policy is None:
-        policy = build_policies([spec], settings.scenario)[spec]
+    """The runs of one unit (one policy spec on some traces and seeds: one task's share of
+    the work). Every run gets a freshly built policy (``policy``, when given, serves the first
+    run); an error text stands for a policy that failed to build."""
     out = []
-    for tn in trace_names:
-        for seed in settings.seeds:
-            if isinstance(policy, str):
-                out.append(RunRecord(policy=spec, trace=tn, seed=seed, error=policy))
-                continue
-            out.append(
-                run_policy(
-                    settings.scenario,
-                    settings.traces[tn],
-                    policy,
-                    label=spec,
-                    trace_name=tn,
-                    sim=settings.sim,
-                    seed=seed,
-                    interval=settings.interval,
-                    sim_config=settings.sim_config,
-                    on_interval=on_interval,
-                )
+    for i, (tn, seed) in enumerate((t, s) for t in unit.traces for s in unit.seeds):
+        if policy is None or i > 0:  # nothing memoized by an earlier run carries over
+            policy = build_policies([unit.spec], settings.scenario)[unit.spec]
+        if isinstance(policy, str):
+            out.append(RunRecord(policy=unit.spec, trace=tn, seed=seed, error=policy))
+            continue
+        out.append(
+            run_policy(
+                settings.scenario,
+                settings.traces[tn],
+                policy,
+                label=unit.spec,
+                trace_name=tn,
+                sim=settings.sim,
+                seed=seed,
+                interval=settings.interval,
+                sim_config=settings.sim_config,
+                on_interval=on_interval,
             )
+        )
     return out

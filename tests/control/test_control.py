@@ -477,7 +477,7 @@ def test_failed_apply_keeps_the_running_plan(scen: Scenario, tmp_path: Path) -> 
 
 
 def test_ray_model_resolution_prefers_the_operators_model() -> None:
-    from jbrl.control.backends.ray import resolve_models
+    from jbrl.control.backends.ray_models import resolve_models
     from jbrl.errors import InputError
     from jbrl.scenario import load_scenario
 

@@ -2,8 +2,9 @@
 
 Layout (see :mod:`jbrl.control.backends.ray_app`):
 
-* every scenario worker is a Ray **custom resource** ``jbrl-worker/<name>``. Started locally
-  (the default), one Ray node provides every worker's resource, so one machine emulates the
+* every scenario worker is a Ray **custom resource** ``jbrl-worker/<name>`` (or the resource a
+  placement file maps it to: :mod:`jbrl.control.backends.placement`). Started locally (the
+  default), one Ray node provides every worker's resource, so one machine emulates the
   scenario's workers; on a real cluster (``address=``) each node provides the resources of the
   workers it is, and Ray places every replica on its worker's node;
 * every (operator, variant, worker) of the plan is a Serve application with one replica of
@@ -24,9 +25,7 @@ beside the old one during the switch (in steady state a worker hosts one replica
 are never dropped by a reconfiguration; a call that fails (a crashed replica) is retried on
 another worker of the operator, and the generator retries a request whose ingress call failed.
 
-Starting and stopping Ray and Serve (loopback only, token authentication, session files in a
-short temporary directory linked from the run directory) is
-:class:`~jbrl.control.backends.ray_session.RaySession`.
+Ray and Serve are started (loopback only) or joined by :class:`.ray_session.RaySession`.
 """
 
 from __future__ import annotations
@@ -52,7 +51,9 @@ from jbrl.control.backends.base import (
     calls_per_request,
     worker_slots,
 )
-from jbrl.control.backends.ray_session import RaySession, worker_resource
+from jbrl.control.backends.placement import Placement, replica_nodes
+from jbrl.control.backends.ray_models import resolve_models
+from jbrl.control.backends.ray_session import RaySession
 from jbrl.errors import InputError, Param
 from jbrl.planning.cost import evaluate_plan
 from jbrl.planning.plan import Plan
@@ -62,8 +63,6 @@ from jbrl.sim.base import IntervalMetrics, empty_drops, latency_summary
 
 if TYPE_CHECKING:
     from ray.serve.handle import DeploymentHandle, DeploymentResponse
-
-    from jbrl.profiling.models import ModelSpec
 
 INGRESS_APP = "jbrl-ingress"
 REQUEST_TRIES = 3  # the generator's attempts per request
@@ -93,57 +92,6 @@ def app_name(operator: str, variant: str, worker: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)
 
 
-def resolve_models(
-    scenario: Scenario, overrides: Mapping[str, str] | None = None
-) -> dict[tuple[str, str], str]:
-    """Model (a :mod:`jbrl.profiling.models` name) for every (operator, variant).
-
-    ``overrides`` keys are ``operator:variant``, ``variant`` or ``operator``. Without one: the
-    variant's own name (or alias), ``<operator>-<variant>``, the operator's name, or the first
-    model registered for the operator, preferring a model registered for this operator.
-    """
-    from jbrl.profiling.models import MODELS, resolve_model
-
-    ov = dict(overrides or {})
-    out: dict[tuple[str, str], str] = {}
-    for o in scenario.operators:
-        for v in o.variants:
-            name = ov.get(f"{o.name}:{v}") or ov.get(v) or ov.get(o.name)
-            if name is not None:
-                spec = resolve_model(name)
-                if spec is None:
-                    raise InputError(
-                        f"unknown model (models: {', '.join(MODELS)})",
-                        field=Param.MODEL,
-                        value=f"{o.name}:{v}={name}",
-                    )
-            else:
-                spec = _default_model(o.name, v)
-            if spec is None:
-                raise InputError(
-                    f"no model for operator {o.name!r} variant {v!r}; map one as "
-                    f"{o.name}:{v}=MODEL (models: {', '.join(MODELS)})",
-                    field=Param.MODEL,
-                )
-            out[(o.name, v)] = spec.name
-    return out
-
-
-def _default_model(operator: str, variant: str) -> ModelSpec | None:
-    """The model of (operator, variant) without an override (see :func:`resolve_models`)."""
-    from jbrl.profiling.models import MODELS, resolve_model
-
-    named = [
-        resolve_model(variant),
-        resolve_model(f"{operator.lower()}-{variant}"),
-        resolve_model(operator.lower()),
-    ]
-    found = [m for m in named if m is not None]
-    found += [m for m in MODELS.values() if m.operator == operator]
-    # a model registered for this operator wins (ReId's resnet50 is reid-resnet50)
-    return next((m for m in found if m.operator == operator), found[0] if found else None)
-
-
 class RayBackend(Backend):
     """The workflow on Ray Serve. See the module docstring.
 
@@ -157,6 +105,7 @@ class RayBackend(Backend):
         threads: torch threads per replica.
         keep_session: keep Ray's session directory after :meth:`close`.
         seed: root seed of the load generator and the ingress's routing.
+        placement: the Ray resource of each worker (default: ``jbrl-worker/<name>``).
     """
 
     kind = "ray"
@@ -176,6 +125,7 @@ class RayBackend(Backend):
         keep_session: bool = True,
         seed: int | None = 0,
         drain_timeout_s: float = 60.0,
+        placement: Placement | None = None,
     ) -> None:
         require_ray()
         super().__init__(scenario, clock)
@@ -191,8 +141,9 @@ class RayBackend(Backend):
         self.run_dir = run_dir
         self.address = address
         self.threads = threads
+        self.placement = placement or Placement.convention(w.name for w in scenario.workers)
         self.session = RaySession(
-            [w.name for w in scenario.workers],
+            self.placement,
             address=address,
             num_cpus=num_cpus,
             run_dir=run_dir,
@@ -265,6 +216,12 @@ class RayBackend(Backend):
             "calls": calls_per_request(sc),
         }
 
+    def replica_nodes(self) -> dict[str, str]:
+        """The Ray node id of every running replica (Serve application name -> node id)."""
+        with self._lock:
+            apps = list(self.apps)
+        return replica_nodes(apps)
+
     def close(self) -> None:
         self._stop.set()
         if self._gen_thread is not None:
@@ -314,7 +271,7 @@ class RayBackend(Backend):
                         REPLICA_DEPLOYMENT.options(
                             ray_actor_options={
                                 "num_cpus": 0,
-                                "resources": {worker_resource(w): 1.0},
+                                "resources": {self.placement.resource(w): 1.0},
                             },
                             max_ongoing_requests=self._max_ongoing(op, var, w, plan),
                         ).bind(op, var, w, self.models[(op, var)], self.threads, 0, tau),
@@ -592,6 +549,7 @@ class RayBackend(Backend):
         return {
             "kind": self.kind,
             "address": self.address or "local (127.0.0.1)",
+            "placement": self.placement.to_dict(),
             "session_dir": self.session_dir,
             "rate_scale": self.rate_scale,
             "models": {f"{o}:{v}": m for (o, v), m in self.models.items()},

@@ -86,6 +86,12 @@ class OperatorReplica:
         self.loaded_at = time.time()  # the model load: a batch change must not repeat it
         self.batch_sizes: Counter[int] = Counter()  # forward passes per batch size
 
+    def node_id(self) -> str:
+        """The Ray node this replica runs on (where its worker's resource is)."""
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+
     def _call_of(self, n: int) -> Callable[[], list[Any]]:
         """The forward pass on a batch of ``n`` synthetic inputs (built once per size)."""
         call = self.calls.get(n)
