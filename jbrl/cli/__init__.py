@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -21,6 +23,7 @@ from jbrl.cli import (
 )
 from jbrl.cli.common import FLAGS, err_console, print_json
 from jbrl.errors import InfeasibleError, InputError, JbrlError
+from jbrl.limits import DEFAULT_LIMITS, Limits, set_limits
 from jbrl.profiling.cli import profile_command
 
 app = typer.Typer(
@@ -33,6 +36,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _options(
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--limit",
+            help="Raise (or lower) a limit on input sizes for this command, NAME=VALUE "
+            "(repeatable), e.g. --limit workers=50000. Limits: "
+            + ", ".join(f"{f.name} ({getattr(DEFAULT_LIMITS, f.name):.0f})" for f in fields(Limits))
+            + ".",
+        ),
+    ] = None,
+) -> None:
+    """Plan, simulate and adapt ML inference workflows (see --help of each command)."""
+    set_limits(DEFAULT_LIMITS.with_items(limit or []))
+
+
 app.add_typer(scenario_cmds.app, name="scenario")
 app.command("cost")(cost_cmd.cost)
 app.command("plan")(plan_cmd.plan)
@@ -60,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except JbrlError as exc:
         text = exc.render(FLAGS) if isinstance(exc, InputError) else str(exc)
-        err_console.print(f"[bold red]error:[/bold red] {escape(text)}", highlight=False)
+        err_console.print(
+            f"[bold red]error:[/bold red] {escape(text)}", highlight=False, soft_wrap=True
+        )
         return exc.exit_code
     return 0
 
