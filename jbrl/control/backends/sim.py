@@ -184,6 +184,11 @@ class SimBackend(Backend):
             names = self.sim.apply(plan, design_rates)
         return ApplyResult(reconfigured=names, wall_s=time.perf_counter() - t)
 
+    def trace_time(self) -> float:
+        """How far the simulator has run (trace seconds), which may lag the clock."""
+        with self._lock:
+            return self._t0 + self.sim.time
+
     def counts(self) -> dict[str, Any]:
         with self._lock:
             s = self.sim
