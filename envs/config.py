@@ -26,9 +26,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from jbrl.documents import load_yaml
 from jbrl.errors import InputError
 from jbrl.scenario.loader import validation_to_input_error
 from jbrl.scenario.traces import _PARAMS, TRACE_KINDS
@@ -191,24 +191,23 @@ class EnvConfig(_Frozen):
         return self.interval_s * self.episode_steps
 
 
-def load_env_config(data: str | Path | dict[str, Any] | None, **overrides: Any) -> EnvConfig:
-    """An :class:`EnvConfig` from a YAML file, a mapping or None (defaults), with overrides."""
-    file = "<env config>"
+def load_env_config(
+    data: str | Path | dict[str, Any] | None, *, file: str | None = None, **overrides: Any
+) -> EnvConfig:
+    """An :class:`EnvConfig` from a YAML file, a mapping or None (defaults), with overrides;
+    ``file`` names where a mapping came from in error messages."""
+    from_file = not (data is None or isinstance(data, dict))
     if data is None:
         raw: dict[str, Any] = {}
     elif isinstance(data, dict):
         raw = dict(data)
     else:
+        raw = load_yaml(data) or {}
         file = str(data)
-        try:
-            raw = yaml.safe_load(Path(data).read_text("utf-8")) or {}
-        except FileNotFoundError:
-            raise InputError("no such file", file=file) from None
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"cannot read YAML: {exc}", file=file) from None
         if not isinstance(raw, dict):
             raise InputError("an env config must be a YAML mapping", file=file, value=raw)
-    if file != "<env config>" and isinstance(raw.get("ladder"), str):
+    file = file or "<env config>"
+    if from_file and isinstance(raw.get("ladder"), str):
         raw["ladder"] = str(Path(data).parent / raw["ladder"])  # type: ignore[arg-type]
     raw.update({k: v for k, v in overrides.items() if v is not None})
     try:
