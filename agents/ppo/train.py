@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from jbrl.agents.ppo.config import TrainConfig, load_train_config
+from jbrl.agents.ppo.config import TrainConfig, check_before_training, load_train_config
 from jbrl.agents.ppo.files import (
     CONFIG_FILE,
     MODEL_FILE,
@@ -210,6 +210,7 @@ def train(
     from stable_baselines3.common.logger import configure
 
     say = on_status or (lambda _m: None)
+    check_before_training(config)  # bad input ends here, before any folder or solve
     torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     run_dir, resuming = _run_dir(config, resume, say)
