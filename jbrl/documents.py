@@ -46,6 +46,8 @@ def read_bytes(path: str | Path, limit: str = "file_bytes") -> bytes:
         raise InputError(f"cannot read file: {exc.strerror or exc}", file=str(p)) from None
     try:
         st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError("is a directory, not a file", file=str(p))
         if not stat.S_ISREG(st.st_mode):
             raise InputError("not a regular file", file=str(p))
         if st.st_size > cap:
@@ -73,21 +75,11 @@ def read_text(path: str | Path, limit: str = "file_bytes") -> str:
         ) from None
 
 
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a finite number")
-
-
-def _finite_float(text: str) -> float:
-    x = float(text)
-    if not math.isfinite(x):
-        raise ValueError(f"{text} is not a finite number")
-    return x
-
-
 def parse_json(text: str | bytes, file: str) -> Any:
-    """Parse JSON text, then :func:`check_document`."""
+    """Parse JSON text, then :func:`check_document` (which names a NaN's or an infinity's
+    place: JSON's ``NaN``/``Infinity`` and ``1e999`` parse to such floats first)."""
     try:
-        data = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+        data = json.loads(text)
     except RecursionError:
         raise _too_deep(file) from None
     except json.JSONDecodeError as exc:
@@ -136,21 +128,20 @@ def load_document(path: str | Path) -> Any:
 def check_document(data: Any, file: str) -> None:
     """Refuse a parsed document that nests deeper than the limit ``depth``, holds more than
     ``nodes`` values (YAML aliases counted where they expand, each shared part measured once),
-    refers to itself (a YAML alias cycle) or holds a non-finite number."""
+    refers to itself (a YAML alias cycle) or holds a non-finite number (named by its place)."""
     lim = limits.current()
     memo: dict[int, tuple[int, int]] = {}  # id -> (values, depth) of a finished container
     open_: set[int] = set()  # containers on the current path
-    stack: list[tuple[Any, bool]] = [(data, False)]
+    stack: list[tuple[Any, bool, str]] = [(data, False, "")]
     while stack:
-        obj, done = stack.pop()
+        obj, done, where = stack.pop()
         if not _is_container(obj):
-            _check_scalar(obj, file)
+            _check_scalar(obj, file, where)
             continue
         oid = id(obj)
-        kids = _children(obj)
         if done:
             n, d = 1, 1
-            for c in kids:
+            for c in _children(obj):
                 cn, cd = memo[id(c)] if _is_container(c) else (1, 1)
                 n, d = n + cn, max(d, cd + 1)
             memo[oid] = (n, d)
@@ -165,8 +156,15 @@ def check_document(data: Any, file: str) -> None:
         if oid in open_:
             raise InputError("a YAML alias refers to a node that contains it (a cycle)", file=file)
         open_.add(oid)
-        stack.append((obj, True))
-        stack.extend((c, False) for c in kids)
+        stack.append((obj, True, where))
+        for key, c in _items(obj):
+            if _is_container(c):
+                if id(c) not in memo:
+                    stack.append((c, False, _join(where, key)))
+            else:
+                _check_scalar(c, file, _join(where, key))
+            if isinstance(obj, dict):
+                _check_scalar(key, file, _join(where, key))
 
 
 def _is_container(obj: Any) -> bool:
@@ -179,11 +177,22 @@ def _children(obj: Any) -> list[Any]:
     return list(obj)
 
 
-def _check_scalar(x: Any, file: str) -> None:
+def _items(obj: Any) -> Any:
+    return obj.items() if isinstance(obj, dict) else enumerate(obj)
+
+
+def _join(where: str, key: Any) -> str:
+    if isinstance(key, int) and not isinstance(key, bool):
+        return f"{where}[{key}]"
+    return f"{where}.{key}" if where else str(key)
+
+
+def _check_scalar(x: Any, file: str, where: str) -> None:
     if isinstance(x, float) and not math.isfinite(x):
         raise InputError(
             "not a finite number (NaN and infinity are not accepted anywhere)",
             file=file,
+            field=where or None,
             value=x,
         )
 

@@ -82,6 +82,8 @@ def test_read_text_refuses_what_is_not_a_small_regular_file(tmp_path: Path) -> N
         read_text(tmp_path / "missing")
     with pytest.raises(InputError, match="directory"):
         read_text(tmp_path)
+    with pytest.raises(InputError, match=r"field 'a\[1\]\.b', value nan"):
+        parse_json('{"a": [1, {"b": NaN}]}', "<x>")
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     with pytest.raises(InputError, match="regular"):

@@ -198,8 +198,9 @@ def build_app(controller: Controller, config: ApiConfig) -> FastAPI:
     async def post_plan(request: Request) -> Response:
         try:
             data = await read_json_body(request, config)
-        except _Refused as exc:
-            return _json(exc.status, {"error": exc.error}, Connection="close")
+        except _Refused as exc:  # a slow body: close; else h11 drains what is left
+            extra = {"Connection": "close"} if exc.status == 408 else {}
+            return _json(exc.status, {"error": exc.error}, **extra)
         if not started():
             return _starting()
         if controller.stopping:

@@ -13,8 +13,8 @@ In order, outermost first:
    ``Authorization: Bearer TOKEN`` (the scheme is case-insensitive, RFC 7235; the comparison is
    constant-time over SHA-256 digests, so neither content nor length leaks).
 
-Refusals carry ``Connection: close``, so a body the client still sends is never read as the
-next request.
+A body sent with a refused request is read and discarded by h11's state machine (never parsed
+as the next request), within the request deadline of :mod:`.server`.
 """
 
 from __future__ import annotations
@@ -64,12 +64,12 @@ def loopback_hosts(bound: str) -> list[str]:
 async def refuse(
     send: Send, status: int, error: str, headers: dict[str, str] | None = None
 ) -> None:
-    """Answer ``status`` with ``{"error": ...}`` and close the connection."""
+    """Answer ``status`` with ``{"error": ...}`` (a body the client still sends is drained by
+    the protocol, within the request deadline, so the client can read the answer)."""
     body = (json.dumps({"error": error}) + "\n").encode()
     raw = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
         *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items()),
     ]
     await send({"type": "http.response.start", "status": status, "headers": raw})
