@@ -10,7 +10,9 @@ All three come with ``ray[serve]`` and are base dependencies of jbrl.
 What uvicorn lacks is a deadline for a request to arrive: a client that opens connections and
 sends headers (or a body) a byte at a time would hold them for ever (slowloris).
 :class:`_DeadlineH11` adds it: from the first byte of a request (or the connection's start) to
-its last byte, at most ``request_timeout_s``, else the connection is closed.
+its last byte, at most ``request_timeout_s``, else the connection is closed. It also closes
+politely (:class:`_LingeringTransport`), so a client that sends a refused body in full still
+reads the answer.
 
 The socket is bound here (not by uvicorn), so a port in use is reported to the caller and
 ``port=0`` picks a free one (:attr:`ApiServer.port`).
@@ -23,7 +25,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import h11
 import uvicorn
@@ -49,18 +51,59 @@ class ApiConfig:
     max_header_bytes: int = 16 * 1024
 
 
+class _LingeringTransport:
+    """A transport whose ``close`` first half-closes: the answer goes out with a FIN, what the
+    client is still sending is read and dropped for :data:`LINGER_S`, then the socket closes.
+    Closing at once with unread data makes the kernel send a reset, and a client that sent its
+    whole (refused, oversized) body before reading would lose the answer."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: _DeadlineH11) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self._protocol.lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        self._protocol.linger()
+
+
+LINGER_S = 2.0
+
+
 class _DeadlineH11(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with a deadline on receiving each request (module
-    docstring). ``request_timeout_s`` is set on the subclass :class:`ApiServer` makes."""
+    """uvicorn's HTTP/1.1 protocol with a deadline on receiving each request and a lingering
+    close (module docstring). ``request_timeout_s`` is set on the subclass :class:`ApiServer`
+    makes."""
 
     request_timeout_s: float = 10.0
     _deadline: asyncio.TimerHandle | None = None
+    lingering: bool = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        self._raw = transport
+        super().connection_made(_LingeringTransport(transport, self))  # type: ignore[arg-type]
         self._arm()
 
+    def linger(self) -> None:
+        """Half-close now, close for good after :data:`LINGER_S` (or when the client does)."""
+        if self.lingering or self._raw.is_closing():
+            return
+        self.lingering = True
+        self._disarm()
+        try:
+            self._raw.write_eof()
+        except (OSError, RuntimeError, NotImplementedError):
+            self._raw.close()
+            return
+        self.loop.call_later(LINGER_S, self._raw.close)
+
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return  # the rest of a refused request: dropped
         super().data_received(data)
         if self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
             self._arm()  # a request is arriving (keeps the deadline of its first byte)
@@ -87,8 +130,8 @@ class _DeadlineH11(H11Protocol):
 
     def _expire(self) -> None:
         self._deadline = None
-        if not self.transport.is_closing():
-            self.transport.close()
+        if not self._raw.is_closing():
+            self._raw.close()  # a client too slow to send its request: no lingering
 
 
 class ApiServer:
