@@ -23,7 +23,7 @@ from tests.control.test_control import control_scenario, make_controller
 from tests.fuzz.strategies import VALUES
 
 TOKEN = "fuzz-token-0123456789abcdef"
-DOCUMENTED = {200, 400, 401, 403, 404, 405, 408, 413, 415, 503}
+DOCUMENTED = {200, 400, 401, 403, 404, 405, 408, 413, 415, 431, 503}
 EXPLORE = int(os.environ.get("JBRL_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
     max_examples=EXPLORE or 60,

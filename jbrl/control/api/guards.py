@@ -1,6 +1,6 @@
 """What every request must pass before it reaches an endpoint (ASGI middleware).
 
-In order, outermost first:
+In order, outermost first (after a cap on the size of the headers, 431):
 
 1. **Host** (loopback binds only): Starlette's ``TrustedHostMiddleware`` with the loopback names
    (``127.0.0.1``, ``localhost``, ``[::1]`` and the bound address), so a DNS-rebinding page
@@ -84,6 +84,23 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+class HeaderLimit:
+    """431 for a request whose header lines add up to more than ``max_bytes`` (h11 bounds only
+    a header that arrives in pieces)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = sum(len(k) + len(v) + 4 for k, v in scope.get("headers", []))
+            if size > self.max_bytes:
+                await refuse(send, 431, f"the headers must be at most {self.max_bytes} bytes")
+                return
+        await self.app(scope, receive, send)
+
+
 class OriginGuard:
     """403 for a browser request from an origin that is not allowed (module docstring, 2)."""
 
@@ -128,7 +145,14 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-def guarded(app: ASGIApp, *, host: str, token: str | None, allow_origins: Collection[str]) -> Any:
+def guarded(
+    app: ASGIApp,
+    *,
+    host: str,
+    token: str | None,
+    allow_origins: Collection[str],
+    max_header_bytes: int = 16 * 1024,
+) -> Any:
     """``app`` behind the guards of the module docstring, outermost first."""
     from starlette.middleware.cors import CORSMiddleware
     from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -144,4 +168,4 @@ def guarded(app: ASGIApp, *, host: str, token: str | None, allow_origins: Collec
     inner = OriginGuard(inner, allow_origins)
     if is_loopback(host):
         inner = TrustedHostMiddleware(inner, allowed_hosts=loopback_hosts(host))
-    return inner
+    return HeaderLimit(inner, max_header_bytes)

@@ -85,6 +85,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Error, "description": "bad host header, malformed or rejected input"},
     401: {"model": Error, "description": "missing or wrong bearer token"},
     403: {"model": Error, "description": "cross-site request from an origin not allowed"},
+    431: {"model": Error, "description": "the headers are larger than the limit"},
     503: {"model": Error, "description": "the controller is starting or stopping"},
 }
 POST_ERRORS: dict[int | str, dict[str, Any]] = {

@@ -166,6 +166,7 @@ class ApiServer:
             host=host,
             token=token,
             allow_origins=allow_origins,
+            max_header_bytes=self.config.max_header_bytes,
         )
         protocol = type(
             "DeadlineH11", (_DeadlineH11,), {"request_timeout_s": self.config.request_timeout_s}
