@@ -10,7 +10,7 @@ Starts ``jbrl control`` (sim backend, loopback, a free port) and measures:
   stops short: how many the server closes within the observation window, and when;
 * **load**: 800 requests at 20 in parallel: answers by status, resets, other errors;
 * **cross-site**: ``POST /plan`` as ``text/plain``, form, multipart, without a type, and with a
-  foreign ``Origin``: status, and whether the plan changed;
+  foreign ``Origin`` (the running plan as the override): status, and how many were applied;
 * **DNS rebinding**: a foreign ``Host`` header; **smuggling**: a refused POST whose body is a
   request: how many answers come back.
 
@@ -226,13 +226,9 @@ def probe_load(port: int, n: int = 800, parallel: int = 20) -> dict[str, Any]:
 
 
 def probe_cross_site(port: int, plan: bytes) -> dict[str, Any]:
-    """Simple (no-preflight) cross-site POSTs; the plan must not change."""
-
-    def plan_now() -> Any:
-        body = _get_body(port, "/plan") or {}
-        return {k: v for k, v in body.items() if k not in ("seq", "time_s", "source")}
-
-    before = plan_now()
+    """Simple (no-preflight) cross-site POSTs; none may be applied (the controller's own
+    decisions change the plan's rates every interval, so the override counter is the judge)."""
+    before = _overrides(port)
     out: dict[str, Any] = {}
     for name, headers in {
         "text/plain": {"Content_Type": "text/plain"},
@@ -244,7 +240,7 @@ def probe_cross_site(port: int, plan: bytes) -> dict[str, Any]:
     }.items():  # fmt: skip
         st, why = _request(port, http(port, "POST", "/plan", plan, **headers))
         out[name] = st or why
-    out["plan_unchanged"] = plan_now() == before
+    out["overrides_applied"] = _overrides(port) - before
     st, why = _request(port, http(port, "GET", "/plan", Host=f"rebind.example:{port}"))
     out["foreign_host"] = st or why
     # a body over the limit, refused unread: its first bytes are a request of their own
@@ -262,6 +258,19 @@ def probe_cross_site(port: int, plan: bytes) -> dict[str, Any]:
             pass
     out["smuggled_answers"] = data.count(b"HTTP/1.1 ")
     return out
+
+
+def _overrides(port: int) -> float:
+    """``jbrl_overrides_total`` of ``GET /metrics``."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(http(port, "GET", "/metrics"))
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    for line in data.decode("utf-8", "replace").splitlines():
+        if line.startswith("jbrl_overrides_total"):
+            return float(line.split()[-1])
+    return float("nan")
 
 
 def _plan_body(port: int) -> bytes:

@@ -8,9 +8,9 @@ start-up), restarts it, ``--cycles`` times, while clients hit ``GET /plan``, ``/
 * **corrupt state**: the state file unreadable after a kill (``read_state`` fails);
 * **start-up crashes**: a controller that exits by itself before it is killed;
 * **500s**: server errors, in particular between a start and the first ``GET /plan`` 200;
-* **replayed decisions**: interval decisions of the same trace time (or the same ``seq``) in
-  the decision log across all cycles; the state file is written before each decision's log
-  line, so a restart resumes after the last logged decision;
+* **replayed decisions**: interval decisions in the decision log (across all cycles) at a
+  trace time at or before one already decided, and repeated ``seq`` numbers; the state file is
+  written before each decision's log line, so a restart resumes after the last logged one;
 * **stray temp files** left by a kill, and how many of them are still there once the next
   controller serves (it removes them at start).
 
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from http_probe import _request, http  # experiments/ is on the path of its scripts
+from http_probe import _get_body, _request, http  # experiments/ is on the path of its scripts
 
 from jbrl.control import read_state
 from jbrl.errors import InputError
@@ -47,14 +47,19 @@ STEP = ROOT / "configs" / "traces" / "step.csv"
 
 
 class Load:
-    """Clients that call the API of whatever controller runs now (``port`` changes)."""
+    """Clients that call the API of whatever controller runs now (``port`` changes); every
+    fourth call posts the running plan back as an override, so overrides (and their state
+    saves, from the API's threads) race with the control loop's decisions (``overrides=False``:
+    a malformed one, refused, so only the control loop saves)."""
 
-    def __init__(self, clients: int = 4) -> None:
+    def __init__(self, clients: int = 4, overrides: bool = True) -> None:
+        self.overrides = overrides
         self.port: int | None = None
         self.started = False  # the current controller has answered GET /plan with 200
         self.answers: Counter[str] = Counter()
         self.startup: Counter[str] = Counter()
         self.plan_body = json.dumps({"worker_assignment": {}}).encode()
+        self.overrides_applied = 0
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(clients)]
 
@@ -71,6 +76,10 @@ class Load:
             else:
                 raw = http(port, "GET", ("/plan", "/metrics", "/healthz")[(k + i) % 3])
             st, why = _request(port, raw, timeout=5)
+            if st == 200 and raw.startswith(b"POST"):
+                self.overrides_applied += 1
+            if st == 200 and raw.startswith(b"GET /plan") and self.overrides:
+                self._remember(port)
             key = str(st) if st is not None else why
             self.answers[key] += 1
             if not self.started:
@@ -78,6 +87,16 @@ class Load:
                 if st == 200 and b"GET /plan" in raw:
                     self.started = True
             time.sleep(0.005)
+
+    def _remember(self, port: int) -> None:
+        """The running plan, as the body of the next overrides."""
+        try:
+            body = _get_body(port, "/plan") or {}
+        except OSError:
+            return
+        plan = {k: body[k] for k in ("model_assignment", "worker_assignment") if k in body}
+        if plan:
+            self.plan_body = json.dumps({"plan": plan, "hold_intervals": 1}).encode()
 
     def start(self) -> None:
         for t in self._threads:
@@ -89,18 +108,15 @@ class Load:
             t.join()
 
 
-def _port(run: Path, pid: int, proc: subprocess.Popen[bytes], wait_s: float) -> int | None:
+def _port(run: Path, pid: int) -> int | None:
     """The API port of controller ``pid`` (from ``api.json``), None if it has none yet."""
-    end = time.monotonic() + wait_s
-    while time.monotonic() < end and proc.poll() is None:
-        try:
-            info = json.loads((run / "api.json").read_text())
-            if info.get("pid") == pid:
-                return int(info["url"].rsplit(":", 1)[1])
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.01)
-    return None
+    try:
+        info = json.loads((run / "api.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if info.get("pid") != pid:
+        return None
+    return int(info["url"].rsplit(":", 1)[1])
 
 
 def _state_ok(state: Path) -> bool:
@@ -111,7 +127,9 @@ def _state_ok(state: Path) -> bool:
         return False
 
 
-def cycles(jbrl: list[str], n: int, seed: int, work: Path) -> dict[str, Any]:
+def cycles(
+    jbrl: list[str], n: int, seed: int, work: Path, overrides: bool = True
+) -> dict[str, Any]:
     """``n`` start / SIGKILL cycles under load (module docstring): the counts."""
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     run, state = work / "run", work / "state.json"
@@ -119,7 +137,7 @@ def cycles(jbrl: list[str], n: int, seed: int, work: Path) -> dict[str, Any]:
             "--port", "0", "--state", str(state), "--log-dir", str(run), "--no-tensorboard",
             "--duration", "100000"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    load = Load()
+    load = Load(overrides=overrides)
     load.start()
     out: dict[str, Any] = {"cycles": n, "corrupt_state": 0, "startup_crashes": 0,
                            "stray_temp_after_kill": 0, "stray_temp_after_start": 0,
@@ -131,11 +149,12 @@ def cycles(jbrl: list[str], n: int, seed: int, work: Path) -> dict[str, Any]:
             proc = subprocess.Popen(
                 args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
-            port = _port(run, proc.pid, proc, wait_s=60)
-            load.port = port
-            if port is not None:  # the temp files the last kill left must be gone by now
-                out["stray_temp_after_start"] += sum(p.exists() for p in stray)
-            time.sleep(float(rng.uniform(0.0, 6.0)))
+            t0, delay = time.monotonic(), float(rng.uniform(1.0, 9.0))  # start-up takes ~3 s
+            while time.monotonic() - t0 < delay and proc.poll() is None:
+                if load.port is None and (port := _port(run, proc.pid)) is not None:
+                    load.port = port  # the temp files the last kill left must be gone now
+                    out["stray_temp_after_start"] += sum(p.exists() for p in stray)
+                time.sleep(0.01)
             if proc.poll() is not None:
                 out["startup_crashes"] += 1
                 out["crash_messages"].append(proc.stderr.read().decode()[-500:])  # type: ignore[union-attr]
@@ -151,6 +170,7 @@ def cycles(jbrl: list[str], n: int, seed: int, work: Path) -> dict[str, Any]:
     finally:
         load.stop()
     out["answers"] = dict(load.answers)
+    out["overrides_applied"] = load.overrides_applied
     out["startup_answers"] = dict(load.startup)
     out["server_errors"] = load.answers.get("500", 0)
     out["startup_server_errors"] = load.startup.get("500", 0)
@@ -169,12 +189,15 @@ def _replays(log: Path) -> dict[str, Any]:
         seqs.append(d["seq"])
         if d.get("trigger") == "interval":
             times.append(d["time_s"])
+    latest, replayed = -1.0, 0
+    for t in times:  # an interval decided at or before a time already decided: a replay
+        replayed += t <= latest
+        latest = max(latest, t)
     return {
         "decisions_logged": len(seqs),
         "interval_decisions": len(times),
-        "replayed_interval_times": len(times) - len(set(times)),
+        "replayed_decisions": replayed,
         "repeated_seqs": len(seqs) - len(set(seqs)),
-        "time_went_back": sum(b < a for a, b in zip(times, times[1:], strict=False)),
     }
 
 
@@ -184,12 +207,19 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=14)
     ap.add_argument("--jbrl", default=None, help="the jbrl command (default: this checkout's)")
     ap.add_argument("--label", default="after")
+    ap.add_argument(
+        "--overrides",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="post the running plan as overrides (else malformed ones, refused)",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     jbrl = [args.jbrl] if args.jbrl else [sys.executable, "-c", "from jbrl.cli import run; run()"]
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="jbrl-kill-") as tmp:
-        res = cycles(jbrl, args.cycles, args.seed, Path(tmp))
+        res = cycles(jbrl, args.cycles, args.seed, Path(tmp), args.overrides)
+    res["overrides"] = args.overrides
     res["minutes"] = (time.monotonic() - t0) / 60
     res["machine"] = {"cores": os.cpu_count(), "load_average": os.getloadavg()[0]}
     args.out.mkdir(parents=True, exist_ok=True)
