@@ -504,6 +504,8 @@ def campaign(runs: int, jobs: int, seed: int, keep: Path, work: Path) -> list[Ou
     import torch  # noqa: F401 - imported once here, so the policy runs do not each import it
     from sb3_contrib import MaskablePPO  # noqa: F401
 
+    import jbrl.cli  # noqa: F401 - likewise the command line, once, before the forks
+
     bases = _bases(work)
     names = [n for n in LOADERS if n != "jellybean" or bases.jellybean is not None]
     weights = np.array([LOADERS[n][1] for n in names])
