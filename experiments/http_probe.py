@@ -15,7 +15,8 @@ Starts ``jbrl control`` (sim backend, loopback, a free port) and measures:
   request: how many answers come back.
 
 ``--jbrl`` picks the command to start (e.g. another checkout's), so the same probe measures the
-code before and after a change. Figures: ``experiments/results/http_probe.{md,json}``::
+code before and after a change. Figures: ``experiments/results/http_probe.json`` (one entry
+per label), summarised in ``hardening.md`` by ``experiments/hardening_report.py``::
 
     python experiments/http_probe.py [--jbrl PATH] [--label after]
 """

@@ -15,7 +15,8 @@ start-up), restarts it, ``--cycles`` times, while clients hit ``GET /plan``, ``/
   controller serves (it removes them at start).
 
 ``--jbrl`` picks the command (another checkout's, to measure the code before a change).
-Figures: ``experiments/results/kill_restart.{md,json}``::
+Figures: ``experiments/results/kill_restart.json`` (one entry per label), summarised in
+``hardening.md`` by ``experiments/hardening_report.py``::
 
     python experiments/kill_restart.py --cycles 25 [--jbrl PATH] [--label after]
 """
