@@ -499,8 +499,16 @@ def _bases(work: Path) -> Bases:
     )  # fmt: skip
 
 
-def campaign(runs: int, jobs: int, seed: int, keep: Path, work: Path) -> list[Outcome]:
-    """Generate and run ``runs`` cases; keep the folders of failing ones under ``keep``."""
+def campaign(
+    runs: int,
+    jobs: int,
+    seed: int,
+    keep: Path,
+    work: Path,
+    checkpoint: Callable[[list[Outcome]], object] = lambda _done: None,
+) -> list[Outcome]:
+    """Generate and run ``runs`` cases; keep the folders of failing ones under ``keep``;
+    ``checkpoint(outcomes so far)`` every 500 runs (the figures survive an interrupted run)."""
     import torch  # noqa: F401 - imported once here, so the policy runs do not each import it
     from sb3_contrib import MaskablePPO  # noqa: F401
 
@@ -525,6 +533,7 @@ def campaign(runs: int, jobs: int, seed: int, keep: Path, work: Path) -> list[Ou
         _collect(runner, keep, seen)
         if (i + 1) % 500 == 0:
             print(f"{i + 1} runs, {time.monotonic() - t0:.0f} s", flush=True)
+            checkpoint(list(runner.done))
     while runner.running:
         runner.reap(block=True)
         _collect(runner, keep, seen)
@@ -577,13 +586,18 @@ def report(s: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = [
         "# Fuzz campaign (issue 14)",
         "",
-        f"`python experiments/fuzz_campaign.py --runs {meta['runs']} --jobs {meta['jobs']} "
+        f"`python experiments/fuzz_campaign.py --runs {meta['planned']} --jobs {meta['jobs']} "
         f"--seed {meta['seed']}` on {meta['machine']}, {meta['minutes']:.0f} minutes. Each input "
         "ran as a forked subprocess of a parent that had imported jbrl and torch, with an "
         f"address-space cap and a {TIME_LIMIT_S:.0f} s limit; peak RSS from `wait4` (it counts "
         "the parent's pages the child touched, so it over-states the run's own memory).",
         "",
-        f"**{a['runs']} inputs: {a['tracebacks']} tracebacks, {a['other_exit_codes']} exit codes "
+        (
+            ""
+            if a["runs"] == meta["planned"]
+            else f"Interrupted: {a['runs']} of {meta['planned']} runs. "
+        )
+        + f"**{a['runs']} inputs: {a['tracebacks']} tracebacks, {a['other_exit_codes']} exit codes "
         f"outside 0/2/3, {a['over_60_s']} runs over 60 s, {a['over_1_gb']} over 1 GB** (slowest "
         f"{a['wall_s']['max']:.1f} s, largest {a['peak_rss_mb']['max']:.0f} MB).",
         "",
@@ -615,17 +629,22 @@ def main() -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     args.keep.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
+
+    def write(outcomes: list[Outcome]) -> dict[str, Any]:
+        s = summary(outcomes)
+        load = os.getloadavg()
+        meta = {"runs": len(outcomes), "planned": args.runs, "jobs": args.jobs,
+                "seed": args.seed, "minutes": (time.monotonic() - t0) / 60,
+                "machine": f"{os.cpu_count()} cores, load average {load[0]:.1f} at the end"}  # fmt: skip
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "fuzz.json").write_text(json.dumps({"meta": meta, **s}, indent=1) + "\n")
+        (args.out / "fuzz.md").write_text(report(s, meta))
+        return s
+
     with tempfile.TemporaryDirectory(prefix="jbrl-fuzz-") as tmp:
-        outcomes = campaign(args.runs, args.jobs, args.seed, args.keep, Path(tmp))
-    s = summary(outcomes)
-    load = os.getloadavg()
-    meta = {"runs": args.runs, "jobs": args.jobs, "seed": args.seed,
-            "minutes": (time.monotonic() - t0) / 60,
-            "machine": f"{os.cpu_count()} cores, load average {load[0]:.1f} at the end"}  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "fuzz.json").write_text(json.dumps({"meta": meta, **s}, indent=1) + "\n")
-    (args.out / "fuzz.md").write_text(report(s, meta))
-    print(report(s, meta))
+        outcomes = campaign(args.runs, args.jobs, args.seed, args.keep, Path(tmp), write)
+    s = write(outcomes)
+    print((args.out / "fuzz.md").read_text())
     a = s["all"]
     bad = a["tracebacks"] + a["other_exit_codes"] + a["over_60_s"] + a["over_1_gb"]
     return 1 if bad else 0
