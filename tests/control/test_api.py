@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import selectors
 import socket
 import threading
 import time
@@ -206,6 +207,34 @@ def test_800_requests_at_20_in_parallel(live: tuple[Controller, ApiServer]) -> N
     with ThreadPoolExecutor(20) as pool:
         codes = list(pool.map(one, range(800)))
     assert codes.count(200) == 800, {c: codes.count(c) for c in set(codes)}
+
+
+def test_a_burst_of_connections_is_queued_not_dropped(live: tuple[Controller, ApiServer]) -> None:
+    """256 clients connecting at once all complete their handshake at once: the listen backlog
+    holds them until the server accepts (a backlog of 5 drops the others' SYNs, and those
+    clients wait for a retransmission or give up)."""
+    _, api = live
+    socks = []
+    sel = selectors.DefaultSelector()
+    try:
+        for _ in range(256):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", api.port))
+            socks.append(s)
+            sel.register(s, selectors.EVENT_WRITE)
+        connected = 0
+        end = time.monotonic() + 0.5  # under the first SYN retransmission (1 s)
+        while connected < len(socks) and (left := end - time.monotonic()) > 0:
+            for key, _ in sel.select(left):
+                sel.unregister(key.fileobj)
+                connected += key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0  # type: ignore[union-attr]
+        assert connected == len(socks)
+    finally:
+        sel.close()
+        for s in socks:
+            s.close()
+    assert request(api.port, "GET", "/healthz")[0] == 200
 
 
 def test_api_answers_503_until_the_controller_has_started(tmp_path: Path) -> None:
