@@ -22,9 +22,9 @@ args       numbers on the command line (rates, durations, intervals, limits, pol
 =========  ================================================================================
 
 A run is a child forked from a parent that has imported jbrl (and torch, for the policy runs)
-once, with an address-space cap (``RLIMIT_AS``) and a wall-time limit (SIGKILL); its peak RSS
-comes from ``wait4``. A run fails the campaign when it prints a traceback, exits with a code
-other than 0/2/3, runs over 60 s or peaks over 1 GB. Figures go to
+once, with an address-space cap (``RLIMIT_AS``), a CPU-time limit (``RLIMIT_CPU``) and a kill
+after 300 wall seconds; its CPU time and peak RSS come from ``wait4``. A run fails the campaign when it prints a traceback, exits with a code
+other than 0/2/3, runs over 60 s of CPU or peaks over 1 GB. Figures go to
 ``experiments/results/fuzz.{md,json}``; failing inputs are kept under ``--keep``::
 
     python experiments/fuzz_campaign.py --runs 10000 --jobs 2 --seed 14
@@ -55,7 +55,8 @@ ROOT = Path(__file__).resolve().parent.parent
 JELLYBEAN = ROOT.parent / "shared" / "data" / "jellybean-vqa-medium"
 RESULTS = ROOT / "experiments" / "results"
 STEP = ROOT / "configs" / "traces" / "step.csv"
-TIME_LIMIT_S = 60.0
+TIME_LIMIT_S = 60.0  # CPU seconds of one run (RLIMIT_CPU)
+WALL_KILL_S = 300.0  # a run that sleeps this long is killed (the machine may be shared)
 MEMORY_LIMIT_MB = 1024.0
 
 Case = tuple[str, list[str]]  # (loader, jbrl arguments); files are written in the case folder
@@ -374,6 +375,7 @@ class Outcome:
     args: list[str]
     code: int
     wall_s: float
+    cpu_s: float
     rss_mb: float
     traceback: bool
     killed: bool
@@ -385,7 +387,7 @@ class Outcome:
             self.traceback
             or self.killed
             or self.code not in (0, 2, 3)
-            or self.wall_s > TIME_LIMIT_S
+            or self.cpu_s > TIME_LIMIT_S
             or self.rss_mb > MEMORY_LIMIT_MB
         )
 
@@ -393,6 +395,8 @@ class Outcome:
 def _child(args: list[str], folder: Path, as_cap: int) -> None:
     """Run ``jbrl ARGS`` in this forked child and exit with its code (70: an escape)."""
     resource.setrlimit(resource.RLIMIT_AS, (as_cap, as_cap))
+    cpu = int(TIME_LIMIT_S) + 1  # SIGXCPU just past the limit
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     os.chdir(folder)
     out = os.open(os.devnull, os.O_WRONLY)
     err = os.open(folder / "stderr.txt", os.O_WRONLY | os.O_CREAT, 0o644)
@@ -433,7 +437,7 @@ class Runner:
         while self.running:
             now = time.monotonic()
             for pid, (_, _, _, t0) in self.running.items():
-                if now - t0 > TIME_LIMIT_S + 5:
+                if now - t0 > WALL_KILL_S:
                     os.kill(pid, signal.SIGKILL)
             pid, status, usage = os.wait4(-1, os.WNOHANG)
             if pid == 0:
@@ -452,6 +456,7 @@ class Runner:
                     args,
                     code,
                     wall,
+                    usage.ru_utime + usage.ru_stime,
                     usage.ru_maxrss / 1024.0,
                     "Traceback" in err,
                     killed,
@@ -555,16 +560,20 @@ def summary(outcomes: list[Outcome]) -> dict[str, Any]:
 
     def block(items: list[Outcome]) -> dict[str, Any]:
         wall = np.array([o.wall_s for o in items]) if items else np.zeros(1)
+        cpu = np.array([o.cpu_s for o in items]) if items else np.zeros(1)
         rss = np.array([o.rss_mb for o in items]) if items else np.zeros(1)
         return {
             "runs": len(items),
             "exit_codes": dict(sorted(Counter(str(o.code) for o in items).items())),
             "tracebacks": sum(o.traceback for o in items),
             "other_exit_codes": sum(o.code not in (0, 2, 3) for o in items),
-            "over_60_s": sum(o.wall_s > TIME_LIMIT_S or o.killed for o in items),
+            "over_60_s": sum(o.cpu_s > TIME_LIMIT_S or o.killed for o in items),
+            "over_60_s_wall": sum(o.wall_s > TIME_LIMIT_S for o in items),
             "over_1_gb": sum(o.rss_mb > MEMORY_LIMIT_MB for o in items),
             "wall_s": {"p50": float(np.median(wall)), "p99": float(np.quantile(wall, 0.99)),
                        "max": float(wall.max())},
+            "cpu_s": {"p50": float(np.median(cpu)), "p99": float(np.quantile(cpu, 0.99)),
+                      "max": float(cpu.max())},
             "peak_rss_mb": {"p50": float(np.median(rss)), "max": float(rss.max())},
         }  # fmt: skip
 
@@ -574,6 +583,7 @@ def summary(outcomes: list[Outcome]) -> dict[str, Any]:
         "loaders": {n: block([o for o in outcomes if o.loader == n]) for n in loaders},
         "failures": [
             {"loader": o.loader, "args": o.args, "code": o.code, "wall_s": o.wall_s,
+             "cpu_s": o.cpu_s,
              "rss_mb": o.rss_mb, "case": o.folder.name}
             for o in outcomes if o.failed
         ][:50],
@@ -589,8 +599,11 @@ def report(s: dict[str, Any], meta: dict[str, Any]) -> str:
         f"`python experiments/fuzz_campaign.py --runs {meta['planned']} --jobs {meta['jobs']} "
         f"--seed {meta['seed']}` on {meta['machine']}, {meta['minutes']:.0f} minutes. Each input "
         "ran as a forked subprocess of a parent that had imported jbrl and torch, with an "
-        f"address-space cap and a {TIME_LIMIT_S:.0f} s limit; peak RSS from `wait4` (it counts "
-        "the parent's pages the child touched, so it over-states the run's own memory).",
+        f"address-space cap, a CPU-time limit of {TIME_LIMIT_S:.0f} s (`RLIMIT_CPU`) and a kill "
+        f"after {WALL_KILL_S:.0f} wall s; CPU time and peak RSS from `wait4` (the RSS counts the "
+        "parent's pages the child touched, so it over-states the run's own memory). Time is "
+        "judged in CPU seconds: on a shared machine the wall time measures the other users' load "
+        f"as much as the run ({a['over_60_s_wall']} runs took over 60 wall s).",
         "",
         (
             ""
@@ -598,18 +611,20 @@ def report(s: dict[str, Any], meta: dict[str, Any]) -> str:
             else f"Interrupted: {a['runs']} of {meta['planned']} runs. "
         )
         + f"**{a['runs']} inputs: {a['tracebacks']} tracebacks, {a['other_exit_codes']} exit codes "
-        f"outside 0/2/3, {a['over_60_s']} runs over 60 s, {a['over_1_gb']} over 1 GB** (slowest "
-        f"{a['wall_s']['max']:.1f} s, largest {a['peak_rss_mb']['max']:.0f} MB).",
+        f"outside 0/2/3, {a['over_60_s']} runs over 60 CPU s, {a['over_1_gb']} over 1 GB** "
+        f"(most CPU {a['cpu_s']['max']:.1f} s, slowest {a['wall_s']['max']:.1f} wall s, largest "
+        f"{a['peak_rss_mb']['max']:.0f} MB).",
         "",
-        "| loader | runs | exit 0 | exit 2 | exit 3 | other | tracebacks | > 60 s | > 1 GB | "
-        "wall p50 / max s | RSS p50 / max MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| loader | runs | exit 0 | exit 2 | exit 3 | other | tracebacks | > 60 CPU s | > 1 GB | "
+        "CPU p50 / max s | wall p50 / max s | RSS p50 / max MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, b in [*s["loaders"].items(), ("**all**", a)]:
         ec = b["exit_codes"]
         lines.append(
             f"| {name} | {b['runs']} | {ec.get('0', 0)} | {ec.get('2', 0)} | {ec.get('3', 0)} | "
             f"{b['other_exit_codes']} | {b['tracebacks']} | {b['over_60_s']} | {b['over_1_gb']} | "
+            f"{b['cpu_s']['p50']:.2f} / {b['cpu_s']['max']:.1f} | "
             f"{b['wall_s']['p50']:.2f} / {b['wall_s']['max']:.1f} | "
             f"{b['peak_rss_mb']['p50']:.0f} / {b['peak_rss_mb']['max']:.0f} |"
         )

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,13 @@ def _check_scalar(x: Any, file: str, where: str) -> None:
             file=file,
             field=where or None,
             value=x,
+        )
+    if isinstance(x, int) and abs(x) > sys.float_info.max:  # math.isfinite(x) would overflow
+        raise InputError(
+            f"an integer of {len(str(abs(x)))} digits is beyond any number's range "
+            f"(at most {sys.float_info.max:.3g})",
+            file=file,
+            field=where or None,
         )
 
 

@@ -35,6 +35,8 @@ def test_limits_from_items_and_errors() -> None:
         "1e999",
         "[" * 5000 + "]" * 5000,
         "9" * 5000,
+        "[" + "9" * 400 + "]",
+        '{"factor": -1' + "0" * 400 + "}",
         "{",
         "",
     ],
@@ -56,6 +58,7 @@ def test_bad_json(text: str) -> None:
         "a: !!python/object:os.system {}",
         "{a: 1",
         "x: " + "9" * 5000,
+        "x: [" + "9" * 400 + "]",
     ],
 )
 def test_bad_yaml(text: str) -> None:
