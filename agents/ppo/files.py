@@ -337,7 +337,7 @@ def load_model(
         if any(k in text for k in ("size mismatch", "Missing key", "Unexpected key")):
             raise InputError(
                 "the model's network does not fit this scenario and codec (observation "
-                f"{observation_space.shape[0]}, actions {list(action_space.nvec)}): {text}",
+                f"{observation_space.shape[0]}, actions {[int(n) for n in action_space.nvec]}): {text}",
                 file=file,
             ) from None
         raise InputError(f"not a loadable model: {type(exc).__name__}: {text}", file=file) from None
