@@ -235,6 +235,6 @@ def load_env_config(
     try:
         return EnvConfig.model_validate(raw)
     except ValidationError as exc:
-        raise validation_to_input_error(exc, file) from None
+        raise validation_to_input_error(exc, file, EnvConfig) from None
     except InputError as exc:  # a limit
         raise (exc if exc.file else exc.with_file(file)) from None

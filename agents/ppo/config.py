@@ -220,7 +220,7 @@ def load_train_config(path: str | Path | dict[str, Any], **overrides: Any) -> Tr
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
-        raise validation_to_input_error(exc, file) from None
+        raise validation_to_input_error(exc, file, TrainConfig) from None
     except InputError as exc:  # a limit
         raise (exc if exc.file else exc.with_file(file)) from None
 

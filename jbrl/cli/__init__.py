@@ -38,8 +38,30 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    """``--version``: the installed distribution's version (the source's when not installed)."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    import jbrl
+
+    try:
+        v = version("jbrl")
+    except PackageNotFoundError:
+        v = jbrl.__version__
+    sys.stdout.write(f"jbrl {v}\n")
+    raise typer.Exit()
+
+
 @app.callback()
-def _options(
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
     limit: Annotated[
         list[str] | None,
         typer.Option(
@@ -51,7 +73,7 @@ def _options(
         ),
     ] = None,
 ) -> None:
-    """Plan, simulate and adapt ML inference workflows (see --help of each command)."""
+    """Plan, simulate and adapt ML inference workflows on tiered edge/cloud infrastructure."""
     set_limits(DEFAULT_LIMITS.with_items(limit or []))
 
 
@@ -78,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     except InfeasibleError as exc:
         if "--json" in (argv if argv is not None else sys.argv):
             print_json({"status": "infeasible", "reason": exc.reason, **exc.details})
-        err_console.print(f"[bold red]infeasible:[/bold red] {escape(exc.reason)}", highlight=False)
+        err_console.print(
+            f"[bold red]infeasible:[/bold red] {escape(exc.reason)}",
+            highlight=False,
+            soft_wrap=True,  # one line per message: the terminal wraps it, paths stay whole
+        )
         return exc.exit_code
     except JbrlError as exc:
         text = exc.render(FLAGS) if isinstance(exc, InputError) else str(exc)

@@ -1,6 +1,9 @@
 """The controller's HTTP endpoints (FastAPI), behind the guards of :mod:`.guards`.
 
 =================  ==========================================================================
+``GET /``          the status page (:mod:`.status_page`: HTML without data, so no token is
+                   needed for it; its script fetches the next with the token)
+``GET /status.json``  what the status page shows: plan per tier, load vs capacity, SLO, $/h
 ``GET /healthz``   ``{"status": "ok" | "degraded" | "stopping" | "starting", ...}`` (degraded:
                    a worker of the running plan is down, or the last decision kept a failing
                    plan or could not be applied)
@@ -12,7 +15,8 @@
 ``GET /openapi.json``  this API's OpenAPI schema
 =================  ==========================================================================
 
-Until the controller has deployed its first plan every endpoint but the schema answers 503 with
+Until the controller has deployed its first plan every endpoint but the schema and the page
+answers 503 with
 ``Retry-After``. ``POST`` takes only ``application/json`` (415 otherwise, so no HTML form or
 ``text/plain`` request of a browser can change the plan), at most ``max_body_bytes`` (413),
 arriving within ``body_timeout_s`` (408); a body that does not parse (bad JSON, nested deeper
@@ -43,6 +47,7 @@ from jbrl.control.api.schema import (
     OverrideResponse,
     PlanResponse,
 )
+from jbrl.control.api.status_page import STATUS_CSP, STATUS_HTML, status_data
 from jbrl.control.decision import OverrideOutcome, OverrideResult
 from jbrl.documents import parse_json
 from jbrl.errors import InputError
@@ -169,6 +174,17 @@ def build_app(controller: Controller, config: ApiConfig) -> FastAPI:
     def started() -> bool:
         return controller.snapshot().plan is not None
 
+    @app.get("/", response_class=Response)
+    async def get_page() -> Response:
+        headers = {"Content-Security-Policy": STATUS_CSP, "X-Content-Type-Options": "nosniff"}
+        return Response(STATUS_HTML, media_type="text/html; charset=utf-8", headers=headers)
+
+    @app.get("/status.json", responses=ERRORS)
+    async def get_status() -> Response:
+        if not started():
+            return _starting()
+        return _json(200, await run_in_threadpool(status_data, controller))
+
     @app.get("/healthz", response_model=Health, responses=ERRORS)
     async def get_health() -> Response:
         if not started():
@@ -215,7 +231,7 @@ def build_app(controller: Controller, config: ApiConfig) -> FastAPI:
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:
-        where = "GET /healthz, /plan, /metrics, /openapi.json; POST /plan"
+        where = "GET /, /status.json, /healthz, /plan, /metrics, /openapi.json; POST /plan"
         return _json(404, {"error": f"no such endpoint {request.url.path!r} ({where})"})
 
     @app.exception_handler(405)

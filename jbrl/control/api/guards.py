@@ -9,7 +9,8 @@ In order, outermost first (after a cap on the size of the headers, 431):
    ``fetch`` and form POST of a browser does) is refused with 403 unless the origin was allowed
    with ``--allow-origin``; ``Sec-Fetch-Site: cross-site`` without an allowed origin likewise.
    Allowed origins get CORS headers from Starlette's ``CORSMiddleware``.
-3. **Token** (:class:`BearerAuth`): with a token, every path answers 401 without
+3. **Token** (:class:`BearerAuth`): with a token, every path but the status page's HTML (``/``:
+   no data; its script sends the token with the requests for data) answers 401 without
    ``Authorization: Bearer TOKEN`` (the scheme is case-insensitive, RFC 7235; the comparison is
    constant-time over SHA-256 digests, so neither content nor length leaks).
 
@@ -121,7 +122,7 @@ class OriginGuard:
 
 
 class BearerAuth:
-    """401 on every path without the right bearer token (module docstring, 3)."""
+    """401 on every path but ``/`` without the right bearer token (module docstring, 3)."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
@@ -134,7 +135,11 @@ class BearerAuth:
         return scheme.lower() == "bearer" and same
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self.authorized(header(scope, b"authorization")):
+        if (
+            scope["type"] == "http"
+            and not (scope["path"] == "/" and scope["method"] in ("GET", "HEAD"))
+            and not self.authorized(header(scope, b"authorization"))
+        ):
             await refuse(
                 send,
                 401,

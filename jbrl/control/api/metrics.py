@@ -8,9 +8,11 @@ Gauges: ``jbrl_dollars_per_hour`` (spent in the last interval), ``jbrl_plan_doll
 ``jbrl_run_slo_attainment`` (whole run), ``jbrl_request_latency_ms`` (p50/p95/p99 of the last
 interval, label ``quantile``), ``jbrl_arrival_rate`` (per source), ``jbrl_worker_*``
 (utilization, queue, up), ``jbrl_in_flight_requests``, ``jbrl_last_decision_ms``.
-Counters: ``jbrl_decisions_total``, ``jbrl_fallbacks_total`` (by reason),
+Counters (this run, since the process started): ``jbrl_decisions_total``,
+``jbrl_fallbacks_total`` (by reason; no sample before the first fallback),
 ``jbrl_overrides_total``, ``jbrl_overrides_rejected_total``, ``jbrl_plan_changes_total``,
-``jbrl_requests_{arrived,completed,dropped,lost}_total``. A figure not known yet is NaN.
+``jbrl_requests_{arrived,completed,dropped,lost}_total`` (the backend's counts as of its last
+report, the same as the summary and the decision log). A figure not known yet is NaN.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class ControllerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         c = self.controller
         snap = c.snapshot()
-        counts = c.backend.counts()
+        counts = snap.request_counts  # as of the last report: the summary's and the log's
         yield from _run_gauges(snap)
         yield from _worker_gauges(snap, c.backend.down_workers(), c.backend.workers)
         yield _gauge(
@@ -166,7 +168,7 @@ def _decision_counters(snap: ControllerSnapshot) -> Iterator[Metric]:
         "jbrl_fallbacks",
         "Decisions where the policy's plan was replaced by the MILP fallback.",
         "reason",
-        reasons or {"none": 0.0},
+        reasons,  # no sample before the first fallback (no placeholder label)
     )
 
 
@@ -188,7 +190,7 @@ def _request_counters(counts: dict[str, Any]) -> Iterator[Metric]:
         "jbrl_requests_dropped",
         "Requests dropped, by reason.",
         "reason",
-        dropped or {"none": 0.0},
+        dropped,
     )
     yield CounterMetricFamily(
         "jbrl_requests_lost",
