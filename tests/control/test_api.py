@@ -261,9 +261,14 @@ def test_token_scheme_is_case_insensitive_and_every_path_needs_it(tmp_path: Path
     api = ApiServer(ctl, "127.0.0.1", 0, token=TOKEN).start()
     try:
         ctl.start()
-        for path in ("/healthz", "/plan", "/metrics", "/openapi.json", "/nope"):
+        for path in ("/healthz", "/plan", "/metrics", "/status.json", "/openapi.json", "/nope"):
             status, hdrs, _ = request(api.port, "GET", path)
             assert status == 401 and "bearer" in hdrs["www-authenticate"].lower(), path
+        # the status page's HTML holds no data: it is served, its data needs the token
+        status, hdrs, page = request(api.port, "GET", "/")
+        assert status == 200 and hdrs["content-type"].startswith("text/html")
+        assert TOKEN.encode() not in page and b'"worker_assignment"' not in page
+        assert request(api.port, "POST", "/")[0] == 401
         for scheme in ("Bearer", "bearer", "BEARER"):
             auth = {"Authorization": f"{scheme} {TOKEN}"}
             assert request(api.port, "GET", "/plan", headers=auth)[0] == 200
