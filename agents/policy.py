@@ -14,6 +14,7 @@ Policies are named with parameters in the name: ``milp-reactive:headroom=0.2``,
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -121,6 +122,10 @@ def parse_policy_spec(spec: str) -> tuple[str, dict[str, str]]:
     return name, params
 
 
+SCENARIO_AWARE = {"ppo"}
+"""Policies whose factory takes the scenario (``ppo`` alone loads the scenario's shipped model
+and checks its files against the scenario)."""
+
 PolicyFactory = Callable[..., Policy]
 _POLICIES: dict[str, PolicyFactory | str] = {}
 
@@ -165,6 +170,8 @@ def coerce_params(params: Mapping[str, Any], types: Mapping[str, type]) -> dict[
         t = types[k]
         try:
             out[k] = t(v) if not isinstance(v, t) else v
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InputError(f"must be {t.__name__}", field=f"policy.{k}", value=v) from None
+        if isinstance(out[k], float) and not math.isfinite(out[k]):
+            raise InputError("must be a finite number", field=f"policy.{k}", value=v)
     return out

@@ -26,9 +26,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from jbrl import limits
+from jbrl.documents import load_yaml
 from jbrl.errors import InputError
 from jbrl.scenario.loader import validation_to_input_error
 from jbrl.scenario.traces import _PARAMS, TRACE_KINDS
@@ -43,11 +44,11 @@ class _Frozen(BaseModel):
 class RewardWeights(_Frozen):
     """reward = -(dollar * $ in the interval + slo_miss * late requests + reconfiguration * loads)."""
 
-    dollar: Annotated[float, Field(ge=0)] = 1.0
-    slo_miss: Annotated[float, Field(ge=0)] = Field(
+    dollar: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    slo_miss: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
         default=0.01, description="$ per request finishing beyond the latency bound or dropped."
     )
-    reconfiguration: Annotated[float, Field(ge=0)] = Field(
+    reconfiguration: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
         default=0.002, description="$ per worker that loads a model."
     )
 
@@ -55,10 +56,10 @@ class RewardWeights(_Frozen):
 class TraceComponent(_Frozen):
     """One family of training traces: the product of ``kinds``' multipliers."""
 
-    weight: Annotated[float, Field(gt=0)] = 1.0
+    weight: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
     kinds: list[str] = Field(min_length=1)
     params: dict[str, Number | tuple[Number, Number]] = Field(default_factory=dict)
-    step_s: Annotated[float, Field(gt=0)] = 60.0
+    step_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 60.0
 
     @field_validator("kinds")
     @classmethod
@@ -161,8 +162,8 @@ class EnvConfig(_Frozen):
         "memoized on a 1 % grid; see jbrl.envs.start). Training configs default to 'milp'.",
     )
     initial_headroom: Annotated[float, Field(ge=0, le=5)] = 0.3
-    day_s: Annotated[float, Field(gt=0)] = 86400.0
-    max_scale: Annotated[float, Field(gt=0)] = Field(
+    day_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 86400.0
+    max_scale: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
         default=2.0,
         description="Training traces are clipped to this multiple of the nominal rates.",
     )
@@ -190,28 +191,50 @@ class EnvConfig(_Frozen):
     def episode_s(self) -> float:
         return self.interval_s * self.episode_steps
 
+    @model_validator(mode="after")
+    def _within_limits(self) -> EnvConfig:
+        """An episode's length within the limits (:mod:`jbrl.limits`)."""
+        limits.check("intervals", self.episode_steps, field="episode_steps", what="an episode")
+        limits.check(
+            "trace_s",
+            self.episode_s,
+            field="episode_steps",
+            what=f"an episode's length ({self.episode_s:g} s)",
+        )
+        for i, c in enumerate(self.traces):
+            n = self.episode_s / c.step_s
+            if n > limits.current().trace_rows:
+                raise limits.over_limit(
+                    "trace_rows",
+                    c.step_s,
+                    field=f"traces[{i}].step_s",
+                    what=f"the rows of an episode's trace ({n:.3g})",
+                )
+        return self
 
-def load_env_config(data: str | Path | dict[str, Any] | None, **overrides: Any) -> EnvConfig:
-    """An :class:`EnvConfig` from a YAML file, a mapping or None (defaults), with overrides."""
-    file = "<env config>"
+
+def load_env_config(
+    data: str | Path | dict[str, Any] | None, *, file: str | None = None, **overrides: Any
+) -> EnvConfig:
+    """An :class:`EnvConfig` from a YAML file, a mapping or None (defaults), with overrides;
+    ``file`` names where a mapping came from in error messages."""
+    from_file = not (data is None or isinstance(data, dict))
     if data is None:
         raw: dict[str, Any] = {}
     elif isinstance(data, dict):
         raw = dict(data)
     else:
+        raw = load_yaml(data) or {}
         file = str(data)
-        try:
-            raw = yaml.safe_load(Path(data).read_text("utf-8")) or {}
-        except FileNotFoundError:
-            raise InputError("no such file", file=file) from None
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"cannot read YAML: {exc}", file=file) from None
         if not isinstance(raw, dict):
             raise InputError("an env config must be a YAML mapping", file=file, value=raw)
-    if file != "<env config>" and isinstance(raw.get("ladder"), str):
+    file = file or "<env config>"
+    if from_file and isinstance(raw.get("ladder"), str):
         raw["ladder"] = str(Path(data).parent / raw["ladder"])  # type: ignore[arg-type]
     raw.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return EnvConfig.model_validate(raw)
     except ValidationError as exc:
         raise validation_to_input_error(exc, file, EnvConfig) from None
+    except InputError as exc:  # a limit
+        raise (exc if exc.file else exc.with_file(file)) from None

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from jbrl.documents import load_json
 from jbrl.envs.codec import ActionCodec, PlanSignature
 from jbrl.errors import InputError
 from jbrl.planning.cost import evaluate_plan
@@ -100,12 +101,7 @@ class PlanLadder:
     @classmethod
     def load(cls, spec: ServingSpec, path: str | Path) -> PlanLadder:
         file = str(path)
-        try:
-            data = json.loads(Path(path).read_text("utf-8"))
-        except FileNotFoundError:
-            raise InputError("no such file", file=file) from None
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read JSON: {exc}", file=file) from None
+        data = load_json(path)
         rungs = []
         for i, r in enumerate(data.get("rungs", []) if isinstance(data, dict) else []):
             try:
@@ -114,7 +110,7 @@ class PlanLadder:
                 assign = [-1] * len(spec.workers)
                 for wn, op in r["workers"].items():
                     assign[spec.worker_index[wn]] = spec.op_index[op]
-            except (KeyError, TypeError):
+            except (KeyError, TypeError, AttributeError):
                 raise InputError(
                     "rung names a variant, worker or operator this scenario lacks",
                     file=file,

@@ -37,6 +37,15 @@ def make_codec(spec: ServingSpec, cfg: EnvConfig, ladder: PlanLadder | None = No
     return LadderCodec(spec, ladder)
 
 
+def env_spaces(
+    codec: ActionCodec, encoder: ObservationEncoder
+) -> tuple[spaces.Box, spaces.MultiDiscrete]:
+    """The observation and action spaces of an env with this codec and encoder (what a saved
+    policy's network must fit)."""
+    obs = spaces.Box(OBS_LOW, OBS_HIGH, shape=(encoder.size,), dtype=np.float32)
+    return obs, spaces.MultiDiscrete(codec.nvec)
+
+
 class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
     """Serve a workflow of ML models on tiered edge/cloud workers under changing load.
 
@@ -183,10 +192,7 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.encoder = ObservationEncoder(self.codec, cfg.history, cfg.day_s, cfg.interval_s)
         self.milp_start = MilpStart(self.codec) if cfg.initial_plan == "milp" else None
         self.render_mode = render_mode
-        self.action_space = spaces.MultiDiscrete(self.codec.nvec)
-        self.observation_space = spaces.Box(
-            OBS_LOW, OBS_HIGH, shape=(self.encoder.size,), dtype=np.float32
-        )
+        self.observation_space, self.action_space = env_spaces(self.codec, self.encoder)
         self.sim: Simulator = make_simulator(cfg.simulator, SimConfig(service=cfg.service))
         self.trace: Trace | None = None
         self.plan: Plan | None = None

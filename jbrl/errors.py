@@ -90,6 +90,12 @@ class InputError(JbrlError):
         self.reason = message
         super().__init__(self.render())
 
+    def with_file(self, file: str) -> InputError:
+        """The same error, naming ``file``."""
+        return InputError(
+            self.reason, file=file, field=self.field, value=self.value, has_value=self.has_value
+        )
+
     def render(self, flags: Mapping[Param, str] | None = None) -> str:
         """The one-paragraph message; ``flags`` names :class:`Param` fields as options."""
         parts = []

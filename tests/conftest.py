@@ -177,3 +177,41 @@ def single_worker_scenario(
 def vqa() -> Scenario:
     """The embedded ``vqa`` scenario."""
     return load_scenario("vqa")
+
+
+def run_jbrl(
+    args: list[str], cwd: Path | None = None, timeout: float = 90.0, mem_gb: float = 6.0
+) -> tuple[int, str, str]:
+    """``jbrl ARGS`` in a subprocess with a wall-time and an address-space cap, so that a
+    command that would run for ever or fill memory fails the test instead of the machine:
+    (exit code, stdout, stderr); exit code -9 when it ran past ``timeout``."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    def cap() -> None:
+        size = int(mem_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-c", "from jbrl.cli import run; run()", *args]
+    try:
+        p = subprocess.run(
+            cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, preexec_fn=cap
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        return -9, out, err
+    return p.returncode, p.stdout, p.stderr
+
+
+def assert_bad_input(result: tuple[int, str, str], *needles: str) -> None:
+    """Exit 2 with one message (no traceback) that contains every needle."""
+    code, out, err = result
+    assert "Traceback" not in err and "Traceback" not in out, err[-2000:]
+    assert code == 2, f"exit {code}: {err[-2000:]}"
+    text = " ".join(err.split())
+    for n in needles:
+        assert n in text, f"{n!r} not in {text!r}"

@@ -16,7 +16,8 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from jbrl.agents.policy import Policy, get_policy, parse_policy_spec, policy_decider
-from jbrl.agents.ppo.policy import CONFIG_FILE, MODEL_FILE, NORM_FILE, ObsNormalizer, PpoPolicy
+from jbrl.agents.ppo.files import CONFIG_FILE, MODEL_FILE, NORM_FILE, save_normalization
+from jbrl.agents.ppo.policy import ObsNormalizer, PpoPolicy
 from jbrl.agents.ppo.workbench import Workbench
 from jbrl.envs.config import EnvConfig, RewardWeights
 from jbrl.envs.ladder import LADDER_FILE
@@ -253,10 +254,34 @@ class ValidationCallback(BaseCallback):
         text = json.dumps(jsonable(result), indent=1, allow_nan=False)
         (best / VALIDATION_FILE).write_text(text + "\n", "utf-8")
         self.model.save(best / MODEL_FILE)
-        venv.save(str(best / NORM_FILE))
+        save_normalization(venv, best / NORM_FILE)
         shutil.copy(self.run_dir / CONFIG_FILE, best / CONFIG_FILE)
         if (self.run_dir / LADDER_FILE).is_file():
             shutil.copy(self.run_dir / LADDER_FILE, best / LADDER_FILE)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+class NormalizationCheckpoint(BaseCallback):
+    """``{prefix}_normalization_{steps}_steps.json`` beside stable-baselines3's
+    ``CheckpointCallback`` model of the same step (same ``save_freq``): the statistics as JSON,
+    not as the pickle ``save_vecnormalize`` would write."""
+
+    def __init__(self, save_freq: int, save_path: Path, name_prefix: str = "ppo") -> None:
+        super().__init__()
+        self.save_freq = save_freq
+        self.save_path = Path(save_path)
+        self.name_prefix = name_prefix
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.save_freq == 0:
+            vn = self.model.get_vec_normalize_env()
+            if vn is not None:
+                self.save_path.mkdir(parents=True, exist_ok=True)
+                name = f"{self.name_prefix}_normalization_{self.num_timesteps}_steps.json"
+                save_normalization(vn, self.save_path / name)
+        return True
 
 
 # --------------------------------------------------------------------------- hyperparameters

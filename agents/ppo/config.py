@@ -21,12 +21,13 @@ MILP's plan unless the env config says otherwise (``env.initial_plan``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from jbrl import limits
 from jbrl.agents.policy import get_policy, parse_policy_spec
+from jbrl.documents import load_yaml
 from jbrl.envs.config import EnvConfig, RewardWeights
 from jbrl.envs.workload import EVAL_TRACE_SPECS
 from jbrl.errors import InputError
@@ -43,16 +44,23 @@ DEFAULT_BASELINE = "milp-reactive:headroom=0.2"
 """The policy validation compares PPO with."""
 
 
-def check_rule_spec(spec: str) -> str:
+def check_rule_spec(spec: str, deployable: bool = False) -> str:
     """``spec`` if it names a rule policy with valid parameters (the policy is built once to
-    check them); ValueError otherwise (pydantic reports it under the field's name)."""
+    check them) and, with ``deployable``, one that does not read the future (a teacher acts
+    in the env, where there is no future to read); ValueError otherwise (pydantic reports it
+    under the field's name)."""
     try:
         name, _ = parse_policy_spec(spec)
         if name == "ppo":
             raise ValueError("must be a rule policy (jbrl.agents.rules), not ppo")
-        get_policy(spec)
+        policy = get_policy(spec)
     except InputError as exc:
         raise ValueError(f"{exc.field or 'policy'}: {exc}") from None
+    if deployable and policy.clairvoyant:
+        raise ValueError(
+            f"{spec!r} reads the future trace (a reference policy); a teacher must be a "
+            "deployable rule policy"
+        )
     return spec
 
 
@@ -60,21 +68,29 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+Count = Annotated[int, Field(ge=1)]
+
+
 class PpoHyper(_Frozen):
     """MaskablePPO hyperparameters (sb3-contrib names)."""
 
-    learning_rate: float = 1e-4
-    n_steps: int = 512
-    batch_size: int = 256
-    n_epochs: int = 5
-    gamma: float = 0.97
-    gae_lambda: float = 0.9
-    clip_range: float = 0.1
-    ent_coef: float = 0.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    target_kl: float | None = 0.02
-    net_arch: list[int] = Field(default_factory=lambda: [128, 128])
+    learning_rate: Positive = 1e-4
+    n_steps: Annotated[int, Field(ge=2)] = 512
+    batch_size: Annotated[int, Field(ge=2)] = 256
+    n_epochs: Count = 5
+    gamma: Fraction = 0.97
+    gae_lambda: Annotated[float, Field(ge=0, le=1)] = 0.9
+    clip_range: Positive = 0.1
+    ent_coef: NonNeg = 0.0
+    vf_coef: NonNeg = 0.5
+    max_grad_norm: Positive = 0.5
+    target_kl: Positive | None = 0.02
+    net_arch: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        default_factory=lambda: [128, 128], min_length=1, max_length=8
+    )
 
 
 class ImitationConfig(_Frozen):
@@ -85,37 +101,54 @@ class ImitationConfig(_Frozen):
         description="Policy spec of the teacher (a jbrl.agents.rules policy, e.g. "
         "'milp-hysteresis:headroom=0.25:window=4:down_after=6').",
     )
-    episodes: int = 48
-    dagger_rounds: int = 1
-    dagger_episodes: int = 24
-    epochs: int = 30
-    batch_size: int = 256
-    learning_rate: float = 1e-3
+    episodes: Count = 48
+    dagger_rounds: Annotated[int, Field(ge=0)] = 1
+    dagger_episodes: Count = 24
+    epochs: Count = 30
+    batch_size: Count = 256
+    learning_rate: Positive = 1e-3
     candidates: list[str] = Field(
         default_factory=list,
         description="Teacher specs tried on tune_episodes training-distribution episodes; the "
         "one with the best mean reward teaches (empty: teacher).",
     )
-    tune_episodes: int = 8
+    tune_episodes: Count = 8
 
     @field_validator("teacher")
     @classmethod
     def _teacher(cls, v: str) -> str:
-        return check_rule_spec(v)
+        return check_rule_spec(v, deployable=True)
 
     @field_validator("candidates")
     @classmethod
     def _candidates(cls, v: list[str]) -> list[str]:
-        return [check_rule_spec(s) for s in v]
+        return [check_rule_spec(s, deployable=True) for s in v]
 
 
 class EvalConfig(_Frozen):
     """Periodic validation on held-out traces (validation seed, never the test seed 0)."""
 
-    every_steps: int = 20_000
-    traces: list[str] = Field(default_factory=lambda: list(EVAL_TRACE_SPECS))
-    seed: int = 1
-    duration_s: float = 7200.0
+    every_steps: Count = 20_000
+    traces: list[str] = Field(default_factory=lambda: list(EVAL_TRACE_SPECS), min_length=1)
+    seed: Annotated[int, Field(ge=0)] = 1
+    duration_s: Positive = 7200.0
+
+    @field_validator("traces")
+    @classmethod
+    def _traces(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if name not in EVAL_TRACE_SPECS:
+                raise ValueError(
+                    f"unknown validation trace {name!r} (traces: {', '.join(EVAL_TRACE_SPECS)})"
+                )
+        return v
+
+    @field_validator("duration_s")
+    @classmethod
+    def _duration(cls, v: float) -> float:
+        limits.check("trace_s", v, field="eval.duration_s", what="the validation trace length")
+        return v
+
     baseline: str = Field(
         default=DEFAULT_BASELINE,
         description="Policy spec run once on the validation traces for comparison "
@@ -139,19 +172,27 @@ class TrainConfig(_Frozen):
     """``jbrl train`` configuration (YAML; see the module docstring)."""
 
     env: EnvConfig = Field(default_factory=lambda: EnvConfig(initial_plan="milp"))
-    seed: int = 0
-    n_envs: int = 4
-    total_timesteps: int = 200_000
-    threads: int = 1
+    seed: Annotated[int, Field(ge=0)] = 0
+    n_envs: Count = 4
+    total_timesteps: Count = 200_000
+    threads: Count = 1
     ppo: PpoHyper = Field(default_factory=PpoHyper)
     bc: ImitationConfig | None = Field(default_factory=ImitationConfig)
     eval: EvalConfig | None = Field(default_factory=EvalConfig)
-    checkpoint_every: int = 20_000
+    checkpoint_every: Count = 20_000
     freeze_normalization: bool = Field(
         default=True,
         description="Keep VecNormalize statistics from the warm start fixed during PPO.",
     )
-    runs_dir: str = "runs"
+    runs_dir: str = Field(default="runs", min_length=1)
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> TrainConfig:
+        """Sizes of the run within the limits (:mod:`jbrl.limits`)."""
+        limits.check("envs", self.n_envs, field="n_envs", what="parallel environments")
+        limits.check("threads", self.threads, field="threads", what="torch threads")
+        limits.check("timesteps", self.total_timesteps, field="total_timesteps")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -165,31 +206,45 @@ class TrainConfig(_Frozen):
 
 
 def load_train_config(path: str | Path | dict[str, Any], **overrides: Any) -> TrainConfig:
-    """Read a training config; ``env`` may be a mapping or a path to an env YAML (relative to
-    the config file)."""
+    """Read and validate a training config; ``env`` may be a mapping or a path to an env YAML
+    (relative to the config file)."""
     file = "<train config>"
     if isinstance(path, dict):
         raw = dict(path)
         base = Path.cwd()
     else:
         file = str(path)
-        try:
-            raw = yaml.safe_load(Path(path).read_text("utf-8")) or {}
-        except FileNotFoundError:
-            raise InputError("no such file", file=file) from None
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"cannot read YAML: {exc}", file=file) from None
+        raw = load_yaml(path) or {}
         base = Path(path).parent
         if not isinstance(raw, dict):
             raise InputError("a training config must be a YAML mapping", file=file, value=raw)
     if isinstance(raw.get("env"), str):
         env_file = base / raw["env"]
-        try:
-            raw["env"] = yaml.safe_load(env_file.read_text("utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"cannot read env config: {exc}", file=str(env_file)) from None
+        raw["env"] = load_yaml(env_file) or {}
+        if not isinstance(raw["env"], dict):
+            raise InputError("an env config must be a YAML mapping", file=str(env_file))
     raw.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
         raise validation_to_input_error(exc, file, TrainConfig) from None
+    except InputError as exc:  # a limit
+        raise (exc if exc.file else exc.with_file(file)) from None
+
+
+def check_before_training(config: TrainConfig) -> None:
+    """What a run will read, checked before any work (no folder made, nothing solved): the
+    scenario, the load times, the ladder file the env names, the accuracy target."""
+    from jbrl.envs.ladder import PlanLadder
+    from jbrl.planning.tables import ServingSpec
+    from jbrl.scenario.derive import with_load_time
+    from jbrl.scenario.loader import load_scenario
+
+    env = config.env
+    base = load_scenario(env.scenario)
+    with_load_time(base, env.load_time_s, field="load_time_s")
+    for x in env.load_time_mix:
+        with_load_time(base, x, field="load_time_mix")
+    spec = ServingSpec(base, env.accuracy)
+    if env.action == "ladder" and env.ladder:
+        PlanLadder.load(spec, env.ladder)

@@ -2,8 +2,10 @@
 interface (``ppo`` or ``ppo:path=runs/x``).
 
 A policy folder (what ``jbrl train`` writes, and what ships in ``jbrl/configs/policies/<scenario>``)
-holds ``model.zip`` (the MaskablePPO model), ``vecnormalize.pkl`` (observation statistics) and
-``config.yaml`` (the resolved training config, whose ``env`` section fixes the observation).
+holds ``model.zip`` (the MaskablePPO model), ``normalization.json`` (observation statistics),
+``config.yaml`` (the resolved training config, whose ``env`` section fixes the observation) and
+``ladder.json`` for a ladder policy; :mod:`jbrl.agents.ppo.files` reads them, unpickling nothing,
+and checks them against the scenario and codec before the policy is used.
 The observation is built from a :class:`~jbrl.agents.policy.ControlState` by the env's own
 encoder (:mod:`jbrl.envs.observation`) and actions are decoded by the env's codec
 (:mod:`jbrl.envs.codec`), so the deployed policy sees and does what it did in training.
@@ -12,30 +14,35 @@ encoder (:mod:`jbrl.envs.observation`) and actions are decoded by the env's code
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from jbrl.agents.policy import ControlState, Policy
+from jbrl.agents.ppo.files import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    NORM_FILE,
+    NormalizationStats,
+    check_folder,
+    load_model,
+    load_normalization,
+)
+from jbrl.documents import load_yaml
 from jbrl.envs.codec import ActionCodec
 from jbrl.envs.config import EnvConfig, load_env_config
 from jbrl.envs.ladder import LADDER_FILE, LadderCodec, PlanLadder
 from jbrl.envs.observation import ObservationEncoder
-from jbrl.envs.serving import make_codec
+from jbrl.envs.serving import env_spaces, make_codec
 from jbrl.errors import InputError, Param
 from jbrl.planning.plan import Plan
 from jbrl.planning.tables import ServingSpec
 from jbrl.scenario.loader import load_scenario
 from jbrl.scenario.model import Scenario
 
-MODEL_FILE = "model.zip"
-NORM_FILE = "vecnormalize.pkl"
-CONFIG_FILE = "config.yaml"
 SHIPPED_PACKAGE = "jbrl.configs"
 SHIPPED_DIR = "policies"
 
@@ -51,6 +58,20 @@ def shipped_policy_dir(scenario: str) -> Path:
             value=f"ppo (scenario {scenario})",
         )
     return Path(str(root))
+
+
+def _folder_env_config(folder: Path) -> EnvConfig:
+    """The ``env`` section of a policy folder's ``config.yaml``, validated."""
+    file = folder / CONFIG_FILE
+    if not file.is_file():
+        check_folder(folder, needs_ladder=False)  # names the missing file
+    raw = load_yaml(file) or {}
+    if not isinstance(raw, dict):
+        raise InputError("must be a YAML mapping (the training config)", file=str(file))
+    env = raw.get("env", raw)
+    if not isinstance(env, dict):
+        raise InputError("must be a mapping (the env config)", file=str(file), field="env")
+    return load_env_config(env, file=str(file))
 
 
 def resolve_policy_dir(path: str | Path) -> Path:
@@ -73,20 +94,19 @@ class ObsNormalizer:
     epsilon: float
 
     @classmethod
-    def load(cls, file: Path) -> ObsNormalizer:
-        with open(file, "rb") as fh:
-            vn = pickle.load(fh)  # written by jbrl train (VecNormalize.save)
-        return cls.of(vn)
+    def of_stats(cls, stats: NormalizationStats) -> ObsNormalizer:
+        """The transform of saved statistics (``normalization.json``)."""
+        return cls(
+            np.asarray(stats.obs.mean, dtype=np.float32),
+            np.asarray(stats.obs.var, dtype=np.float32),
+            stats.clip_obs,
+            stats.epsilon,
+        )
 
     @classmethod
     def of(cls, vn: Any) -> ObsNormalizer:
-        rms = vn.obs_rms
-        return cls(
-            np.asarray(rms.mean, dtype=np.float32),
-            np.asarray(rms.var, dtype=np.float32),
-            float(vn.clip_obs),
-            float(vn.epsilon),
-        )
+        """The transform of a live ``VecNormalize``."""
+        return cls.of_stats(NormalizationStats.of(vn))
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         out = (obs - self.mean) / np.sqrt(self.var + self.epsilon)
@@ -140,22 +160,37 @@ class PpoPolicy(Policy):
         self,
         path: str | Path | None = None,
         scenario: Scenario | str | None = None,
-        **_: Any,
+        **params: Any,
     ) -> None:
         import torch
-        from sb3_contrib import MaskablePPO
 
+        if params:  # a typo such as ppo:pth=... must not quietly run the shipped policy
+            key = sorted(params)[0]
+            raise InputError(
+                "unknown parameter of policy 'ppo' (known: path)",
+                field=f"policy.{key}",
+                value=params[key],
+            )
         torch.set_num_threads(1)
         if path is None:
             name = scenario.name if isinstance(scenario, Scenario) else (scenario or "vqa")
             folder = shipped_policy_dir(str(name))
         else:
             folder = resolve_policy_dir(path)
-        raw = yaml.safe_load((folder / CONFIG_FILE).read_text("utf-8")) or {}
-        model = MaskablePPO.load(str(folder / MODEL_FILE), device="cpu")
-        norm = ObsNormalizer.load(folder / NORM_FILE) if (folder / NORM_FILE).is_file() else None
-        self._setup(PpoActor(model, norm), load_env_config(raw.get("env", raw)), scenario)
-        self.folder = folder
+        env_config = _folder_env_config(folder)
+        check_folder(folder, needs_ladder=env_config.action == "ladder")
+        scen = (
+            scenario
+            if isinstance(scenario, Scenario)
+            else load_scenario(scenario or env_config.scenario)
+        )
+        self._layout(env_config, scen, None, folder)
+        # validated before use: the network and the statistics must fit this layout
+        codec, enc = self._tables_for(scen)
+        obs_space, act_space = env_spaces(codec, enc)
+        model = load_model(folder / MODEL_FILE, obs_space, act_space)
+        stats = load_normalization(folder / NORM_FILE, enc.size)
+        self._attach(PpoActor(model, ObsNormalizer.of_stats(stats)))
 
     @classmethod
     def of_model(
@@ -168,25 +203,29 @@ class PpoPolicy(Policy):
         """The policy of a model in memory (training validation): ``env_config`` as in
         training, ``ladder`` its action table for ``action: ladder``."""
         policy = cls.__new__(cls)
-        policy._setup(PpoActor(model, normalizer), env_config, None, ladder)
+        policy._layout(env_config, None, ladder, None)
+        policy._attach(PpoActor(model, normalizer))
         return policy
 
-    def _setup(
+    def _layout(
         self,
-        actor: PpoActor,
         env_config: EnvConfig,
-        scenario: Scenario | str | None,
-        ladder: PlanLadder | None = None,
+        scenario: Scenario | None,
+        ladder: PlanLadder | None,
+        folder: Path | None,
     ) -> None:
-        self.actor = actor
-        self.model = actor.model
+        """What fixes the observation and action layout (the network comes after)."""
         self.env_config = env_config
-        self.folder = None
+        self.folder = folder
         self._rungs = ladder
-        self._scenario = scenario if isinstance(scenario, Scenario) else None
+        self._scenario = scenario
         self._codec: ActionCodec | None = None
         self._encoder: ObservationEncoder | None = None
         self._for: int | None = None
+
+    def _attach(self, actor: PpoActor) -> None:
+        self.actor = actor
+        self.model = actor.model
 
     def reset(self, scenario: Scenario, seed: int | None = None) -> None:
         self._scenario = scenario
@@ -202,14 +241,18 @@ class PpoPolicy(Policy):
         assert self.folder is not None, "a policy in memory needs its ladder"
         return PlanLadder.load(spec, self.folder / LADDER_FILE)
 
+    def _tables_for(self, scenario: Scenario) -> tuple[ActionCodec, ObservationEncoder]:
+        """The action codec and observation encoder of ``scenario`` in this policy's layout."""
+        spec = ServingSpec(scenario, self.env_config.accuracy)
+        codec = make_codec(spec, self.env_config, self.ladder(scenario))
+        cfg = self.env_config
+        return codec, ObservationEncoder(codec, cfg.history, cfg.day_s, cfg.interval_s)
+
     def tables(self, scenario: Scenario) -> tuple[ActionCodec, ObservationEncoder]:
         """The action codec and observation encoder of ``scenario`` in this policy's layout
         (InputError when the model was trained for another layout)."""
         if self._codec is None or self._for != id(scenario):
-            spec = ServingSpec(scenario, self.env_config.accuracy)
-            codec = make_codec(spec, self.env_config, self.ladder(scenario))
-            cfg = self.env_config
-            enc = ObservationEncoder(codec, cfg.history, cfg.day_s, cfg.interval_s)
+            codec, enc = self._tables_for(scenario)
             want = self.model.observation_space.shape[0]
             if enc.size != want or not np.array_equal(
                 codec.nvec, np.asarray(self.model.action_space.nvec)

@@ -31,9 +31,16 @@ from typing import Any
 import numpy as np
 import yaml
 
-from jbrl.agents.ppo.config import TrainConfig, load_train_config
+from jbrl.agents.ppo.config import TrainConfig, check_before_training, load_train_config
+from jbrl.agents.ppo.files import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    NORM_FILE,
+    load_model,
+    load_normalization,
+    save_normalization,
+)
 from jbrl.agents.ppo.imitation import imitation_warm_start
-from jbrl.agents.ppo.policy import CONFIG_FILE, MODEL_FILE, NORM_FILE
 from jbrl.agents.ppo.workbench import Workbench
 from jbrl.envs.ladder import LADDER_FILE
 
@@ -64,13 +71,14 @@ def seed_everything(seed: int) -> None:
 
 
 def latest_checkpoint(run_dir: Path) -> tuple[Path, Path] | None:
-    """(model, vecnormalize) of the highest-step checkpoint in ``run_dir/checkpoints``."""
+    """(model, normalization statistics) of the highest-step checkpoint in
+    ``run_dir/checkpoints``."""
     best: tuple[int, Path, Path] | None = None
     for p in (run_dir / "checkpoints").glob("ppo_*_steps.zip"):
         m = re.fullmatch(r"ppo_(\d+)_steps\.zip", p.name)
         if m is None:
             continue
-        norm = run_dir / "checkpoints" / f"ppo_vecnormalize_{m.group(1)}_steps.pkl"
+        norm = run_dir / "checkpoints" / f"ppo_normalization_{m.group(1)}_steps.json"
         if norm.is_file() and (best is None or int(m.group(1)) > best[0]):
             best = (int(m.group(1)), p, norm)
     return None if best is None else (best[1], best[2])
@@ -118,16 +126,18 @@ def _new_model(config: TrainConfig, venv: Any, verbose: int) -> tuple[Any, Any]:
     return model, venv
 
 
-def _resumed_model(run_dir: Path, venv: Any) -> tuple[Any, Any, str]:
-    """The last checkpoint's model and normalisation on ``venv``, and its file name."""
-    from sb3_contrib import MaskablePPO
+def _resumed_model(config: TrainConfig, run_dir: Path, venv: Any) -> tuple[Any, Any, str]:
+    """The last checkpoint's model and normalisation on ``venv``, and its file name (read
+    without unpickling anything: :mod:`jbrl.agents.ppo.files`)."""
     from stable_baselines3.common.vec_env import VecNormalize
 
     found = latest_checkpoint(run_dir)
     assert found is not None, "find_resumable returns folders with a checkpoint"
     ckpt, norm_file = found
-    venv = VecNormalize.load(str(norm_file), venv)
-    model = MaskablePPO.load(str(ckpt), env=venv, device="cpu")
+    stats = load_normalization(norm_file, venv.observation_space.shape[0])
+    venv = stats.restore(VecNormalize(venv, norm_obs=True, norm_reward=True))
+    hyper = {"learning_rate": config.ppo.learning_rate, "clip_range": config.ppo.clip_range}
+    model = load_model(ckpt, venv.observation_space, venv.action_space, env=venv, hyper=hyper)
     return model, venv, ckpt.name
 
 
@@ -144,19 +154,19 @@ def _callbacks(
 
     from jbrl.agents.ppo.callbacks import (
         HparamsCallback,
+        NormalizationCheckpoint,
         ServingMetricsCallback,
         ValidationCallback,
     )
 
+    freq = max(1, config.checkpoint_every // config.n_envs)
     callbacks: list[Any] = [
         HparamsCallback(f"```yaml\n{text}\n```"),
         ServingMetricsCallback(),
         CheckpointCallback(
-            save_freq=max(1, config.checkpoint_every // config.n_envs),
-            save_path=str(run_dir / "checkpoints"),
-            name_prefix="ppo",
-            save_vecnormalize=True,
+            save_freq=freq, save_path=str(run_dir / "checkpoints"), name_prefix="ppo"
         ),
+        NormalizationCheckpoint(freq, run_dir / "checkpoints", "ppo"),
     ]
     if config.eval is not None:
         callbacks.append(ValidationCallback(bench, run_dir, config.eval.every_steps, on_validation))
@@ -184,7 +194,7 @@ def _warm_start(
     imitation_warm_start(model, venv, bench, logger.record)
     logger.dump(0)
     model.save(run_dir / "bc_model.zip")
-    venv.save(str(run_dir / "bc_vecnormalize.pkl"))
+    save_normalization(venv, run_dir / "bc_normalization.json")
 
 
 # --------------------------------------------------------------------------- training
@@ -200,7 +210,7 @@ def train(
     callbacks: Sequence[Any] = (),
     on_validation: Callable[[dict[str, Any]], None] | None = None,
 ) -> Path:
-    """Train and return the run folder (model.zip, vecnormalize.pkl, config.yaml, best/, tb).
+    """Train and return the run folder (model.zip, normalization.json, config.yaml, best/, tb).
     ``callbacks``: more stable-baselines3 callbacks for the PPO phase; ``on_validation``: gets
     the figures of every validation (see :class:`~jbrl.agents.ppo.callbacks
     .ValidationCallback`)."""
@@ -208,6 +218,7 @@ def train(
     from stable_baselines3.common.logger import configure
 
     say = on_status or (lambda _m: None)
+    check_before_training(config)  # bad input ends here, before any folder or solve
     torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     run_dir, resuming = _run_dir(config, resume, say)
@@ -223,7 +234,7 @@ def train(
     venv = bench.vec_env(config.n_envs, config.seed)
     logger = configure(str(run_dir), ["tensorboard", "csv"] + (["stdout"] if verbose else []))
     if resuming:
-        model, venv, ckpt = _resumed_model(run_dir, venv)
+        model, venv, ckpt = _resumed_model(config, run_dir, venv)
         say(f"resumed from {ckpt} ({model.num_timesteps} steps done)")
     else:
         model, venv = _new_model(config, venv, verbose)
@@ -246,7 +257,7 @@ def train(
             )
     finally:
         model.save(run_dir / MODEL_FILE)
-        venv.save(str(run_dir / NORM_FILE))
+        save_normalization(venv, run_dir / NORM_FILE)
         logger.record("time/train_seconds", time.time() - t0)
         logger.dump(model.num_timesteps)
         logger.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 from typing import Annotated
 
 import typer
@@ -23,6 +24,7 @@ from jbrl.cli import (
 )
 from jbrl.cli.common import FLAGS, err_console, print_json
 from jbrl.errors import InfeasibleError, InputError, JbrlError
+from jbrl.limits import DEFAULT_LIMITS, Limits, set_limits
 from jbrl.profiling.cli import profile_command
 
 app = typer.Typer(
@@ -61,8 +63,19 @@ def _root(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--limit",
+            help="Raise (or lower) a limit on input sizes for this command, NAME=VALUE "
+            "(repeatable), e.g. --limit workers=50000. Limits: "
+            + ", ".join(f"{f.name} ({getattr(DEFAULT_LIMITS, f.name):.0f})" for f in fields(Limits))
+            + ".",
+        ),
+    ] = None,
 ) -> None:
     """Plan, simulate and adapt ML inference workflows on tiered edge/cloud infrastructure."""
+    set_limits(DEFAULT_LIMITS.with_items(limit or []))
 
 
 app.add_typer(scenario_cmds.app, name="scenario")

@@ -14,6 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from jbrl import limits
 from jbrl.errors import InputError, Param
 from jbrl.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
 
@@ -59,6 +60,7 @@ def parse_rates(scenario: Scenario, rate: list[str] | None) -> dict[str, float] 
             ) from None
         if not math.isfinite(v) or v < 0:
             raise InputError("must be a finite rate >= 0 (req/s)", field="--rate", value=item)
+        limits.check("rate", v, field="--rate", what="a request rate")
         if name:
             if name not in rates:
                 raise InputError(

@@ -72,6 +72,14 @@ TokenOpt = Annotated[
         help="Bearer token for the HTTP API (required off loopback; env JBRL_CONTROL_TOKEN).",
     ),
 ]
+AllowOriginOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-origin",
+        help="A browser origin (scheme://host:port) allowed to call the HTTP API, with CORS "
+        "(repeatable). Requests from any other origin are refused (403).",
+    ),
+]
 StateOpt = Annotated[
     Path | None,
     typer.Option("--state", help="State file: resume from its plan; written on every change."),
@@ -158,6 +166,7 @@ def control(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = DEFAULT_PORT,
     token: TokenOpt = None,
+    allow_origin: AllowOriginOpt = None,
     state: StateOpt = None,
     faults: FaultsOpt = None,
     log_dir: LogDirOpt = None,
@@ -189,6 +198,7 @@ def control(
             field="--placement",
             value=str(placement),
         )
+    origins = _check_origins(allow_origin or [])
     s = get_scenario(scenario)
     tr = load_trace(trace, s) if trace is not None else None
     resume = read_state(state) if state is not None else None
@@ -215,7 +225,7 @@ def control(
     )
     spec = _Backend(backend, seed, faults, ray_rate_scale, model, ray_address, placement)
     ctl = _make_controller(s, policy, spec, tr, speedup, offset, config, resume, run_dir)
-    summary = _serve_and_run(ctl, host, port, token, run_dir, f"{backend.value} backend")
+    summary = _serve_and_run(ctl, (host, port, token, origins), run_dir, f"{backend.value} backend")
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
     if json_out:
         print_json(summary)
@@ -232,8 +242,11 @@ def _check_options(
     faults: Path | None,
 ) -> None:
     """Refuse option combinations that cannot work, before anything starts."""
-    from jbrl.control import is_loopback
+    from jbrl.control import is_loopback, token_problem
 
+    problem = token_problem(token)
+    if problem:
+        raise InputError(problem, field="--token", value="<hidden>")
     if not is_loopback(host) and not token:
         raise InputError(
             "binding the HTTP API to a non-loopback address needs a bearer token: pass --token "
@@ -319,25 +332,44 @@ def _make_controller(
     return Controller(s, pol, be, config, policy_name=policy, initial_rates=initial, resume=resume)
 
 
+def _check_origins(origins: list[str]) -> tuple[str, ...]:
+    """``--allow-origin`` values: ``scheme://host[:port]`` each."""
+    for o in origins:
+        scheme, sep, rest = o.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or "/" in rest.rstrip("/"):
+            raise InputError(
+                "must be an origin: http(s)://host[:port]", field="--allow-origin", value=o
+            )
+    return tuple(origins)
+
+
 def _serve_and_run(
-    ctl: Controller, host: str, port: int, token: str | None, run_dir: Path, what: str
+    ctl: Controller,
+    listen: tuple[str, int, str | None, tuple[str, ...]],
+    run_dir: Path,
+    what: str,
 ) -> dict[str, Any]:
-    """Serve the HTTP API, run the controller until it ends or a signal stops it, close both;
-    the run's summary."""
+    """Serve the HTTP API (host, port, token, allowed origins), run the controller until it
+    ends or a signal stops it, close both; the run's summary. The API answers 503 until the
+    controller has deployed its first plan."""
     from jbrl.control import ApiServer
 
+    host, port, token, origins = listen
     stop = threading.Event()
     _install_signals(stop)
     api = None
     try:
-        api = ApiServer(ctl, host, port, token)
+        api = ApiServer(ctl, host, port, token, allow_origins=origins)
     except OSError as exc:
         raise InputError(
             f"cannot listen on {host}:{port}: {exc}", field="--port", value=port
         ) from None
     try:
         api.start()
-        (run_dir / "api.json").write_text(json.dumps({"url": api.url, "pid": os.getpid()}) + "\n")
+        info = run_dir / "api.json"
+        tmp = run_dir / f".api.json.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({"url": api.url, "pid": os.getpid()}) + "\n")
+        os.replace(tmp, info)  # readers never see half a file
         err_console.print(
             f"jbrl control: {what}, policy {ctl.policy_name}, API {api.url}, logs {run_dir}",
             highlight=False,

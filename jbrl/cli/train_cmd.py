@@ -41,9 +41,13 @@ def train(
     ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print SB3 logs.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the run folder as JSON.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Only validate the whole config (and what it names); exit."),
+    ] = False,
 ) -> None:
     """Train a PPO policy: TensorBoard logs, checkpoints and the model under runs/."""
-    from jbrl.agents.ppo.config import load_train_config
+    from jbrl.agents.ppo.config import check_before_training, load_train_config
     from jbrl.agents.ppo.train import train as run_training
 
     if not config.exists() and config == DEFAULT_CONFIG:
@@ -57,6 +61,10 @@ def train(
         seed=seed,
         runs_dir=str(runs_dir) if runs_dir is not None else None,
     )
+    if check:
+        check_before_training(cfg)
+        console.print(f"valid: {config}", highlight=False)
+        return
     run_dir = run_training(
         cfg,
         resume=resume,

@@ -7,10 +7,11 @@
 * :class:`~jbrl.control.backends.sim.SimBackend` — the discrete-event simulator in wall-clock
   (or accelerated) time; :class:`~jbrl.control.backends.ray.RayBackend` — the workflow on Ray
   Serve with real PyTorch models (needs the ``ray`` extra; imported lazily);
-* :class:`~jbrl.control.api.server.ApiServer` — ``/healthz``, ``/plan``, ``/metrics``.
+* :class:`~jbrl.control.api.server.ApiServer` — ``/healthz``, ``/plan``, ``/metrics`` (FastAPI
+  on uvicorn, behind host, origin and token checks).
 """
 
-from jbrl.control.api.server import ApiServer, is_loopback, render_metrics
+from jbrl.control.api import ApiConfig, ApiServer, is_loopback, render_metrics, token_problem
 from jbrl.control.backends.base import (
     ApplyResult,
     Backend,
@@ -30,6 +31,7 @@ from jbrl.control.state import ControllerState, read_state, write_state
 from jbrl.control.views import ControllerSnapshot
 
 __all__ = [
+    "ApiConfig",
     "ApiServer",
     "ApplyResult",
     "Backend",
@@ -55,5 +57,6 @@ __all__ = [
     "read_state",
     "render_metrics",
     "resolve_policy",
+    "token_problem",
     "write_state",
 ]

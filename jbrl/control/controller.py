@@ -48,7 +48,7 @@ from jbrl.control.decision import (
 )
 from jbrl.control.log import DecisionLog
 from jbrl.control.safety import FallbackPlanner, Problem, check_plan
-from jbrl.control.state import ControllerState, write_state
+from jbrl.control.state import ControllerState, StateStore
 from jbrl.control.views import (
     ControllerSnapshot,
     decision_record,
@@ -106,6 +106,7 @@ class Controller:
             accuracy=self.config.accuracy,
             time_limit=self.config.fallback_time_limit_s,
         )
+        self._state = StateStore(self.config.state_file) if self.config.state_file else None
         self.log = DecisionLog(self.config.log_dir, self.config.tensorboard)
         self.resume = resume
         self._lock = threading.RLock()  # quick state (read through snapshot())
@@ -237,7 +238,11 @@ class Controller:
             return
         self.closed = True
         self.stopping = True
-        self._save_state(final=True)
+        try:
+            self._save_state(final=True, time_s=self.backend.trace_time())
+        finally:
+            if self._state is not None:
+                self._state.close()
         self._caller.close()
         try:
             self.backend.close()
@@ -396,13 +401,14 @@ class Controller:
             self.decision_ms.append(d.decision_ms)
             if report is not None:
                 self.last_report = report
+        # the state file is the commit record: written before the log, after every decision,
+        # so a kill between the two leaves no logged decision that a restart would replay
+        self._save_state(final=False, time_s=d.time_s)
         record = decision_record(d, self.policy_name, self.plan_cost, report)
         scalars = decision_scalars(
             d, self.counters, self.plan_cost, len(self._plan_worker_list()), report
         )
         self.log.decision(record, scalars, d.seq)
-        if d.changed or d.trigger in ("start", "resume", "override") or d.seq % 10 == 0:
-            self._save_state(final=False)
 
     # ------------------------------------------------------------------ overrides
 
@@ -410,6 +416,17 @@ class Controller:
         """An operator's plan (plan JSON, or ``{"plan": ..., "hold_intervals": n}``): checked
         like a policy's plan, applied and held for ``hold_intervals`` decisions, or refused
         (the result's outcome says why; its reasons list the failed checks)."""
+        extra = (
+            sorted(map(str, set(data) - {"plan", "hold_intervals"}))
+            if (isinstance(data, dict) and "plan" in data)
+            else []
+        )
+        if extra:
+            self.counters["overrides_rejected"] += 1
+            reason = (
+                f"unknown key {extra[0]!r} (an override is {{'plan': ..., 'hold_intervals': n}})"
+            )
+            return OverrideResult(OverrideOutcome.MALFORMED, [reason])
         data, hold = override_request(data, hold_intervals)
         if hold is None:
             return OverrideResult(OverrideOutcome.BAD_HOLD)
@@ -489,14 +506,15 @@ class Controller:
             self._run.add(m)
             self.last_report = report
 
-    def _save_state(self, final: bool) -> None:
-        path = self.config.state_file
-        if path is None or self.plan is None:
+    def _save_state(self, final: bool, time_s: float) -> None:
+        """Write the state file (``time_s``: the trace time the state stands at: the last
+        decision's, or at the end how far the backend has served)."""
+        if self._state is None or self.plan is None:
             return
         with self._lock:
             data = {
                 "scenario": self.scenario.name,
-                "time_s": self.clock.now(),
+                "time_s": time_s,
                 "seq": self.seq,
                 "final": final,
                 "policy": self.policy_name,
@@ -508,7 +526,7 @@ class Controller:
             data["backend_counts"] = self.backend.counts()
         except Exception as exc:  # a dead backend must not stop the state being written
             data["backend_counts"] = {"error": repr(exc)}
-        write_state(path, jsonable(data))
+        self._state.write(jsonable(data))
 
     # ------------------------------------------------------------------ views
 

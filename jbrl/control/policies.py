@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import importlib
 
-from jbrl.agents.policy import ControlState, Policy, coerce_params, get_policy, parse_policy_spec
+from jbrl.agents.policy import (
+    SCENARIO_AWARE,
+    ControlState,
+    Policy,
+    coerce_params,
+    get_policy,
+    parse_policy_spec,
+)
 from jbrl.control.safety import FallbackPlanner
 from jbrl.errors import InputError, Param
 from jbrl.planning.plan import Plan
@@ -32,6 +39,10 @@ class FallbackPolicy(Policy):
     def __init__(self, headroom: float = 0.1, time_limit: float = 10.0) -> None:
         self.headroom = float(headroom)
         self.time_limit = float(time_limit)
+        if not 0 <= self.headroom < 10:
+            raise InputError("must be in [0, 10)", field="policy.headroom", value=headroom)
+        if not 0 < self.time_limit <= 3600:
+            raise InputError("must be in (0, 3600] s", field="policy.time_limit", value=time_limit)
         self._planner: FallbackPlanner | None = None
 
     def reset(self, scenario: Scenario, seed: int | None = None) -> None:
@@ -60,8 +71,9 @@ def resolve_policy(spec: str, scenario: Scenario, seed: int | None = 0) -> Polic
             except ModuleNotFoundError as exc:
                 if exc.name != module:
                     raise
+        defaults = {"scenario": scenario} if name in SCENARIO_AWARE else {}
         try:
-            policy = get_policy(spec)
+            policy = get_policy(spec, **defaults)
         except InputError as exc:
             if "unknown policy" in exc.reason:
                 raise InputError(

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jbrl.agents.policy import ControlState, Policy, get_policy, parse_policy_spec
+from jbrl.agents.policy import (
+    SCENARIO_AWARE,
+    ControlState,
+    Policy,
+    get_policy,
+    parse_policy_spec,
+)
 from jbrl.errors import InputError, Param
 from jbrl.scenario.model import Scenario
-
-#: policies whose factory takes the scenario (``ppo`` alone loads the scenario's shipped model)
-SCENARIO_AWARE = {"ppo"}
 
 
 def parse_policies(text: str | Sequence[str]) -> list[str]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jbrl.documents import load_json
 from jbrl.errors import InputError
 
 
@@ -97,21 +98,58 @@ class Plan:
 
 
 PLAN_KEYS = {"model_assignment", "worker_assignment", "routing"}
+META_KEYS = {
+    # what planners add (PlanResult.summary) and the design rates a plan was made for
+    "solver",
+    "status",
+    "compute_cost",
+    "communication_cost",
+    "total_cost",
+    "accuracy",
+    "solve_time_s",
+    "gap",
+    "reason",
+    "solver_info",
+    "rates",
+    # what the controller's GET /plan adds
+    "seq",
+    "source",
+    "time_s",
+}
+"""Keys a plan document may carry besides the plan itself (kept in :attr:`Plan.meta`)."""
+SHARE_KEYS = ("worker", "rate", "batch")
+FLOW_KEYS = ("edge", "from", "to", "rate")
 
 
 def plan_from_dict(data: Any, file: str = "<plan>") -> Plan:
     """Parse the plan JSON form, raising :class:`InputError` naming the field and value.
 
-    Parts are checked in document order: ``model_assignment``, ``worker_assignment``,
-    ``routing``; other keys are kept as the plan's metadata.
+    Parts are checked in document order: unknown keys (a typo such as ``worker_asignment``
+    or ``rat`` must not pass silently), ``model_assignment``, ``worker_assignment``,
+    ``routing``; the keys of :data:`META_KEYS` are kept as the plan's metadata.
     """
     if not isinstance(data, Mapping):
         raise InputError("a plan must be a JSON object", file=file, value=data)
+    _known_keys(data, PLAN_KEYS | META_KEYS, "", file)
     ma = _model_assignment(data, file)
     assignment = _worker_assignment(data, file)
     routing = _routing(data["routing"], file) if data.get("routing") is not None else None
     meta = {k: v for k, v in data.items() if k not in PLAN_KEYS}
     return Plan(dict(ma), assignment, routing, meta)
+
+
+def _known_keys(
+    data: Mapping[str, Any], known: set[str] | tuple[str, ...], where: str, file: str
+) -> None:
+    """InputError naming the first key of ``data`` that is not in ``known``."""
+    for key in data:
+        if key not in known:
+            raise InputError(
+                f"unknown key (known: {', '.join(sorted(known))})",
+                file=file,
+                field=f"{where}.{key}" if where else str(key),
+                value=key,
+            )
 
 
 def _model_assignment(data: Mapping[str, Any], file: str) -> Mapping[str, str]:
@@ -171,6 +209,7 @@ def _share(item: Any, where: str, file: str) -> WorkerShare:
             value=item,
             has_value=True,
         )
+    _known_keys(item, SHARE_KEYS, where, file)
     rate = item.get("rate")
     if rate is not None:
         rate = _rate(rate, file, f"{where}.rate", allow_zero=True)
@@ -196,6 +235,7 @@ def _flow(fl: Any, where: str, file: str) -> Flow:
     """``{"edge": [u, v], "from": sender, "to": receiver, "rate": req/s}``."""
     if not isinstance(fl, Mapping):
         raise InputError("must be an object", file=file, field=where, value=fl)
+    _known_keys(fl, FLOW_KEYS, where, file)
     edge = fl.get("edge")
     if not isinstance(edge, list) or len(edge) != 2 or not all(isinstance(x, str) for x in edge):
         raise InputError(
@@ -237,14 +277,4 @@ def _rate(value: Any, file: str, field_name: str, allow_zero: bool) -> float:
 
 def load_plan(path: str | Path) -> Plan:
     p = Path(path)
-    try:
-        text = p.read_text("utf-8")
-    except FileNotFoundError:
-        raise InputError("no such file", file=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read file: {exc}", file=str(p)) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc}", file=str(p)) from None
-    return plan_from_dict(data, str(p))
+    return plan_from_dict(load_json(p), str(p))

@@ -37,14 +37,14 @@ JellyBean does not specify everything jbrl models. Defaults used here (documente
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from jbrl import limits
+from jbrl.documents import load_json, load_yaml, read_text
 from jbrl.errors import InputError
 from jbrl.scenario.loader import scenario_from_dict
 from jbrl.scenario.model import Scenario
@@ -55,29 +55,31 @@ DEFAULT_ATTAINMENT = 0.99
 
 
 def _read_csv(path: Path, width: int, required: bool = True) -> list[list[str]]:
-    """Read a headerless CSV of ``width`` columns; tolerate trailing empty fields."""
-    if not path.is_file():
+    """Read a headerless CSV of ``width`` columns (within the limits of :mod:`jbrl.documents`);
+    tolerate trailing empty fields."""
+    if not path.exists():
         if required:
             raise InputError("missing file (JellyBean inputs need it)", file=str(path))
         return []
+    text = read_text(path)
+    limits.check("trace_rows", text.count("\n"), file=str(path), what="the number of lines")
     rows: list[list[str]] = []
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            for lineno, row in enumerate(csv.reader(fh), start=1):
-                while row and row[-1].strip() == "" and len(row) > width:
-                    row = row[:-1]  # JellyBean's execution_profile.csv has a stray comma
-                if not row or all(not c.strip() for c in row):
-                    continue
-                if len(row) != width:
-                    raise InputError(
-                        f"expected {width} columns, found {len(row)}",
-                        file=str(path),
-                        field=f"line {lineno}",
-                        value=",".join(row),
-                    )
-                rows.append([c.strip() for c in row])
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read file: {exc}", file=str(path)) from None
+        for lineno, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+            while row and row[-1].strip() == "" and len(row) > width:
+                row = row[:-1]  # JellyBean's execution_profile.csv has a stray comma
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != width:
+                raise InputError(
+                    f"expected {width} columns, found {len(row)}",
+                    file=str(path),
+                    field=f"line {lineno}",
+                    value=",".join(row),
+                )
+            rows.append([c.strip() for c in row])
+    except csv.Error as exc:
+        raise InputError(f"not a valid CSV file: {exc}", file=str(path)) from None
     return rows
 
 
@@ -96,18 +98,27 @@ def _num(path: Path, lineno_field: str, text: str, positive: bool = False) -> fl
 
 
 def _read_json(path: Path) -> Any:
-    if not path.is_file():
+    if not path.exists():
         raise InputError("missing file (JellyBean inputs need it)", file=str(path))
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not valid JSON: {exc}", file=str(path)) from None
+    return load_json(path)
 
 
 def _profile_table(path: Path, required: bool) -> dict[tuple[str, str, str], float]:
+    """(operator, variant, worker) -> latency (ms); a row repeated with another latency is
+    refused (which one JellyBean meant is unknowable)."""
     out: dict[tuple[str, str, str], float] = {}
     for i, (op, worker, variant, ms) in enumerate(_read_csv(path, 4, required), start=1):
-        out[(op, variant, worker)] = _num(path, f"line {i} latency_ms", ms, positive=True)
+        value = _num(path, f"line {i} latency_ms", ms, positive=True)
+        key = (op, variant, worker)
+        if key in out and out[key] != value:
+            raise InputError(
+                f"conflicts with an earlier row for operator {op!r}, worker {worker!r}, "
+                f"variant {variant!r} (latency {out[key]:g} ms)",
+                file=str(path),
+                field=f"line {i} latency_ms",
+                value=value,
+            )
+        out[key] = value
     return out
 
 
@@ -134,7 +145,7 @@ def import_jellybean(directory: str | Path) -> Scenario:
     links = _links(d, files.worker_links, files.source_links)
     profiles = _profiles(files)
     accuracy = _read_accuracy(d, variants)
-    threshold = _threshold(d, files.requirement)
+    threshold = _threshold(d, files.requirement, files.graph)
     data = {
         "name": d.resolve().name,
         "description": f"Imported from JellyBean optimizer inputs in {d}",
@@ -258,7 +269,9 @@ def _variants(
 
 def _workers(d: Path, partition: Any, specs: list[list[str]]) -> list[dict[str, Any]]:
     """One worker (its own type) per row of workers_specs.csv, on its partition tier."""
-    if not isinstance(partition, list) or not all(isinstance(t, list) for t in partition):
+    if not isinstance(partition, list) or not all(
+        isinstance(t, list) and all(isinstance(w, str) for w in t) for t in partition
+    ):
         raise InputError(
             "must be a list of tiers, each a list of worker names",
             file=str(d / "workers_partition.json"),
@@ -318,16 +331,29 @@ def _profiles(files: _Files) -> list[dict[str, Any]]:
     return profiles
 
 
-def _threshold(d: Path, requirement: Any) -> float:
-    """The accuracy target of accuracy_requirement.json."""
+def _threshold(d: Path, requirement: Any, graph: list[list[str]]) -> float:
+    """The accuracy target of accuracy_requirement.json; its ``sink``, when given, must be an
+    operator of logical_graph.csv without outgoing edges."""
+    file = str(d / "accuracy_requirement.json")
     threshold = requirement.get("threshold") if isinstance(requirement, dict) else None
     if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
         raise InputError(
             "must be an object with a numeric 'threshold'",
-            file=str(d / "accuracy_requirement.json"),
+            file=file,
             field="threshold",
             value=threshold,
         )
+    if isinstance(requirement, dict) and "sink" in requirement:
+        sink = requirement["sink"]
+        senders = {u for u, _ in graph}
+        sinks = sorted({v for _, v in graph if v not in senders})
+        if sink not in sinks:
+            raise InputError(
+                f"must name the workflow's sink (logical_graph.csv: {', '.join(sinks)})",
+                file=file,
+                field="sink",
+                value=sink,
+            )
     return float(threshold)
 
 
@@ -340,17 +366,27 @@ def _sizes_value(by_variant: dict[str, float]) -> float | dict[str, float]:
 
 
 def _read_config(path: Path) -> dict[str, float]:
-    if not path.is_file():
+    """``INPUT.COMM_COST_SCALING_FACTOR`` and ``INPUT.LATENCY_OVERESTIMATE_RATIO`` (numbers
+    > 0) of config.yaml; the other sections are JellyBean's own and not read."""
+    if not path.exists():
         return {}
-    try:
-        cfg = yaml.safe_load(path.read_text("utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML: {exc}", file=str(path)) from None
-    section = cfg.get("INPUT", {}) if isinstance(cfg, dict) else {}
+    cfg = load_yaml(path)
+    if cfg is None:
+        return {}
+    if not isinstance(cfg, dict):
+        raise InputError("must be a YAML mapping", file=str(path), value=cfg)
+    section = cfg.get("INPUT") or {}
+    if not isinstance(section, dict):
+        raise InputError("must be a mapping", file=str(path), field="INPUT", value=section)
     out: dict[str, float] = {}
     for key in ("COMM_COST_SCALING_FACTOR", "LATENCY_OVERESTIMATE_RATIO"):
-        if key in (section or {}):
-            out[key] = _num(path, f"INPUT.{key}", str(section[key]), positive=True)
+        if key in section:
+            value = section[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InputError(
+                    "must be a number", file=str(path), field=f"INPUT.{key}", value=value
+                )
+            out[key] = _num(path, f"INPUT.{key}", str(value), positive=True)
     return out
 
 
@@ -365,18 +401,31 @@ def _read_accuracy(d: Path, variants: dict[str, list[str]]) -> dict[str, Any]:
             )
         raise InputError("missing file (JellyBean inputs need it)", file=str(path))
     data = _read_json(path)
-    try:
-        e2e = data["end_to_end"]
-        table = [
-            {"variants": dict(row["variants"]), "accuracy": float(row["accuracy"])}
-            for row in e2e["profile"]
-        ]
-        per_op = data.get("per_operator", [])
-        ops = list(e2e["operators"])
-    except (KeyError, TypeError, ValueError) as exc:
+    shape = "{'end_to_end': {'operators': [...], 'profile': [{'variants': {...}, 'accuracy': x}]}}"
+    e2e = data.get("end_to_end") if isinstance(data, dict) else None
+    rows = e2e.get("profile") if isinstance(e2e, dict) else None
+    ops = e2e.get("operators") if isinstance(e2e, dict) else None
+    if not isinstance(rows, list) or not isinstance(ops, list):
+        raise InputError(f"expected {shape}", file=str(path), field="end_to_end")
+    table = []
+    for i, row in enumerate(rows):
+        acc = row.get("accuracy") if isinstance(row, dict) else None
+        if (
+            not isinstance(row, dict)
+            or not isinstance(row.get("variants"), dict)
+            or (isinstance(acc, bool) or not isinstance(acc, (int, float)))
+        ):
+            raise InputError(
+                f"expected {shape}", file=str(path), field=f"end_to_end.profile[{i}]", value=row
+            )
+        table.append({"variants": dict(row["variants"]), "accuracy": float(acc)})
+    per_op = data.get("per_operator", [])
+    if not isinstance(per_op, list) or not all(isinstance(p, dict) for p in per_op):
         raise InputError(
-            f"expected {{'end_to_end': {{'operators': [...], 'profile': [...]}}}}: missing {exc}",
+            "must be a list of per-operator profiles (objects)",
             file=str(path),
-        ) from None
-    per_op = [p for p in per_op if p.get("op") in variants]
+            field="per_operator",
+            value=per_op,
+        )
+    per_op = [p for p in per_op if isinstance(p.get("op"), str) and p["op"] in variants]
     return {"operators": ops, "table": table, "per_operator": per_op}

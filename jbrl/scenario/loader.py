@@ -7,7 +7,6 @@ value, so the command line can print one paragraph and exit 2.
 from __future__ import annotations
 
 import difflib
-import json
 import re
 import typing
 from importlib import resources
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from jbrl.documents import load_document, parse_json, parse_yaml
 from jbrl.errors import InputError, Param
 from jbrl.scenario.model import Scenario
 
@@ -75,18 +75,12 @@ def load_scenario(spec: str | Path) -> Scenario:
 
 
 def load_scenario_file(path: Path) -> Scenario:
-    try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read file: {exc}", file=str(path)) from None
-    return scenario_from_text(text, str(path))
+    """A scenario YAML (or ``.json``) file, read within the limits (:mod:`jbrl.documents`)."""
+    return scenario_from_dict(load_document(path), str(path))
 
 
 def scenario_from_text(text: str, file: str) -> Scenario:
-    try:
-        data = yaml.safe_load(text) if not file.endswith(".json") else json.loads(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise InputError(f"not valid YAML/JSON: {_one_line(str(exc))}", file=file) from None
+    data = parse_json(text, file) if file.endswith(".json") else parse_yaml(text, file)
     return scenario_from_dict(data, file)
 
 
@@ -102,6 +96,10 @@ def scenario_from_dict(data: Any, file: str) -> Scenario:
         raise validation_to_input_error(exc, file, Scenario) from None
     except ValueError as exc:  # raised by the 'before' validators
         raise InputError(_one_line(str(exc)), file=file) from None
+    except InputError as exc:  # a limit, raised before pydantic's own checks
+        if exc.file:
+            raise
+        raise exc.with_file(file) from None
 
 
 def validation_to_input_error(

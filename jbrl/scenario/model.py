@@ -24,7 +24,13 @@ from pydantic import (
     model_validator,
 )
 
-from jbrl.scenario.validation import first_duplicate, reference_errors
+from jbrl.scenario.validation import (
+    check_combinations,
+    check_source_rates,
+    check_worker_counts,
+    first_duplicate,
+    reference_errors,
+)
 
 KB_PER_GB = 1024.0 * 1024.0
 SECONDS_PER_HOUR = 3600.0
@@ -303,12 +309,11 @@ class Scenario(_Model):
         """Expand ``{name: edge-cpu, count: 3, ...}`` into edge-cpu-1 .. edge-cpu-3."""
         if not isinstance(data, dict) or not isinstance(data.get("workers"), list):
             return data
+        check_worker_counts(data["workers"])
         out: list[Any] = []
         for item in data["workers"]:
             if isinstance(item, dict) and "count" in item:
                 count = item["count"]
-                if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-                    raise ValueError(f"workers: count must be a positive integer, got {count!r}")
                 base = {k: v for k, v in item.items() if k != "count"}
                 for i in range(1, count + 1):
                     out.append({**base, "name": f"{base.get('name')}-{i}"})
@@ -319,6 +324,8 @@ class Scenario(_Model):
     @model_validator(mode="after")
     def _check_references(self) -> Scenario:
         """Cross references (:mod:`jbrl.scenario.validation`): every problem in one error."""
+        check_source_rates(self.sources)
+        check_combinations(self.operators)
         errors = reference_errors(self)
         if errors:
             raise ValueError("; ".join(errors))

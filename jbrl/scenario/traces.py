@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from jbrl import limits
+from jbrl.documents import read_text
 from jbrl.errors import InputError, Param
 from jbrl.scenario.model import Scenario
 
@@ -57,6 +59,38 @@ class Trace:
         values.setflags(write=False)
         object.__setattr__(self, "times", times)
         object.__setattr__(self, "values", values)
+        self._check_limits()
+
+    def _check_limits(self) -> None:
+        """Rows, times and rates within the limits (:mod:`jbrl.limits`), every number finite
+        (the duration may be infinite: a constant load for ever)."""
+        lim = limits.current()
+        limits.check("trace_rows", len(self.times), file=self.file, field="rows")
+        if math.isnan(self.duration) or (math.isfinite(self.duration) and self.duration < 0):
+            raise InputError(
+                "must be a number >= 0", file=self.file, field="duration_s", value=self.duration
+            )
+        if math.isfinite(self.duration):
+            limits.check("trace_s", self.duration, file=self.file, field="duration_s")
+        bad = ~np.isfinite(self.times) | (self.times < 0) | (self.times > lim.trace_s)
+        if bad.any():
+            i = int(np.argmax(bad))
+            limits.check("trace_s", float(self.times[i]), file=self.file, field=f"row {i} time_s")
+            raise InputError(
+                "must be a finite time >= 0",
+                file=self.file,
+                field=f"row {i} {TIME_COLUMN}",
+                value=float(self.times[i]),
+            )
+        cap = math.inf if self.is_scale else lim.rate
+        bad_v = ~np.isfinite(self.values) | (self.values < 0) | (self.values > cap)
+        if bad_v.any():
+            i, j = (int(k) for k in np.argwhere(bad_v)[0])
+            v, where = float(self.values[i, j]), f"row {i} {self.columns[j]}"
+            limits.check("rate", v, file=self.file, field=where, what="a request rate")
+            raise InputError(
+                "must be a finite rate >= 0 (req/s)", file=self.file, field=where, value=v
+            )
 
     # ------------------------------------------------------------------ shape
 
@@ -216,6 +250,9 @@ def parse_trace(text: str, file: str = "<trace>") -> Trace:
     Checked in order: the ``# duration_s`` comment, the header, then each data row.
     """
     duration, rows = _split_lines(text, file)
+    if duration is not None:
+        limits.check("trace_s", duration, file=file, field="duration_s", what="the duration")
+    limits.check("trace_rows", len(rows) - 1, file=file, field="rows", what="the number of rows")
     if not rows:
         raise InputError(f"empty trace: expected a header '{TIME_COLUMN},...'", file=file)
     _, header = rows[0]
@@ -292,6 +329,7 @@ def _data_rows(
                 value=",".join(cells),
             )
         t = _number(cells[0], file, f"line {lineno}.{TIME_COLUMN}", allow_negative=False)
+        limits.check("trace_s", t, file=file, field=f"line {lineno}.{TIME_COLUMN}", what="a time")
         if times and t <= times[-1]:
             raise InputError(
                 f"{TIME_COLUMN} must increase strictly (previous row: {times[-1]:g})",
@@ -326,13 +364,7 @@ def _number(value: str, file: str, field: str, *, allow_negative: bool) -> float
 def load_trace(path: str | Path, scenario: Scenario | None = None) -> Trace:
     """Read a trace file; with ``scenario``, check its sources and resolve ``scale``."""
     p = Path(path)
-    try:
-        text = p.read_text("utf-8")
-    except FileNotFoundError:
-        raise InputError("no such file", file=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read file: {exc}", file=str(p)) from None
-    trace = parse_trace(text, str(p))
+    trace = parse_trace(read_text(p), str(p))
     return trace.for_scenario(scenario) if scenario is not None else trace
 
 
@@ -389,9 +421,14 @@ def generate_trace(
         )
     if not (math.isfinite(step_s) and step_s > 0):
         raise InputError("must be a positive number of seconds", field=Param.STEP, value=step_s)
-    p = dict(params or {})
-    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    limits.check("trace_s", duration, field=Param.DURATION, what="the duration")
     n = max(1, math.ceil(duration / step_s))
+    limits.check("trace_rows", n, field=Param.STEP, what=f"duration / step ({n} rows)")
+    p = dict(params or {})
+    for key, value in p.items():
+        if not math.isfinite(float(value)):
+            raise InputError("must be a finite number", field=Param.TRACE_PARAM, value=key)
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
     times = np.arange(n) * step_s
     unknown = set(p) - _PARAMS[kind]
     if unknown:

@@ -13,11 +13,43 @@ otherwise repeat what is already reported.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from jbrl import limits
+from jbrl.errors import InputError
 
 if TYPE_CHECKING:
-    from jbrl.scenario.model import Edge, Scenario
+    from jbrl.scenario.model import Edge, Operator, Scenario, Source
+
+
+def check_worker_counts(items: Sequence[Any]) -> None:
+    """Worker pools (``count``) are positive integers and expand to at most the limit
+    ``workers`` (checked before anything is expanded)."""
+    total = 0
+    for i, item in enumerate(items):
+        count = item.get("count", 1) if isinstance(item, dict) else 1
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise InputError("must be a positive integer", field=f"workers[{i}].count", value=count)
+        total += count
+        if total > limits.current().workers:
+            raise limits.over_limit(
+                "workers", total, field=f"workers[{i}].count", what="the number of workers"
+            )
+
+
+def check_source_rates(sources: Sequence[Source]) -> None:
+    """Nominal source rates within the limit ``rate`` (they size every simulation)."""
+    for i, src in enumerate(sources):
+        limits.check("rate", src.rate, field=f"sources[{i}].rate", what="a request rate")
+
+
+def check_combinations(operators: Sequence[Operator]) -> None:
+    """The variant combinations (the product of every operator's variant count), which
+    planners enumerate, stay within the limit ``combinations``."""
+    n = math.prod(len(o.variants) for o in operators)
+    limits.check("combinations", n, field="operators", what="the number of variant combinations")
 
 
 def reference_errors(scenario: Scenario) -> list[str]:
@@ -117,8 +149,9 @@ def check_edges(scenario: Scenario, errors: list[str]) -> None:
 
 def check_workflow_shape(scenario: Scenario, errors: list[str]) -> None:
     """Every operator has an input edge and the workflow has no cycle."""
+    targets = {e.target for e in scenario.edges}
     for o in scenario.operators:
-        if not any(e.target == o.name for e in scenario.edges):
+        if o.name not in targets:
             errors.append(f"operators: {o.name!r} has no input edge (every operator needs one)")
     nodes = [s.name for s in scenario.sources] + [o.name for o in scenario.operators]
     cycle = find_cycle(nodes, scenario.edges)
@@ -185,7 +218,15 @@ def check_profiles(scenario: Scenario, errors: list[str]) -> None:
     ops = {o.name: o for o in scenario.operators}
     wtypes = {w.type for w in scenario.workers}
     wnames = {w.name for w in scenario.workers}
+    first: dict[tuple[str, str, str | None, str | None], int] = {}
     for i, p in enumerate(scenario.profiles):
+        key = (p.operator, p.variant, p.worker_type, p.worker)
+        j = first.setdefault(key, i)
+        if j != i and _figures(scenario.profiles[j]) != _figures(p):
+            errors.append(
+                f"profiles[{i}]: conflicts with profiles[{j}] (same operator, variant and "
+                "worker or worker type, other figures)"
+            )
         if p.operator not in ops:
             errors.append(f"profiles[{i}].operator: unknown operator {p.operator!r}")
             continue
@@ -199,11 +240,18 @@ def check_profiles(scenario: Scenario, errors: list[str]) -> None:
             errors.append(f"profiles[{i}].worker: unknown worker {p.worker!r}")
 
 
+def _figures(p: Any) -> dict[str, Any]:
+    """A profile's figures (everything but its provenance)."""
+    out: dict[str, Any] = p.model_dump(exclude={"provenance"})
+    return out
+
+
 def check_profile_coverage(scenario: Scenario, errors: list[str]) -> None:
     """Every variant of every operator has a profile on some worker."""
+    profiled = {(p.operator, p.variant) for p in scenario.profiles}
     for o in scenario.operators:
         for var in o.variants:
-            if not any(p.operator == o.name and p.variant == var for p in scenario.profiles):
+            if (o.name, var) not in profiled:
                 errors.append(
                     f"profiles: variant {var!r} of operator {o.name!r} has no profile on any worker"
                 )
@@ -214,26 +262,27 @@ def find_cycle(nodes: list[str], edges: list[Edge]) -> list[str] | None:
     out: dict[str, list[str]] = {n: [] for n in nodes}
     for e in edges:
         out.setdefault(e.source, []).append(e.target)
-    color: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(n: str) -> list[str] | None:
-        color[n] = 1
-        stack.append(n)
-        for m in out.get(n, []):
+    color: dict[str, int] = {}  # 1: on the current path, 2: finished
+    for root in nodes:
+        if root in color:
+            continue
+        path: list[str] = [root]
+        todo: list[int] = [0]  # per node on the path: the next out-edge to follow
+        color[root] = 1
+        while path:  # depth-first without recursion (a workflow may be a long chain)
+            n, k = path[-1], todo[-1]
+            succ = out.get(n, [])
+            if k == len(succ):
+                color[n] = 2
+                path.pop()
+                todo.pop()
+                continue
+            todo[-1] += 1
+            m = succ[k]
             if color.get(m) == 1:
-                return stack[stack.index(m) :] + [m]
-            if color.get(m) is None:
-                found = visit(m)
-                if found:
-                    return found
-        stack.pop()
-        color[n] = 2
-        return None
-
-    for n in nodes:
-        if color.get(n) is None:
-            found = visit(n)
-            if found:
-                return found
+                return path[path.index(m) :] + [m]
+            if m not in color:
+                color[m] = 1
+                path.append(m)
+                todo.append(0)
     return None

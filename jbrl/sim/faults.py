@@ -15,15 +15,13 @@ tier names (or tier indices), matched like the scenario's links.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from jbrl.documents import load_document
 from jbrl.errors import InputError
 from jbrl.scenario.model import Scenario
 
@@ -121,7 +119,7 @@ def faults_from_data(data: Any, file: str = "<faults>") -> FaultSchedule:
             raise InputError(
                 "unknown key (a fault file has one key, 'faults')",
                 file=file,
-                field=sorted(extra)[0],
+                field=sorted(map(str, extra))[0],
             )
         data = data.get("faults", [])
     if data is None:
@@ -194,7 +192,7 @@ def _only(item: Mapping[str, Any], keys: set[str], file: str, where: str) -> Non
         raise InputError(
             f"unknown key (allowed: {', '.join(sorted(keys))})",
             file=file,
-            field=f"{where}.{sorted(extra)[0]}",
+            field=f"{where}.{sorted(map(str, extra))[0]}",
         )
 
 
@@ -214,17 +212,5 @@ def _time(value: Any, file: str, field: str, *, required: bool) -> float:
 
 def load_faults(path: str | Path, scenario: Scenario | None = None) -> FaultSchedule:
     p = Path(path)
-    try:
-        text = p.read_text("utf-8")
-    except FileNotFoundError:
-        raise InputError("no such file", file=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read file: {exc}", file=str(p)) from None
-    try:
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise InputError(
-            f"not valid YAML/JSON: {' '.join(str(exc).split())}", file=str(p)
-        ) from None
-    sched = faults_from_data(data, str(p))
+    sched = faults_from_data(load_document(p), str(p))
     return sched.validate(scenario) if scenario is not None else sched

@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from jbrl.errors import InputError
+from jbrl import limits
+from jbrl.errors import InputError, Param
 from jbrl.jsonable import finite_or_none
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
@@ -233,6 +234,8 @@ def rollout(
     is simulated with the trace's exact piecewise rates; ``progress(t, end)`` is called after
     each interval."""
     tr, end = _checked_trace(scenario, trace, interval, duration)
+    if sim.kind == "des":
+        check_request_budget(scenario, tr, end)
     rule: Decide = decide if callable(decide) else _always(decide)
     history: list[dict[str, float]] = []
     point = DecisionPoint(0.0, interval, None, history, None)
@@ -285,4 +288,37 @@ def _checked_trace(
             field="duration_s",
             value=end,
         )
+    what = "the run's length" if duration is not None else "the trace's duration"
+    field = Param.DURATION if duration is not None else "duration_s"
+    file = None if duration is not None else trace.file
+    limits.check("trace_s", end, file=file, field=field, what=what)
+    n = end / interval
+    if n > limits.current().intervals:
+        raise limits.over_limit(
+            "intervals",
+            interval,
+            field=Param.INTERVAL,
+            what=f"the number of intervals ({end:g} s / interval = {n:.3g})",
+        )
     return tr, end
+
+
+def check_request_budget(scenario: Scenario, trace: Trace, end: float) -> None:
+    """A request-level run of ``trace`` (per source of ``scenario``) up to ``end`` seconds is
+    expected to simulate at most the limit ``requests``: the trace's mean rate times the
+    length, summed over sources and fan-out (every operator's calls)."""
+    tr = trace.for_scenario(scenario)
+    mean = tr.mean_array(0.0, end)
+    per_unit = scenario.demand_per_unit()
+    calls = sum(
+        min((c * mean[tr.columns.index(s)] for s, c in per_unit[op].items()), default=0.0)
+        for op in scenario.topo_order
+    )
+    expected = (float(mean.sum()) + calls) * end
+    if not expected <= limits.current().requests:
+        raise limits.over_limit(
+            "requests",
+            None,
+            file=trace.file,
+            what=f"the requests this run would simulate ({expected:.3g}: mean rates x {end:g} s)",
+        )

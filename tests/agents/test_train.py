@@ -39,7 +39,7 @@ def test_train_smoke_resume_and_policy(tmp_path: Path, tiny: Scenario) -> None:
     raw = smoke_config(tmp_path, tiny)
     cfg = load_train_config(raw)
     run = train(cfg, progress_bar=False)
-    for name in ("model.zip", "vecnormalize.pkl", "config.yaml", "progress.csv"):
+    for name in ("model.zip", "normalization.json", "config.yaml", "progress.csv"):
         assert (run / name).is_file(), name
     assert (run / "best" / "model.zip").is_file()
     assert list(run.glob("events.out.tfevents.*"))

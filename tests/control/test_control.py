@@ -30,7 +30,7 @@ from jbrl.control import (
     diff_plans,
     read_state,
 )
-from jbrl.control.api.server import is_loopback
+from jbrl.control.api import is_loopback
 from jbrl.control.backends.base import calls_per_request, fanout_count
 from jbrl.planning.plan import Plan, plan_from_dict
 from jbrl.scenario import Scenario, scenario_from_dict
@@ -494,12 +494,12 @@ def test_ray_model_resolution_prefers_the_operators_model() -> None:
 def test_bearer_token_is_required_when_set(scen: Scenario, tmp_path: Path) -> None:
     trace = constant_trace(scen, math.inf, scale=0.5)
     ctl = make_controller(scen, trace, tmp_path, duration=20.0)
-    api = ApiServer(ctl, "127.0.0.1", 0, token="s3cret").start()
+    api = ApiServer(ctl, "127.0.0.1", 0, token="s3cret-token-0123456789").start()
     try:
         ctl.start()
         assert get(api.url + "/healthz")[0] == 401
         assert get(api.url + "/metrics", token="wrong")[0] == 401
-        code, body = get(api.url + "/plan", token="s3cret")
+        code, body = get(api.url + "/plan", token="s3cret-token-0123456789")
         assert code == 200 and json.loads(body)["source"] == "policy"
     finally:
         api.close()

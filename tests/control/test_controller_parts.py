@@ -26,7 +26,7 @@ from jbrl.control import (
     PlanDiff,
     PolicyFailure,
 )
-from jbrl.control.api.server import override_response, render_metrics
+from jbrl.control.api import override_response, render_metrics
 from jbrl.control.backends.base import merge_intervals
 from jbrl.control.decision import PolicyCaller, override_request
 from jbrl.planning.plan import Plan, plan_from_dict

@@ -1,436 +1,146 @@
-"""The controller's HTTP API (standard library ``http.server`` in a thread).
+"""Serving the controller's API: FastAPI on uvicorn, in a thread beside the control loop.
 
-=================  ==========================================================================
-``GET /``          the status page (:mod:`.status_page`: HTML, no data; it fetches the next)
-``GET /status.json``  what the status page shows: plan per tier, load vs capacity, SLO, $/h
-``GET /healthz``   ``{"status": "ok" | "degraded" | "stopping", ...}`` (degraded: a worker of
-                   the running plan is down, or the last decision kept a failing plan or
-                   could not be applied)
-``GET /plan``      the running plan (plan JSON of ARCHITECTURE.md) plus ``seq``, ``source``
-``GET /metrics``   Prometheus text format 0.0.4 (see :func:`render_metrics`)
-``POST /plan``     an operator's override: a plan JSON, or ``{"plan": {...},
-                   "hold_intervals": n}``; checked like a policy's plan, then applied (200) or
-                   rejected (400, ``{"error": ..., "reasons": [...]}``)
-=================  ==========================================================================
+Why this stack: FastAPI (on Starlette) gives the OpenAPI schema from the pydantic types jbrl
+already uses and Starlette's kept host and CORS middleware; uvicorn is the reference ASGI server,
+with a bounded number of concurrent connections (``limit_concurrency``: 503 beyond it), a deep
+listen backlog, a keep-alive timeout, a cap on header size and h11's strict HTTP/1.1 parsing
+(so a rejected body is drained by the protocol state machine, never read as the next request).
+All three come with ``ray[serve]`` and are base dependencies of jbrl.
 
-Binds 127.0.0.1 by default. With a token every request needs ``Authorization: Bearer TOKEN``
-(401 otherwise); the CLI refuses a non-loopback address without one.
+What uvicorn lacks is a deadline for a request to arrive: a client that opens connections and
+sends headers (or a body) a byte at a time would hold them for ever (slowloris).
+:class:`_DeadlineH11` adds it: from the first byte of a request (or the connection's start) to
+its last byte, at most ``request_timeout_s``, else the connection is closed. It also closes
+politely (:class:`_LingeringTransport`), so a client that sends a refused body in full still
+reads the answer.
+
+The socket is bound here (not by uvicorn), so a port in use is reported to the caller and
+``port=0`` picks a free one (:attr:`ApiServer.port`).
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
-import json
-import math
+import asyncio
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from jbrl.control.api.status_page import STATUS_CSP, STATUS_HTML, status_data
-from jbrl.control.decision import OverrideOutcome, OverrideResult
-from jbrl.control.views import ControllerSnapshot, interval_dollars_per_hour
-from jbrl.jsonable import jsonable
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from jbrl.control.api.app import build_app
+from jbrl.control.api.guards import guarded, is_loopback, token_problem
 
 if TYPE_CHECKING:
     from jbrl.control.controller import Controller
 
-MAX_BODY = 1 << 20
-PROM_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """Limits of the HTTP server (defaults fit an operator's API on a small machine)."""
+
+    max_body_bytes: int = 1 << 20
+    request_timeout_s: float = 10.0  # first byte of a request to its last (headers + body)
+    body_timeout_s: float = 8.0  # reading the body, once the endpoint asks for it
+    keepalive_s: int = 5
+    max_connections: int = 64  # concurrent connections + requests; 503 beyond
+    backlog: int = 1024
+    max_header_bytes: int = 16 * 1024
 
 
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+class _LingeringTransport:
+    """A transport whose ``close`` first half-closes: the answer goes out with a FIN, what the
+    client is still sending is read and dropped for :data:`LINGER_S`, then the socket closes.
+    Closing at once with unread data makes the kernel send a reset, and a client that sent its
+    whole (refused, oversized) body before reading would lose the answer."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: _DeadlineH11) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self._protocol.lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        self._protocol.linger()
 
 
-# --------------------------------------------------------------------------- Prometheus
+LINGER_S = 2.0
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class _DeadlineH11(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline on receiving each request and a lingering
+    close (module docstring). ``request_timeout_s`` is set on the subclass :class:`ApiServer`
+    makes."""
 
+    request_timeout_s: float = 10.0
+    _deadline: asyncio.TimerHandle | None = None
+    lingering: bool = False
 
-def _num(x: float | None) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "NaN"
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    return repr(float(x))
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._raw = transport
+        super().connection_made(_LingeringTransport(transport, self))  # type: ignore[arg-type]
+        self._arm()
 
-
-class _Prom:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(
-        self,
-        name: str,
-        kind: str,
-        help_text: str,
-        samples: list[tuple[dict[str, str], float | None]] | float | None,
-        suffix: str = "",
-    ) -> None:
-        self.lines.append(f"# HELP {name}{suffix} {help_text}")
-        self.lines.append(f"# TYPE {name}{suffix} {kind}")
-        if not isinstance(samples, list):
-            samples = [({}, samples)]
-        for labels, value in samples:
-            lab = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-            self.lines.append(
-                f"{name}{suffix}{{{lab}}} {_num(value)}" if lab else f"{name}{suffix} {_num(value)}"
-            )
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-
-def render_metrics(c: Controller) -> str:
-    """The controller's metrics in the Prometheus text format.
-
-    Gauges: ``jbrl_dollars_per_hour`` (spent in the last interval), ``jbrl_plan_dollars_per_hour``
-    (cost model of the running plan), ``jbrl_slo_attainment`` (last interval) and
-    ``jbrl_run_slo_attainment`` (whole run), ``jbrl_request_latency_ms`` (p50/p95/p99 of the
-    last interval, label ``quantile``), ``jbrl_arrival_rate`` (per source), ``jbrl_worker_*``
-    (utilization, queue, up), ``jbrl_in_flight_requests``, ``jbrl_last_decision_ms``.
-    Counters (this run, since the process started): ``jbrl_decisions_total``,
-    ``jbrl_fallbacks_total`` (by reason; no sample before the first fallback),
-    ``jbrl_overrides_total``, ``jbrl_plan_changes_total``, ``jbrl_requests_*_total`` (the
-    backend's counts as of its last report, the same as the summary and the decision log).
-    """
-    p = _Prom()
-    snap = c.snapshot()
-    counts = snap.request_counts
-    _run_gauges(p, snap)
-    _worker_gauges(p, snap, c.backend.down_workers(), c.backend.workers)
-    p.family(
-        "jbrl_in_flight_requests",
-        "gauge",
-        "Requests accepted and not yet finished.",
-        counts.get("in_flight"),
-    )
-    last = snap.last_decision
-    p.family(
-        "jbrl_last_decision_ms",
-        "gauge",
-        "Wall time of the last decision (ms).",
-        last.decision_ms if last else None,
-    )
-    _decision_counters(p, snap)
-    _request_counters(p, counts)
-    return p.text()
-
-
-def _run_gauges(p: _Prom, snap: ControllerSnapshot) -> None:
-    """Dollars, SLO attainment, latency and arrival rates."""
-    m = snap.last_metrics
-    dph = interval_dollars_per_hour(m)
-    p.family("jbrl_dollars_per_hour", "gauge", "Dollars per hour spent in the last interval.", dph)
-    p.family(
-        "jbrl_plan_dollars_per_hour",
-        "gauge",
-        "Cost model of the running plan at the observed load ($/hour).",
-        snap.plan_cost.get("total"),
-    )
-    p.family(
-        "jbrl_slo_attainment",
-        "gauge",
-        "Fraction of requests within the latency SLO in the last interval.",
-        m.slo_attainment if m is not None else None,
-    )
-    p.family(
-        "jbrl_run_slo_attainment",
-        "gauge",
-        "Fraction of requests within the latency SLO since the controller started.",
-        snap.run_slo_attainment,
-    )
-    lat = m.latency_ms if m is not None else {}
-    p.family(
-        "jbrl_request_latency_ms",
-        "gauge",
-        "End-to-end request latency percentiles of the last interval (ms).",
-        [
-            ({"quantile": q}, lat.get(k))
-            for q, k in (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99"))
-        ],
-    )
-    p.family(
-        "jbrl_arrival_rate",
-        "gauge",
-        "Observed arrival rate per source (req/s).",
-        [({"source": s}, r) for s, r in sorted(snap.load.items())],
-    )
-
-
-def _worker_gauges(
-    p: _Prom, snap: ControllerSnapshot, down: frozenset[str], workers: list[str]
-) -> None:
-    """Per worker: utilization and queue (once the backend has reported), up or down."""
-    rep = snap.last_report
-    if rep is not None:
-        p.family(
-            "jbrl_worker_utilization",
-            "gauge",
-            "Busy fraction of each worker.",
-            [({"worker": w}, u) for w, u in sorted(rep.metrics.utilization.items())],
-        )
-        p.family(
-            "jbrl_worker_queue",
-            "gauge",
-            "Requests queued or in service per worker.",
-            [({"worker": w}, q) for w, q in sorted(rep.worker_queue.items())],
-        )
-    p.family(
-        "jbrl_worker_up",
-        "gauge",
-        "1 when the worker is up, 0 when it is crashed.",
-        [({"worker": w}, 0.0 if w in down else 1.0) for w in workers],
-    )
-
-
-def _decision_counters(p: _Prom, snap: ControllerSnapshot) -> None:
-    """Decisions, fallbacks (by reason), overrides and plan changes."""
-    counters = snap.counters
-    p.family(
-        "jbrl_decisions",
-        "counter",
-        "Decisions made (intervals, crashes, overrides).",
-        float(counters.get("decisions", 0)),
-        "_total",
-    )
-    p.family(
-        "jbrl_fallbacks",
-        "counter",
-        "Decisions where the policy's plan was replaced by the MILP fallback.",
-        [({"reason": r}, float(n)) for r, n in sorted(snap.fallback_reasons.items())],
-        "_total",
-    )
-    p.family(
-        "jbrl_overrides",
-        "counter",
-        "Operator overrides applied.",
-        float(counters.get("overrides", 0)),
-        "_total",
-    )
-    p.family(
-        "jbrl_overrides_rejected",
-        "counter",
-        "Operator overrides rejected (HTTP 400).",
-        float(counters.get("overrides_rejected", 0)),
-        "_total",
-    )
-    p.family(
-        "jbrl_plan_changes",
-        "counter",
-        "Applied plans that changed a variant or placement.",
-        float(counters.get("plan_changes", 0)),
-        "_total",
-    )
-
-
-def _request_counters(p: _Prom, counts: dict[str, Any]) -> None:
-    """The backend's cumulative request counts."""
-    p.family(
-        "jbrl_requests_arrived",
-        "counter",
-        "Requests accepted by the backend.",
-        float(counts.get("arrived", 0)),
-        "_total",
-    )
-    p.family(
-        "jbrl_requests_completed",
-        "counter",
-        "Requests completed by the backend.",
-        float(counts.get("completed", 0)),
-        "_total",
-    )
-    dropped = counts.get("dropped", {}) or {}
-    p.family(
-        "jbrl_requests_dropped",
-        "counter",
-        "Requests dropped, by reason.",
-        [({"reason": r}, float(n)) for r, n in sorted(dropped.items())],
-        "_total",
-    )
-    p.family(
-        "jbrl_requests_lost",
-        "counter",
-        "Accepted requests the backend cannot account for (must stay 0).",
-        float(counts.get("lost", 0)),
-        "_total",
-    )
-
-
-# --------------------------------------------------------------------------- overrides
-
-#: the HTTP status of each override outcome
-OVERRIDE_STATUS: dict[OverrideOutcome, int] = {
-    OverrideOutcome.APPLIED: 200,
-    OverrideOutcome.BAD_HOLD: 400,
-    OverrideOutcome.MALFORMED: 400,
-    OverrideOutcome.REJECTED: 400,
-}
-
-
-def override_response(result: OverrideResult) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, JSON body) of an override's result."""
-    return OVERRIDE_STATUS[result.outcome], result.to_dict()
-
-
-# --------------------------------------------------------------------------- server
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _ApiHttpServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        return  # the decision log is the record; no per-request noise on stderr
-
-    def _send(self, code: int, body: bytes, ctype: str, status_sent: bool = False) -> None:
-        if not status_sent:
-            self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, code: int, data: Any) -> None:
-        self._send(code, (json.dumps(jsonable(data), indent=2) + "\n").encode(), "application/json")
-
-    def _authorized(self) -> bool:
-        token = self.server.token
-        if token is None:
-            return True
-        got = self.headers.get("Authorization", "")
-        ok = got.startswith("Bearer ") and hmac.compare_digest(
-            got[len("Bearer ") :].strip().encode(), token.encode()
-        )
-        if not ok:
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Bearer realm="jbrl"')
-            body = b'{"error": "missing or wrong bearer token"}\n'
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        return ok
-
-    def do_GET(self) -> None:  # noqa: N802
-        path = self.path.split("?", 1)[0]
-        if path == "/":  # static HTML without data: the token travels with its requests
-            self.send_response(200)
-            self.send_header("Content-Security-Policy", STATUS_CSP)
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self._send(200, STATUS_HTML, "text/html; charset=utf-8", status_sent=True)
+    def linger(self) -> None:
+        """Half-close now, close for good after :data:`LINGER_S` (or when the client does)."""
+        if self.lingering or self._raw.is_closing():
             return
-        if not self._authorized():
+        self.lingering = True
+        self._disarm()
+        try:
+            self._raw.write_eof()
+        except (OSError, RuntimeError, NotImplementedError):
+            self._raw.close()
             return
-        c = self.server.controller
-        if path == "/status.json":
-            self._json(200, status_data(c))
-        elif path == "/healthz":
-            self._json(200, health(c))
-        elif path == "/plan":
-            snap = c.snapshot()
-            plan, last = snap.plan, snap.last_decision
-            if plan is None:
-                self._json(503, {"error": "no plan yet"})
-                return
-            body = plan.to_dict()
-            body["seq"] = last.seq if last else None
-            body["source"] = last.source if last else None
-            body["time_s"] = last.time_s if last else None
-            self._json(200, body)
-        elif path == "/metrics":
-            self._send(200, render_metrics(c).encode(), PROM_CONTENT_TYPE)
+        self.loop.call_later(LINGER_S, self._raw.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return  # the rest of a refused request: dropped
+        super().data_received(data)
+        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
+            self._arm()  # a request is arriving (keeps the deadline of its first byte)
         else:
-            self._json(
-                404,
-                {
-                    "error": f"no such endpoint {path!r} "
-                    "(GET /, /status.json, /healthz, /plan, /metrics; POST /plan)"
-                },
-            )
+            self._disarm()
 
-    def do_POST(self) -> None:  # noqa: N802
-        if not self._authorized():
-            return
-        path = self.path.split("?", 1)[0]
-        if path != "/plan":
-            self._json(404, {"error": f"no such endpoint {path!r} (POST /plan)"})
-            return
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            length = -1
-        if not 0 < length <= MAX_BODY:
-            self._json(400, {"error": f"send a JSON body of 1 to {MAX_BODY} bytes"})
-            return
-        raw = self.rfile.read(length)
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            self._json(400, {"error": "not valid JSON", "reasons": [str(exc)]})
-            return
-        c = self.server.controller
-        if c.stopping:
-            self._json(503, {"error": "the controller is stopping"})
-            return
-        try:
-            code, body = override_response(c.override(data))
-        except Exception as exc:  # the backend failed to apply: say so, keep serving
-            code, body = 500, {"error": f"applying the plan failed: {type(exc).__name__}: {exc}"}
-        self._json(code, body)
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]:
+            self._disarm()  # idle between requests: uvicorn's keep-alive timeout applies
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
 
-def health(c: Controller) -> dict[str, Any]:
-    """The body of ``GET /healthz``."""
-    down = c.backend.down_workers()
-    snap = c.snapshot()
-    last = snap.last_decision
-    degraded = bool(down & snap.plan_workers) or (
-        last is not None and last.source in ("keep", "apply_failed")
-    )
-    status = "stopping" if c.stopping else ("degraded" if degraded else "ok")
-    now = c.clock.now()
-    return {
-        "status": status,
-        "backend": c.backend.kind,
-        "policy": c.policy_name,
-        "time_s": now,
-        "last_decision": None
-        if last is None
-        else {
-            "seq": last.seq,
-            "time_s": last.time_s,
-            "source": last.source,
-            "age_s": now - last.time_s,
-        },
-        "down_workers": sorted(down),
-    }
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.request_timeout_s, self._expire)
 
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
-class _ApiHttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, addr: tuple[str, int], controller: Controller, token: str | None) -> None:
-        self.controller = controller
-        self.token = token
-        if ":" in addr[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(addr, _Handler)
+    def _expire(self) -> None:
+        self._deadline = None
+        if not self._raw.is_closing():
+            self._raw.close()  # a client too slow to send its request: no lingering
 
 
 class ApiServer:
-    """Serves the API for ``controller`` on ``host:port`` (port 0: any free port)."""
+    """Serves the API for ``controller`` on ``host:port`` (port 0: any free port).
+
+    Binds 127.0.0.1 by default; a non-loopback address needs a ``token`` (ValueError
+    otherwise, as for a token too short to protect anything). ``allow_origins``: browser
+    origins that may call the API (CORS); every other cross-site request is refused.
+    """
 
     def __init__(
         self,
@@ -438,26 +148,91 @@ class ApiServer:
         host: str = "127.0.0.1",
         port: int = 0,
         token: str | None = None,
+        *,
+        allow_origins: tuple[str, ...] = (),
+        config: ApiConfig | None = None,
     ) -> None:
         if not is_loopback(host) and not token:
             raise ValueError("a non-loopback address needs a bearer token")
-        self.httpd = _ApiHttpServer((host, port), controller, token)
+        problem = token_problem(token)
+        if problem:
+            raise ValueError(f"the bearer token {problem}")
+        self.config = config or ApiConfig()
         self.host = host
-        self.port = self.httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, name="jbrl-api", daemon=True
+        self.sock = _listen(host, port, self.config.backlog)
+        self.port = int(self.sock.getsockname()[1])
+        app = guarded(
+            build_app(controller, self.config),
+            host=host,
+            token=token,
+            allow_origins=allow_origins,
+            max_header_bytes=self.config.max_header_bytes,
         )
+        protocol = type(
+            "DeadlineH11", (_DeadlineH11,), {"request_timeout_s": self.config.request_timeout_s}
+        )
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                http=protocol,
+                ws="none",
+                lifespan="off",
+                interface="asgi3",
+                log_config=None,
+                log_level="error",
+                access_log=False,
+                limit_concurrency=self.config.max_connections,
+                backlog=self.config.backlog,
+                timeout_keep_alive=self.config.keepalive_s,
+                timeout_graceful_shutdown=5,
+                h11_max_incomplete_event_size=self.config.max_header_bytes,
+                server_header=False,
+            )
+        )
+        self._thread = threading.Thread(target=self._serve, name="jbrl-api", daemon=True)
+        self._error: BaseException | None = None
+
+    def _serve(self) -> None:
+        try:
+            self.server.run(sockets=[self.sock])
+        except BaseException as exc:  # noqa: BLE001 - reported by start()
+            self._error = exc
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def start(self) -> ApiServer:
+    def start(self, timeout: float = 10.0) -> ApiServer:
+        """Serve in a thread; returns once the server accepts connections."""
         self._thread.start()
+        end = time.monotonic() + timeout
+        while not self.server.started:
+            if self._error is not None or not self._thread.is_alive():
+                raise RuntimeError(f"the HTTP API did not start: {self._error!r}")
+            if time.monotonic() > end:
+                raise RuntimeError("the HTTP API did not start in time")
+            time.sleep(0.01)
         return self
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout=5)
+        """Stop serving (requests in progress get a few seconds to finish)."""
+        self.server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.sock.close()
+
+
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (OSError when it cannot bind)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.set_inheritable(True)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

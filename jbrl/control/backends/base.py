@@ -294,6 +294,11 @@ class Backend(ABC):
     def counts(self) -> dict[str, Any]:
         """Cumulative request counts (see :class:`BackendReport`)."""
 
+    def trace_time(self) -> float:
+        """The trace time up to which the backend has served (a live system serves in real
+        time: the clock's; a simulator may lag behind it)."""
+        return self.clock.now()
+
     def run_info(self) -> dict[str, Any]:
         """Facts about the backend for the run log (addresses, directories)."""
         return {"kind": self.kind}

@@ -70,6 +70,7 @@ class SimBackend(Backend):
         self.seed = seed
         self.sim = DesSimulator(config or SimConfig())
         self.max_step_s = max_step_s
+        self.max_catch_up_s = 0.25
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -106,10 +107,15 @@ class SimBackend(Backend):
             self._error = exc
 
     def _catch_up(self, until: float | None = None) -> None:
-        """Advance the simulator to trace time ``until`` (default: the clock's now)."""
+        """Advance the simulator towards trace time ``until`` (default: the clock's now), for at
+        most :attr:`max_catch_up_s` wall seconds per call: at a speed-up the simulator cannot
+        follow it falls behind (``lag_s``) instead of each call taking longer than the last."""
+        deadline = time.monotonic() + self.max_catch_up_s
         with self._lock:
             target = (self.clock.now() if until is None else until) - self._t0
-            while target - self.sim.time > 1e-6:
+            while target - self.sim.time > 1e-6 and not self._stop.is_set():
+                if time.monotonic() > deadline:
+                    break
                 step = min(self.max_step_s, target - self.sim.time)
                 t = self._t0 + self.sim.time
                 pieces = self.trace.segments_array(t, t + step)
@@ -183,6 +189,11 @@ class SimBackend(Backend):
             self._catch_up()
             names = self.sim.apply(plan, design_rates)
         return ApplyResult(reconfigured=names, wall_s=time.perf_counter() - t)
+
+    def trace_time(self) -> float:
+        """How far the simulator has run (trace seconds), which may lag the clock."""
+        with self._lock:
+            return self._t0 + self.sim.time
 
     def counts(self) -> dict[str, Any]:
         with self._lock:
