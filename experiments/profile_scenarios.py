@@ -92,73 +92,6 @@ VEHICLES_SRC = (
     "(huggingface.co/datasets/Hamidreza-Hashemp/FastTracker-Benchmark)"
 )
 
-# ----------------------------------------------------------------------------- measure
-
-CONTENTION_NOTE = (
-    "# NOTE: measured with 2 threads on a 2-core machine shared with other jobs; where p90 is\n"
-    "# far above p50 the run was disturbed by contention. The embedded scenarios use the\n"
-    "# 1-thread measurements (cpu-1thread.yaml), one thread per c7i.large physical core.\n"
-)
-
-
-def measure(repeats: int, warmup: int, thread_counts: list[int]) -> None:
-    from rich.console import Console
-    from rich.progress import Progress
-
-    from jbrl.profiling import MODELS, profile_models, write_profiles
-
-    cheap = [
-        "resnet18",
-        "resnet34",
-        "resnet50",
-        "resnet101",
-        "resnet152",
-        "reid-resnet50",
-        "visualbert-vqa",
-        "tracker-hungarian",
-    ]
-    heavy = [m for m in MODELS if m not in cheap]
-    for threads in thread_counts:
-        fname = "cpu-1thread.yaml" if threads == 1 else f"cpu-{threads}threads.yaml"
-        records = []
-        with Progress(console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("profiling", total=None)
-
-            def cb(desc: str, done: int, total: int, _t: Any = task, _b: Any = bar) -> None:
-                _b.update(_t, description=desc, completed=done, total=total)
-
-            records += profile_models(
-                cheap,
-                batch_sizes=(1, 4),
-                threads=threads,
-                repeats=repeats,
-                warmup=warmup,
-                progress=cb,
-            )
-            records += profile_models(
-                heavy,
-                batch_sizes=(1,),
-                threads=threads,
-                repeats=repeats,
-                warmup=warmup,
-                progress=cb,
-            )
-        cmd = (
-            f"experiments/profile_scenarios.py measure (profile_models, threads={threads}, "
-            f"repeats={repeats}, warmup={warmup}; batch 1 and 4 for {', '.join(cheap)}; "
-            f"batch 1 for {', '.join(heavy)})"
-        )
-        path = write_profiles(PROFILES / fname, records, command=cmd)
-        if threads > 1:  # the 2-core machine is shared: say so in the file
-            path.write_text(CONTENTION_NOTE + path.read_text())
-        print(f"wrote {path}")
-        for r in records:
-            print(
-                f"  {r.model:18s} b={r.batch} t={r.threads} p50={r.p50_ms:9.2f} "
-                f"p90={r.p90_ms:9.2f} out={r.output_kb:8.2f}KB load={r.load_s:6.2f}s"
-            )
-
-
 # ----------------------------------------------------------------------------- build
 
 
@@ -782,14 +715,14 @@ def write_vehicle(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    m = sub.add_parser("measure", help="run the profiler, write configs/profiles/cpu-*.yaml")
-    m.add_argument("--repeats", type=int, default=15)
-    m.add_argument("--warmup", type=int, default=2)
-    m.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2")
-    sub.add_parser("build", help="derive GPU profiles, write configs/scenarios/{vqa,vehicle}.yaml")
+    m = sub.add_parser("measure", help="run the profiler, write configs/profiles/cpu-1thread.yaml")
+    m.add_argument("--models", default="", help="re-measure only these (comma-separated), merge")
+    sub.add_parser("build", help="derive GPU profiles, write configs/scenarios/*.yaml")
     args = ap.parse_args()
     if args.cmd == "measure":
-        measure(args.repeats, args.warmup, [int(t) for t in args.threads.split(",")])
+        from scenario_measure import measure
+
+        measure([x for x in args.models.split(",") if x] or None)
     else:
         build()
 

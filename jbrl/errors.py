@@ -57,6 +57,10 @@ class Param(StrEnum):
     WARMUP = "warmup"
     OPERATOR_MAP = "operator_map"
     RATE = "rate"
+    FUNCTION = "function"
+    APP = "app"
+    SOURCE = "source"
+    SCALE = "scale"
 
 
 class JbrlError(Exception):

@@ -483,9 +483,9 @@ def test_ray_model_resolution_prefers_the_operators_model() -> None:
 
     vehicle = resolve_models(load_scenario("vehicle"))
     assert vehicle[("ReId", "resnet50")] == "reid-resnet50"
-    assert vehicle[("Tracker", "hungarian")] == "tracker-hungarian"
+    assert vehicle[("Tracker", "hungarian")] == "hungarian"  # registry names = variant names
     vqa = resolve_models(load_scenario("vqa"), {"SpeechRecognition": "wav2vec2-base"})
-    assert vqa[("VQA", "visualbert")] == "visualbert-vqa"
+    assert vqa[("VQA", "visualbert")] == "visualbert"
     assert vqa[("SpeechRecognition", "wav2vec2-large")] == "wav2vec2-base"
     with pytest.raises(InputError):
         resolve_models(load_scenario("vqa"), {"VQA": "no-such-model"})

@@ -1,0 +1,150 @@
+"""``profile_scenarios.py measure``: CPU profiles of every variant of the embedded scenarios.
+
+Runs ``jbrl profile`` (:func:`jbrl.profiling.profile_models`) with one thread at batch sizes
+1, 2, 4 and 8 for every CPU variant of the embedded scenarios (vqa, vehicle, fleet; fleet uses
+vqa's models) and writes ``configs/profiles/cpu-1thread.yaml`` in the ``jbrl profile -o``
+format, plus every raw record (mean, min, max too) and the machine's load average before and
+after each model in ``experiments/results/profiles_cpu.json``.
+
+Repeats follow the cost of one call: 15 timed runs (2 warm-up) for the quick models, 10 (2)
+for the speech models and YOLOS-Ti, 5 (1) for the detectors that take seconds per frame on
+one core (a batch of 8 is 8 frames). ``--models a,b`` re-measures only those and merges them
+into the existing files (for a model whose p90/p50 shows it was disturbed). Pin the process to
+one core (``taskset -c 1``) on a shared machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILES = ROOT / "configs" / "profiles"
+CPU_FILE = PROFILES / "cpu-1thread.yaml"
+RAW_FILE = ROOT / "experiments" / "results" / "profiles_cpu.json"
+BATCHES = (1, 2, 4, 8)
+
+QUICK = [
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "visualbert",
+    "reid-resnet18",
+    "reid-resnet34",
+    "reid-resnet50",
+    "reid-resnet101",
+    "hungarian",
+]
+MEDIUM = ["wav2vec2-base", "wav2vec2-large", "yolos-tiny"]
+SLOW = [
+    "yolos-small",
+    "detr-resnet50",
+    "detr-resnet101",
+    "conditional-detr-resnet50",
+    "deformable-detr",
+]
+TIERS = [(QUICK, 15, 2), (MEDIUM, 10, 2), (SLOW, 5, 1)]
+"""(models, timed runs, warm-up runs)."""
+
+
+def measured_models() -> list[str]:
+    """Every model ``measure`` profiles, in order."""
+    return [m for models, _, _ in TIERS for m in models]
+
+
+def _loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _measure_one(model: str, repeats: int, warmup: int) -> tuple[list[Any], dict[str, Any]]:
+    """Profile one model at every batch size; its records and the machine state around it."""
+    from jbrl.profiling import profile_models
+
+    before, t0 = _loadavg(), time.time()
+    records = profile_models(
+        [model], batch_sizes=BATCHES, threads=1, repeats=repeats, warmup=warmup
+    )
+    state = {
+        "model": model,
+        "repeats": repeats,
+        "warmup": warmup,
+        "loadavg_before": before,
+        "loadavg_after": _loadavg(),
+        "wall_s": round(time.time() - t0, 1),
+        "cpu_affinity": sorted(os.sched_getaffinity(0)),
+        "nproc": os.cpu_count(),
+    }
+    for r in records:
+        print(
+            f"  {r.model:26s} b={r.batch} p50={r.p50_ms:10.2f} p90={r.p90_ms:10.2f} "
+            f"(p90/p50 {r.p90_ms / r.p50_ms:4.2f}) out={r.output_kb:8.2f}KB load={r.load_s:.2f}s",
+            flush=True,
+        )
+    print(f"  load average {state['loadavg_before']} -> {state['loadavg_after']}", flush=True)
+    return records, state
+
+
+def measure(only: Sequence[str] | None = None) -> None:
+    """Profile the models (all, or ``only``) and write/merge the profile and raw files."""
+    from jbrl.profiling import records_to_profiles
+
+    wanted = set(only or measured_models())
+    unknown = wanted - set(measured_models())
+    if unknown:
+        raise SystemExit(f"not a measured model: {', '.join(sorted(unknown))}")
+    raw = json.loads(RAW_FILE.read_text("utf-8")) if only and RAW_FILE.exists() else {}
+    entries = _existing_entries() if only else {}
+    for models, repeats, warmup in TIERS:
+        for model in models:
+            if model not in wanted:
+                continue
+            records, state = _measure_one(model, repeats, warmup)
+            (entry,) = records_to_profiles(records)
+            entries[model] = entry
+            raw[model] = {"state": state, "records": [r.to_dict() for r in records]}
+    _write(entries, raw)
+
+
+def _existing_entries() -> dict[str, dict[str, Any]]:
+    if not CPU_FILE.exists():
+        return {}
+    doc = yaml.safe_load(CPU_FILE.read_text("utf-8"))
+    return {p["variant"]: p for p in doc.get("profiles", [])}
+
+
+def _write(entries: dict[str, dict[str, Any]], raw: dict[str, Any]) -> None:
+    order = [m for m in measured_models() if m in entries]
+    RAW_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RAW_FILE.write_text(json.dumps({m: raw[m] for m in order if m in raw}, indent=1) + "\n")
+    first = raw[order[0]]["records"][0] if order and order[0] in raw else {}
+    head = [
+        "# Profiles measured by `jbrl profile` (jbrl.profiling), written by",
+        "# experiments/profile_scenarios.py measure (batch sizes 1, 2, 4, 8; one thread).",
+        f"# Hardware: {first.get('hardware', '?')}; torch {first.get('torch_version', '?')}; "
+        f"transformers {first.get('transformers_version', '?')}.",
+        "# Latency: wall-clock ms of one forward call for the whole batch; p50/p90 over the",
+        "# timed runs (their number per model is in each provenance). The machine is shared:",
+        "# load average (1, 5, 15 min) before -> after each model, and the CPU it was pinned to:",
+    ]
+    for m in order:
+        st = raw.get(m, {}).get("state")
+        if st:
+            head.append(
+                f"#   {m}: {st['loadavg_before']} -> {st['loadavg_after']}, "
+                f"cpus {st['cpu_affinity']} of {st['nproc']}, {st['wall_s']:.0f} s"
+            )
+    head += [
+        "# Raw records (mean, min, max per batch): experiments/results/profiles_cpu.json.",
+        "# output_kb: output tensor bytes per request / 1024. load_s: random-init build.",
+    ]
+    body = yaml.safe_dump({"profiles": [entries[m] for m in order]}, sort_keys=False, width=100)
+    CPU_FILE.write_text("\n".join(head) + "\n" + body, "utf-8")
+    print(f"wrote {CPU_FILE} and {RAW_FILE}")
