@@ -61,6 +61,7 @@ class Param(StrEnum):
     APP = "app"
     SOURCE = "source"
     SCALE = "scale"
+    CLOCK = "clock"
 
 
 class JbrlError(Exception):
