@@ -91,16 +91,29 @@ def gpu_formula(gpu: str) -> str:
     t = GPU_TABLES[gpu]
     c = 1000.0 / t["max_img_s"]
     return (
-        f"p50(m, b) = L_avg(b) + c x b x (k(m, b) - 1) and p90(m, b) = p50(m, b) x "
-        f"L_95(b) / L_avg(b), where L_avg(b), L_95(b) are the published {t['name']} "
-        f"ResNet-50 batch-b latencies (avg, 95th percentile), c = 1000 / {t['max_img_s']:g} = "
-        f"{c:.3f} ms the per-image compute at the table's peak throughput (batch "
-        f"{t['max_at']}), and k(m, b) = cpu_p50(m, b) / cpu_p50(resnet50, b) the measured CPU "
-        "ratio of model m to ResNet-50 at batch b (configs/profiles/cpu-1thread.yaml). For "
-        "ResNet-50 itself it returns the published figure; other models move the compute part "
-        "by their CPU ratio (a coarse scaling: transformers and detectors are scaled by the "
-        "same CNN figure)."
+        f"L_avg(b), L_95(b) are the published {t['name']} ResNet-50 batch-b latencies (avg, "
+        "95th percentile), made non-decreasing in b (a batch can be padded to a larger one, so "
+        "L(b) = min over b' >= b of the published L(b')); k(m, b) = cpu_p50(m, b) / "
+        "cpu_p50(resnet50, b) is the measured CPU ratio of model m to ResNet-50 at batch b "
+        "(configs/profiles/cpu-1thread.yaml); c = 1000 / "
+        f"{t['max_img_s']:g} = {c:.3f} ms is the per-image compute at the table's peak "
+        f"throughput (batch {t['max_at']}). p50(m, b) = L_avg(b) + c x b x (k - 1) for k >= 1 "
+        "(a heavier model adds its extra compute at the GPU's per-image rate) and L_avg(b) x k "
+        "for k < 1 (a lighter model scales the whole latency); p90(m, b) = p50(m, b) x L_95(b) "
+        "/ L_avg(b); both then made non-decreasing in b the same way. For ResNet-50 itself it "
+        "returns the published figure. A coarse scaling: transformers and detectors are scaled "
+        "by the same CNN figure."
     )
+
+
+def _envelope(values: Mapping[int, float]) -> dict[int, float]:
+    """Non-decreasing in the batch size: a batch of b can be padded to any larger batch, so
+    its latency is at most the smallest latency of any batch size >= b."""
+    out, low = {}, math.inf
+    for b in sorted(values, reverse=True):
+        low = min(low, values[b])
+        out[b] = low
+    return dict(sorted(out.items()))
 
 
 def gpu_profile(gpu: str, name: str, p: Mapping[str, Any], ref: Mapping[str, Any]) -> dict:
@@ -108,14 +121,20 @@ def gpu_profile(gpu: str, name: str, p: Mapping[str, Any], ref: Mapping[str, Any
     t = GPU_TABLES[gpu]
     c = 1000.0 / t["max_img_s"]
     cpu, cpu_ref = _batch_p50(p), _batch_p50(ref)
-    rows = []
-    for b, (avg, p95) in t["rows"].items():
-        if b not in cpu or b not in cpu_ref:
-            continue
-        k = cpu[b] / cpu_ref[b]
-        p50 = max(avg + c * b * (k - 1.0), 0.05 * avg)
-        rows.append({"batch": b, "p50_ms": round(p50, 2), "p90_ms": round(p50 * p95 / avg, 2)})
-    k1 = cpu[1] / cpu_ref[1]
+    batches = [b for b in t["rows"] if b in cpu and b in cpu_ref]
+    avg = _envelope({b: t["rows"][b][0] for b in batches})
+    p95 = _envelope({b: t["rows"][b][1] for b in batches})
+    k = {b: cpu[b] / cpu_ref[b] for b in batches}
+    p50 = _envelope(
+        {b: avg[b] + c * b * (k[b] - 1.0) if k[b] >= 1.0 else avg[b] * k[b] for b in batches}
+    )
+    p90 = _envelope({b: max(p50[b] * p95[b] / avg[b], p50[b]) for b in batches})
+    rows = [{"batch": b, "p50_ms": round(p50[b], 2), "p90_ms": round(p90[b], 2)} for b in batches]
+    rule = (
+        f"{avg[1]:g} + {c:.3f} x 1 x ({k[1]:.3f} - 1)"
+        if k[1] >= 1.0
+        else f"{avg[1]:g} x {k[1]:.3f}"
+    )
     return {
         "operator": p["operator"],
         "variant": name,
@@ -126,11 +145,11 @@ def gpu_profile(gpu: str, name: str, p: Mapping[str, Any], ref: Mapping[str, Any
         "load_s": p["load_s"],
         "batches": rows,
         "provenance": (
-            f"derived, no GPU here: batch 1 p50 = {t['rows'][1][0]} + {c:.3f} x 1 x "
-            f"({k1:.3f} - 1) ms with k = cpu_p50({name}) / cpu_p50(resnet50) = "
-            f"{cpu[1]:.2f} / {cpu_ref[1]:.2f}; every batch size by the formula in the file "
-            f"header, scaling {NVIDIA_RN50.format(gpu=t['name'])}. output_kb, load_s: the CPU "
-            "measurement (same tensors; GPU copy time not measured)."
+            f"derived, no GPU here: batch 1 p50 = {rule} ms with k = cpu_p50({name}) / "
+            f"cpu_p50(resnet50) = {cpu[1]:.2f} / {cpu_ref[1]:.2f} (before the non-decreasing "
+            "envelope); every batch size by the formula in the file header, scaling "
+            f"{NVIDIA_RN50.format(gpu=t['name'])}. output_kb, load_s: the CPU measurement "
+            "(same tensors; GPU copy time not measured)."
         ),
     }
 
