@@ -9,18 +9,23 @@ after each model in ``experiments/results/profiles_cpu.json``.
 Latency is the compute thread's CPU time (``jbrl profile --clock cpu``): the machine is shared
 by several people, and wall-clock time would include the time other processes run. Repeats
 follow the cost of one call: 15 timed runs (2 warm-up) for the quick models, 10 (2)
-for the speech models and YOLOS-Ti, 5 (1) for the detectors that take seconds per frame on
-one core (a batch of 8 is 8 frames). ``--models a,b`` re-measures only those and merges them
+for the speech models and YOLOS-Ti, 3 (1) for the detectors that take seconds per frame on
+one core (a batch of 8 is 8 frames; on the shared machine a process got about a seventh of a
+core, so more repeats did not fit). ``--models a,b`` re-measures only those and merges them
 into the existing files (for a model whose p90/p50 shows it was disturbed). Pin the process to
-one core (``taskset -c 1``) on a shared machine.
+one core (``taskset -c 1``) on a shared machine; two ``--models`` runs pinned to different cores
+may run at once (each merges its models into the files under a lock).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +61,7 @@ SLOW = [
     "conditional-detr-resnet50",
     "deformable-detr",
 ]
-TIERS = [(QUICK, 15, 2), (MEDIUM, 10, 2), (SLOW, 5, 1)]
+TIERS = [(QUICK, 15, 2), (MEDIUM, 10, 2), (SLOW, 3, 1)]
 """(models, timed runs, warm-up runs)."""
 
 
@@ -105,17 +110,35 @@ def measure(only: Sequence[str] | None = None) -> None:
     unknown = wanted - set(measured_models())
     if unknown:
         raise SystemExit(f"not a measured model: {', '.join(sorted(unknown))}")
-    raw = json.loads(RAW_FILE.read_text("utf-8")) if only and RAW_FILE.exists() else {}
-    entries = _existing_entries() if only else {}
+    fresh = not only  # a full run starts the files anew; --models merges into them
     for models, repeats, warmup in TIERS:
         for model in models:
             if model not in wanted:
                 continue
             records, state = _measure_one(model, repeats, warmup)
             (entry,) = records_to_profiles(records)
-            entries[model] = entry
-            raw[model] = {"state": state, "records": [r.to_dict() for r in records]}
-            _write(entries, raw)  # after every model: a stopped run keeps what it measured
+            with _locked():  # re-read under the lock: another --models run may have written
+                raw = {} if fresh else _existing_raw()
+                entries = {} if fresh else _existing_entries()
+                entries[model] = entry
+                raw[model] = {"state": state, "records": [r.to_dict() for r in records]}
+                _write(entries, raw)  # after every model: a stopped run keeps what it measured
+            fresh = False
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """An exclusive lock on the profile files (concurrent ``--models`` runs)."""
+    with open(Path(tempfile.gettempdir()) / "jbrl-profile-scenarios.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _existing_raw() -> dict[str, Any]:
+    return json.loads(RAW_FILE.read_text("utf-8")) if RAW_FILE.exists() else {}
 
 
 def _existing_entries() -> dict[str, dict[str, Any]]:
