@@ -13,6 +13,14 @@ CPU time (the CPU-time rate is what the code costs when other processes share th
 Writes its section of ``experiments/results/simulators.md`` with the machine it ran on::
 
     .venv/bin/python experiments/bench_sim.py [--repeats 7] [--intervals 3000] [--cpu N]
+
+``--against REF`` times the code of a git ref (``git archive`` into a temporary folder) and this
+code side by side instead: ``--rounds`` alternating runs of each (ref, this, ref, this, ...), each
+a fresh process with the same harness pinned to the same core, so that load from other processes
+falls on both; it reports per version the median over rounds of each run's median rate, and the
+ratio, and writes the ``bench_sim_ab`` section::
+
+    .venv/bin/python experiments/bench_sim.py --against e9ffda6 --rounds 6 --repeats 5
 """
 
 from __future__ import annotations
@@ -24,8 +32,14 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tarfile  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from importlib.metadata import version  # noqa: E402
@@ -34,6 +48,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from _results import write_section  # noqa: E402  (sibling module of the scripts)
 
+import jbrl  # noqa: E402
 from jbrl.planning.plan import Plan  # noqa: E402
 from jbrl.scenario import Scenario, embedded_scenarios, load_scenario  # noqa: E402
 from jbrl.sim import DesSimulator, FluidSimulator  # noqa: E402
@@ -43,6 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "experiments" / "results" / "simulators.md"
 JELLYBEAN_DIR = REPO.parent / "shared" / "data" / "jellybean-vqa-medium"
 START, END = "<!-- bench_sim:start -->", "<!-- bench_sim:end -->"
+AB_START, AB_END = "<!-- bench_sim_ab:start -->", "<!-- bench_sim_ab:end -->"
 
 
 @dataclass
@@ -58,7 +74,13 @@ class Args:
     cpu: int = -1
     """CPU to pin to (-1: the last one this process may use)"""
     out: str = str(RESULTS)
-    """markdown file whose bench_sim section is (re)written"""
+    """markdown file whose bench_sim (or bench_sim_ab) section is (re)written"""
+    against: str = ""
+    """git ref whose code is timed alternately with this code (see the module docstring)"""
+    rounds: int = 5
+    """with --against: runs of each version"""
+    emit_json: str = ""
+    """(used by --against) write the figures as JSON to this file instead of the markdown"""
 
 
 def scenario_and_plan() -> tuple[Scenario, Plan]:
@@ -148,20 +170,16 @@ def main() -> None:
     args = Args(**vars(parser.parse_args()))
     allowed = sorted(os.sched_getaffinity(0))
     cpu = allowed[-1] if args.cpu < 0 else args.cpu
+    if args.against:
+        side_by_side(args, cpu)
+        return
     os.sched_setaffinity(0, {cpu})
     info = machine(cpu)
     s, plan = scenario_and_plan()
-    rows = []
-    for read in (False, True):
-        r = bench_fluid(s, plan, args, read)
-        label = "fluid, intervals/s" + (" (reading p50/p95/p99 too)" if read else "")
-        rows.append((label, r))
-        print(label, {k: round(v) for k, v in r.items()}, flush=True)
-    for rho in (0.5, 0.8, 0.95):
-        r = bench_des(s, plan, args, rho)
-        label = f"DES at utilisation {rho:g}, simulated requests/s"
-        rows.append((label, r))
-        print(label, {k: round(v) for k, v in r.items()}, flush=True)
+    rows = measure(s, plan, args)
+    if args.emit_json:
+        Path(args.emit_json).write_text(json.dumps({"jbrl": jbrl.__file__, "rows": rows}))
+        return
     load_end = os.getloadavg()
     lines = [
         "## Speed (experiments/bench_sim.py)",
@@ -181,15 +199,84 @@ def main() -> None:
             f"| {label} | {r['wall_median']:,.0f} | {r['wall_best']:,.0f} "
             f"| {r['cpu_median']:,.0f} | {r['cpu_best']:,.0f} |"
         )
-    lines += [
-        "",
-        f"Machine: {info['cpu']}, {info['cores']}; {info['load']}, "
-        "{:.2f} at the end (the machine is shared: wall-clock rates fall when other "
-        "processes run on the same core). Python {}, {}. {}.".format(
-            load_end[0], info["python"], info["versions"], info["date"]
-        ),
-    ]
+    lines += ["", machine_line(info, load_end[0])]
     write_section(Path(args.out), START, END, "\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+def measure(s: Scenario, plan: Plan, args: Args) -> list[tuple[str, dict[str, float]]]:
+    """Every figure of the table: (label, rates)."""
+    rows = []
+    for read in (False, True):
+        r = bench_fluid(s, plan, args, read)
+        label = "fluid, intervals/s" + (" (reading p50/p95/p99 too)" if read else "")
+        rows.append((label, r))
+        print(label, {k: round(v) for k, v in r.items()}, flush=True)
+    for rho in (0.5, 0.8, 0.95):
+        r = bench_des(s, plan, args, rho)
+        label = f"DES at utilisation {rho:g}, simulated requests/s"
+        rows.append((label, r))
+        print(label, {k: round(v) for k, v in r.items()}, flush=True)
+    return rows
+
+
+def machine_line(info: dict[str, str], load_end: float) -> str:
+    return (
+        f"Machine: {info['cpu']}, {info['cores']}; {info['load']}, {load_end:.2f} at the end "
+        "(the machine is shared: wall-clock rates fall when other processes run on the same "
+        f"core). Python {info['python']}, {info['versions']}. {info['date']}."
+    )
+
+
+def side_by_side(args: Args, cpu: int) -> None:
+    """Time the code of ``args.against`` and this code alternately (see the module docstring)."""
+    info = machine(cpu)
+    runs: dict[str, list[list[tuple[str, dict[str, float]]]]] = {"ref": [], "this": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_root = Path(tmp) / "ref"
+        ref_root.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", args.against], check=True, capture_output=True
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(ref_root, filter="data")
+        for i in range(args.rounds):
+            for version, root in (("ref", ref_root), ("this", REPO)):
+                out = Path(tmp) / f"{version}-{i}.json"
+                cmd = [sys.executable, __file__, "--cpu", str(cpu), "--emit-json", str(out)]
+                for name in ("repeats", "intervals", "des_seconds"):
+                    cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+                print(f"round {i + 1}/{args.rounds}: {version}", flush=True)
+                env = dict(os.environ, PYTHONPATH=str(root))
+                subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+                got = json.loads(out.read_text())
+                assert Path(got["jbrl"]).is_relative_to(root), got["jbrl"]  # the right code
+                runs[version].append([(label, r) for label, r in got["rows"]])
+    lines = [
+        "## Speed, side by side (experiments/bench_sim.py --against)",
+        "",
+        f"`{args.against}` (ref) and this code, {args.rounds} alternating runs of each (fresh "
+        f"processes, CPU {cpu}), each run {args.repeats} repeats as in the table above; per "
+        "version the median over runs of each run's median rate.",
+        "",
+        "| measure | ref (wall) | this (wall) | this / ref (wall) | ref (CPU time) "
+        "| this (CPU time) | this / ref (CPU time) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for j, (label, _) in enumerate(runs["this"][0]):
+        med = {
+            (v, k): statistics.median(run[j][1][f"{k}_median"] for run in runs[v])
+            for v in runs
+            for k in ("wall", "cpu")
+        }
+        lines.append(
+            f"| {label} | {med['ref', 'wall']:,.0f} | {med['this', 'wall']:,.0f} "
+            f"| {med['this', 'wall'] / med['ref', 'wall']:.3f} | {med['ref', 'cpu']:,.0f} "
+            f"| {med['this', 'cpu']:,.0f} | {med['this', 'cpu'] / med['ref', 'cpu']:.3f} |"
+        )
+    lines += ["", machine_line(info, os.getloadavg()[0])]
+    print("\n".join(lines))
+    write_section(Path(args.out), AB_START, AB_END, "\n".join(lines))
     print(f"wrote {args.out}")
 
 

@@ -50,7 +50,7 @@ def cases() -> list[tuple[Scenario, Plan, str]]:
 
     if JELLYBEAN_DIR.is_dir():
         # JellyBean's heuristic reproduces the plan of JellyBean's README on these inputs
-        # (tests/test_jellybean_heuristic.py); the inputs stay in ../shared.
+        # (tests/planning/test_jellybean_heuristic.py); the inputs stay in ../shared.
         jb = load_scenario(JELLYBEAN_DIR)
         out.append((jb, get_planner("jellybean").plan(jb).plan, "JellyBean's README plan"))
     if "vqa" in embedded_scenarios():

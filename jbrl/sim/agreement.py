@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
-from jbrl.sim.base import SimConfig
+from jbrl.sim.base import IntervalMetrics, SimConfig
 from jbrl.sim.compiled import CompiledPlan
 from jbrl.sim.des import DesSimulator
 from jbrl.sim.fluid import FluidSimulator
@@ -79,7 +79,7 @@ def busiest_utilization(scenario: Scenario, plan: Plan) -> float:
     return best
 
 
-def _window(intervals: list, start: float) -> Totals:  # type: ignore[type-arg]
+def _window(intervals: list[IntervalMetrics], start: float) -> Totals:
     return totals_of([m for m in intervals if m.t_start >= start])
 
 

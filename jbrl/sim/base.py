@@ -32,18 +32,17 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, cast
 
 import numpy as np
 
 from jbrl.errors import InputError
 from jbrl.jsonable import finite_or_none
+from jbrl.planning.latency import SERVICE_FAMILIES, ServiceFamily
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.sim.faults import FaultSchedule
 
-ServiceFamily = Literal["lognormal", "exponential", "deterministic"]
-SERVICE_FAMILIES: tuple[str, ...] = ("lognormal", "exponential", "deterministic")
 DROP_REASONS: tuple[str, ...] = ("timeout", "crash", "no_worker")
 
 Rates = Mapping[str, float] | Sequence[float] | np.ndarray
@@ -255,17 +254,15 @@ def rate_pieces(
     scenario: Scenario, seconds: float, rates: RateSchedule
 ) -> list[tuple[float, np.ndarray]]:
     """Normalise an ``advance`` rate argument into ``[(seconds, vector)]``."""
-    from jbrl.scenario.traces import rates_vector
-
     if not (seconds > 0 and math.isfinite(seconds)):
         raise InputError(
             "must be a positive, finite number of seconds", field="seconds", value=seconds
         )
     if isinstance(rates, (Mapping, np.ndarray)):
-        return [(float(seconds), rates_vector(scenario, rates))]
-    seq = list(rates)
+        return [(float(seconds), _vector(scenario, rates))]
+    seq: list[Any] = list(rates)
     if seq and isinstance(seq[0], tuple):
-        pieces = [(float(d), rates_vector(scenario, r)) for d, r in seq]
+        pieces = [(float(d), _vector(scenario, r)) for d, r in seq]
         total = sum(d for d, _ in pieces)
         if abs(total - seconds) > 1e-6 * max(1.0, seconds):
             raise InputError(
@@ -274,4 +271,11 @@ def rate_pieces(
                 value=[d for d, _ in pieces],
             )
         return [(d, v) for d, v in pieces if d > 0]
-    return [(float(seconds), rates_vector(scenario, seq))]
+    return [(float(seconds), _vector(scenario, seq))]
+
+
+def _vector(scenario: Scenario, rates: Rates) -> np.ndarray:
+    """:func:`~jbrl.scenario.traces.rates_vector`, which takes a vector as a sequence."""
+    from jbrl.scenario.traces import rates_vector
+
+    return rates_vector(scenario, cast("Sequence[float]", rates))

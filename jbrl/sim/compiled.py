@@ -14,8 +14,9 @@ identically:
   its first input edge (in scenario order); its other inputs are sent to the same worker.
 * **Availability.** Workers that are loading a model or crashed get no new traffic while another
   worker of the operator is available (weights renormalised); if none is, traffic queues at them.
-* **Service times** are fitted per (operator, variant, worker): a lognormal through p50 and p90;
-  ``exponential`` and ``deterministic`` keep the same mean.
+* **Service times** are fitted per (operator, variant, worker) by the latency model
+  (:func:`jbrl.planning.latency.fit_service`): a lognormal through p50 and p90; ``exponential``
+  and ``deterministic`` keep the same mean.
 """
 
 from __future__ import annotations
@@ -28,47 +29,11 @@ import numpy as np
 
 from jbrl.errors import InputError
 from jbrl.planning.cost import RATE_TOL, CostReport, evaluate_plan
+from jbrl.planning.latency import ServiceFit, fit_service
 from jbrl.planning.plan import Plan
-from jbrl.scenario.model import KB_PER_GB, Profile, Scenario
+from jbrl.scenario.model import KB_PER_GB, Scenario
 
-Z90 = 1.2815515655446004  # standard normal 90th percentile
 KB_PER_MB = 1024.0
-
-
-@dataclass(frozen=True)
-class ServiceFit:
-    """Service-time distribution of one (operator, variant, worker), in seconds."""
-
-    family: str
-    mean_s: float
-    log_median: float  # lognormal: ln(p50 in s)
-    sigma: float  # lognormal: log-standard deviation
-    scv: float  # squared coefficient of variation
-
-    @property
-    def k(self) -> float:
-        """(1 + SCV) / 2, the Pollaczek-Khinchine factor."""
-        return 0.5 * (1.0 + self.scv)
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        if self.family == "lognormal":
-            return np.exp(rng.normal(self.log_median, self.sigma, n))
-        if self.family == "exponential":
-            return rng.exponential(self.mean_s, n)
-        return np.full(n, self.mean_s)
-
-
-def fit_service(profile: Profile, family: str) -> ServiceFit:
-    p50 = profile.p50_ms / 1000.0
-    sigma = max(0.0, math.log(profile.p90_ms / profile.p50_ms) / Z90)
-    mean = p50 * math.exp(0.5 * sigma * sigma)
-    if family == "lognormal":
-        scv = math.expm1(sigma * sigma)
-    elif family == "exponential":
-        scv = 1.0
-    else:
-        scv = 0.0
-    return ServiceFit(family, mean, math.log(p50), sigma, scv)
 
 
 @dataclass(frozen=True)
@@ -121,11 +86,7 @@ class CompiledPlan:
     ) -> None:
         self.scenario = scenario
         self.plan = plan
-        if design_rates is None:
-            meta_rates = plan.meta.get("rates") if isinstance(plan.meta, dict) else None
-            if isinstance(meta_rates, Mapping) and set(meta_rates) <= set(scenario.source_map):
-                design_rates = {k: float(v) for k, v in meta_rates.items()}
-        self.design_rates = dict(design_rates or scenario.nominal_rates())
+        self.design_rates = _design_rates(scenario, plan, design_rates)
         report = evaluate_plan(scenario, plan, self.design_rates, accuracy_target=-math.inf)
         bad = [v for v in report.violations if v.invalid or v.kind == "worker_reused"]
         if bad:
@@ -142,13 +103,21 @@ class CompiledPlan:
         self.ops = list(scenario.topo_order)
         self.op_index = {n: i for i, n in enumerate(self.ops)}
         self.variant = {op: report.operators[op].variant for op in self.ops}
-        nw = len(self.workers)
         self.price = np.array([w.price for w in scenario.workers])
+        self._resolve_workers(service)
+        self._resolve_edges()
+        self._resolve_flows()
+        self._links: dict[tuple[int, int], LinkCost] = {}
+        self._routing: dict[frozenset[int], Routing] = {}
+
+    def _resolve_workers(self, service: str) -> None:
+        """Workers with traffic, their routing weights (the design rates the cost model gives
+        them), service-time fits, capacities, and what the plan is charged."""
+        scenario, report = self.scenario, self.report
+        nw = len(self.workers)
         self.w_op = np.full(nw, -1, dtype=int)
         self.service: list[ServiceFit | None] = [None] * nw
         self.capacity = np.zeros(nw)
-
-        # ---- workers with traffic, and their weights
         weights: list[dict[int, float]] = [{} for _ in self.ops]
         for op in self.ops:
             oi = self.op_index[op]
@@ -177,7 +146,10 @@ class CompiledPlan:
             self.charged[wi] = True
         self.price_charged_per_s = float(self.price[self.charged].sum()) / 3600.0
 
-        # ---- edges
+    def _resolve_edges(self) -> None:
+        """Edges with their operator indices and message sizes; per operator its input edges,
+        the primary one (whose routing picks the worker) first."""
+        scenario = self.scenario
         self.edges: list[EdgeInfo] = []
         seen_primary: set[str] = set()
         for i, e in enumerate(scenario.edges):
@@ -189,7 +161,6 @@ class CompiledPlan:
             self.edges.append(
                 EdgeInfo(i, e.source, e.target, u, self.op_index[e.target], e.ratio, kb, primary)
             )
-        # primary edge first in each operator's input list
         self.in_edges: list[list[EdgeInfo]] = [[] for _ in self.ops]
         self.out_edges: dict[int, list[EdgeInfo]] = {}
         for ed in self.edges:
@@ -198,25 +169,32 @@ class CompiledPlan:
         for lst in self.in_edges:
             lst.sort(key=lambda ed: not ed.primary)
 
-        # ---- base flow matrices from the cost report
-        self.flow_weights: dict[tuple[int, int], dict[int, float]] = {}
+    def _resolve_flows(self) -> None:
+        """Base flow matrices from the cost report: per (edge, sender), rate to each receiver
+        with traffic."""
         edge_of = {
-            (e.source, e.target): ed for e, ed in zip(scenario.edges, self.edges, strict=True)
+            (e.source, e.target): ed for e, ed in zip(self.scenario.edges, self.edges, strict=True)
         }
-        for f in report.flows:
+        self.flow_weights: dict[tuple[int, int], dict[int, float]] = {}
+        for f in self.report.flows:
             ed = edge_of.get(f.edge)
             if ed is None or f.receiver not in self.worker_index:
                 continue
             b = self.worker_index[f.receiver]
-            if b not in weights[ed.v]:
+            if b not in self.base_weights[ed.v]:
                 continue
             sid = self.sender_id(f.sender)
             if sid is None:
                 continue
             row = self.flow_weights.setdefault((ed.index, sid), {})
             row[b] = row.get(b, 0.0) + f.rate
-        self._links: dict[tuple[int, int], LinkCost] = {}
-        self._routing: dict[frozenset[int], Routing] = {}
+
+    def fit_of(self, wi: int) -> ServiceFit:
+        """The service-time fit of worker ``wi``, which must serve an operator of the plan."""
+        fit = self.service[wi]
+        if fit is None:
+            raise ValueError(f"worker {self.workers[wi]} serves no operator of the plan")
+        return fit
 
     # ------------------------------------------------------------------ names
 
@@ -302,6 +280,18 @@ class CompiledPlan:
         return dict(
             zip(routing.op_workers[ed.v].tolist(), routing.op_share[ed.v].tolist(), strict=True)
         )
+
+
+def _design_rates(
+    scenario: Scenario, plan: Plan, design_rates: Mapping[str, float] | None
+) -> dict[str, float]:
+    """The rates the plan was made for: given, else the plan's ``meta["rates"]`` when they name
+    the scenario's sources, else the scenario's nominal rates."""
+    if design_rates is None:
+        meta_rates = plan.meta.get("rates") if isinstance(plan.meta, dict) else None
+        if isinstance(meta_rates, Mapping) and set(meta_rates) <= set(scenario.source_map):
+            design_rates = {k: float(v) for k, v in meta_rates.items()}
+    return dict(design_rates or scenario.nominal_rates())
 
 
 def load_changes(old: CompiledPlan | None, new: CompiledPlan) -> dict[int, float]:

@@ -162,6 +162,11 @@ class DecisionPoint:
 Decide = Callable[[DecisionPoint], "Plan | None"]
 
 
+def _always(plan: Plan) -> Decide:
+    """The decision rule of a fixed plan."""
+    return lambda _point: plan
+
+
 class RolloutObserver(Protocol):
     """Sees a rollout as it happens (every method optional in spirit: implement what you
     need; :class:`BaseObserver` gives no-op defaults)."""
@@ -228,7 +233,7 @@ def rollout(
     is simulated with the trace's exact piecewise rates; ``progress(t, end)`` is called after
     each interval."""
     tr, end = _checked_trace(scenario, trace, interval, duration)
-    rule: Decide = decide if callable(decide) else (lambda _p, plan=decide: plan)
+    rule: Decide = decide if callable(decide) else _always(decide)
     history: list[dict[str, float]] = []
     point = DecisionPoint(0.0, interval, None, history, None)
     plan = rule(point)

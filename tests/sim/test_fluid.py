@@ -209,3 +209,24 @@ def test_constant_run_is_steady(vqa):
         min(m.throughput for m in late), rel=1e-3
     )
     assert res.totals.dropped_total < 0.01 * res.totals.arrivals
+
+
+def test_lazy_figures_are_computed_once_and_survive_pickling_and_assignment(jellybean):
+    import pickle
+
+    from jbrl.sim.fluid import FluidIntervalMetrics
+
+    plan = plan_from_dict(JELLYBEAN_REFERENCE_PLAN)
+    sim = FluidSimulator()
+    sim.reset(jellybean, plan)
+    m = sim.advance(60, {"ReadImage": 20.0, "ReadSpeech": 20.0})
+    assert isinstance(m, FluidIntervalMetrics)
+    assert "latency_ms" not in vars(m)  # not computed until read
+    lat = m.latency_ms
+    assert m.latency_ms is lat and vars(m)["latency_ms"] is lat  # then a plain attribute
+    copy = pickle.loads(pickle.dumps(m))  # the other lazy figures are computed to pickle
+    assert copy == m and copy.wait_ms == m.wait_ms and copy.utilization == m.utilization
+    other = sim.advance(60, {"ReadImage": 20.0, "ReadSpeech": 20.0})
+    other.latency_ms = {"p99": 1.0}
+    assert other.latency_ms == {"p99": 1.0}
+    assert other.to_dict()["latency_ms"] == {"p99": 1.0}

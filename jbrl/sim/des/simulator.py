@@ -1,34 +1,5 @@
-"""Discrete-event simulator (simpy): every request, every task, every transfer.
-
-Structure (lean on purpose: about 5 simpy events per VQA request, see ``experiments/bench_sim.py``):
-
-* **Arrivals.** A request arrives at rate ``max_s rate(s)`` (Poisson); source ``s`` emits for it
-  when a shared uniform is below ``rate(s) / max_s rate(s)``. Arrival times of an interval are
-  drawn with numpy; an arrival pump (one simpy event per ``chunk_s`` of simulated time) routes
-  the requests of the next chunk to the workers of the operators their sources feed.
-* **Requests** carry a task graph, sampled at arrival from the edge ratios (ratio > 1: fan-out,
-  ``floor(r)`` or ``ceil(r)`` children per task; ratio < 1: sampling) and cached per shape. A task
-  of a join operator waits until every input has been produced (a VQA task needs the image
-  feature and the transcript of the same request). A request completes when all its tasks are
-  done; its latency is from arrival to its last task's end.
-* **Workers** are FIFO servers keyed by the time a task reaches them (after its transfer,
-  ``size / bandwidth + latency`` per link, times any link slow-down). A worker is a small state
-  machine driven by two kinds of simpy timeouts: service completion and wake-up when an idle
-  worker's next task arrives. When a task starts, its service time is drawn and its successors
-  are created and routed at once (their arrival time is known), so transfers cost no event.
-* **Timeouts.** A task that waited longer than ``timeout_s`` in a queue is dropped when the worker
-  reaches it (reason ``timeout``); the rest of its request is skipped wherever it is queued.
-* **Reconfiguration** (``apply``): a worker whose (operator, variant) changes finishes the task
-  in service, then loads the model for its load time and serves nothing meanwhile. Its queued
-  tasks, and those of workers leaving the plan, move to the operator's workers in the new plan
-  (available ones first); none is lost. An operator without workers drops them (``no_worker``).
-* **Faults** (a simpy process over the fault schedule): a crash drops the request in service
-  (``crash``), moves the queue to available siblings, and the worker is skipped by routing until
-  it recovers; link slow-downs stretch transfer times.
-
-Seeded with :class:`numpy.random.SeedSequence` (arrivals, routing and one stream per worker):
-the same seed gives the same result.
-"""
+"""The discrete-event simulator (simpy): the event loop over requests, tasks and workers
+(the model is described in :mod:`jbrl.sim.des`)."""
 
 from __future__ import annotations
 
@@ -53,80 +24,20 @@ from jbrl.sim.base import (
     rate_pieces,
 )
 from jbrl.sim.compiled import CompiledPlan, Routing, load_changes
+from jbrl.sim.des.arrivals import arrival_chunks
+from jbrl.sim.des.model import (
+    ACTIVE,
+    DONE,
+    DRAWS,
+    DROPPED,
+    QueueItem,
+    Request,
+    TaskGraph,
+    Worker,
+    build_task_graph,
+    worker_figures,
+)
 from jbrl.sim.faults import FaultSchedule
-
-_DRAWS = 1024
-_ACTIVE, _DONE, _DROPPED = 0, 1, 2
-
-
-class _Template:
-    """Task graph of one request shape."""
-
-    __slots__ = ("task_op", "need", "children", "src_inputs", "n_tasks", "multi")
-
-    def __init__(self) -> None:
-        self.task_op: list[int] = []
-        self.need: list[int] = []
-        self.children: list[list[tuple[int, int]]] = []  # (child task, edge index)
-        self.src_inputs: list[tuple[int, int, int]] = []  # (task, edge index, source sender id)
-        self.n_tasks = 0
-        self.multi = False  # any task with more than one input
-
-
-class _Request:
-    __slots__ = ("t0", "tpl", "need", "inputs", "unstarted", "finish", "state")
-
-    def __init__(self, t0: float, tpl: _Template) -> None:
-        self.t0 = t0
-        self.tpl = tpl
-        self.need = tpl.need[:] if tpl.multi else tpl.need
-        self.inputs: dict[int, list[tuple[int, float, int]]] | None = {} if tpl.multi else None
-        self.unstarted = tpl.n_tasks
-        self.finish = t0
-        self.state = _ACTIVE
-
-
-class _Worker:
-    __slots__ = (
-        "idx",
-        "heap",
-        "busy",
-        "busy_until",
-        "current",
-        "wake_at",
-        "token",
-        "avail_at",
-        "down",
-        "op",
-        "fit",
-        "rng",
-        "draws",
-        "busy_acc",
-        "wait_sum",
-        "wait_n",
-        "on_done",
-        "on_wake",
-        "load_token",
-    )
-
-    def __init__(self, idx: int, rng: np.random.Generator) -> None:
-        self.idx = idx
-        self.heap: list[tuple[float, int, _Request, int]] = []
-        self.busy = False
-        self.busy_until = 0.0
-        self.current: tuple[float, int, _Request, int] | None = None
-        self.wake_at = math.inf
-        self.token = 0
-        self.avail_at = 0.0
-        self.down = False
-        self.op = -1
-        self.fit: Any = None
-        self.rng = rng
-        self.draws: list[float] = []
-        self.busy_acc = 0.0
-        self.wait_sum = 0.0
-        self.wait_n = 0
-        self.load_token = 0
 
 
 class DesSimulator(Simulator):
@@ -159,7 +70,7 @@ class DesSimulator(Simulator):
         self.rng_route = np.random.default_rng(streams[1])
         self._uniforms: list[float] = []
         self.workers = [
-            _Worker(i, np.random.default_rng(streams[2 + i])) for i in range(len(scenario.workers))
+            Worker(i, np.random.default_rng(streams[2 + i])) for i in range(len(scenario.workers))
         ]
         for w in self.workers:
             w.on_done = self._make_on_done(w)
@@ -167,8 +78,8 @@ class DesSimulator(Simulator):
         self.timeout_s = self.config.timeout_for(scenario)
         self.bound_s = scenario.slo.latency_ms / 1000.0
         self._seq = 0
-        self._templates: dict[tuple[Any, ...], _Template] = {}
-        self._completions: list[tuple[float, int, _Request]] = []
+        self._templates: dict[tuple[Any, ...], TaskGraph] = {}
+        self._completions: list[tuple[float, int, Request]] = []
         self.arrived = 0
         self.completed = 0
         self.dropped = empty_drops()
@@ -200,7 +111,7 @@ class DesSimulator(Simulator):
             changes: dict[int, float] = {}
         else:
             changes = load_changes(old, new)
-        moved: list[tuple[float, int, _Request, int]] = []
+        moved: list[QueueItem] = []
         for w in self.workers:
             wi = w.idx
             leaving = old is not None and wi in old.deployed and wi not in new.deployed
@@ -209,7 +120,7 @@ class DesSimulator(Simulator):
                     moved.extend(w.heap)
                     w.heap = []
                 if not w.busy:  # cancel a pending wake-up (a busy worker finishes its task)
-                    w.token += 1
+                    w.pending = None
                     w.wake_at = math.inf
             new_op = int(new.w_op[wi])
             if wi in changes:
@@ -251,7 +162,7 @@ class DesSimulator(Simulator):
         assert self.compiled is not None
         self.routing: Routing = self.compiled.routing(self._unavailable())
 
-    def _make_loaded(self, w: _Worker, token: int):  # noqa: ANN202
+    def _make_loaded(self, w: Worker, token: int):  # noqa: ANN202
         def loaded(_ev: Any) -> None:
             if w.load_token != token:
                 return
@@ -283,7 +194,7 @@ class DesSimulator(Simulator):
         assert self.compiled is not None
         return self.compiled.worker_index[name]
 
-    def _crash(self, w: _Worker) -> None:
+    def _crash(self, w: Worker) -> None:
         now = self.env.now
         w.down = True
         if w.busy and w.current is not None:
@@ -292,7 +203,7 @@ class DesSimulator(Simulator):
             w.busy_until = now
         w.busy = False
         w.current = None
-        w.token += 1  # the pending completion / wake-up is now stale
+        w.pending = None  # the pending completion / wake-up is now stale
         w.wake_at = math.inf
         self._refresh_routing()
         if w.heap:
@@ -300,7 +211,7 @@ class DesSimulator(Simulator):
             for item in items:
                 self._redispatch(item, avoid=w.idx)
 
-    def _recover(self, w: _Worker) -> None:
+    def _recover(self, w: Worker) -> None:
         w.down = False
         self._refresh_routing()
         if w.op >= 0 and not w.busy:
@@ -335,15 +246,16 @@ class DesSimulator(Simulator):
             u.extend(self.rng_route.random(4096).tolist())
         return u.pop()
 
-    def _service(self, w: _Worker) -> float:
+    def _service(self, w: Worker) -> float:
         d = w.draws
         if not d:
-            d.extend(w.fit.sample(w.rng, _DRAWS).tolist())
+            assert w.fit is not None  # (a worker of the plan)
+            d.extend(w.fit.sample(w.rng, DRAWS).tolist())
         return d.pop()
 
     # ------------------------------------------------------------------ requests
 
-    def _template(self, mask: tuple[bool, ...]) -> _Template:
+    def _template(self, mask: tuple[bool, ...]) -> TaskGraph:
         """Task graph of a request whose sources emit per ``mask``.
 
         With integer edge ratios the graph depends on the mask only and is cached; fractional
@@ -353,39 +265,8 @@ class DesSimulator(Simulator):
             tpl = self._templates.get(mask)
             if tpl is not None:
                 return tpl
-        cp = self.compiled
-        assert cp is not None
-        tpl = _Template()
-        tasks_of: dict[int, list[int]] = {}
-        for v in range(len(cp.ops)):
-            per_edge: list[tuple[int, list[int | None]]] = []
-            for ed in cp.in_edges[v]:
-                owners: list[int | None] = []
-                if ed.u < 0:
-                    if mask[-1 - ed.u]:
-                        owners = [None] * self._count(ed.ratio)
-                else:
-                    for j in tasks_of.get(ed.u, []):
-                        owners.extend([j] * self._count(ed.ratio))
-                per_edge.append((ed.index, owners))
-            n_v = min(len(o) for _, o in per_edge) if per_edge else 0
-            ids = []
-            for i in range(n_v):
-                tid = tpl.n_tasks
-                tpl.n_tasks += 1
-                tpl.task_op.append(v)
-                tpl.children.append([])
-                for e_idx, owners in per_edge:
-                    own = owners[i]
-                    if own is None:
-                        tpl.src_inputs.append((tid, e_idx, cp.edges[e_idx].u))
-                    else:
-                        tpl.children[own].append((tid, e_idx))
-                tpl.need.append(len(per_edge))
-                if len(per_edge) > 1:
-                    tpl.multi = True
-                ids.append(tid)
-            tasks_of[v] = ids
+        assert self.compiled is not None
+        tpl = build_task_graph(self.compiled, mask, self._count)
         if not self._fractional:
             self._templates[mask] = tpl
         return tpl
@@ -401,7 +282,7 @@ class DesSimulator(Simulator):
         if tpl is None:
             tpl = self._template(mask)
         self.arrived += 1
-        req = _Request(t0, tpl)
+        req = Request(t0, tpl)
         if tpl.n_tasks == 0:
             # no source emitted for it: nothing to do, complete on arrival
             self._seq += 1
@@ -410,7 +291,7 @@ class DesSimulator(Simulator):
         for tid, e_idx, sid in tpl.src_inputs:
             self._deliver(req, tid, sid, t0, e_idx)
 
-    def _deliver(self, req: _Request, tid: int, sid: int, t_done: float, e_idx: int) -> None:
+    def _deliver(self, req: Request, tid: int, sid: int, t_done: float, e_idx: int) -> None:
         """Input ``e_idx`` of task ``tid`` has been produced by ``sid`` at ``t_done``."""
         if req.inputs is None:  # single-input task
             self._dispatch(req, tid, ((sid, t_done, e_idx),))
@@ -425,7 +306,7 @@ class DesSimulator(Simulator):
             del req.inputs[tid]
             self._dispatch(req, tid, lst)
 
-    def _dispatch(self, req: _Request, tid: int, inputs: Any) -> None:
+    def _dispatch(self, req: Request, tid: int, inputs: Any) -> None:
         """Route a ready-to-be-created task to a worker of its operator and enqueue it."""
         if req.state:
             return
@@ -471,7 +352,7 @@ class DesSimulator(Simulator):
         self._seq += 1
         return self._seq
 
-    def _enqueue(self, w: _Worker, item: tuple[float, int, _Request, int]) -> None:
+    def _enqueue(self, w: Worker, item: QueueItem) -> None:
         heapq.heappush(w.heap, item)
         if not w.busy and item[0] < w.wake_at:
             at = item[0] if item[0] > w.avail_at else w.avail_at
@@ -482,14 +363,12 @@ class DesSimulator(Simulator):
             else:
                 self._schedule_wake(w, at)
 
-    def _schedule_wake(self, w: _Worker, at: float) -> None:
-        w.token += 1
+    def _schedule_wake(self, w: Worker, at: float) -> None:
         w.wake_at = at
-        tok = w.token
-        ev = self.env.timeout(at - self.env.now, tok)
+        ev = w.pending = self.env.timeout(at - self.env.now)
         ev.callbacks.append(w.on_wake)
 
-    def _redispatch(self, item: tuple[float, int, _Request, int], avoid: int = -1) -> None:
+    def _redispatch(self, item: QueueItem, avoid: int = -1) -> None:
         """Move a queued task to a (new) worker of its operator, keeping its arrival time."""
         ready, _, req, tid = item
         if req.state:
@@ -509,16 +388,16 @@ class DesSimulator(Simulator):
             self.workers[int(ws[min(i, len(ws) - 1)])], (ready, self._next_seq(), req, tid)
         )
 
-    def _drop(self, req: _Request, reason: str) -> None:
-        if req.state == _ACTIVE:
-            req.state = _DROPPED
+    def _drop(self, req: Request, reason: str) -> None:
+        if req.state == ACTIVE:
+            req.state = DROPPED
             self.dropped[reason] += 1
 
     # ------------------------------------------------------------------ workers
 
-    def _make_on_done(self, w: _Worker):  # noqa: ANN202
+    def _make_on_done(self, w: Worker):  # noqa: ANN202
         def on_done(ev: Any) -> None:
-            if ev._value != w.token:
+            if ev is not w.pending:  # stale: the worker crashed or was reconfigured
                 return
             w.busy = False
             w.current = None
@@ -526,16 +405,16 @@ class DesSimulator(Simulator):
 
         return on_done
 
-    def _make_on_wake(self, w: _Worker):  # noqa: ANN202
+    def _make_on_wake(self, w: Worker):  # noqa: ANN202
         def on_wake(ev: Any) -> None:
-            if ev._value != w.token or w.busy:
+            if ev is not w.pending or w.busy:  # stale: rescheduled, or serving already
                 return
             w.wake_at = math.inf
             self._serve(w)
 
         return on_wake
 
-    def _serve(self, w: _Worker) -> None:
+    def _serve(self, w: Worker) -> None:
         """Start the next task on an idle worker, or arrange to be woken for it."""
         env = self.env
         now = env.now
@@ -570,13 +449,13 @@ class DesSimulator(Simulator):
             w.busy_acc += s
             w.wait_sum += waited
             w.wait_n += 1
-            w.token += 1
             w.wake_at = math.inf
-            env.timeout(s, w.token).callbacks.append(w.on_done)
+            ev = w.pending = env.timeout(s)
+            ev.callbacks.append(w.on_done)
             self._started(req, item[3], w.idx, tc)
             return
 
-    def _started(self, req: _Request, tid: int, widx: int, tc: float) -> None:
+    def _started(self, req: Request, tid: int, widx: int, tc: float) -> None:
         """Task ``tid`` started on ``widx`` and ends at ``tc``: create its successors now."""
         if tc > req.finish:
             req.finish = tc
@@ -591,45 +470,10 @@ class DesSimulator(Simulator):
     # ------------------------------------------------------------------ arrivals
 
     def _schedule_arrivals(self, t0: float, pieces: list[tuple[float, np.ndarray]]) -> None:
-        rng = self.rng_arrivals
-        times_all: list[np.ndarray] = []
-        masks_all: list[np.ndarray] = []
-        t = t0
-        for dur, rates in pieces:
-            lam = float(rates.max()) if len(rates) else 0.0
-            if lam > 0:
-                n = int(rng.poisson(lam * dur))
-                ts = np.sort(rng.uniform(t, t + dur, n))
-                u = rng.random(n)
-                p = rates / lam
-                masks = u[:, None] < p[None, :]
-                times_all.append(ts)
-                masks_all.append(masks)
-            t += dur
-        if not times_all:
-            return
-        times = np.concatenate(times_all)
-        masks = np.concatenate(masks_all)
-        if len(times) == 0:
-            return
-        # pack masks into small ints so equal shapes share a key
-        full = masks.all(axis=1)
-        times_l = times.tolist()
-        mask_keys: list[tuple[bool, ...]] = [
-            self._full_mask if f else tuple(row)
-            for f, row in zip(full.tolist(), masks.tolist(), strict=True)
-        ]
-        chunk = self.chunk_s
-        start = 0
-        n = len(times_l)
-        c0 = t0
-        while start < n:
-            c1 = c0 + chunk
-            stop = bisect.bisect_left(times_l, c1, lo=start)
-            if stop > start:
-                self._pump_at(c0, times_l[start:stop], mask_keys[start:stop])
-            start = stop
-            c0 = c1
+        for at, times, masks in arrival_chunks(
+            self.rng_arrivals, t0, pieces, self.chunk_s, self._full_mask
+        ):
+            self._pump_at(at, times, masks)
 
     def _pump_at(self, at: float, times: list[float], masks: list[tuple[bool, ...]]) -> None:
         def pump(_ev: Any) -> None:
@@ -669,9 +513,9 @@ class DesSimulator(Simulator):
         lat = self._iv_latencies
         while comp and comp[0][0] <= t1:
             finish, _, req = heapq.heappop(comp)
-            if req.state != _ACTIVE:
+            if req.state != ACTIVE:
                 continue
-            req.state = _DONE
+            req.state = DONE
             self.completed += 1
             d = finish - req.t0
             lat.append(d * 1000.0)
@@ -690,30 +534,8 @@ class DesSimulator(Simulator):
     ) -> IntervalMetrics:
         cp = self.compiled
         assert cp is not None and self.scenario is not None
-        t1 = t0 + seconds
-        util: dict[str, float] = {}
-        wait: dict[str, float] = {}
-        for w in self.workers:
-            carry = max(0.0, w.busy_until - t1) if w.busy else 0.0
-            busy = w.busy_acc - carry
-            w.busy_acc = carry
-            if w.op >= 0 or busy > 0:
-                name = cp.workers[w.idx]
-                util[name] = busy / seconds
-                wait[name] = w.wait_sum / w.wait_n * 1000.0 if w.wait_n else math.nan
-        backlog = dict.fromkeys(cp.ops, 0.0)
-        op_util = dict.fromkeys(cp.ops, 0.0)
-        counts = dict.fromkeys(cp.ops, 0)
-        for w in self.workers:
-            if w.op >= 0:
-                op = cp.ops[w.op]
-                backlog[op] += len(w.heap) + (1 if w.busy else 0)
-                op_util[op] += util.get(cp.workers[w.idx], 0.0)
-                counts[op] += 1
-        for op in cp.ops:
-            if counts[op]:
-                op_util[op] /= counts[op]
-        mean_rates = sum(d * r for d, r in pieces) / seconds
+        util, wait, backlog, op_util = worker_figures(self.workers, cp, t0 + seconds, seconds)
+        mean_rates = sum((d * r for d, r in pieces), np.zeros(len(cp.sources))) / seconds
         reconf, self._iv_reconf = self._iv_reconf, []
         return IntervalMetrics(
             t_start=t0,
