@@ -57,8 +57,9 @@ def _timed(cmd: list[str]) -> tuple[float, int, float]:
     return time.perf_counter() - t0, proc.returncode, _cpu_children() - c0
 
 
-def timing(repeats: int) -> None:
-    """Plan and demo wall times (fresh processes), median of ``repeats`` for the plan."""
+def timing(repeats: int, demo: bool = True) -> None:
+    """Plan and demo wall times (fresh processes), median of ``repeats`` for the plan;
+    ``demo=False`` times the plan only."""
     before = machine()
     with tempfile.TemporaryDirectory() as tmp:
         plan_out = Path(tmp) / "plan.json"
@@ -67,8 +68,10 @@ def timing(repeats: int) -> None:
             for _ in range(repeats)
         ]
         plan = json.loads(plan_out.read_text())
-        demo_s, demo_rc, demo_cpu = _timed(
-            [JBRL, "demo", "--scenario", "fleet", "-o", str(Path(tmp) / "demo")]
+        demo_run = (
+            _timed([JBRL, "demo", "--scenario", "fleet", "-o", str(Path(tmp) / "demo")])
+            if demo
+            else None
         )
     after = machine()
     plans.sort()
@@ -81,8 +84,12 @@ def timing(repeats: int) -> None:
             "|---|---|---|---|---|",
             f"| `jbrl plan --scenario fleet` (MILP, median of {repeats}) | {wall:.2f} (solver "
             f"{plan['solve_time_s']:.2f}) | {cpu:.2f} | <= 10 | {max(p[1] for p in plans)} |",
-            f"| `jbrl demo --scenario fleet` | {demo_s:.1f} | {demo_cpu:.1f} | <= 180 | "
-            f"{demo_rc} |",
+            "| `jbrl demo --scenario fleet` | "
+            + (
+                f"{demo_run[0]:.1f} | {demo_run[2]:.1f} | <= 180 | {demo_run[1]} |"
+                if demo_run
+                else "not run (--no-demo) | | <= 180 | |"
+            ),
             "",
             f"MILP plan at nominal load: {plan['status']}, {plan['total_cost']:.4f} $/h, "
             f"{sum(len(v) for v in plan['worker_assignment'].values())} workers, model "
@@ -173,6 +180,7 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("timing", help="jbrl plan and jbrl demo wall times")
     t.add_argument("--repeats", type=int, default=3)
+    t.add_argument("--no-demo", action="store_true", help="time the plan only")
     g = sub.add_parser("static-gap", help="MILP-static vs MILP-oracle on a multi-day trace")
     g.add_argument("--days", type=int, default=3)
     g.add_argument("--interval", type=float, default=1800.0)
@@ -181,7 +189,7 @@ def main() -> None:
     if not RESULTS.exists():
         RESULTS.write_text("# Fleet scenario\n\nWritten by `experiments/fleet_scenario.py`.\n")
     if args.cmd == "timing":
-        timing(args.repeats)
+        timing(args.repeats, not args.no_demo)
     else:
         static_gap(args.days, args.interval, args.spread)
 
