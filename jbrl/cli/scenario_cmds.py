@@ -6,14 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from jbrl.cli.common import (
     DEFAULT_SCENARIO_NAME,
     JsonOpt,
     console,
     get_scenario,
+    make_table,
     print_json,
+    print_text,
 )
 from jbrl.errors import InputError
 from jbrl.scenario import (
@@ -46,13 +47,16 @@ def show(
         print_json(s.model_dump(mode="json", by_alias=True, exclude_none=True))
         return
     if yaml_out:
-        console.print(scenario_to_yaml(s), markup=False, highlight=False)
+        print_text(scenario_to_yaml(s))
         return
-    console.print(f"[bold]{s.name}[/bold]: {s.description}")
+    console.print(f"[bold]{s.name}[/bold]: {s.description}", highlight=False)
     demand = s.demand()
-    t = Table(title="Workflow (topological order)")
-    for col in ("node", "kind", "inputs (ratio, KB)", "variants", "nominal rate req/s"):
-        t.add_column(col)
+    t = make_table(
+        ("node", "kind", "inputs (ratio, KB)", "variants", "req/s"),
+        title="Workflow (topological order)",
+        caption="req/s: nominal request rate",
+        right=("req/s",),
+    )
     for src in s.sources:
         t.add_row(src.name, f"source @ {s.tiers[s.source_tier[src.name]]}", "", "", f"{src.rate:g}")
     for op in s.topo_order:
@@ -69,7 +73,8 @@ def show(
     console.print(
         f"SLO: accuracy >= {s.slo.min_accuracy:g}, {s.slo.attainment:.1%} of requests within "
         f"{s.slo.latency_ms:g} ms. Backward traffic {s.backward_traffic}; link cost scale "
-        f"{s.comm_cost_scale:g}; {len(s.profiles)} profiles."
+        f"{s.comm_cost_scale:g}; {len(s.profiles)} profiles.",
+        highlight=False,
     )
 
 
@@ -84,13 +89,13 @@ def _print_accuracy(s: Scenario) -> None:
     combos = sorted(s.variant_combinations(), key=lambda c: c[1])
     meeting = [c for c in combos if c[1] >= s.slo.min_accuracy]
     shown = combos if len(combos) <= SHOW_ROWS else meeting[:SHOW_ROWS]
-    t = Table(title=f"End-to-end accuracy ({s.accuracy.metric})")
     ops = s.accuracy.operators
     wide = len(ops) > 3  # one column per operator would not fit: one column of variants
-    for o in ["variants (" + ", ".join(ops) + ")"] if wide else ops:
-        t.add_column(o)
-    t.add_column("accuracy")
-    t.add_column("meets SLO")
+    t = make_table(
+        (*(["variants (" + ", ".join(ops) + ")"] if wide else ops), "accuracy", "meets SLO"),
+        title=f"End-to-end accuracy ({s.accuracy.metric})",
+        right=("accuracy",),
+    )
     for assign, acc in shown:
         ok = "yes" if acc >= s.slo.min_accuracy else ""
         cells = [" ".join(assign[o] for o in ops)] if wide else [assign[o] for o in ops]
@@ -107,18 +112,19 @@ def _print_accuracy(s: Scenario) -> None:
 
 def _print_workers(s: Scenario) -> None:
     """Workers, or for a long list the pools (workers of one type, tier and price)."""
-    t = Table(title="Workers")
     if len(s.workers) <= SHOW_ROWS:
-        for col in ("worker", "type", "tier", "$/hour"):
-            t.add_column(col)
+        t = make_table(("worker", "type", "tier", "$/hour"), title="Workers", right=("$/hour",))
         for w in s.workers:
             t.add_row(w.name, w.type, s.tiers[s.worker_tier[w.name]], f"{w.price:g}")
     else:
         pools: dict[tuple[str, str, float], list[str]] = {}
         for w in s.workers:
             pools.setdefault((w.type, s.tiers[s.worker_tier[w.name]], w.price), []).append(w.name)
-        for col in ("workers", "count", "type", "tier", "$/hour"):
-            t.add_column(col)
+        t = make_table(
+            ("workers", "count", "type", "tier", "$/hour"),
+            title="Workers (pools: workers of one type, tier and price)",
+            right=("count", "$/hour"),
+        )
         for (wtype, tier, price), names in pools.items():
             span = names[0] if len(names) == 1 else f"{names[0]} .. {names[-1]}"
             t.add_row(span, str(len(names)), wtype, tier, f"{price:g}")

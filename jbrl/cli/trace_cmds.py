@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from jbrl.cli.common import JsonOpt, console, get_scenario, print_json, save_figure
+from jbrl.cli.common import JsonOpt, console, get_scenario, make_table, print_json, save_figure
 from jbrl.errors import InputError
 from jbrl.scenario.azure import Selection, azure_trace
 from jbrl.scenario.trace_stats import trace_statistics
@@ -115,9 +114,7 @@ def _print_trace_summary(summary: dict[str, Any]) -> None:
         f"[bold]{summary['file']}[/bold]: {summary['rows']} rows, {summary['duration_s']:g} s",
         highlight=False,
     )
-    t = Table()
-    for col in ("column", "min", "mean", "max"):
-        t.add_column(col)
+    t = make_table(("column", "min", "mean", "max"), right=("min", "mean", "max"))
     for name, c in summary["columns"].items():
         t.add_row(name, f"{c['min']:.4g}", f"{c['mean']:.4g}", f"{c['max']:.4g}")
     console.print(t)
@@ -163,9 +160,7 @@ def trace_stats(
     if json_out:
         print_json({"file": str(path), **stats})
         return
-    t = Table(title=str(path))
-    t.add_column("statistic")
-    t.add_column("value", justify="right")
+    t = make_table(("statistic", "value"), title=str(path), right=("value",))
     for key, value in stats.items():
         t.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(t)
