@@ -481,9 +481,10 @@ def test_ray_model_resolution_prefers_the_operators_model() -> None:
     from jbrl.errors import InputError
     from jbrl.scenario import load_scenario
 
-    vehicle = resolve_models(load_scenario("vehicle"))
-    assert vehicle[("ReId", "resnet50")] == "reid-resnet50"
-    assert vehicle[("Tracker", "hungarian")] == "hungarian"  # registry names = variant names
+    vehicle = resolve_models(load_scenario("vehicle"))  # registry names = variant names
+    assert vehicle[("ReId", "reid-resnet50")] == "reid-resnet50"
+    assert vehicle[("Detector", "deformable-detr")] == "deformable-detr"
+    assert vehicle[("Tracker", "hungarian")] == "hungarian"
     vqa = resolve_models(load_scenario("vqa"), {"SpeechRecognition": "wav2vec2-base"})
     assert vqa[("VQA", "visualbert")] == "visualbert"
     assert vqa[("SpeechRecognition", "wav2vec2-large")] == "wav2vec2-base"
