@@ -2,7 +2,8 @@
 
     taskset -c 1 .venv/bin/python experiments/profile_scenarios.py measure   # ~1 h on one core
     .venv/bin/python experiments/profile_scenarios.py measure --models resnet50  # re-measure one
-    .venv/bin/python experiments/profile_scenarios.py build                  # ~1 min
+    .venv/bin/python experiments/profile_scenarios.py build                  # vehicle, fleet
+    .venv/bin/python experiments/profile_scenarios.py build --only vqa       # see DEFAULT_BUILD
 
 ``measure`` (:mod:`scenario_measure`) runs ``jbrl profile`` with one thread at batch sizes 1, 2,
 4 and 8 for every CPU variant of the embedded scenarios and writes
@@ -41,6 +42,9 @@ from scenario_common import (  # noqa: E402
 )
 
 Writer = Callable[..., tuple[dict[str, Any], list[str]]]
+DEFAULT_BUILD = ("vehicle", "fleet")
+"""``build`` without ``--only``: vqa is rebuilt only on request (``--only vqa``), together with
+retraining the shipped vqa policy, whose plan ladder and layout follow vqa's profiles."""
 
 
 def _writers() -> dict[str, tuple[Writer, Mapping[str, str]]]:
@@ -69,7 +73,7 @@ def build(names: list[str] | None = None, cpu_file: str | None = None) -> None:
     from jbrl.scenario import load_scenario
 
     for name, (writer, comments) in _writers().items():
-        if names and name not in names:
+        if name not in (names or DEFAULT_BUILD):
             continue
         doc, _ = writer(prof, cpu_prov)  # pass 1: nominal rates 1 (or the site sizes)
         scale = milp_max_scale(doc)

@@ -80,6 +80,12 @@ def test_profiles_are_consistent(scenario):
         # batch profiles: every batch size measured on the CPU (1, 2, 4, 8; the slowest vehicle
         # detectors may lack the largest, see _measured_batches), measured or derived alike;
         # batch 1 is the profile
+        if scenario.name == "vqa":
+            # vqa keeps the profiles the shipped vqa policy was trained on (batch 1, and 4 for
+            # the quick models); rebuilding it from configs/profiles changes that policy's
+            # ladder and layout, so it is rebuilt when the policy is retrained (issue 13)
+            assert [b.batch for b in p.batches] in ([], [1], [1, 4]), p.variant
+            continue
         want = measured[p.variant]
         assert [b.batch for b in p.batches] == want, (p.operator, p.variant, p.worker_type)
         if scenario.name != "vehicle":
