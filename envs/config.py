@@ -32,7 +32,7 @@ from jbrl import limits
 from jbrl.documents import load_yaml
 from jbrl.errors import InputError
 from jbrl.scenario.loader import validation_to_input_error
-from jbrl.scenario.traces import _PARAMS, TRACE_KINDS
+from jbrl.scenario.traces import TRACE_KINDS, TRACE_PARAMS
 
 Number = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -75,7 +75,7 @@ class TraceComponent(_Frozen):
             kinds = [kind] if kind else self.kinds
             if kind and kind not in self.kinds:
                 raise ValueError(f"params.{name}: {kind!r} is not one of kinds {self.kinds}")
-            if not any(pname in _PARAMS[k] for k in kinds):
+            if not any(pname in TRACE_PARAMS[k] for k in kinds):
                 raise ValueError(f"params.{name}: not a parameter of {', '.join(kinds)}")
             if isinstance(value, tuple) and value[0] > value[1]:
                 raise ValueError(f"params.{name}: range [{value[0]}, {value[1]}] is reversed")

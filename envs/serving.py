@@ -213,7 +213,11 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         trace = options.get("trace")
         if trace is None:
             trace, self.trace_info = sample_trace(
-                cfg.traces, self.np_random, cfg.episode_s + cfg.interval_s, cfg.max_scale
+                cfg.traces,
+                self.np_random,
+                cfg.episode_s + cfg.interval_s,
+                cfg.max_scale,
+                self.scenario.nominal_rates(),
             )
         else:
             self.trace_info = {"file": getattr(trace, "file", None)}

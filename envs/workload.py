@@ -12,10 +12,36 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from jbrl.envs.config import TraceComponent
+from jbrl.scenario.generators import GENERATORS
 from jbrl.scenario.model import Scenario
-from jbrl.scenario.traces import SCALE_COLUMN, Trace, generate_trace
+from jbrl.scenario.traces import SCALE_COLUMN, TRACE_PARAMS, Trace, generate_trace
 
-EVAL_SEED_BASE = 1_000_003  # eval traces use seeds from here on; training seeds are < 2**31 draws
+EVAL_SEED_BASE = 1_000_003
+"""Evaluation traces use generator seeds from here on (:func:`eval_seed`); training draws its
+seeds from ``[0, EVAL_SEED_BASE)`` (:func:`sample_trace`), so the two sets never meet."""
+
+
+def eval_seed(seed: int, index: int) -> int:
+    """The generator seed of evaluation trace ``index`` of evaluation set ``seed`` (>= 0)."""
+    if seed < 0 or index < 0:
+        raise ValueError("evaluation seeds and indices are non-negative")
+    return EVAL_SEED_BASE + 97 * seed + index
+
+
+def _kind_params(kind: str, params: Mapping[str, float]) -> dict[str, float]:
+    """The parameters of ``params`` that apply to ``kind``: plain names (when ``kind`` has
+    them) and ``kind.name``."""
+    out: dict[str, float] = {}
+    for name, value in params.items():
+        k, _, pname = name.rpartition(".")
+        if (k == kind or not k) and pname in TRACE_PARAMS[kind]:
+            out[pname] = float(value)
+    return out
+
+
+def _per_source(kind: str, params: Mapping[str, float]) -> bool:
+    """Whether ``kind`` with ``params`` gives every source its own series."""
+    return GENERATORS[kind].per_source or params.get("independent", 0.0) >= 0.5
 
 
 def product_trace(
@@ -24,29 +50,37 @@ def product_trace(
     duration: float,
     seed: int,
     step_s: float = 60.0,
+    nominal: Mapping[str, float] | None = None,
+    max_scale: float | None = None,
 ) -> Trace:
-    """A ``scale`` trace: the product of the multipliers of ``kinds`` on one grid.
+    """The product of the multipliers of ``kinds`` on one grid, capped at ``max_scale``.
 
     ``params`` names parameters plainly (applied to every kind that has it) or as
-    ``kind.name`` (that kind only).
+    ``kind.name`` (that kind only). The result is a ``scale`` trace, unless ``nominal``
+    (source -> nominal req/s) is given and some kind gives every source its own series
+    (``phased``, or ``independent=1``): then one column per source, nominal x multiplier.
     """
-    from jbrl.scenario.traces import _PARAMS
-
+    per_kind = [_kind_params(k, params) for k in kinds]
+    per_source = nominal is not None and any(
+        _per_source(k, p) for k, p in zip(kinds, per_kind, strict=True)
+    )
+    unit = {name: 1.0 for name in nominal} if per_source and nominal is not None else None
     seeds = np.random.SeedSequence(seed).generate_state(len(kinds))
     mult: np.ndarray | None = None
     times: np.ndarray | None = None
     for i, kind in enumerate(kinds):
-        p: dict[str, float] = {}
-        for name, value in params.items():
-            k, _, pname = name.rpartition(".")
-            if (k == kind or not k) and pname in _PARAMS[kind]:
-                p[pname] = float(value)
-        tr = generate_trace(kind, duration, int(seeds[i]), step_s=step_s, params=p)
+        tr = generate_trace(
+            kind, duration, int(seeds[i]), sources=unit, step_s=step_s, params=per_kind[i]
+        )
         times = tr.times
-        col = tr.values[:, 0]
-        mult = col if mult is None else mult * col
+        mult = tr.values if mult is None else mult * tr.values
     assert mult is not None and times is not None
-    return Trace(times, np.round(mult, 6)[:, None], (SCALE_COLUMN,), float(duration))
+    if max_scale is not None:
+        mult = np.minimum(mult, max_scale)
+    if unit is None or nominal is None:
+        return Trace(times, np.round(mult, 6), (SCALE_COLUMN,), float(duration))
+    base = np.array([nominal[n] for n in unit], dtype=float)
+    return Trace(times, np.round(mult * base, 6), tuple(unit), float(duration))
 
 
 def sample_trace(
@@ -54,8 +88,11 @@ def sample_trace(
     rng: np.random.Generator,
     duration: float,
     max_scale: float | None = None,
+    nominal: Mapping[str, float] | None = None,
 ) -> tuple[Trace, dict[str, object]]:
-    """Draw a component (by weight), its parameters and a seed from ``rng``; build the trace."""
+    """Draw a component (by weight), its parameters and a seed below ``EVAL_SEED_BASE`` from
+    ``rng``; build the trace (per source when ``nominal`` is given and the component has a
+    per-source kind, see :func:`product_trace`)."""
     w = np.array([c.weight for c in components], dtype=float)
     ci = int(rng.choice(len(components), p=w / w.sum()))
     comp = components[ci]
@@ -66,9 +103,7 @@ def sample_trace(
         else:
             params[name] = float(value)
     seed = int(rng.integers(0, EVAL_SEED_BASE))
-    tr = product_trace(comp.kinds, params, duration, seed, comp.step_s)
-    if max_scale is not None:
-        tr = Trace(tr.times, np.minimum(tr.values, max_scale), tr.columns, tr.duration)
+    tr = product_trace(comp.kinds, params, duration, seed, comp.step_s, nominal, max_scale)
     return tr, {"component": ci, "kinds": list(comp.kinds), "params": params, "seed": seed}
 
 
@@ -117,7 +152,7 @@ def eval_traces(
     out: dict[str, Trace] = {}
     for i, name in enumerate(names or EVAL_TRACE_SPECS):
         kinds, params = EVAL_TRACE_SPECS[name]
-        tr = product_trace(kinds, params, duration, EVAL_SEED_BASE + 97 * seed + i)
+        tr = product_trace(kinds, params, duration, eval_seed(seed, i))
         tr = Trace(tr.times, tr.values, tr.columns, tr.duration, f"<eval {name} seed {seed}>")
         out[name] = tr.for_scenario(scenario) if scenario is not None else tr
     return out

@@ -61,6 +61,11 @@ class Param(StrEnum):
     PROCESSES = "processes"
     RAY_ADDRESS = "ray_address"
     PLACEMENT = "placement"
+    FUNCTION = "function"
+    APP = "app"
+    SOURCE = "source"
+    SCALE = "scale"
+    CLOCK = "clock"
 
 
 class JbrlError(Exception):

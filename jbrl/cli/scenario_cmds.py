@@ -17,7 +17,12 @@ from jbrl.cli.common import (
     print_text,
 )
 from jbrl.errors import InputError
-from jbrl.scenario import embedded_scenarios, scenario_json_schema, scenario_to_yaml
+from jbrl.scenario import (
+    Scenario,
+    embedded_scenarios,
+    scenario_json_schema,
+    scenario_to_yaml,
+)
 from jbrl.scenario.jellybean import import_jellybean
 
 app = typer.Typer(
@@ -63,27 +68,67 @@ def show(
         )
         t.add_row(op, "operator", ins, ", ".join(s.operator_map[op].variants), f"{demand[op]:g}")
     console.print(t)
-    combos = sorted(s.variant_combinations(), key=lambda c: c[1])
-    if s.accuracy.operators:
-        t = make_table(
-            (*s.accuracy.operators, "accuracy", "meets SLO"),
-            title=f"End-to-end accuracy ({s.accuracy.metric})",
-            right=("accuracy",),
-        )
-        for assign, acc in combos:
-            ok = "yes" if acc >= s.slo.min_accuracy else ""
-            t.add_row(*[assign[o] for o in s.accuracy.operators], f"{acc:g}", ok)
-        console.print(t)
-    t = make_table(("worker", "type", "tier", "$/hour"), title="Workers", right=("$/hour",))
-    for w in s.workers:
-        t.add_row(w.name, w.type, s.tiers[s.worker_tier[w.name]], f"{w.price:g}")
-    console.print(t)
+    _print_accuracy(s)
+    _print_workers(s)
     console.print(
         f"SLO: accuracy >= {s.slo.min_accuracy:g}, {s.slo.attainment:.1%} of requests within "
         f"{s.slo.latency_ms:g} ms. Backward traffic {s.backward_traffic}; link cost scale "
         f"{s.comm_cost_scale:g}; {len(s.profiles)} profiles.",
         highlight=False,
     )
+
+
+SHOW_ROWS = 24
+"""Longer accuracy tables and worker lists are summarised (``--yaml`` prints everything)."""
+
+
+def _print_accuracy(s: Scenario) -> None:
+    """The accuracy table; a long one shows only the combinations that meet the target."""
+    if not s.accuracy.operators:
+        return
+    combos = sorted(s.variant_combinations(), key=lambda c: c[1])
+    meeting = [c for c in combos if c[1] >= s.slo.min_accuracy]
+    shown = combos if len(combos) <= SHOW_ROWS else meeting[:SHOW_ROWS]
+    ops = s.accuracy.operators
+    wide = len(ops) > 3  # one column per operator would not fit: one column of variants
+    t = make_table(
+        (*(["variants (" + ", ".join(ops) + ")"] if wide else ops), "accuracy", "meets SLO"),
+        title=f"End-to-end accuracy ({s.accuracy.metric})",
+        right=("accuracy",),
+    )
+    for assign, acc in shown:
+        ok = "yes" if acc >= s.slo.min_accuracy else ""
+        cells = [" ".join(assign[o] for o in ops)] if wide else [assign[o] for o in ops]
+        t.add_row(*cells, f"{acc:g}", ok)
+    console.print(t)
+    if len(shown) < len(combos):
+        console.print(
+            f"{len(meeting)} of {len(combos)} combinations meet the target "
+            f"{s.slo.min_accuracy:g} ({len(shown)} shown, least accurate first; --yaml lists "
+            "them all)",
+            highlight=False,
+        )
+
+
+def _print_workers(s: Scenario) -> None:
+    """Workers, or for a long list the pools (workers of one type, tier and price)."""
+    if len(s.workers) <= SHOW_ROWS:
+        t = make_table(("worker", "type", "tier", "$/hour"), title="Workers", right=("$/hour",))
+        for w in s.workers:
+            t.add_row(w.name, w.type, s.tiers[s.worker_tier[w.name]], f"{w.price:g}")
+    else:
+        pools: dict[tuple[str, str, float], list[str]] = {}
+        for w in s.workers:
+            pools.setdefault((w.type, s.tiers[s.worker_tier[w.name]], w.price), []).append(w.name)
+        t = make_table(
+            ("workers", "count", "type", "tier", "$/hour"),
+            title="Workers (pools: workers of one type, tier and price)",
+            right=("count", "$/hour"),
+        )
+        for (wtype, tier, price), names in pools.items():
+            span = names[0] if len(names) == 1 else f"{names[0]} .. {names[-1]}"
+            t.add_row(span, str(len(names)), wtype, tier, f"{price:g}")
+    console.print(t)
 
 
 @app.command("validate")

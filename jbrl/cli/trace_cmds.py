@@ -1,4 +1,5 @@
-"""``jbrl trace generate`` and ``jbrl trace show``: seeded synthetic traces and their summary."""
+"""``jbrl trace generate / show / stats / import-azure``: seeded synthetic traces, their summary
+and statistics, and traces from the Azure Functions 2019 invocation files."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import typer
 
 from jbrl.cli.common import JsonOpt, console, get_scenario, make_table, print_json, save_figure
 from jbrl.errors import InputError
+from jbrl.scenario.azure import Selection, azure_trace
+from jbrl.scenario.trace_stats import trace_statistics
 from jbrl.scenario.traces import TRACE_KINDS, Trace, generate_trace, load_trace
 
 trace_app = typer.Typer(
@@ -55,7 +58,7 @@ def trace_generate(
     param: ParamOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Write a seeded synthetic trace: constant, step, diurnal, bursty or random_walk."""
+    """Write a seeded synthetic trace of one kind (README "Load generators")."""
     params = _parse_params(param)
     sources = get_scenario(scenario) if scenario is not None else None
     trace = generate_trace(kind, duration, seed, sources=sources, step_s=step, params=params)
@@ -140,3 +143,97 @@ def plot_trace(trace: Trace, path: Path) -> None:
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
+
+
+@trace_app.command("stats")
+def trace_stats(
+    path: TracePathArg,
+    scenario: CheckScenarioOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Statistics of a trace's total load at 1-minute resolution: mean, peak/mean, CV, lag-1
+    autocorrelation, Hurst parameter, bursts; with several columns, how they move together."""
+    trace = load_trace(path)
+    if scenario is not None:
+        trace = trace.for_scenario(get_scenario(scenario))
+    stats = trace_statistics(trace)
+    if json_out:
+        print_json({"file": str(path), **stats})
+        return
+    t = make_table(("statistic", "value"), title=str(path), right=("value",))
+    for key, value in stats.items():
+        t.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(t)
+
+
+FilesArg = Annotated[
+    list[Path],
+    typer.Argument(help="invocations_per_function_md.anon.dNN.csv files, one per day, in order."),
+]
+FunctionOpt = Annotated[
+    list[str] | None,
+    typer.Option("--function", help="HashFunction (or a unique prefix of >= 8 characters)."),
+]
+AppOpt = Annotated[
+    list[str] | None,
+    typer.Option("--app", help="HashApp: every function of the application (or a prefix)."),
+]
+SourceMapOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--source",
+        help="SOURCE=ID: this source follows its own function or app (needs --scenario).",
+    ),
+]
+ScaleOpt = Annotated[
+    str,
+    typer.Option(
+        "--scale",
+        help="mean (mean load = nominal), peak (peak = nominal), mean=X, peak=X, or a number "
+        "r (multiplier = invocations/s x r).",
+    ),
+]
+
+
+@trace_app.command("import-azure")
+def trace_import_azure(
+    files: FilesArg,
+    output: OutputOpt,
+    function: FunctionOpt = None,
+    app: AppOpt = None,
+    source: SourceMapOpt = None,
+    scale: ScaleOpt = "mean",
+    scenario: SourcesOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Turn Azure Functions 2019 per-minute invocation counts into a trace (one row per minute,
+    the selected functions and apps summed, day files concatenated)."""
+    sc = get_scenario(scenario) if scenario is not None else None
+    sources = _parse_sources(source) if source else None
+    selection = None if sources else Selection(tuple(function or ()), tuple(app or ()))
+    if selection is not None and not (selection.functions or selection.apps):
+        raise InputError("give at least one --function or --app (or --source)", field="--function")
+    trace = azure_trace(files, selection=selection, sources=sources, scale=scale, scenario=sc)
+    try:
+        trace.save(output)
+    except OSError as exc:
+        raise InputError(f"cannot write file: {exc}", file=str(output)) from None
+    summary = trace.summary()
+    summary["file"] = str(output)
+    if json_out:
+        print_json(summary)
+    else:
+        _print_trace_summary(summary)
+
+
+def _parse_sources(items: list[str]) -> dict[str, Selection]:
+    """``["site-a=ID", ...]`` -> {source: Selection}; the ID names a function or an app
+    (whichever has that hash); a source given twice sums both."""
+    out: dict[str, Selection] = {}
+    for item in items:
+        name, sep, ident = item.partition("=")
+        if not sep or not name.strip() or not ident.strip():
+            raise InputError("must be SOURCE=ID", field="--source", value=item)
+        prev = out.get(name.strip(), Selection())
+        out[name.strip()] = Selection(either=(*prev.either, ident.strip()))
+    return out

@@ -45,6 +45,14 @@ WarmupOpt = Annotated[
     int, typer.Option("--warmup", help="Untimed warm-up runs per (model, batch).")
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda[:N].")]
+ClockOpt = Annotated[
+    str,
+    typer.Option(
+        "--clock",
+        help="wall (wall-clock time) or cpu (the compute thread's CPU time; --threads 1 on the "
+        "CPU: a dedicated core's latency on a shared machine).",
+    ),
+]
 OperatorMapOpt = Annotated[
     str,
     typer.Option(
@@ -86,6 +94,7 @@ def profile_command(
     repeats: RepeatsOpt = 20,
     warmup: WarmupOpt = 3,
     device: DeviceOpt = "cpu",
+    clock: ClockOpt = "wall",
     operator_map: OperatorMapOpt = "",
     worker_type: WorkerTypeOpt = "",
     output: OutputOpt = None,
@@ -105,7 +114,7 @@ def profile_command(
         sizes = _parse_batch_sizes(batch_sizes)
         opmap = parse_operator_map(operator_map)
         _check_device(device)
-        records = _measure(names, sizes, threads, device, repeats, warmup, err)
+        records = _measure(names, sizes, (threads, device, clock), repeats, warmup, err)
         if output is not None:
             cmd = _command_line(sys.argv)
             write_profiles(output, records, opmap, worker_type or None, command=cmd)
@@ -154,15 +163,16 @@ def _check_device(device: str) -> None:
 def _measure(
     names: list[str],
     sizes: list[int],
-    threads: int,
-    device: str,
+    settings: tuple[int, str, str],
     repeats: int,
     warmup: int,
     err: Console,
 ) -> list[ProfileRecord]:
-    """:func:`~jbrl.profiling.profiler.profile_models` with a progress bar on ``err``."""
+    """:func:`~jbrl.profiling.profiler.profile_models` with a progress bar on ``err``;
+    ``settings`` = (threads, device, clock)."""
     from jbrl.profiling.profiler import profile_models
 
+    threads, device, clock = settings
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -184,6 +194,7 @@ def _measure(
             repeats=repeats,
             warmup=warmup,
             progress=progress,
+            clock=clock,
         )
 
 

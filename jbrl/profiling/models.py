@@ -4,9 +4,11 @@ Every neural model is built through ``transformers`` from a configuration with *
 weights**: nothing is downloaded (no model hub access is needed or attempted), and the
 architecture matches the published checkpoint named in :attr:`ModelSpec.reference`, so the
 measured latency is the latency of the real model (weights do not change the arithmetic).
-``tests/test_profiling.py`` checks the parameter counts against the published ones.
+``tests/profiling/test_profiling.py`` checks the parameter counts against the published ones.
 
-Input sizes are design choices of the embedded scenarios and are stated per model:
+Names are the variant names of the embedded scenarios (``jbrl scenario show``), so a profile
+and a scenario variant match by name; older names stay as aliases. Input sizes are design
+choices of the embedded scenarios and are stated per model:
 
 * ``resnet18`` .. ``resnet152`` (ExtractImageFeature): ResNet v1.5 backbone without the
   classifier on a 224x224 RGB image; the output is the final 7x7 grid of features
@@ -15,20 +17,20 @@ Input sizes are design choices of the embedded scenarios and are stated per mode
 * ``wav2vec2-base`` / ``wav2vec2-large`` (SpeechRecognition): ``Wav2Vec2ForCTC`` shaped like
   facebook/wav2vec2-base-960h and facebook/wav2vec2-large-960h-lv60-self (24 layers, hidden
   1024) on 5 s of 16 kHz audio; the output is the CTC logits (frames x 32).
-* ``visualbert-vqa`` (VQA): VisualBERT (Li et al. 2019, arXiv:1908.03557), a BERT-base
-  encoder (12 layers, hidden 768) over 20 question tokens plus 49 visual tokens (the ResNet
-  7x7 grid, 2048-d), with the 3,129-answer VQA v2 classifier head; output: answer logits.
-* ``detr-resnet50`` / ``yolos-tiny`` (Detector): DETR with a ResNet-50 backbone (Carion et al.
-  2020) at 750x1333 (a 1280x720 camera frame under DETR's resize rule, shortest side 800 capped
-  at 1333) and YOLOS-Ti (Fang et al. 2021) at its evaluation size 512 (512x910 for 720p);
-  output: 100 detection slots of 92 class logits + 4 box coordinates.
-* ``reid-resnet50`` (ReId): ResNet-50 backbone on a 256x128 vehicle crop, output the pooled
-  2048-d embedding (the common re-identification baseline input size).
-* ``tracker-hungarian`` (Tracker): not a neural network: one frame of DeepSORT-style
-  association in numpy/scipy: cosine distance of 2048-d embeddings plus (1 - IoU) of boxes
-  between N detections and N live tracks, Hungarian assignment with
-  ``scipy.optimize.linear_sum_assignment``, track update. Output: one int64 track id per
-  detection.
+* ``visualbert`` (VQA; alias ``visualbert-vqa``): VisualBERT (Li et al. 2019,
+  arXiv:1908.03557), a BERT-base encoder (12 layers, hidden 768) over 20 question tokens plus
+  49 visual tokens (the ResNet 7x7 grid, 2048-d), with the 3,129-answer VQA v2 classifier
+  head; output: answer logits.
+* Detectors (:mod:`jbrl.profiling.detectors`): ``yolos-tiny`` at its evaluation size 512
+  (512x910 for a 1280x720 frame); ``yolos-small``, ``yolos-base``, ``detr-resnet50``,
+  ``detr-resnet101``, ``conditional-detr-resnet50`` and ``deformable-detr`` at 750x1333 (the
+  720p frame under the DETR resize rule, shortest side 800 capped at 1333); output: the
+  detection slots' class logits and boxes.
+* ``reid-resnet18`` .. ``reid-resnet101`` (ReId): ResNet backbone on a 256x128 vehicle crop
+  (the input size of the re-identification baselines), output the pooled embedding (512-d for
+  ResNet-18/34, 2048-d for ResNet-50/101).
+* ``hungarian`` (Tracker; alias ``tracker-hungarian``): not a neural network, one frame of
+  DeepSORT-style association (:mod:`jbrl.profiling.tracker`).
 """
 
 from __future__ import annotations
@@ -37,13 +39,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-# Detections per frame used by the tracker workload: CityFlow's 8.2 objects per frame
-# (FastTracker benchmark table, huggingface.co/datasets/Hamidreza-Hashemp/FastTracker-Benchmark),
-# rounded down to whole detections.
-TRACKER_DETECTIONS = 8
-EMBEDDING_DIM = 2048
+from jbrl.profiling import detectors
+from jbrl.profiling.detectors import resnet_config
+from jbrl.profiling.tracker import EMBEDDING_DIM, TRACKER_DETECTIONS, tracker_build, tracker_call
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,9 @@ class ModelSpec:
 
     ``build(device)`` returns the ready model (its duration is the measured load time);
     ``make_call(model, batch, device, seed)`` returns a zero-argument function that runs one
-    batch and returns the output tensors/arrays.
+    batch and returns the output tensors/arrays. ``params_published_m`` is the published
+    parameter count (millions) and ``params_rel_tol`` how far a build may be from it (wider
+    where the publication rounds to whole millions).
     """
 
     name: str
@@ -63,6 +63,7 @@ class ModelSpec:
     make_call: Callable[[Any, int, str, int], Callable[[], list[Any]]]
     reference: str = ""
     params_published_m: float | None = None
+    params_rel_tol: float = 0.02
     neural: bool = True
     aliases: tuple[str, ...] = field(default_factory=tuple)
     imports: tuple[str, ...] = field(default_factory=tuple)
@@ -77,23 +78,6 @@ class ModelSpec:
 
 
 # --------------------------------------------------------------------------- builders
-
-
-def _resnet_config(depth: int) -> Any:
-    from transformers import ResNetConfig
-
-    layout = {
-        18: ([2, 2, 2, 2], "basic"),
-        34: ([3, 4, 6, 3], "basic"),
-        50: ([3, 4, 6, 3], "bottleneck"),
-        101: ([3, 4, 23, 3], "bottleneck"),
-        152: ([3, 8, 36, 3], "bottleneck"),
-    }
-    depths, layer_type = layout[depth]
-    hidden = [64, 128, 256, 512] if layer_type == "basic" else [256, 512, 1024, 2048]
-    return ResNetConfig(
-        depths=depths, layer_type=layer_type, hidden_sizes=hidden, embedding_size=64
-    )
 
 
 def _torch_build(factory: Callable[[], Any]) -> Callable[[str], Any]:
@@ -165,7 +149,7 @@ def _vqa_inputs(batch: int, gen: Any) -> dict[str, Any]:
 def _resnet(depth: int) -> Any:
     from transformers import ResNetModel
 
-    return ResNetModel(_resnet_config(depth))
+    return ResNetModel(resnet_config(depth))
 
 
 def _wav2vec2(large: bool) -> Any:
@@ -190,40 +174,8 @@ def _wav2vec2(large: bool) -> Any:
 def _visualbert() -> Any:
     from transformers import VisualBertConfig, VisualBertForQuestionAnswering
 
-    cfg = VisualBertConfig(visual_embedding_dim=EMBEDDING_DIM, **_labels(VQA_ANSWERS))
+    cfg = VisualBertConfig(visual_embedding_dim=EMBEDDING_DIM, **detectors.labels(VQA_ANSWERS))
     return VisualBertForQuestionAnswering(cfg)
-
-
-def _detr() -> Any:
-    from transformers import DetrConfig, DetrForObjectDetection
-
-    # transformers 4.x builds a timm backbone with pretrained weights unless told not to; 5.x
-    # has no such options (and ignores them), so they go through the generic keywords.
-    no_download: dict[str, Any] = {"use_timm_backbone": False, "use_pretrained_backbone": False}
-    cfg = DetrConfig(**no_download, **_labels(91))
-    return DetrForObjectDetection(cfg)
-
-
-def _yolos_tiny() -> Any:
-    from transformers import YolosConfig, YolosForObjectDetection
-
-    cfg = YolosConfig(  # hustvl/yolos-tiny
-        hidden_size=192,
-        num_hidden_layers=12,
-        num_attention_heads=3,
-        intermediate_size=768,
-        image_size=[800, 1333],
-        use_mid_position_embeddings=False,
-        num_detection_tokens=100,
-        **_labels(91),
-    )
-    return YolosForObjectDetection(cfg)
-
-
-def _labels(n: int) -> dict[str, Any]:
-    """``num_labels=n`` for a transformers config: a generic ``PretrainedConfig`` keyword that
-    the typed signatures of transformers 5 do not list."""
-    return {"num_labels": n}
 
 
 def _last_hidden(out: Any) -> list[Any]:
@@ -238,82 +190,25 @@ def _logits(out: Any) -> list[Any]:
     return [out.logits]
 
 
-def _detections(out: Any) -> list[Any]:
-    return [out.logits, out.pred_boxes]
-
-
-# --------------------------------------------------------------------------- tracker
-
-
-class HungarianTracker:
-    """One frame of DeepSORT-style association (appearance + IoU, Hungarian assignment)."""
-
-    def __init__(self, n_tracks: int, dim: int, rng: np.random.Generator) -> None:
-        self.embeddings = _unit_rows(rng.standard_normal((n_tracks, dim)))
-        self.boxes = _random_boxes(rng, n_tracks)
-        self.ids = np.arange(n_tracks, dtype=np.int64)
-        self.next_id = n_tracks
-
-    def step(self, embeddings: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        from scipy.optimize import linear_sum_assignment
-
-        emb = _unit_rows(embeddings)
-        cos_dist = 1.0 - emb @ self.embeddings.T
-        cost = 0.5 * cos_dist + 0.5 * (1.0 - _iou(boxes, self.boxes))
-        rows, cols = linear_sum_assignment(cost)
-        out = np.full(len(boxes), -1, dtype=np.int64)
-        for r, c in zip(rows, cols, strict=True):
-            if cost[r, c] < 0.7:
-                out[r] = self.ids[c]
-                self.embeddings[c] = _unit_rows(0.9 * self.embeddings[c] + 0.1 * emb[r])
-                self.boxes[c] = boxes[r]
-        for r in np.flatnonzero(out < 0):
-            out[r] = self.next_id
-            self.next_id += 1
-        return out
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-def _random_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
-    xy = rng.uniform(0, 1000, size=(n, 2))
-    wh = rng.uniform(40, 200, size=(n, 2))
-    return np.concatenate([xy, xy + wh], axis=1)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
-
-
-def _tracker_build(device: str) -> Any:
-    return {"n": TRACKER_DETECTIONS, "dim": EMBEDDING_DIM}
-
-
-def _tracker_call(model: Any, batch: int, device: str, seed: int) -> Callable[[], list[Any]]:
-    rng = np.random.default_rng(seed)
-    tracker = HungarianTracker(model["n"], model["dim"], rng)
-    frames = [
-        (rng.standard_normal((model["n"], model["dim"])), _random_boxes(rng, model["n"]))
-        for _ in range(batch)
-    ]
-
-    def call() -> list[Any]:
-        return [tracker.step(e, b) for e, b in frames]
-
-    return call
-
-
 # --------------------------------------------------------------------------- registry
 
+# Published parameter counts of the torchvision ResNets (model docs, num_params with the
+# 1000-class head) minus the head (0.513M for 512 features, 2.049M for 2048): backbone only.
+RESNET_PARAMS_M = {
+    18: 11.689512 - 0.513000,
+    34: 21.797672 - 0.513000,
+    50: 25.557032 - 2.049000,
+    101: 44.549160 - 2.049000,
+    152: 60.192808 - 2.049000,
+}
+RESNET_IMPORTS = ("ResNetConfig", "ResNetModel")
+DETR_IMPORTS = ("ResNetConfig", "DetrConfig", "DetrForObjectDetection")
+YOLOS_IMPORTS = ("YolosConfig", "YolosForObjectDetection")
+FRAME_720P_DETR = "1x3x750x1333 float32 (720p frame, DETR resize: shortest side 800, max 1333)"
+DETECTION_OUT = "class logits + 4 box coordinates per detection slot"
 
-def _resnet_spec(depth: int, params: float) -> ModelSpec:
+
+def _resnet_spec(depth: int) -> ModelSpec:
     channels = 512 if depth < 50 else 2048
     return ModelSpec(
         name=f"resnet{depth}",
@@ -323,21 +218,32 @@ def _resnet_spec(depth: int, params: float) -> ModelSpec:
         build=_torch_build(lambda: _resnet(depth)),
         make_call=_torch_call(_image(224, 224), _last_hidden),
         reference=f"torchvision resnet{depth} / microsoft/resnet-{depth}",
-        params_published_m=params,
-        imports=("ResNetConfig", "ResNetModel"),
+        params_published_m=RESNET_PARAMS_M[depth],
+        imports=RESNET_IMPORTS,
     )
 
 
-MODELS: dict[str, ModelSpec] = {
-    s.name: s
-    for s in [
-        # Published parameter counts: torchvision model docs (num_params, with the 1000-class
-        # head of 0.513M/2.049M parameters) minus the head -> backbone only.
-        _resnet_spec(18, 11.689512 - 0.513000),
-        _resnet_spec(34, 21.797672 - 0.513000),
-        _resnet_spec(50, 25.557032 - 2.049000),
-        _resnet_spec(101, 44.549160 - 2.049000),
-        _resnet_spec(152, 60.192808 - 2.049000),
+def _reid_spec(depth: int, aliases: tuple[str, ...] = ()) -> ModelSpec:
+    channels = 512 if depth < 50 else 2048
+    return ModelSpec(
+        name=f"reid-resnet{depth}",
+        operator="ReId",
+        description=f"ResNet-{depth} v1.5 backbone as vehicle re-id embedder (pooled)",
+        input_desc=f"1x3x256x128 float32 vehicle crop; output {channels} float32",
+        build=_torch_build(lambda: _resnet(depth)),
+        make_call=_torch_call(_image(256, 128), _pooled),
+        reference=(
+            f"torchvision resnet{depth} backbone, the re-id baseline of Luo et al. 2019 "
+            "(github.com/michuanhaohao/reid-strong-baseline, 256x128 input)"
+        ),
+        params_published_m=RESNET_PARAMS_M[depth],
+        aliases=aliases,
+        imports=RESNET_IMPORTS,
+    )
+
+
+def _speech_specs() -> list[ModelSpec]:
+    return [
         ModelSpec(
             name="wav2vec2-base",
             operator="SpeechRecognition",
@@ -361,71 +267,155 @@ MODELS: dict[str, ModelSpec] = {
             aliases=("wav2vec2-large-960h-lv60-self",),
             imports=("Wav2Vec2Config", "Wav2Vec2ForCTC"),
         ),
-        ModelSpec(
-            name="visualbert-vqa",
-            operator="VQA",
-            description="VisualBERT (BERT-base, 12 layers x 768) with the VQA v2 answer head",
-            input_desc=(
-                f"{VQA_QUESTION_TOKENS} question tokens + {VQA_VISUAL_TOKENS} visual tokens "
-                f"(2048-d); output {VQA_ANSWERS} answer logits"
-            ),
-            build=_torch_build(_visualbert),
-            make_call=_torch_call(_vqa_inputs, _logits),
-            reference="VisualBERT (Li et al. 2019), uclanlp/visualbert-vqa architecture",
-            params_published_m=None,
-            aliases=("vqa",),
-            imports=("VisualBertConfig", "VisualBertForQuestionAnswering"),
+    ]
+
+
+def _vqa_spec() -> ModelSpec:
+    return ModelSpec(
+        name="visualbert",
+        operator="VQA",
+        description="VisualBERT (BERT-base, 12 layers x 768) with the VQA v2 answer head",
+        input_desc=(
+            f"{VQA_QUESTION_TOKENS} question tokens + {VQA_VISUAL_TOKENS} visual tokens "
+            f"(2048-d); output {VQA_ANSWERS} answer logits"
         ),
-        ModelSpec(
-            name="detr-resnet50",
-            operator="Detector",
-            description="DETR, ResNet-50 backbone, 6+6 transformer layers, 100 queries",
-            input_desc="1x3x750x1333 float32 (720p frame, DETR resize); output 100x92 + 100x4",
-            build=_torch_build(_detr),
-            make_call=_torch_call(_image(750, 1333), _detections),
-            reference="facebook/detr-resnet-50 (41M parameters, DETR paper)",
-            params_published_m=41.0,
-            imports=("DetrConfig", "DetrForObjectDetection"),
+        build=_torch_build(_visualbert),
+        make_call=_torch_call(_vqa_inputs, _logits),
+        reference="VisualBERT (Li et al. 2019), uclanlp/visualbert-vqa architecture",
+        params_published_m=None,
+        aliases=("visualbert-vqa", "vqa"),
+        imports=("VisualBertConfig", "VisualBertForQuestionAnswering"),
+    )
+
+
+def _detector(
+    name: str,
+    factory: Callable[[], Any],
+    hw: tuple[int, int],
+    reference: str,
+    params: float,
+    imports: tuple[str, ...],
+    description: str,
+    tol: float = 0.02,
+) -> ModelSpec:
+    size = FRAME_720P_DETR if hw == (750, 1333) else f"1x3x{hw[0]}x{hw[1]} float32"
+    return ModelSpec(
+        name=name,
+        operator="Detector",
+        description=description,
+        input_desc=f"{size}; output {DETECTION_OUT}",
+        build=_torch_build(factory),
+        make_call=_torch_call(_image(*hw), detectors.detections),
+        reference=reference,
+        params_published_m=params,
+        params_rel_tol=tol,
+        imports=imports,
+    )
+
+
+def _detector_specs() -> list[ModelSpec]:
+    big = (750, 1333)
+    yolos_ref = "github.com/hustvl/YOLOS README results table"
+    return [
+        _detector(
+            "yolos-tiny",
+            lambda: detectors.yolos("tiny"),
+            (512, 910),
+            f"hustvl/yolos-tiny ({yolos_ref}: 6.5M parameters, eval size 512 -> 512x910 "
+            "for a 720p frame)",
+            6.5,
+            YOLOS_IMPORTS,
+            "YOLOS-Ti (DeiT-tiny, 12 layers x 192), 100 detection tokens",
         ),
-        ModelSpec(
-            name="yolos-tiny",
-            operator="Detector",
-            description="YOLOS-Ti (DeiT-tiny, 12 layers x 192), 100 detection tokens",
-            input_desc="1x3x512x910 float32 (720p frame at eval size 512); output 100x92 + 100x4",
-            build=_torch_build(_yolos_tiny),
-            make_call=_torch_call(_image(512, 910), _detections),
-            reference="hustvl/yolos-tiny (6.5M parameters, YOLOS README)",
-            params_published_m=6.5,
-            imports=("YolosConfig", "YolosForObjectDetection"),
+        _detector(
+            "yolos-small",
+            lambda: detectors.yolos("small"),
+            big,
+            f"hustvl/yolos-small ({yolos_ref}: 30.7M parameters, eval size 800)",
+            30.7,
+            YOLOS_IMPORTS,
+            "YOLOS-S (DeiT-small, 12 layers x 384, mid position embeddings)",
         ),
-        ModelSpec(
-            name="reid-resnet50",
-            operator="ReId",
-            description="ResNet-50 v1.5 backbone as vehicle re-id embedder (pooled 2048-d)",
-            input_desc="1x3x256x128 float32 vehicle crop; output 2048 float32",
-            build=_torch_build(lambda: _resnet(50)),
-            make_call=_torch_call(_image(256, 128), _pooled),
-            reference="torchvision resnet50 backbone (23.5M parameters without the head)",
-            params_published_m=25.557032 - 2.049000,
-            imports=("ResNetConfig", "ResNetModel"),
+        _detector(
+            "yolos-base",
+            lambda: detectors.yolos("base"),
+            big,
+            f"hustvl/yolos-base ({yolos_ref}: 127M parameters, eval size 800)",
+            127.0,
+            YOLOS_IMPORTS,
+            "YOLOS-B (DeiT-base, 12 layers x 768, mid position embeddings)",
         ),
-        ModelSpec(
-            name="tracker-hungarian",
-            operator="Tracker",
-            description=(
-                "DeepSORT-style association in numpy/scipy: cosine + IoU cost, "
-                "scipy.optimize.linear_sum_assignment"
-            ),
-            input_desc=(
-                f"one frame: {TRACKER_DETECTIONS} detections x {EMBEDDING_DIM}-d embeddings "
-                f"and boxes vs {TRACKER_DETECTIONS} live tracks; output int64 track ids"
-            ),
-            build=_tracker_build,
-            make_call=_tracker_call,
-            reference="Hungarian assignment (scipy), DeepSORT-style cost",
-            neural=False,
-            imports=(),
+        _detector(
+            "detr-resnet50",
+            lambda: detectors.detr(50),
+            big,
+            "facebook/detr-resnet-50 (41M parameters, DETR paper / ConditionalDETR README)",
+            41.0,
+            DETR_IMPORTS,
+            "DETR, ResNet-50 backbone, 6+6 transformer layers, 100 queries",
         ),
+        _detector(
+            "detr-resnet101",
+            lambda: detectors.detr(101),
+            big,
+            "facebook/detr-resnet-101 (60M parameters, DETR paper / ConditionalDETR README)",
+            60.0,
+            DETR_IMPORTS,
+            "DETR, ResNet-101 backbone, 6+6 transformer layers, 100 queries",
+        ),
+        _detector(
+            "conditional-detr-resnet50",
+            detectors.conditional_detr,
+            big,
+            "microsoft/conditional-detr-resnet-50 (44M parameters, "
+            "github.com/Atten4Vis/ConditionalDETR README model zoo)",
+            44.0,
+            ("ResNetConfig", "ConditionalDetrConfig", "ConditionalDetrForObjectDetection"),
+            "Conditional DETR, ResNet-50 backbone, 300 queries",
+        ),
+        _detector(
+            "deformable-detr",
+            detectors.deformable_detr,
+            big,
+            "SenseTime/deformable-detr (40M parameters, published to whole millions, "
+            "github.com/fundamentalvision/Deformable-DETR README main results)",
+            40.0,
+            ("ResNetConfig", "DeformableDetrConfig", "DeformableDetrForObjectDetection"),
+            "Deformable DETR, ResNet-50, multi-scale (4 levels), 300 queries",
+            tol=0.03,
+        ),
+    ]
+
+
+def _tracker_spec() -> ModelSpec:
+    return ModelSpec(
+        name="hungarian",
+        operator="Tracker",
+        description=(
+            "DeepSORT-style association in numpy/scipy: cosine + IoU cost, "
+            "scipy.optimize.linear_sum_assignment"
+        ),
+        input_desc=(
+            f"one frame: {TRACKER_DETECTIONS} detections x {EMBEDDING_DIM}-d embeddings "
+            f"and boxes vs {TRACKER_DETECTIONS} live tracks; output int64 track ids"
+        ),
+        build=tracker_build,
+        make_call=tracker_call,
+        reference="Hungarian assignment (scipy), DeepSORT-style cost",
+        neural=False,
+        aliases=("tracker-hungarian",),
+    )
+
+
+MODELS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in [
+        *(_resnet_spec(d) for d in (18, 34, 50, 101, 152)),
+        *_speech_specs(),
+        _vqa_spec(),
+        *_detector_specs(),
+        *(_reid_spec(d) for d in (18, 34, 50, 101)),
+        _tracker_spec(),
     ]
 }
 

@@ -6,8 +6,12 @@ The result is a list of :class:`ProfileRecord`; :func:`records_to_profiles` turn
 
 Conventions:
 
-* latency is wall-clock time of one forward call for the whole batch (``time.perf_counter``;
-  on CUDA the device is synchronised before and after each call);
+* latency is the time of one forward call for the whole batch: wall-clock
+  (``time.perf_counter``; on CUDA the device is synchronised before and after each call), or,
+  with ``clock="cpu"`` (one thread on the CPU only), the CPU time of the one compute thread
+  (``time.thread_time``), which leaves out the time the operating system gives other processes:
+  the estimate of a dedicated core's latency on a shared machine (cache and memory-bandwidth
+  interference from other processes remain in it);
 * p50/p90 are ``numpy.percentile`` (linear interpolation) of the timed runs;
 * ``output_kb`` is bytes of the output tensor(s) per request (whole batch / batch size) / 1024;
 * ``load_s`` is the time to construct the model with random initialisation and move it to
@@ -31,6 +35,8 @@ from jbrl.errors import InputError, Param
 from jbrl.profiling.models import MODELS, ModelSpec, resolve_model
 
 ProgressCallback = Callable[[str, int, int], None]
+CLOCKS = ("wall", "cpu")
+"""Latency clocks: wall-clock time, or the compute thread's CPU time (one CPU thread only)."""
 """``progress(description, completed_steps, total_steps)``."""
 
 
@@ -58,6 +64,7 @@ class ProfileRecord:
     torch_version: str
     transformers_version: str
     date: str
+    clock: str = "wall"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -190,11 +197,13 @@ def profile_models(
     warmup: int = 3,
     progress: ProgressCallback | None = None,
     seed: int = 0,
+    clock: str = "wall",
 ) -> list[ProfileRecord]:
     """Measure every model at every batch size; return one record per (model, batch).
 
     ``threads`` is applied with ``torch.set_num_threads`` for the duration of the call (and
     restored afterwards). Models are built one at a time and released after measuring.
+    ``clock`` is ``wall`` or ``cpu`` (thread CPU time: one thread on the CPU only).
     """
     import os
 
@@ -205,6 +214,7 @@ def profile_models(
     dev = check_device(device)
     batches = sorted({int(b) for b in batch_sizes})
     _check_settings(batches, threads, repeats, warmup)
+    _check_clock(clock, threads, dev)
     hardware = hardware_name(dev)
     torch_v, tf_v = _versions()
     run = _Run(
@@ -217,6 +227,7 @@ def profile_models(
         torch_version=torch_v,
         transformers_version=tf_v,
         date=time.strftime("%Y-%m-%d", time.gmtime()),
+        clock=clock,
         progress=_Progress(progress, ((warmup + repeats) * len(batches) + 1) * len(specs)),
     )
     old_threads = torch.get_num_threads()
@@ -239,6 +250,17 @@ def _check_settings(batches: Sequence[int], threads: int, repeats: int, warmup: 
         raise InputError("must be at least 1", field=Param.REPEATS, value=repeats)
     if warmup < 0:
         raise InputError("must be 0 or more", field=Param.WARMUP, value=warmup)
+
+
+def _check_clock(clock: str, threads: int, device: str) -> None:
+    if clock not in CLOCKS:
+        raise InputError(f"must be one of {', '.join(CLOCKS)}", field=Param.CLOCK, value=clock)
+    if clock == "cpu" and (threads != 1 or device != "cpu"):
+        raise InputError(
+            "the cpu clock (the compute thread's CPU time) needs --threads 1 on --device cpu",
+            field=Param.CLOCK,
+            value=clock,
+        )
 
 
 class _Progress:
@@ -271,7 +293,12 @@ class _Run:
     torch_version: str
     transformers_version: str
     date: str
+    clock: str
     progress: _Progress
+
+    def now(self) -> float:
+        """Seconds on the run's clock."""
+        return time.thread_time() if self.clock == "cpu" else time.perf_counter()
 
 
 def _profile_model(spec: ModelSpec, batches: list[int], run: _Run) -> list[ProfileRecord]:
@@ -283,10 +310,10 @@ def _profile_model(spec: ModelSpec, batches: list[int], run: _Run) -> list[Profi
     spec.preload()
     torch.manual_seed(run.seed)
     gc.collect()
-    t0 = time.perf_counter()
+    t0 = run.now()
     model = spec.build(dev)
     _sync(dev)
-    load_s = time.perf_counter() - t0
+    load_s = run.now() - t0
     run.progress.tick(f"{spec.name}: built")
     params = (
         sum(p.numel() for p in model.parameters()) / 1e6 if hasattr(model, "parameters") else None
@@ -319,6 +346,7 @@ def _profile_model(spec: ModelSpec, batches: list[int], run: _Run) -> list[Profi
                 torch_version=run.torch_version,
                 transformers_version=run.transformers_version,
                 date=run.date,
+                clock=run.clock,
             )
         )
     del model
@@ -342,10 +370,10 @@ def _time_calls(
     times = np.empty(run.repeats)
     for i in range(run.repeats):
         _sync(dev)
-        s = time.perf_counter()
+        s = run.now()
         outputs = call()
         _sync(dev)
-        times[i] = (time.perf_counter() - s) * 1000.0
+        times[i] = (run.now() - s) * 1000.0
         if i == 0:
             out_bytes = _output_bytes(outputs)
         run.progress.tick(desc)
@@ -380,6 +408,11 @@ def parse_operator_map(text: str | None) -> dict[str, tuple[str, str | None]]:
 
 
 def provenance_of(rec: ProfileRecord) -> str:
+    clock = (
+        ", timed as the compute thread's CPU time (time.thread_time; the machine was shared)"
+        if rec.clock == "cpu"
+        else ""
+    )
     kind = "random-weight model built from its transformers config"
     spec = MODELS.get(rec.model)
     if spec is not None and not spec.neural:
@@ -388,7 +421,7 @@ def provenance_of(rec: ProfileRecord) -> str:
         f"measured by `jbrl profile` on {rec.hardware}, device {rec.device}, "
         f"{rec.threads} thread(s), torch {rec.torch_version}, transformers "
         f"{rec.transformers_version}, {rec.date}; {kind}; input {rec.input_desc}; "
-        f"p50/p90 of {rec.repeats} timed runs after {rec.warmup} warm-up; load_s = "
+        f"p50/p90 of {rec.repeats} timed runs after {rec.warmup} warm-up{clock}; load_s = "
         "construction with random init + move to device (no weight file read)"
     )
 

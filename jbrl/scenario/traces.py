@@ -31,11 +31,20 @@ import numpy as np
 from jbrl import limits
 from jbrl.documents import read_text
 from jbrl.errors import InputError, Param
+from jbrl.scenario.generators import (
+    GENERATORS,
+    MAX_ONOFF_PERIODS,
+    GeneratorSpec,
+    onoff_periods,
+)
 from jbrl.scenario.model import Scenario
 
 SCALE_COLUMN = "scale"
 TIME_COLUMN = "time_s"
-TRACE_KINDS = ("constant", "step", "diurnal", "bursty", "random_walk")
+TRACE_KINDS: tuple[str, ...] = tuple(GENERATORS)
+TRACE_PARAMS: dict[str, set[str]] = {k: set(g.defaults) for k, g in GENERATORS.items()}
+"""The parameter names of every trace kind."""
+"""Most rows a generated trace may have (time and memory are linear in it)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -393,23 +402,40 @@ def generate_trace(
     step_s: float = 60.0,
     params: Mapping[str, float] | None = None,
 ) -> Trace:
-    """A seeded synthetic trace of ``kind`` (one of :data:`TRACE_KINDS`).
+    """A seeded synthetic trace of ``kind`` (one of :data:`TRACE_KINDS`, defined in
+    :mod:`jbrl.scenario.generators`).
 
-    Every kind produces a multiplier m(t) (1.0 = nominal) on a grid of ``step_s`` seconds. With
+    Every kind produces multipliers m(t) (1.0 = nominal) on a grid of ``step_s`` seconds. With
     ``sources`` (a mapping of nominal rates, or a scenario) the trace has one column per source
-    (nominal * m(t), the same multiplier for every source, so joins stay balanced); without, a
-    single ``scale`` column. ``params`` tunes the kind:
-
-    * constant: ``level`` (1.0)
-    * step: ``low`` (0.5), ``high`` (1.5), ``at_s`` (duration / 2)
-    * diurnal: ``mean`` (1.0), ``amplitude`` (0.5), ``period_s`` (duration), ``phase`` (0, in
-      cycles; the minimum is at the start), ``noise`` (0.05, lognormal sigma per step)
-    * bursty: ``base`` (1.0), ``burst`` (2.0), ``mean_normal_s`` (600), ``mean_burst_s`` (120),
-      ``flash_per_hour`` (0.5), ``flash_peak`` (3.0), ``flash_decay_s`` (120), ``noise`` (0.05)
-    * random_walk: ``mean`` (1.0), ``sigma`` (0.05 per sqrt(minute) on the log), ``reversion_s``
-      (1800), ``min`` (0.1), ``max`` (3.0)
+    (nominal * m(t)); most kinds give every source the same multiplier, so joins stay
+    balanced, ``phased`` (and ``onoff`` / ``flash_crowd`` with ``independent=1``) one series
+    per source. Without ``sources``, a single ``scale`` column (one series). ``params`` tunes
+    the kind (:data:`TRACE_PARAMS` lists the names; README "Load generators" the meanings).
     """
-    if kind not in TRACE_KINDS:
+    spec = _check_request(kind, duration, step_s, params)
+    p = dict(params or {})
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    n = max(1, math.ceil(duration / step_s))
+    times = np.arange(n) * step_s
+    nominal = (
+        None
+        if sources is None
+        else (sources.nominal_rates() if isinstance(sources, Scenario) else dict(sources))
+    )
+    k = 1 if nominal is None else len(nominal)
+    mult = np.asarray(spec.fn(times, duration, step_s, rng, p, k), dtype=float)
+    mult = np.round(np.maximum(mult, 0.0), 6).reshape(n, -1)
+    if nominal is None:
+        return Trace(times, mult[:, :1], (SCALE_COLUMN,), float(duration))
+    base = np.array(list(nominal.values()), dtype=float)
+    return Trace(times, np.round(mult * base, 6), tuple(nominal), float(duration))
+
+
+def _check_request(
+    kind: str, duration: float, step_s: float, params: Mapping[str, float] | None
+) -> GeneratorSpec:
+    """The kind's spec, after checking kind, duration, step and parameters (InputError)."""
+    if kind not in GENERATORS:
         raise InputError(
             f"unknown trace kind (kinds: {', '.join(TRACE_KINDS)})",
             field=Param.TRACE_KIND,
@@ -424,113 +450,29 @@ def generate_trace(
     limits.check("trace_s", duration, field=Param.DURATION, what="the duration")
     n = max(1, math.ceil(duration / step_s))
     limits.check("trace_rows", n, field=Param.STEP, what=f"duration / step ({n} rows)")
+    spec = GENERATORS[kind]
     p = dict(params or {})
     for key, value in p.items():
         if not math.isfinite(float(value)):
             raise InputError("must be a finite number", field=Param.TRACE_PARAM, value=key)
-    rng = np.random.default_rng(np.random.SeedSequence(seed))
-    times = np.arange(n) * step_s
-    unknown = set(p) - _PARAMS[kind]
+    unknown = set(p) - set(spec.defaults)
     if unknown:
         raise InputError(
-            f"unknown parameter for kind {kind!r} (parameters: {', '.join(sorted(_PARAMS[kind]))})",
+            f"unknown parameter for kind {kind!r} (parameters: {', '.join(sorted(spec.defaults))})",
             field=Param.TRACE_PARAM,
             value=sorted(unknown)[0],
         )
-    mult = _GENERATORS[kind](times, duration, step_s, rng, p)
-    mult = np.round(np.maximum(mult, 0.0), 6)
-    if sources is None:
-        return Trace(times, mult[:, None], (SCALE_COLUMN,), float(duration))
-    nominal = sources.nominal_rates() if isinstance(sources, Scenario) else dict(sources)
-    base = np.array(list(nominal.values()), dtype=float)
-    return Trace(times, np.round(mult[:, None] * base, 6), tuple(nominal), float(duration))
-
-
-def _get(p: dict[str, float], key: str, default: float) -> float:
-    return float(p.get(key, default))
-
-
-def _constant(t: np.ndarray, dur: float, step: float, rng: Any, p: dict[str, float]) -> np.ndarray:
-    return np.full(len(t), _get(p, "level", 1.0))
-
-
-def _step(t: np.ndarray, dur: float, step: float, rng: Any, p: dict[str, float]) -> np.ndarray:
-    low, high, at = _get(p, "low", 0.5), _get(p, "high", 1.5), _get(p, "at_s", dur / 2)
-    return np.where(t < at, low, high)
-
-
-def _diurnal(t: np.ndarray, dur: float, step: float, rng: Any, p: dict[str, float]) -> np.ndarray:
-    mean, amp = _get(p, "mean", 1.0), _get(p, "amplitude", 0.5)
-    period, phase = _get(p, "period_s", dur), _get(p, "phase", 0.0)
-    noise = _get(p, "noise", 0.05)
-    mid = t + step / 2
-    m = mean - amp * np.cos(2 * math.pi * (mid / period + phase))
-    return m * rng.lognormal(-(noise**2) / 2, noise, len(t)) if noise > 0 else m
-
-
-def _bursty(t: np.ndarray, dur: float, step: float, rng: Any, p: dict[str, float]) -> np.ndarray:
-    base, burst = _get(p, "base", 1.0), _get(p, "burst", 2.0)
-    stay_normal = math.exp(-step / _get(p, "mean_normal_s", 600.0))
-    stay_burst = math.exp(-step / _get(p, "mean_burst_s", 120.0))
-    flash_rate = _get(p, "flash_per_hour", 0.5) / 3600.0
-    peak, decay = _get(p, "flash_peak", 3.0), _get(p, "flash_decay_s", 120.0)
-    noise = _get(p, "noise", 0.05)
-    u = rng.random(len(t))
-    state = np.empty(len(t), dtype=bool)
-    s = False
-    for i in range(len(t)):
-        state[i] = s
-        s = (u[i] < stay_burst) if s else (u[i] >= stay_normal)
-    m = np.where(state, burst, base)
-    # flash crowds: Poisson onsets, each adding (peak - base) * exp(-age / decay)
-    n_flash = rng.poisson(flash_rate * dur)
-    onsets = np.sort(rng.uniform(0.0, dur, n_flash))
-    for t0 in onsets:
-        age = t + step / 2 - t0
-        m = m + np.where(age >= 0, (peak - base) * np.exp(-np.maximum(age, 0) / decay), 0.0)
-    return m * rng.lognormal(-(noise**2) / 2, noise, len(t)) if noise > 0 else m
-
-
-def _random_walk(
-    t: np.ndarray, dur: float, step: float, rng: Any, p: dict[str, float]
-) -> np.ndarray:
-    mean, sigma = _get(p, "mean", 1.0), _get(p, "sigma", 0.05)
-    rev = _get(p, "reversion_s", 1800.0)
-    lo, hi = _get(p, "min", 0.1), _get(p, "max", 3.0)
-    a = math.exp(-step / rev)
-    sd = sigma * math.sqrt(step / 60.0)
-    z = rng.normal(0.0, sd, len(t))
-    x = np.empty(len(t))
-    cur = 0.0
-    for i in range(len(t)):
-        x[i] = cur
-        cur = a * cur + z[i]
-    return np.clip(mean * np.exp(x), lo, hi)
-
-
-_GENERATORS = {
-    "constant": _constant,
-    "step": _step,
-    "diurnal": _diurnal,
-    "bursty": _bursty,
-    "random_walk": _random_walk,
-}
-_PARAMS: dict[str, set[str]] = {
-    "constant": {"level"},
-    "step": {"low", "high", "at_s"},
-    "diurnal": {"mean", "amplitude", "period_s", "phase", "noise"},
-    "bursty": {
-        "base",
-        "burst",
-        "mean_normal_s",
-        "mean_burst_s",
-        "flash_per_hour",
-        "flash_peak",
-        "flash_decay_s",
-        "noise",
-    },
-    "random_walk": {"mean", "sigma", "reversion_s", "min", "max"},
-}
+    bad = spec.check(p)
+    if bad is not None:
+        raise InputError(f"out of range for kind {kind!r}", field=Param.TRACE_PARAM, value=bad)
+    if kind == "onoff" and onoff_periods(duration, p) > MAX_ONOFF_PERIODS:
+        raise InputError(
+            f"too many on/off periods to draw (about {onoff_periods(duration, p):.3g}, limit "
+            f"{MAX_ONOFF_PERIODS:.3g}): fewer clients or longer on/off means",
+            field=Param.TRACE_PARAM,
+            value=f"clients={p.get('clients', 200):g}",
+        )
+    return spec
 
 
 def rates_vector(scenario: Scenario, rates: Mapping[str, float] | Sequence[float]) -> np.ndarray:

@@ -266,3 +266,21 @@ def test_validation_runs_a_policy_as_jbrl_evaluate_does(tiny: Scenario) -> None:
     assert theirs.error is None and theirs.totals is not None
     assert ours.totals.to_dict() == theirs.totals
     assert ours.figures()["cost_per_hour"] == theirs.totals["dollars_per_hour"]
+
+
+def test_vehicle_training_config_is_valid_and_draws_every_trace_kind() -> None:
+    """configs/train/ppo_vehicle.yaml is what `jbrl train` reads; each of its trace components
+    (the production-shaped generators included) draws a training trace below the evaluation
+    seeds."""
+    from jbrl.envs.workload import EVAL_SEED_BASE, sample_trace
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_train_config(root / "configs" / "train" / "ppo_vehicle.yaml")
+    assert cfg.env.scenario == "vehicle"
+    comps = cfg.env.traces
+    kinds = {k for c in comps for k in c.kinds}
+    assert {"onoff", "flash_crowd", "weekly"} <= kinds
+    for i, comp in enumerate(comps):
+        trace, info = sample_trace([comp], np.random.default_rng(i), 600.0)
+        assert 0 <= int(str(info["seed"])) < EVAL_SEED_BASE
+        assert len(trace.times) > 1 and float(np.min(trace.values)) >= 0.0

@@ -481,11 +481,12 @@ def test_ray_model_resolution_prefers_the_operators_model() -> None:
     from jbrl.errors import InputError
     from jbrl.scenario import load_scenario
 
-    vehicle = resolve_models(load_scenario("vehicle"))
-    assert vehicle[("ReId", "resnet50")] == "reid-resnet50"
-    assert vehicle[("Tracker", "hungarian")] == "tracker-hungarian"
+    vehicle = resolve_models(load_scenario("vehicle"))  # registry names = variant names
+    assert vehicle[("ReId", "reid-resnet50")] == "reid-resnet50"
+    assert vehicle[("Detector", "deformable-detr")] == "deformable-detr"
+    assert vehicle[("Tracker", "hungarian")] == "hungarian"
     vqa = resolve_models(load_scenario("vqa"), {"SpeechRecognition": "wav2vec2-base"})
-    assert vqa[("VQA", "visualbert")] == "visualbert-vqa"
+    assert vqa[("VQA", "visualbert")] == "visualbert"
     assert vqa[("SpeechRecognition", "wav2vec2-large")] == "wav2vec2-base"
     with pytest.raises(InputError):
         resolve_models(load_scenario("vqa"), {"VQA": "no-such-model"})

@@ -1,6 +1,7 @@
-"""The embedded scenarios (vqa, vehicle): they load, every number has a provenance, the fan-out
-exists, the nominal load is about half of what the infrastructure sustains, and the latency SLO
-is reachable with margin."""
+"""The embedded scenarios (vqa, vehicle, fleet): they load, every number has a provenance, every
+variant has measured CPU profiles at batch sizes 1, 2, 4, 8 (and derived GPU ones), the fan-out
+exists, the nominal load is about half of what the infrastructure sustains, the latency SLO is
+reachable with margin, vehicle has a real variant choice and fleet is fleet-scale."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pytest
 from jbrl.scenario import embedded_scenarios, load_scenario
 from jbrl.scenario.model import Scenario
 
-NAMES = ["vqa", "vehicle"]
+NAMES = ["vqa", "vehicle", "fleet"]
+SMALL = ["vqa", "vehicle"]  # small enough for the exhaustive capacity search
+BATCHES = [1, 2, 4, 8]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -41,9 +44,13 @@ def test_every_variant_has_a_profile(scenario):
             )
             # and a measured CPU profile, not only a derived GPU one
             assert any(
-                p.operator == op.name and p.variant == var and p.worker_type == "cpu"
+                p.operator == op.name and p.variant == var and _measured(p)
                 for p in scenario.profiles
             ), (op.name, var)
+
+
+def _measured(p) -> bool:
+    return "measured by `jbrl profile`" in (p.provenance or "")
 
 
 def test_every_number_has_a_provenance(scenario):
@@ -61,17 +68,47 @@ def test_every_number_has_a_provenance(scenario):
     for key in ("latency_cpu", "latency_gpu", "accuracy", "prices", "network", "rates", "slo"):
         assert scenario.provenance.get(key, "").strip(), key
     for p in scenario.profiles:
-        if p.worker_type == "cpu":
-            assert "jbrl profile" in p.provenance
-        else:
-            assert "derived" in p.provenance
+        assert _measured(p) or (p.provenance or "").startswith("derived"), p
 
 
 def test_profiles_are_consistent(scenario):
+    measured = _measured_batches()
     for p in scenario.profiles:
         assert 0 < p.p50_ms <= p.p90_ms
         assert p.output_kb is not None and p.output_kb > 0
         assert p.load_s is not None and p.load_s >= 0
+        # batch profiles: every batch size measured on the CPU (1, 2, 4, 8; the slowest vehicle
+        # detectors may lack the largest, see _measured_batches), measured or derived alike;
+        # batch 1 is the profile
+        if scenario.name == "vqa":
+            # vqa keeps the profiles the shipped vqa policy was trained on (batch 1, and 4 for
+            # the quick models); rebuilding it from configs/profiles changes that policy's
+            # ladder and layout, so it is rebuilt when the policy is retrained (issue 13)
+            assert [b.batch for b in p.batches] in ([], [1], [1, 4]), p.variant
+            continue
+        want = measured[p.variant]
+        assert [b.batch for b in p.batches] == want, (p.operator, p.variant, p.worker_type)
+        if scenario.name != "vehicle":
+            assert want == BATCHES, p.variant
+        assert (p.batches[0].p50_ms, p.batches[0].p90_ms) == (p.p50_ms, p.p90_ms)
+        assert all(0 < b.p50_ms <= b.p90_ms for b in p.batches)
+        # a batch can be padded to a larger one: whole-batch latency never falls with the size
+        pairs = list(itertools.pairwise(p.batches))
+        assert all(a.p50_ms <= b.p50_ms and a.p90_ms <= b.p90_ms for a, b in pairs), p.variant
+
+
+def _measured_batches() -> dict[str, list[int]]:
+    """Batch sizes of every variant in configs/profiles/cpu-1thread.yaml: 1, 2, 4, 8, or for
+    the slow vehicle detectors (seconds per frame on one core) a prefix of at least 1, 2 when
+    the shared machine left no time for the larger ones (re-measure with
+    experiments/profile_scenarios.py measure --models ...)."""
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "configs" / "profiles" / "cpu-1thread.yaml").read_text())
+    out = {p["variant"]: [b["batch"] for b in p["batches"]] for p in doc["profiles"]}
+    for var, batches in out.items():
+        assert len(batches) >= 2 and batches == BATCHES[: len(batches)], (var, batches)
+    return out
 
 
 def test_vehicle_has_a_fan_out_edge():
@@ -107,7 +144,9 @@ def _max_scale(sc: Scenario, assignment: dict[str, str]) -> float:
     return best
 
 
-def test_nominal_load_is_about_half_of_the_sustainable_load(scenario):
+@pytest.mark.parametrize("name", SMALL)
+def test_nominal_load_is_about_half_of_the_sustainable_load(name):
+    scenario = load_scenario(name)
     feasible = [a for a, acc in scenario.variant_combinations() if acc >= scenario.slo.min_accuracy]
     assert feasible, "the default accuracy target must be reachable"
     assert len(feasible) < len(list(scenario.variant_combinations())) or len(feasible) == 1
@@ -161,4 +200,65 @@ def test_milp_agrees_that_nominal_is_about_half(scenario):
     milp = pytest.importorskip("jbrl.planning.milp")
     result = milp.max_rate(scenario)
     assert result.status in ("optimal", "feasible")
-    assert 1.9 <= result.scale <= 2.3, result.scale
+    share = 3.0 if scenario.name == "fleet" else 2.0  # fleet: a third (scenario_fleet.py)
+    assert 0.95 * share <= result.scale <= 1.15 * share, result.scale
+
+
+def test_profile_files_load_with_every_batch_size():
+    """configs/profiles: the measured CPU file and the derived GPU files are valid profiles
+    with the measured batch sizes (1, 2, 4, 8; see _measured_batches), and every scenario
+    variant is in them."""
+    import yaml
+
+    from jbrl.scenario.model import Profile
+
+    names: dict[str, set[str]] = {}
+    measured = _measured_batches()
+    for f in sorted((ROOT / "configs" / "profiles").glob("*.yaml")):
+        profiles = [Profile.model_validate(p) for p in yaml.safe_load(f.read_text())["profiles"]]
+        assert profiles, f
+        for p in profiles:
+            assert [b.batch for b in p.batches] == measured[p.variant], f.name
+        names[f.name] = {p.variant for p in profiles}
+    assert {"cpu-1thread.yaml", "gpu-t4-derived.yaml", "gpu-v100-derived.yaml"} <= set(names)
+    for sc in (load_scenario(n) for n in NAMES):
+        for op in sc.operators:
+            for var in op.variants:
+                assert var in names["cpu-1thread.yaml"], (sc.name, var)  # names = profile names
+
+
+def test_vehicle_has_a_real_variant_choice():
+    """At least four combinations meet the target, and the MILP's choice changes with the load
+    across 0.25 .. 0.9 of the largest sustainable rate (experiments/vehicle_choice.py)."""
+    milp = pytest.importorskip("jbrl.planning.milp")
+    from jbrl.planning import get_planner
+
+    sc = load_scenario("vehicle")
+    meeting = [a for a, acc in sc.variant_combinations() if acc >= sc.slo.min_accuracy]
+    assert len(meeting) >= 4
+    peak = milp.max_rate(sc).scale * sc.sources[0].rate
+    picks = set()
+    for f in (0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.9):
+        res = get_planner("milp").plan(sc, rates={"Camera": f * peak})
+        assert res.feasible and res.accuracy >= sc.slo.min_accuracy
+        ma = res.plan.model_assignment
+        picks.add((ma["Detector"], ma["ReId"]))
+    assert len(picks) >= 2, picks
+
+
+def test_fleet_is_fleet_scale():
+    sc = load_scenario("fleet")
+    assert len(sc.workers) >= 60 and len(sc.tiers) == 3
+    assert len(sc.sources) >= 3 and len({s.rate for s in sc.sources}) == len(sc.sources)
+    gpu_types = {w.type for w in sc.workers if w.type.endswith(("t4", "v100"))}
+    assert {"cloud-t4", "cloud-v100"} <= gpu_types
+    text = (ROOT / "configs" / "scenarios" / "fleet.yaml").read_text()
+    assert text.count("count:") >= 8  # pools, not lists of workers
+    for link in sc.links:  # every inter-tier link has a cited price, bandwidth and latency
+        assert link.bandwidth_mb_s and link.latency_ms is not None and link.provenance
+    # a site's devices hold only that site's operators
+    for w in sc.workers:
+        if w.type.startswith("site-"):
+            site = w.type.split("-")[1]
+            ops = {p.operator for p in sc.profiles if p.worker_type == w.type}
+            assert ops and all(o.endswith(f"-{site}") for o in ops), (w.type, ops)

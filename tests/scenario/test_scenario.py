@@ -80,6 +80,20 @@ def test_cli_show_accepts_directory(capsys):
     assert "VQA" in capsys.readouterr().out
 
 
+def test_cli_show_summarises_a_fleet_scale_scenario(capsys):
+    """Long accuracy tables show only combinations that meet the target (with the count);
+    long worker lists are shown as pools (first .. last, count)."""
+    sc = load_scenario("fleet")
+    combos = list(sc.variant_combinations())
+    meeting = [a for a, acc in combos if acc >= sc.slo.min_accuracy]
+    assert main(["scenario", "show", "fleet"]) == 0
+    out = "".join(capsys.readouterr().out.split())  # tables wrap cells at the terminal width
+    assert f"{len(meeting)}of{len(combos)}combinationsmeetthetarget" in out
+    cloud_cpu = [w.name for w in sc.workers if w.type == "cloud-cpu"]
+    assert f"{cloud_cpu[0]}..{cloud_cpu[-1]}" in out
+    assert "site-a-cpu-2" not in out  # listed as a pool, not one row per worker
+
+
 def test_cli_cost_reference_plan(tmp_path, capsys):
     from tests.conftest import JELLYBEAN_REFERENCE_PLAN
 
