@@ -171,12 +171,20 @@ def _run_dir(config: TrainConfig, resume: bool, say: Callable[[str], None]) -> t
 
 
 def _warm_start(
-    model: Any, venv: Any, bench: Workbench, run_dir: Path, logger: Any, say: Callable[[str], None]
+    model: Any,
+    venv: Any,
+    bench: Workbench,
+    run_dir: Path,
+    logger: Any,
+    say: Callable[[str], None],
+    progress: bool,
 ) -> None:
     """The imitation phase; its model and statistics are kept as ``bc_*`` in the run."""
-    assert bench.config.bc is not None
-    say(f"imitation warm start from {bench.config.bc.teacher} ...")
-    imitation_warm_start(model, venv, bench, logger.record)
+    bc = bench.config.bc
+    assert bc is not None
+    teacher = f"the best of {len(bc.candidates)} candidates" if bc.candidates else bc.teacher
+    say(f"imitation warm start from {teacher} ...")
+    imitation_warm_start(model, venv, bench, logger.record, progress)
     logger.dump(0)
     model.save(run_dir / "bc_model.zip")
     venv.save(str(run_dir / "bc_vecnormalize.pkl"))
@@ -221,7 +229,7 @@ def train(
         model, venv = _new_model(config, venv, verbose)
     model.set_logger(logger)
     if config.bc is not None and not resuming:
-        _warm_start(model, venv, bench, run_dir, logger, say)
+        _warm_start(model, venv, bench, run_dir, logger, say, progress_bar)
     if config.bc is not None and config.freeze_normalization:
         # the warm-started network expects the demos' statistics: keep them fixed for PPO
         venv.training = False

@@ -99,7 +99,7 @@ def trace_show(
         trace = trace.for_scenario(get_scenario(scenario))
     summary = trace.summary()
     if plot is not None:
-        plot_trace(trace, plot)
+        plot_trace(trace, plot, scenario)
         summary["plot"] = str(plot)
     if json_out:
         print_json(summary)
@@ -122,24 +122,17 @@ def _print_trace_summary(summary: dict[str, Any]) -> None:
         console.print(f"plot written to {summary['plot']}", highlight=False)
 
 
-def plot_trace(trace: Trace, path: Path) -> None:
-    """A step plot of every column of ``trace`` (PNG at ``path``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def plot_trace(trace: Trace, path: Path, scenario: str | None = None) -> None:
+    """A step plot of every column of ``trace`` over minutes (PNG at ``path``;
+    :func:`jbrl.evaluation.plots.trace_figure`)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.2))
-    end = max(trace.duration, float(trace.times[-1]))
-    xs = [*trace.times.tolist(), end]
-    for i, col in enumerate(trace.columns):
-        ys = [*trace.values[:, i].tolist(), float(trace.values[-1, i])]
-        ax.step(xs, ys, where="post", label=col)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("multiplier" if trace.is_scale else "req/s")
-    ax.set_title(trace.file or "trace")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
+    from jbrl.evaluation.plots import trace_figure
+
+    name = Path(trace.file).name if trace.file else "trace"
+    title = f"trace {name}" + (f", sources of scenario {scenario}" if scenario else "")
+    fig = trace_figure(trace, title)
+    try:
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
