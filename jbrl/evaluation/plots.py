@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -382,14 +382,25 @@ def _sim_dollars(ax: Any, t: np.ndarray, ivs: Sequence[Any]) -> None:
     plain_ticks(ax.yaxis)
 
 
-def trace_figure(trace: Trace, title: str) -> Any:
-    """``jbrl trace show --plot``: every column of ``trace`` as steps over minutes, from 0."""
+def trace_figure(trace: Trace, title: str, limits: Mapping[str, float] | None = None) -> Any:
+    """``jbrl trace show --plot``: every column of ``trace`` as steps over minutes, from 0;
+    equal columns are drawn once and named together; ``limits`` (per column, e.g. the
+    scenario's sustainable rates) as dashed lines."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 3.6), layout="constrained")
     end = max(trace.duration, float(trace.times[-1]))
     edges = np.array([*trace.times.tolist(), end]) / 60.0
-    for i, col in enumerate(trace.columns):
-        ax.stairs(trace.values[:, i], edges, baseline=None, label=col, lw=1.3)
+    groups: dict[bytes, list[int]] = {}
+    for i in range(len(trace.columns)):
+        groups.setdefault(trace.values[:, i].tobytes(), []).append(i)
+    for idx in groups.values():
+        label = " = ".join(trace.columns[i] for i in idx)
+        line = ax.stairs(trace.values[:, idx[0]], edges, baseline=None, label=label, lw=1.3)
+        for i in idx:
+            lim = (limits or {}).get(trace.columns[i])
+            if lim is not None and i == idx[0]:
+                ax.axhline(lim, color=line.get_edgecolor(), ls="--", lw=1,
+                           label=f"{label}: sustainable, plan --max-rate ({lim:.4g})")  # fmt: skip
     minutes_axis(ax)
     ax.set_ylabel("multiplier of nominal" if trace.is_scale else "req/s")
     ax.set_ylim(bottom=0)

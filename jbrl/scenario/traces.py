@@ -360,6 +360,7 @@ def generate_trace(
     sources: Mapping[str, float] | Scenario | None = None,
     step_s: float = 60.0,
     params: Mapping[str, float] | None = None,
+    max_scale: float | None = None,
 ) -> Trace:
     """A seeded synthetic trace of ``kind`` (one of :data:`TRACE_KINDS`).
 
@@ -376,6 +377,9 @@ def generate_trace(
       ``flash_per_hour`` (0.5), ``flash_peak`` (3.0), ``flash_decay_s`` (120), ``noise`` (0.05)
     * random_walk: ``mean`` (1.0), ``sigma`` (0.05 per sqrt(minute) on the log), ``reversion_s``
       (1800), ``min`` (0.1), ``max`` (3.0)
+
+    ``max_scale`` caps the multiplier (``jbrl trace generate --scenario`` passes the scenario's
+    sustainable scale, ``jbrl plan --max-rate``); the same seed gives the same trace below it.
     """
     if kind not in TRACE_KINDS:
         raise InputError(
@@ -401,6 +405,8 @@ def generate_trace(
             value=sorted(unknown)[0],
         )
     mult = _GENERATORS[kind](times, duration, step_s, rng, p)
+    if max_scale is not None:
+        mult = np.minimum(mult, max_scale)
     mult = np.round(np.maximum(mult, 0.0), 6)
     if sources is None:
         return Trace(times, mult[:, None], (SCALE_COLUMN,), float(duration))

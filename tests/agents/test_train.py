@@ -35,6 +35,17 @@ def smoke_config(tmp_path: Path, tiny: Scenario) -> dict:
     }
 
 
+def _assert_scalars_readable(run: Path, tags: tuple[str, ...]) -> None:
+    """SB3's TensorBoard scalars are classic scalars: ``EventAccumulator.Scalars`` reads them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    for tag in tags:
+        assert tag in acc.Tags()["scalars"], tag
+        assert acc.Scalars(tag), tag
+
+
 def test_train_smoke_resume_and_policy(tmp_path: Path, tiny: Scenario) -> None:
     raw = smoke_config(tmp_path, tiny)
     cfg = load_train_config(raw)
@@ -43,6 +54,7 @@ def test_train_smoke_resume_and_policy(tmp_path: Path, tiny: Scenario) -> None:
         assert (run / name).is_file(), name
     assert (run / "best" / "model.zip").is_file()
     assert list(run.glob("events.out.tfevents.*"))
+    _assert_scalars_readable(run, ("serving/cost_per_hour", "eval/score", "bc/policy_loss"))
     assert latest_checkpoint(run) is not None
     header = (run / "progress.csv").read_text().splitlines()[0]
     for key in ("serving/cost_per_hour", "eval/mean/slo_attainment", "bc/policy_loss"):
