@@ -129,29 +129,34 @@ def _pct(x: Any) -> str:
 
 def write_plots(ev: Evaluation, folder: str | Path) -> list[Path]:
     """PNG plots per trace: ``capacity-``, ``attainment-``, ``dollars-`` and ``latency-cdf-
-    <trace>.png`` (module docstring). The first seed's run is drawn for the time series; the CDF
-    pools the seeds."""
+    <trace>.png`` (:func:`evaluation_figures`)."""
     plt = _pyplot()
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for tn in ev.traces:
-        first = {p: ev.first_run(p, tn) for p in ev.policies}
-        shown = {p: r for p, r in first.items() if r is not None and r.series.get("t")}
-        if not shown:
-            continue
-        for kind, draw in (
-            ("capacity", _plot_capacity),
-            ("attainment", _plot_attainment),
-            ("dollars", _plot_dollars),
-            ("latency-cdf", _plot_latency_cdf),
-        ):
-            fig = draw(plt, ev, tn, shown)
+        for kind, fig in evaluation_figures(ev, tn).items():
             path = out / f"{kind}-{file_safe(tn)}.png"
             fig.savefig(path, dpi=110)
             paths.append(path)
             plt.close(fig)
     return paths
+
+
+def evaluation_figures(ev: Evaluation, tn: str) -> dict[str, Any]:
+    """The figures of trace ``tn`` by kind (module docstring; none when no policy ran on it):
+    the first seed's run is drawn for the time series; the CDF pools the seeds."""
+    plt = _pyplot()
+    first = {p: ev.first_run(p, tn) for p in ev.policies}
+    shown = {p: r for p, r in first.items() if r is not None and r.series.get("t")}
+    if not shown:
+        return {}
+    return {
+        "capacity": _plot_capacity(plt, ev, tn, shown),
+        "attainment": _plot_attainment(plt, ev, tn, shown),
+        "dollars": _plot_dollars(plt, ev, tn, shown),
+        "latency-cdf": _plot_latency_cdf(plt, ev, tn, shown),
+    }
 
 
 def _plot_capacity(plt: Any, ev: Evaluation, tn: str, shown: dict[str, RunRecord]) -> Any:

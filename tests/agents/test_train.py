@@ -278,3 +278,41 @@ def test_validation_runs_a_policy_as_jbrl_evaluate_does(tiny: Scenario) -> None:
     assert theirs.error is None and theirs.totals is not None
     assert ours.totals.to_dict() == theirs.totals
     assert ours.figures()["cost_per_hour"] == theirs.totals["dollars_per_hour"]
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def test_warm_start_phases_each_run_a_full_progress_bar(
+    tmp_path: Path, tiny: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a progress bar, every phase of the imitation warm start (choosing the teacher, its
+    demonstrations, each fit, each DAgger round) shows one bar that ends full."""
+    import jbrl.agents.ppo.imitation as imitation
+    from jbrl.progress import ProgressBar
+
+    bars: list[ProgressBar] = []
+
+    class Recorded(ProgressBar):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(imitation, "ProgressBar", Recorded)
+    raw = smoke_config(tmp_path, tiny)
+    raw.update(total_timesteps=64, eval=None)
+    raw["bc"] = {**raw["bc"], "dagger_rounds": 2, "tune_episodes": 1,
+                 "candidates": [DEFAULT_TEACHER, "milp-reactive:headroom=0.2"]}  # fmt: skip
+    train(load_train_config(raw), progress_bar=True)
+    labels = [b.label for b in bars]
+    assert labels == [
+        "choosing the teacher",
+        "teacher demonstrations",
+        "fitting to 32 labelled steps",  # 2 episodes of 16 steps
+        "DAgger round 1/2",
+        "fitting to 48 labelled steps",
+        "DAgger round 2/2",
+        "fitting to 64 labelled steps",
+    ]
+    assert [b.total for b in bars] == [2, 2, 2, 1, 2, 1, 2]
+    assert all(b.done == b.total and b.enabled for b in bars)
