@@ -101,7 +101,7 @@ def legend_outside(ax: Any, **kw: Any) -> None:
     )
 
 
-def shade_loading(ax: Any, t_min: Sequence[float], loading_s: Sequence[float]) -> bool:
+def shade_loading(ax: Any, t_min: Sequence[float] | np.ndarray, loading_s: Sequence[float]) -> bool:
     """Shade ``[t, t + load time]`` wherever a model load began (``t`` in minutes, load time
     in seconds) and mark each start with a triangle at the top (a load of a few seconds is
     thinner than a pixel on a two-hour plot); True when anything was drawn."""
@@ -213,7 +213,7 @@ def _capacity_handles(loaded: bool) -> list[Any]:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = [
+    handles: list[Any] = [
         Line2D([], [], color="0.6", lw=3.5, alpha=0.5, label="peak load in interval"),
         Line2D([], [], color="k", lw=1.2, label="load (interval mean)"),
         Line2D([], [], color="tab:blue", lw=1.6, label="provisioned capacity"),
