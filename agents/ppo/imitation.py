@@ -152,7 +152,7 @@ def imitation_warm_start(
     fit, each DAgger round) on stderr."""
     bc = bench.config.bc
     assert bc is not None
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     spec = tune_teacher(bench, bc, log, progress) if bc.candidates else bc.teacher
     teacher = PolicyTeacher(spec)
     gamma = bench.config.ppo.gamma
@@ -180,6 +180,7 @@ def imitation_warm_start(
         rounds.append(extra)
         fit(model, venv, rounds, bc, gamma, keep, log, update_stats=False, progress=progress)
     log("bc/seconds", time.time() - t0)
+    log("bc/cpu_seconds", time.process_time() - cpu0)  # wall time on an idle core
 
 
 # --------------------------------------------------------------------------- fitting

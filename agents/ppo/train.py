@@ -234,7 +234,7 @@ def train(
         # the warm-started network expects the demos' statistics: keep them fixed for PPO
         venv.training = False
     remaining = config.total_timesteps - (model.num_timesteps if resuming else 0)
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     try:
         if remaining > 0:
             say(f"PPO for {remaining} steps ...")
@@ -248,6 +248,7 @@ def train(
         model.save(run_dir / MODEL_FILE)
         venv.save(str(run_dir / NORM_FILE))
         logger.record("time/train_seconds", time.time() - t0)
+        logger.record("time/train_cpu_seconds", time.process_time() - cpu0)
         logger.dump(model.num_timesteps)
         logger.close()
         venv.close()
