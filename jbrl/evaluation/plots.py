@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from jbrl.sim.rollout import SimResult
 
 LOADING_COLOR = "tab:orange"
-BOUND_COLOR = "tab:red"
+BOUND_COLOR = "black"  # not in the line colour cycle: never mistaken for a policy
 LEGEND_FONT = 8
 
 
@@ -220,7 +220,7 @@ def _capacity_handles(loaded: bool) -> list[Any]:
     ]
     if loaded:
         handles.append(
-            Patch(color=LOADING_COLOR, alpha=0.5, label="model loading (\u25bc: a load starts)")
+            Patch(color=LOADING_COLOR, alpha=0.5, label="model loading (\u25bc: loads begin)")
         )
     return handles
 
