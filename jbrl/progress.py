@@ -55,15 +55,22 @@ class ProgressBar:
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.table import Column
 
         unit = f" {self.unit}" if self.unit else ""
+        # the figures first, the bar last and as wide as what is left: on an 80-column
+        # terminal the ETA is never the part that is cut off
+        keep = Column(no_wrap=True, min_width=7)  # never squeezed to "0:00:…"
         self._p = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed:.0f}/{task.total:.0f}" + unit),
-            TimeElapsedColumn(),
+            TextColumn(
+                "[bold]{task.description}",
+                table_column=Column(no_wrap=True, overflow="ellipsis", max_width=32),
+            ),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}" + unit, table_column=keep),
+            TimeElapsedColumn(table_column=keep),
             TextColumn("eta"),
-            TimeRemainingColumn(),
+            TimeRemainingColumn(table_column=keep),
+            BarColumn(bar_width=None),
             console=Console(stderr=True),
             transient=True,
         )
