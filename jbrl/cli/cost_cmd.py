@@ -37,7 +37,8 @@ def cost(
     """Cost ($/hour) and constraint check of a plan.
 
     Exit 0 when the plan meets every constraint, 3 when it breaks one (capacity, accuracy,
-    a worker used twice, backward traffic), 2 when it names things the scenario lacks.
+    a worker used twice, backward traffic), 2 when it names things the scenario lacks (an
+    operator, variant or worker, or a batch size the worker's profile does not list).
     """
     s = get_scenario(scenario)
     p = load_plan(plan)
@@ -60,7 +61,10 @@ def print_report(report: CostReport) -> None:
         right=("demand", "capacity", "util"),
     )
     for o in report.operators.values():
-        ws = ", ".join(f"{w.worker} ({w.rate:.2f}/{w.capacity:.2f})" for w in o.workers)
+        ws = ", ".join(
+            f"{w.worker} ({w.rate:.2f}/{w.capacity:.2f}{f', batch {w.batch}' if w.batch != 1 else ''})"
+            for w in o.workers
+        )
         t.add_row(
             o.operator,
             o.variant,
