@@ -30,6 +30,7 @@ from jbrl.agents.ppo.policy import ObsNormalizer, PpoActor
 from jbrl.agents.ppo.workbench import Workbench
 from jbrl.envs.serving import ServingEnv
 from jbrl.planning.plan import Plan
+from jbrl.progress import ProgressBar
 
 Log = Callable[[str, Any], None]
 
@@ -91,9 +92,10 @@ def collect_demos(
     episodes: int,
     seed: int,
     student: Callable[[np.ndarray], np.ndarray] | None = None,
+    on_episode: Callable[[], None] | None = None,
 ) -> Demo:
     """Teacher-labelled transitions; with ``student`` the student acts (DAgger), the teacher
-    labels."""
+    labels. ``on_episode`` is called after each episode (a progress bar)."""
     env = bench.env()
     demo = Demo([], [], [], [])
     for ep in range(episodes):
@@ -108,26 +110,32 @@ def collect_demos(
             obs, r, _, _, _ = env.step(act)
             demo.rewards.append(float(r))
         demo.episode_ends.append(len(demo.obs))
+        if on_episode is not None:
+            on_episode()
     return demo
 
 
-def tune_teacher(bench: Workbench, bc: ImitationConfig, log: Log) -> str:
+def tune_teacher(bench: Workbench, bc: ImitationConfig, log: Log, progress: bool = False) -> str:
     """The candidate spec with the best mean reward on training-distribution episodes."""
     env = bench.env()
     seeds = [bench.config.seed + 30_000 + i for i in range(bc.tune_episodes)]
     best: tuple[float, int] | None = None
-    for i, spec in enumerate(bc.candidates):
-        teacher = PolicyTeacher(spec)
-        total = 0.0
-        for sd in seeds:
-            env.reset(seed=sd)
-            teacher.reset(env)
-            for _ in range(bench.config.env.episode_steps):
-                _, r, _, _, _ = env.step(teacher(env))
-                total += float(r)
-        score = total / len(seeds)
-        if best is None or score > best[0]:
-            best = (score, i)
+    n = len(bc.candidates)
+    with ProgressBar(progress, n * len(seeds), "choosing the teacher", "episodes") as bar:
+        for i, spec in enumerate(bc.candidates):
+            bar.describe(f"({i + 1}/{n})")
+            teacher = PolicyTeacher(spec)
+            total = 0.0
+            for sd in seeds:
+                env.reset(seed=sd)
+                teacher.reset(env)
+                for _ in range(bench.config.env.episode_steps):
+                    _, r, _, _, _ = env.step(teacher(env))
+                    total += float(r)
+                bar.advance()
+            score = total / len(seeds)
+            if best is None or score > best[0]:
+                best = (score, i)
     assert best is not None
     log("bc/teacher_reward", best[0])
     log("bc/teacher_index", best[1])
@@ -135,21 +143,28 @@ def tune_teacher(bench: Workbench, bc: ImitationConfig, log: Log) -> str:
     return bc.candidates[best[1]]
 
 
-def imitation_warm_start(model: Any, venv: Any, bench: Workbench, log: Log) -> None:
+def imitation_warm_start(
+    model: Any, venv: Any, bench: Workbench, log: Log, progress: bool = False
+) -> None:
     """Fit ``model``'s policy to the teacher (cross-entropy) and its value net to the teacher's
-    discounted, normalised returns; sets ``venv``'s normalisation statistics from the demos."""
+    discounted, normalised returns; sets ``venv``'s normalisation statistics from the demos.
+    ``progress``: a bar with an ETA per phase (choosing the teacher, its demonstrations, each
+    fit, each DAgger round) on stderr."""
     bc = bench.config.bc
     assert bc is not None
-    t0 = time.time()
-    spec = tune_teacher(bench, bc, log) if bc.candidates else bc.teacher
+    t0, cpu0 = time.time(), time.process_time()
+    spec = tune_teacher(bench, bc, log, progress) if bc.candidates else bc.teacher
     teacher = PolicyTeacher(spec)
     gamma = bench.config.ppo.gamma
-    demo = collect_demos(bench, teacher, bc.episodes, bench.config.seed + 10_000)
+    with ProgressBar(progress, bc.episodes, "teacher demonstrations", "episodes") as bar:
+        demo = collect_demos(
+            bench, teacher, bc.episodes, bench.config.seed + 10_000, on_episode=bar.advance
+        )
     log("bc/demo_seconds", time.time() - t0)
     rounds = [demo]
     codec = bench.env().codec
     keep, mask = codec.keep_action(), codec.masks()
-    fit(model, venv, rounds, bc, gamma, keep, log, update_stats=True)
+    fit(model, venv, rounds, bc, gamma, keep, log, update_stats=True, progress=progress)
     for r in range(bc.dagger_rounds):
         actor = PpoActor(model, ObsNormalizer.of(venv))
 
@@ -157,10 +172,15 @@ def imitation_warm_start(model: Any, venv: Any, bench: Workbench, log: Log) -> N
             return actor.act(obs, mask)
 
         seed = bench.config.seed + 20_000 + 1000 * r
-        extra = collect_demos(bench, teacher, bc.dagger_episodes, seed, student=student)
+        label = f"DAgger round {r + 1}/{bc.dagger_rounds}"
+        with ProgressBar(progress, bc.dagger_episodes, label, "episodes") as bar:
+            extra = collect_demos(
+                bench, teacher, bc.dagger_episodes, seed, student=student, on_episode=bar.advance
+            )
         rounds.append(extra)
-        fit(model, venv, rounds, bc, gamma, keep, log, update_stats=False)
+        fit(model, venv, rounds, bc, gamma, keep, log, update_stats=False, progress=progress)
     log("bc/seconds", time.time() - t0)
+    log("bc/cpu_seconds", time.process_time() - cpu0)  # wall time on an idle core
 
 
 # --------------------------------------------------------------------------- fitting
@@ -175,11 +195,12 @@ def fit(
     keep: np.ndarray,
     log: Log,
     update_stats: bool,
+    progress: bool = False,
 ) -> None:
     """Supervised fit of the policy (weighted cross-entropy) and value (MSE) networks on all
     demo rounds so far; ``keep`` is the codec's keep action (labels that differ from it are
     plan changes); ``update_stats`` first feeds the demos to ``venv``'s observation and return
-    statistics."""
+    statistics; ``progress``: a bar over the epochs."""
     import torch
 
     obs = np.array([o for d in rounds for o in d.obs], dtype=np.float32)
@@ -204,7 +225,9 @@ def fit(
     frac = float(apply_.mean()) if len(acts) else 0.0
     w_apply = math.sqrt((1.0 - frac) / frac) if 0.0 < frac < 1.0 else 1.0
     weights = torch.as_tensor(np.where(apply_, w_apply, 1.0).astype(np.float32))
-    losses = _train_epochs(model.policy, x, a, v, mask, weights, bc)
+    label = f"fitting to {len(obs)} labelled steps"
+    with ProgressBar(progress, bc.epochs, label, "epochs") as bar:
+        losses = _train_epochs(model.policy, x, a, v, mask, weights, bc, bar.advance)
     n = len(obs)
     log("bc/policy_loss", losses[0] / n)
     log("bc/value_loss", losses[1] / n)
@@ -243,9 +266,17 @@ def _returns(rewards: list[float], gamma: float, scale: float) -> list[float]:
 
 
 def _train_epochs(
-    policy: Any, x: Any, a: Any, v: Any, mask: Any, weights: Any, bc: ImitationConfig
+    policy: Any,
+    x: Any,
+    a: Any,
+    v: Any,
+    mask: Any,
+    weights: Any,
+    bc: ImitationConfig,
+    on_epoch: Callable[[], None] | None = None,
 ) -> tuple[float, float]:
-    """``bc.epochs`` of minibatch Adam; the last epoch's summed policy and value losses."""
+    """``bc.epochs`` of minibatch Adam; the last epoch's summed policy and value losses;
+    ``on_epoch`` is called after each epoch."""
     import torch
 
     opt = torch.optim.Adam(policy.parameters(), lr=bc.learning_rate)
@@ -268,6 +299,8 @@ def _train_epochs(
             opt.step()
             tot_pi += float(loss_pi.detach()) * len(idx)
             tot_v += float(loss_v.detach()) * len(idx)
+        if on_epoch is not None:
+            on_epoch()
     return tot_pi, tot_v
 
 

@@ -186,12 +186,20 @@ def _run_dir(config: TrainConfig, resume: bool, say: Callable[[str], None]) -> t
 
 
 def _warm_start(
-    model: Any, venv: Any, bench: Workbench, run_dir: Path, logger: Any, say: Callable[[str], None]
+    model: Any,
+    venv: Any,
+    bench: Workbench,
+    run_dir: Path,
+    logger: Any,
+    say: Callable[[str], None],
+    progress: bool,
 ) -> None:
     """The imitation phase; its model and statistics are kept as ``bc_*`` in the run."""
-    assert bench.config.bc is not None
-    say(f"imitation warm start from {bench.config.bc.teacher} ...")
-    imitation_warm_start(model, venv, bench, logger.record)
+    bc = bench.config.bc
+    assert bc is not None
+    teacher = f"the best of {len(bc.candidates)} candidates" if bc.candidates else bc.teacher
+    say(f"imitation warm start from {teacher} ...")
+    imitation_warm_start(model, venv, bench, logger.record, progress)
     logger.dump(0)
     model.save(run_dir / "bc_model.zip")
     save_normalization(venv, run_dir / "bc_normalization.json")
@@ -240,12 +248,12 @@ def train(
         model, venv = _new_model(config, venv, verbose)
     model.set_logger(logger)
     if config.bc is not None and not resuming:
-        _warm_start(model, venv, bench, run_dir, logger, say)
+        _warm_start(model, venv, bench, run_dir, logger, say, progress_bar)
     if config.bc is not None and config.freeze_normalization:
         # the warm-started network expects the demos' statistics: keep them fixed for PPO
         venv.training = False
     remaining = config.total_timesteps - (model.num_timesteps if resuming else 0)
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     try:
         if remaining > 0:
             say(f"PPO for {remaining} steps ...")
@@ -259,6 +267,7 @@ def train(
         model.save(run_dir / MODEL_FILE)
         save_normalization(venv, run_dir / NORM_FILE)
         logger.record("time/train_seconds", time.time() - t0)
+        logger.record("time/train_cpu_seconds", time.process_time() - cpu0)
         logger.dump(model.num_timesteps)
         logger.close()
         venv.close()

@@ -25,6 +25,7 @@ from jbrl.cli.common import (
 )
 from jbrl.errors import InfeasibleError, InputError
 from jbrl.planning.plan import Plan, load_plan
+from jbrl.progress import ProgressBar
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace, load_trace
 from jbrl.sim import SimConfig, SimResult, load_faults, make_simulator, rollout
@@ -127,15 +128,15 @@ def simulate(
         and (sim == SimKind.des or n_intervals >= _PROGRESS_MIN_INTERVALS)
     )
     result = _run_with_bar(run, end) if show_bar else run()
+    if plot is not None:
+        plot_result(result, s, trace, plot)
     _report(result, trace, the_plan, plot, json_out, rows)
 
 
 def _report(
     result: SimResult, trace: Path, plan: Plan, plot: Path | None, json_out: bool, rows: int
 ) -> None:
-    """The plot (when asked), then the JSON or the tables."""
-    if plot is not None:
-        plot_result(result, plot)
+    """The JSON or the tables."""
     if json_out:
         out = result.to_dict()
         out["trace"] = str(trace)
@@ -160,18 +161,8 @@ def _plan_to_run(
 
 def _run_with_bar(run: Callable[..., SimResult], end: float) -> SimResult:
     """``run(progress=...)`` under a progress bar of simulated seconds (stderr)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("simulating"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("sim", total=end)
-        return run(progress=lambda t, _total: bar.update(task, completed=t))
+    with ProgressBar(True, end, label="simulating", unit="simulated s") as bar:
+        return run(progress=lambda t, _total: bar.update(t))
 
 
 def _policy_plan(s: Scenario, trace: Trace, policy: str) -> tuple[Plan, dict[str, float]]:
@@ -257,41 +248,15 @@ def _interval_table(result: SimResult, max_rows: int) -> Table:
     return s
 
 
-def plot_result(result: SimResult, path: Path) -> None:
-    """Rates, SLO attainment, latency percentiles and $/hour per interval (PNG at ``path``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def plot_result(result: SimResult, scenario: Scenario, trace: Path, path: Path) -> None:
+    """Rates, SLO attainment, latency percentiles and $/hour per interval (PNG at ``path``;
+    :func:`jbrl.evaluation.plots.simulation_figure`)."""
     import matplotlib.pyplot as plt
 
-    ivs = result.intervals
-    t = [m.t_start + m.duration / 2 for m in ivs]
-    fig, axes = plt.subplots(4, 1, figsize=(8, 9), sharex=True)
-    ax = axes[0]
-    ax.plot(t, [m.arrivals / m.duration for m in ivs], label="arrivals/s")
-    ax.plot(t, [m.throughput for m in ivs], label="completed/s")
-    ax.plot(t, [m.dropped_total / m.duration for m in ivs], label="dropped/s")
-    ax.set_ylabel("req/s")
-    ax.legend(fontsize=8)
-    ax = axes[1]
-    ax.plot(t, [m.slo_attainment for m in ivs])
-    ax.set_ylabel("SLO attainment")
-    ax.set_ylim(-0.02, 1.02)
-    ax = axes[2]
-    for key in ("p50", "p95", "p99"):
-        ax.plot(t, [m.latency_ms[key] for m in ivs], label=key)
-    ax.set_ylabel("latency (ms)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=8)
-    ax = axes[3]
-    ax.plot(t, [m.dollars_per_hour for m in ivs], label="total")
-    ax.plot(t, [m.communication_dollars * 3600.0 / m.duration for m in ivs], label="communication")
-    ax.set_ylabel("$/hour")
-    ax.set_xlabel("time (s)")
-    ax.legend(fontsize=8)
-    for a in axes:
-        a.grid(alpha=0.3)
-    fig.suptitle(f"{result.simulator} simulation of {result.scenario}")
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
+    from jbrl.evaluation.plots import simulation_figure
+
+    fig = simulation_figure(result, scenario, trace.name)
+    try:
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)

@@ -3,14 +3,25 @@ and statistics, and traces from the Azure Functions 2019 invocation files."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from jbrl.cli.common import JsonOpt, console, get_scenario, make_table, print_json, save_figure
+from jbrl.cli.common import (
+    JsonOpt,
+    console,
+    err_console,
+    get_scenario,
+    make_table,
+    print_json,
+    save_figure,
+)
 from jbrl.errors import InputError
 from jbrl.scenario.azure import Selection, azure_trace
+from jbrl.scenario.model import Scenario
 from jbrl.scenario.trace_stats import trace_statistics
 from jbrl.scenario.traces import TRACE_KINDS, Trace, generate_trace, load_trace
 
@@ -47,6 +58,17 @@ CheckScenarioOpt = Annotated[
 PlotOpt = Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot here.")]
 
 
+CapOpt = Annotated[
+    bool,
+    typer.Option(
+        "--cap/--no-cap",
+        help="With --scenario: cap the load at the largest rate the scenario's infrastructure "
+        "sustains (`jbrl plan --max-rate`); --no-cap keeps the raw peak and warns when it is "
+        "above.",
+    ),
+]
+
+
 @trace_app.command("generate")
 def trace_generate(
     kind: KindOpt,
@@ -56,22 +78,78 @@ def trace_generate(
     scenario: SourcesOpt = None,
     step: StepOpt = 60.0,
     param: ParamOpt = None,
+    cap: CapOpt = True,
     json_out: JsonOpt = False,
 ) -> None:
-    """Write a seeded synthetic trace of one kind (README "Load generators")."""
+    """Write a seeded synthetic trace of one kind (README "Load generators").
+
+    With --scenario the trace never exceeds what the scenario sustains (the MILP's largest
+    uniform scale of the nominal rates at the accuracy target, as `jbrl plan --max-rate`
+    reports it); rows above are capped and the numbers printed (on stderr).
+    """
     params = _parse_params(param)
     sources = get_scenario(scenario) if scenario is not None else None
     trace = generate_trace(kind, duration, seed, sources=sources, step_s=step, params=params)
+    limit: dict[str, Any] = {}
+    if sources is not None:
+        limit = _sustainable(sources, trace, cap)
+        if cap and limit.get("capped_rows"):
+            trace = generate_trace(
+                kind, duration, seed, sources=sources, step_s=step, params=params,
+                max_scale=limit["cap_scale"],
+            )  # fmt: skip
     try:
         trace.save(output)
     except OSError as exc:
         raise InputError(f"cannot write file: {exc}", file=str(output)) from None
     summary = trace.summary()
     summary["file"] = str(output)
+    if limit:
+        summary["sustainable"] = limit
     if json_out:
         print_json(summary)
     else:
         _print_trace_summary(summary)
+
+
+def _sustainable(s: Scenario, trace: Trace, cap: bool) -> dict[str, Any]:
+    """How the generated ``trace`` compares with the largest uniform scale of the nominal
+    rates ``s`` sustains (``max_scale``; ``cap_scale`` is it rounded down to 4 decimals, the
+    solver's gap); a note on stderr when the trace goes above (capped, or a warning)."""
+    from jbrl.planning.milp import max_rate
+
+    mr = max_rate(s)
+    nominal = s.nominal_rates()
+    scales = [_row_scale(r, trace.columns, nominal) for r in trace.values]
+    peak = max(scales, default=0.0)
+    out: dict[str, Any] = {"max_scale": mr.scale, "status": mr.status, "raw_peak_scale": peak}
+    if mr.status == "infeasible":
+        err_console.print(
+            f"[yellow]warning:[/yellow] {s.name} sustains no load at accuracy {mr.accuracy:g}; "
+            "the trace is not capped", highlight=False,
+        )  # fmt: skip
+        return out
+    cap_scale = math.floor(mr.scale * 1e4) / 1e4
+    rows = sum(1 for x in scales if x > cap_scale)
+    out.update(cap_scale=cap_scale, capped_rows=rows if cap else 0, rows_above=rows)
+    if rows:
+        head = "capped" if cap else "[yellow]warning:[/yellow] left"
+        tail = "; --no-cap keeps the raw peak" if cap else " (--cap caps them)"
+        err_console.print(
+            f"{head} {rows} of {len(trace)} rows above {cap_scale:g}x the nominal rates, the "
+            f"largest load {s.name} sustains at accuracy {mr.accuracy:g} (jbrl plan --max-rate); "
+            f"the raw peak is {peak:.4g}x{tail}",
+            highlight=False,
+        )
+    return out
+
+
+def _row_scale(row: Any, columns: Sequence[str], nominal: Mapping[str, float]) -> float:
+    """The largest multiple of its nominal rate in one trace row."""
+    return max(
+        (float(v) / nominal[c] for v, c in zip(row, columns, strict=True) if nominal.get(c, 0) > 0),
+        default=0.0,
+    )
 
 
 def _parse_params(param: list[str] | None) -> dict[str, float]:
@@ -97,11 +175,12 @@ def trace_show(
 ) -> None:
     """Summarise a trace (rows, duration, min/mean/max per column) and optionally plot it."""
     trace = load_trace(path)
-    if scenario is not None:
-        trace = trace.for_scenario(get_scenario(scenario))
+    s = get_scenario(scenario) if scenario is not None else None
+    if s is not None:
+        trace = trace.for_scenario(s)
     summary = trace.summary()
     if plot is not None:
-        plot_trace(trace, plot)
+        plot_trace(trace, plot, s)
         summary["plot"] = str(plot)
     if json_out:
         print_json(summary)
@@ -122,27 +201,27 @@ def _print_trace_summary(summary: dict[str, Any]) -> None:
         console.print(f"plot written to {summary['plot']}", highlight=False)
 
 
-def plot_trace(trace: Trace, path: Path) -> None:
-    """A step plot of every column of ``trace`` (PNG at ``path``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def plot_trace(trace: Trace, path: Path, scenario: Scenario | None = None) -> None:
+    """A step plot of every column of ``trace`` over minutes, with ``scenario``'s sustainable
+    rates (`jbrl plan --max-rate`) when given (PNG at ``path``;
+    :func:`jbrl.evaluation.plots.trace_figure`)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.2))
-    end = max(trace.duration, float(trace.times[-1]))
-    xs = [*trace.times.tolist(), end]
-    for i, col in enumerate(trace.columns):
-        ys = [*trace.values[:, i].tolist(), float(trace.values[-1, i])]
-        ax.step(xs, ys, where="post", label=col)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("multiplier" if trace.is_scale else "req/s")
-    ax.set_title(trace.file or "trace")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
+    from jbrl.evaluation.plots import trace_figure
+
+    name = Path(trace.file).name if trace.file else "trace"
+    limits = None
+    if scenario is not None:
+        from jbrl.planning.milp import max_rate
+
+        mr = max_rate(scenario)
+        limits = mr.rates if mr.status != "infeasible" else None
+    title = f"trace {name}" + (f", sources of scenario {scenario.name}" if scenario else "")
+    fig = trace_figure(trace, title, limits)
+    try:
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
 
 
 @trace_app.command("stats")

@@ -9,6 +9,7 @@
   the :class:`~jbrl.evaluation.aggregate.Evaluation`;
 * :mod:`~jbrl.evaluation.report` — the table (rich and Markdown);
   :mod:`~jbrl.evaluation.plots` — PNG plots and the latency CDF;
-  :mod:`~jbrl.evaluation.tensorboard` — TensorBoard scalars;
-  :mod:`~jbrl.evaluation.progress` — the progress bar.
+  :mod:`~jbrl.evaluation.tensorboard` — TensorBoard scalars and a custom-scalars layout.
+
+The runs' progress bar is :class:`jbrl.progress.ProgressBar` (shared with training).
 """

@@ -29,6 +29,7 @@ SERIES_KEYS = (
     "accuracy",
     "reconfigurations",
     "decision_ms",
+    "loading_s",  # the longest model load begun at the interval's start (s), 0 if none
 )
 
 
@@ -130,6 +131,7 @@ class Evaluation:
     rows: list[Row] = field(default_factory=list)
     summary: list[Row] = field(default_factory=list)
     latency_bound_ms: float = math.nan
+    attainment_target: float = math.nan
     wall_s: float = 0.0
 
     def to_dict(self, series: bool = True, timings: bool = True) -> dict[str, Any]:
@@ -143,6 +145,7 @@ class Evaluation:
             "interval_s": self.interval_s,
             "load_time_s": self.load_time_s,
             "latency_bound_ms": finite_or_none(self.latency_bound_ms),
+            "attainment_target": finite_or_none(self.attainment_target),
             "policies": self.policies,
             "traces": {
                 n: {"file": t.file, "duration_s": t.duration} for n, t in self.traces.items()

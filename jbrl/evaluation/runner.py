@@ -50,9 +50,9 @@ from jbrl.errors import InputError, Param
 from jbrl.evaluation.aggregate import SERIES_KEYS, Evaluation, RunRecord, aggregate
 from jbrl.evaluation.executors import ProcessPool, RunExecutor, Unit
 from jbrl.evaluation.policies import build_policies
-from jbrl.evaluation.progress import ProgressBar
 from jbrl.planning.coverage import effective_capacity, plan_signature
 from jbrl.planning.plan import Plan
+from jbrl.progress import ProgressBar
 from jbrl.scenario.derive import with_load_time
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace
@@ -126,8 +126,20 @@ class _PolicyRun(BaseObserver):
         s["accuracy"].append(math.nan if acc is None else acc)
         s["reconfigurations"].append(float(len(m.reconfigured)))
         s["decision_ms"].append(self.decisions[-1])
+        s["loading_s"].append(self._loading_s(m))
         if self.on_interval_cb is not None:
             self.on_interval_cb()
+
+    def _loading_s(self, m: IntervalMetrics) -> float:
+        """The longest model load that began at the start of interval ``m`` (s; 0 if none):
+        the workers it names serve nothing for their load time."""
+        if not m.reconfigured:
+            return 0.0
+        where = {w: (op, var) for w, op, var in self.sig}
+        return max(
+            (self.scenario.load_time(*where[w], w) for w in m.reconfigured if w in where),
+            default=0.0,
+        )
 
 
 def run_policy(
@@ -266,6 +278,7 @@ def evaluate(
         traces=settings.traces,
         runs=runs,
         latency_bound_ms=scenario.slo.latency_ms,
+        attainment_target=scenario.slo.attainment,
     )
     aggregate(ev)
     ev.wall_s = time.perf_counter() - t_start
@@ -317,7 +330,7 @@ def _run_all(
     }
     total = sum(per_run.values()) * len(settings.seeds) * len(specs)
     runs: list[RunRecord] = []
-    with ProgressBar(progress, total) as bar:
+    with ProgressBar(progress, total, unit="intervals") as bar:
         if executor is None:
             for spec in specs:
                 bar.describe(spec)

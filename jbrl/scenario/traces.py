@@ -44,7 +44,6 @@ TIME_COLUMN = "time_s"
 TRACE_KINDS: tuple[str, ...] = tuple(GENERATORS)
 TRACE_PARAMS: dict[str, set[str]] = {k: set(g.defaults) for k, g in GENERATORS.items()}
 """The parameter names of every trace kind."""
-"""Most rows a generated trace may have (time and memory are linear in it)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -401,6 +400,7 @@ def generate_trace(
     sources: Mapping[str, float] | Scenario | None = None,
     step_s: float = 60.0,
     params: Mapping[str, float] | None = None,
+    max_scale: float | None = None,
 ) -> Trace:
     """A seeded synthetic trace of ``kind`` (one of :data:`TRACE_KINDS`, defined in
     :mod:`jbrl.scenario.generators`).
@@ -411,6 +411,9 @@ def generate_trace(
     balanced, ``phased`` (and ``onoff`` / ``flash_crowd`` with ``independent=1``) one series
     per source. Without ``sources``, a single ``scale`` column (one series). ``params`` tunes
     the kind (:data:`TRACE_PARAMS` lists the names; README "Load generators" the meanings).
+
+    ``max_scale`` caps the multiplier (``jbrl trace generate --scenario`` passes the scenario's
+    sustainable scale, ``jbrl plan --max-rate``); the same seed gives the same trace below it.
     """
     spec = _check_request(kind, duration, step_s, params)
     p = dict(params or {})
@@ -424,6 +427,8 @@ def generate_trace(
     )
     k = 1 if nominal is None else len(nominal)
     mult = np.asarray(spec.fn(times, duration, step_s, rng, p, k), dtype=float)
+    if max_scale is not None:
+        mult = np.minimum(mult, max_scale)
     mult = np.round(np.maximum(mult, 0.0), 6).reshape(n, -1)
     if nominal is None:
         return Trace(times, mult[:, :1], (SCALE_COLUMN,), float(duration))

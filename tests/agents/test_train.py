@@ -35,6 +35,17 @@ def smoke_config(tmp_path: Path, tiny: Scenario) -> dict:
     }
 
 
+def _assert_scalars_readable(run: Path, tags: tuple[str, ...]) -> None:
+    """SB3's TensorBoard scalars are classic scalars: ``EventAccumulator.Scalars`` reads them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    for tag in tags:
+        assert tag in acc.Tags()["scalars"], tag
+        assert acc.Scalars(tag), tag
+
+
 def test_train_smoke_resume_and_policy(tmp_path: Path, tiny: Scenario) -> None:
     raw = smoke_config(tmp_path, tiny)
     cfg = load_train_config(raw)
@@ -43,6 +54,7 @@ def test_train_smoke_resume_and_policy(tmp_path: Path, tiny: Scenario) -> None:
         assert (run / name).is_file(), name
     assert (run / "best" / "model.zip").is_file()
     assert list(run.glob("events.out.tfevents.*"))
+    _assert_scalars_readable(run, ("serving/cost_per_hour", "eval/score", "bc/policy_loss"))
     assert latest_checkpoint(run) is not None
     header = (run / "progress.csv").read_text().splitlines()[0]
     for key in ("serving/cost_per_hour", "eval/mean/slo_attainment", "bc/policy_loss"):
@@ -284,3 +296,41 @@ def test_vehicle_training_config_is_valid_and_draws_every_trace_kind() -> None:
         trace, info = sample_trace([comp], np.random.default_rng(i), 600.0)
         assert 0 <= int(str(info["seed"])) < EVAL_SEED_BASE
         assert len(trace.times) > 1 and float(np.min(trace.values)) >= 0.0
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def test_warm_start_phases_each_run_a_full_progress_bar(
+    tmp_path: Path, tiny: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a progress bar, every phase of the imitation warm start (choosing the teacher, its
+    demonstrations, each fit, each DAgger round) shows one bar that ends full."""
+    import jbrl.agents.ppo.imitation as imitation
+    from jbrl.progress import ProgressBar
+
+    bars: list[ProgressBar] = []
+
+    class Recorded(ProgressBar):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(imitation, "ProgressBar", Recorded)
+    raw = smoke_config(tmp_path, tiny)
+    raw.update(total_timesteps=64, eval=None)
+    raw["bc"] = {**raw["bc"], "dagger_rounds": 2, "tune_episodes": 1,
+                 "candidates": [DEFAULT_TEACHER, "milp-reactive:headroom=0.2"]}  # fmt: skip
+    train(load_train_config(raw), progress_bar=True)
+    labels = [b.label for b in bars]
+    assert labels == [
+        "choosing the teacher",
+        "teacher demonstrations",
+        "fitting to 32 labelled steps",  # 2 episodes of 16 steps
+        "DAgger round 1/2",
+        "fitting to 48 labelled steps",
+        "DAgger round 2/2",
+        "fitting to 64 labelled steps",
+    ]
+    assert [b.total for b in bars] == [2, 2, 2, 1, 2, 1, 2]
+    assert all(b.done == b.total and b.enabled for b in bars)

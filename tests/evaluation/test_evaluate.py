@@ -110,7 +110,7 @@ def test_smoke_table_json_plots(ev, tmp_path):
     assert "milp-reactive:headroom=0.2" in out and "all" in out
     assert "| autoscaler |" in markdown_table(ev)
     paths = write_plots(ev, tmp_path / "plots")
-    assert len(paths) == 3 * 2
+    assert len(paths) == 4 * 2
     assert all(p.suffix == ".png" and p.stat().st_size > 1000 for p in paths)
 
 
@@ -183,7 +183,7 @@ def test_cli_exit_codes(capsys, tmp_path, vqa):
     assert "plots written" in captured.out
     data = json.loads(out.read_text())
     assert {r["policy"] for r in data["summary"]} == {"milp-static", "autoscaler"}
-    assert len(list((tmp_path / "p").glob("*.png"))) == 3
+    assert len(list((tmp_path / "p").glob("*.png"))) == 4
     # --json is a flag: JSON alone on stdout; the old "--json PATH" names the new flag
     args = ["evaluate", "--trace", str(trace), "--policies", "milp-static", "--no-progress"]
     assert main([*args, "--json"]) == 0

@@ -7,7 +7,7 @@ import pytest
 
 from jbrl.evaluation.aggregate import RunRecord
 from jbrl.evaluation.plots import file_safe, latency_cdf
-from jbrl.evaluation.progress import ProgressBar
+from jbrl.progress import ProgressBar
 
 
 def test_latency_cdf_exact_from_samples():
