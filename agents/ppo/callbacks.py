@@ -92,7 +92,7 @@ class ValidationRun:
     def score(self, env: EnvConfig) -> float:
         """The env's cost per hour: $ + weighted late (or dropped) requests."""
         t = self.totals
-        late = t.completed + t.dropped_total - t.within_slo
+        late = t.missed_slo
         w = env.reward
         return (w.dollar * t.dollars + w.slo_miss * late) / max(t.duration / 3600.0, 1e-9)
 

@@ -254,7 +254,7 @@ def evaluate(
         policies=specs,
         traces=settings.traces,
         runs=runs,
-        latency_bound_ms=scenario.slo.latency_ms,
+        latency_bound_ms=_or_nan(scenario.slo.latency_ms),
     )
     aggregate(ev)
     ev.wall_s = time.perf_counter() - t_start
@@ -385,3 +385,7 @@ def _run_unit(
                 )
             )
     return out
+
+
+def _or_nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)

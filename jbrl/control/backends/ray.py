@@ -474,7 +474,8 @@ class RayBackend(Backend):
                 self._completed += 1
                 iv["completed"] += 1
                 iv["latencies"].append(ms)
-                if ms <= self.scenario.slo.latency_ms:
+                bound = self.scenario.slo.latency_ms
+                if bound is not None and ms <= bound:
                     iv["within"] += 1
             else:
                 self._failed += 1
@@ -548,7 +549,9 @@ class RayBackend(Backend):
             duration=duration,
             arrivals=float(iv["arrivals"]),
             completed=float(iv["completed"]),
-            within_slo=float(iv["within"]),
+            within_slo=float(iv["within"])
+            if self.scenario.slo.latency_ms is not None
+            else math.nan,
             dropped={**empty_drops(), "failed": float(iv["failed"])},
             in_flight_start=float(iv["in_flight_start"]),
             in_flight=float(in_flight),
