@@ -1,8 +1,9 @@
 """Simulation: a fast fluid model and a request-level discrete-event model (simpy).
 
 Both implement :class:`~jbrl.sim.base.Simulator` (``reset``, ``apply``, ``advance``) and are
-driven over a trace by the one run loop, :func:`~jbrl.sim.rollout.rollout`. Never imports
-gymnasium or torch.
+driven over a trace by the one run loop, :func:`~jbrl.sim.rollout.rollout`. Service times and
+the queueing formulas are those of the latency model, :mod:`jbrl.planning.latency`. Never
+imports gymnasium or torch.
 """
 
 from jbrl.sim.base import DROP_REASONS, SERVICE_FAMILIES, IntervalMetrics, SimConfig, Simulator

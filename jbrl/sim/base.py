@@ -33,18 +33,17 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import numpy as np
 
 from jbrl.errors import InputError
 from jbrl.jsonable import finite_or_none
+from jbrl.planning.latency import SERVICE_FAMILIES, ServiceFamily
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 from jbrl.sim.faults import FaultSchedule
 
-ServiceFamily = Literal["lognormal", "exponential", "deterministic"]
-SERVICE_FAMILIES: tuple[str, ...] = ("lognormal", "exponential", "deterministic")
 DROP_REASONS: tuple[str, ...] = ("timeout", "crash", "no_worker")
 NO_BOUND_TIMEOUT_S = 20.0
 """Queue deadline (s) of a scenario without a latency bound (10 x the 2000 ms bound that
