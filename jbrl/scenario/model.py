@@ -234,6 +234,10 @@ class LinkInfo(BaseModel):
     direction: Literal["same", "up", "back"]
     allowed: bool
 
+    def transfer_s(self, kb: float) -> float:
+        """Seconds to send ``kb`` KB: size / bandwidth + one-way latency."""
+        return kb / (1024.0 * self.bandwidth_mb_s) + self.latency_ms / 1000.0
+
 
 class Scenario(_Model):
     """A complete planning problem. See README "Scenario format" for the YAML form."""

@@ -1,0 +1,69 @@
+"""The latency model: one home for the service-time fits, queueing formulas and latency
+distributions that the planners and both simulators use (it never imports a simulator).
+
+Units are seconds; rates are per second.
+
+* :mod:`~jbrl.planning.latency.service` — service-time fits to a profile's p50/p90
+  (:class:`ServiceFit`), per batch size (:class:`BatchService`, :func:`batch_service`), CDFs;
+* :mod:`~jbrl.planning.latency.queueing` — the G/G/1 queue length and the fluid model's queue
+  step (:func:`fluid_queue_step`);
+* :mod:`~jbrl.planning.latency.sojourn` — a worker's steady-state sojourn time
+  (:func:`worker_sojourn` -> :class:`Sojourn`: mean, CDF, survival, quantile) and its SLO-safe
+  rate (:func:`slo_safe_rate`);
+* :mod:`~jbrl.planning.latency.paths` — a plan's predicted latency per source -> sink path and
+  per request (:func:`predict_plan` -> :class:`PlanLatency`);
+* :mod:`~jbrl.planning.latency.grid` — distributions on a grid: sums (convolution), percentiles
+  with an exponential tail.
+"""
+
+from jbrl.planning.latency.grid import QUANTILES, cdf_of_sum, percentiles_with_tail
+from jbrl.planning.latency.paths import (
+    PathLatency,
+    PlanLatency,
+    WorkerStage,
+    predict_plan,
+    sojourn_on_grid,
+)
+from jbrl.planning.latency.queueing import WAIT_UTILIZATION_CAP, fluid_queue_step, queue_length
+from jbrl.planning.latency.service import (
+    SERVICE_FAMILIES,
+    Z90,
+    BatchService,
+    ServiceFamily,
+    ServiceFit,
+    batch_service,
+    exp_plus_service_cdf,
+    fit_percentiles,
+    fit_service,
+    norm_cdf,
+    service_cdf,
+)
+from jbrl.planning.latency.sojourn import Sojourn, slo_safe_rate, worker_sojourn
+
+__all__ = [
+    "QUANTILES",
+    "SERVICE_FAMILIES",
+    "WAIT_UTILIZATION_CAP",
+    "Z90",
+    "BatchService",
+    "PathLatency",
+    "PlanLatency",
+    "ServiceFamily",
+    "ServiceFit",
+    "Sojourn",
+    "WorkerStage",
+    "batch_service",
+    "cdf_of_sum",
+    "exp_plus_service_cdf",
+    "fit_percentiles",
+    "fit_service",
+    "fluid_queue_step",
+    "norm_cdf",
+    "percentiles_with_tail",
+    "predict_plan",
+    "queue_length",
+    "service_cdf",
+    "slo_safe_rate",
+    "sojourn_on_grid",
+    "worker_sojourn",
+]

@@ -1,0 +1,464 @@
+"""A plan's predicted end-to-end latency: per source -> sink path and per request.
+
+:func:`predict_plan` resolves the plan at the given rates with the cost model (each worker's
+rate, the flows on every edge), takes each worker's steady-state :class:`~jbrl.planning.latency.
+sojourn.Sojourn` (:func:`~jbrl.planning.latency.sojourn.worker_sojourn` at its rate and batch
+size, Poisson arrivals unless told otherwise), and combines them on a grid of times:
+
+* **rates**: a worker serves its share of the operator's demand, the share being what the cost
+  model gives it (explicit rates or the fill order), as the simulators route (weights, not fill
+  order, whatever the load);
+* **a stage** (operator v): the tasks' inputs are ready at the worker after the input's
+  completion plus the transfer ``size / bandwidth + latency`` (per edge and receiving worker,
+  the mean over its senders weighted by their flows); then the worker's sojourn adds (a
+  discrete convolution, :func:`~jbrl.planning.latency.grid.cdf_of_sum`); the operator's
+  completion time is the mixture over its workers by routing share;
+* **a join** waits for the last of its inputs (product of their CDFs: independent inputs);
+* **a path** source -> ... -> sink sums its stages (the same, without the other inputs of
+  joins); its latency at the SLO percentile and P(latency <= bound) are reported per path;
+* **a request** ends when all its tasks have: the product over sinks of the sink's completion
+  CDF raised to its tasks per request ``c`` (``c > 1``: fan-out, the max of ``c`` tasks taken
+  as independent; ``c < 1``: sampled, a request has a task there with probability ``c``).
+
+What is approximated: arrivals at every worker are Poisson (``arrival_scv``; the DES's streams
+downstream of near-deterministic servers are smoother, so this errs on the slow side); stages,
+join inputs and the tasks of a fan-out are independent; a worker loaded beyond its stability limit, makes the prediction unstable (attainment 0, infinite latency), and
+so does an operator with demand and no worker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from jbrl.errors import InputError
+from jbrl.planning.cost import RATE_TOL, CostReport, evaluate_plan
+from jbrl.planning.latency.grid import cdf_of_sum
+from jbrl.planning.latency.service import batch_service, service_cdf
+from jbrl.planning.latency.sojourn import Sojourn, worker_sojourn
+from jbrl.planning.plan import Plan
+from jbrl.scenario.model import Scenario
+
+GRID_POINTS = 1024
+"""Points of the time grid (its span covers the bound 1.5 times and every path's slow tail)."""
+
+MAX_PATHS = 1000
+"""Paths reported at most (a DAG can have exponentially many; the request-level figure counts
+every path whatever this limit)."""
+
+
+@dataclass(frozen=True)
+class WorkerStage:
+    """One worker of the plan: its operator, rate, share of the operator, batch size, sojourn
+    and the mean transfer time into it per input (sender operator or source name)."""
+
+    operator: str
+    worker: str
+    variant: str
+    rate: float
+    share: float
+    batch: int
+    sojourn: Sojourn
+    transfer_s: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.sojourn
+        return {
+            "operator": self.operator,
+            "variant": self.variant,
+            "rate": self.rate,
+            "share": self.share,
+            "batch": self.batch,
+            "utilization": s.utilization,
+            "stable": s.stable,
+            "mean_sojourn_ms": _ms(s.mean_s),
+            "transfer_ms": {k: v * 1000.0 for k, v in self.transfer_s.items()},
+        }
+
+
+@dataclass(frozen=True)
+class PathLatency:
+    """One source -> sink path: its latency at the percentile, mean, and P(latency <= bound)
+    (None without a bound)."""
+
+    path: tuple[str, ...]
+    latency_s: float
+    mean_s: float
+    attainment: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": list(self.path),
+            "latency_ms": _ms(self.latency_s),
+            "mean_ms": _ms(self.mean_s),
+            "attainment": self.attainment,
+        }
+
+
+@dataclass(frozen=True)
+class PlanLatency:
+    """A plan's predicted latency (module docstring). ``percentile`` is the level latencies are
+    reported at (the SLO's attainment target); ``attainment`` is P(request latency <= bound)
+    (None without a bound); ``stable``: every worker has a steady state and every operator
+    enough capacity."""
+
+    bound_s: float | None
+    percentile: float
+    stable: bool
+    latency_s: float
+    mean_s: float
+    attainment: float | None
+    paths: list[PathLatency]
+    workers: dict[str, WorkerStage]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def meets_target(self) -> bool:
+        """The predicted attainment reaches the percentile (True without a bound)."""
+        if self.attainment is None:
+            return self.stable
+        return self.attainment >= self.percentile - 1e-12
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bound_ms": _ms(self.bound_s) if self.bound_s is not None else None,
+            "percentile": self.percentile,
+            "stable": self.stable,
+            "latency_ms": _ms(self.latency_s),
+            "mean_ms": _ms(self.mean_s),
+            "attainment": self.attainment,
+            "meets_target": self.meets_target,
+            "paths": [p.to_dict() for p in self.paths],
+            "workers": {w: s.to_dict() for w, s in self.workers.items()},
+            "notes": list(self.notes),
+        }
+
+
+def _ms(s: float) -> float | None:
+    return s * 1000.0 if math.isfinite(s) else None
+
+
+def predict_plan(
+    scenario: Scenario,
+    plan: Plan,
+    rates: Mapping[str, float] | None = None,
+    *,
+    family: str = "lognormal",
+    batch_timeout_s: float | None = None,
+    arrival_scv: float = 1.0,
+    percentile: float | None = None,
+    bound_s: float | None = None,
+    grid_points: int = GRID_POINTS,
+) -> PlanLatency:
+    """The predicted latency of ``plan`` at source ``rates`` (nominal by default; see the
+    module docstring). ``percentile`` defaults to the SLO's attainment target and ``bound_s`` to
+    its latency bound; ``batch_timeout_s`` to the scenario's batch wait timeout. Raises
+    :class:`~jbrl.errors.InputError` for a plan that does not fit the scenario."""
+    rep = evaluate_plan(scenario, plan, rates, accuracy_target=-math.inf)
+    bad = [v.message for v in rep.violations if v.invalid or v.kind == "worker_reused"]
+    if bad:
+        raise InputError("the plan does not fit the scenario: " + "; ".join(bad), field="plan")
+    q = scenario.slo.attainment if percentile is None else percentile
+    bound = _bound(scenario) if bound_s is None else bound_s
+    timeout = _batch_timeout(scenario) if batch_timeout_s is None else batch_timeout_s
+    notes: list[str] = []
+    stages = _stages(scenario, plan, rep, family, timeout, arrival_scv, notes)
+    stable = not notes and all(st.sojourn.stable for st in stages.values())
+    if not stable:
+        notes += [
+            f"{w}: {st.operator} at {st.rate:.4g} req/s is beyond its stability limit "
+            f"(utilisation {st.sojourn.utilization:.3f})"
+            for w, st in stages.items()
+            if not st.sojourn.stable
+        ]
+        paths = [
+            PathLatency(p, math.inf, math.inf, 0.0 if bound else None) for p in _paths(scenario)
+        ]
+        return PlanLatency(bound, q, False, math.inf, math.inf, 0.0 if bound else None, paths,
+                           stages, notes)  # fmt: skip
+    grid = _Grid(scenario, stages, bound, grid_points)
+    by_op = _by_operator(scenario, stages)
+    completion = _completions(scenario, by_op, grid)
+    request = _request_cdf(scenario, rep, completion)
+    paths = [
+        _path_latency(p, _path_cdf(p, by_op, grid), grid, q, bound)
+        for p in _paths(scenario)[:MAX_PATHS]
+    ]
+    if len(_paths(scenario)) > MAX_PATHS:
+        notes.append(f"only the first {MAX_PATHS} paths are listed")
+    return PlanLatency(
+        bound_s=bound,
+        percentile=q,
+        stable=True,
+        latency_s=grid.quantile(request, q),
+        mean_s=grid.mean(request),
+        attainment=grid.at(request, bound) if bound else None,
+        paths=paths,
+        workers=stages,
+        notes=notes,
+    )
+
+
+def _bound(scenario: Scenario) -> float | None:
+    ms = getattr(scenario.slo, "latency_ms", None)
+    return ms / 1000.0 if ms else None
+
+
+def _batch_timeout(scenario: Scenario) -> float:
+    return float(getattr(scenario, "batch_wait_timeout_s", 0.0) or 0.0)
+
+
+# ---------------------------------------------------------------------- stages
+
+
+def _stages(
+    scenario: Scenario,
+    plan: Plan,
+    rep: CostReport,
+    family: str,
+    timeout: float,
+    ca2: float,
+    notes: list[str],
+) -> dict[str, WorkerStage]:
+    """Every worker with traffic: its sojourn at its rate and the transfer into it per input."""
+    batch_of = {
+        s.worker: int(getattr(s, "batch", 1) or 1)
+        for shares in plan.worker_assignment.values()
+        for s in shares
+    }
+    out: dict[str, WorkerStage] = {}
+    for op in scenario.topo_order:
+        load = rep.operators[op]
+        if load.demand > 0 and load.served <= 0:
+            notes.append(f"{op}: no worker serves its {load.demand:.4g} req/s")
+        for wl in load.workers:
+            if wl.rate <= RATE_TOL:
+                continue
+            b = batch_of.get(wl.worker, 1)
+            svc = batch_service(scenario, op, load.variant, wl.worker, family)
+            share = wl.rate / load.served
+            out[wl.worker] = WorkerStage(
+                operator=op,
+                worker=wl.worker,
+                variant=load.variant,
+                rate=share * load.demand,
+                share=share,
+                batch=b,
+                sojourn=worker_sojourn(svc, share * load.demand, b, timeout, ca2),
+                transfer_s=_transfers_into(scenario, rep, op, wl.worker),
+            )
+    return out
+
+
+def _transfers_into(scenario: Scenario, rep: CostReport, op: str, worker: str) -> dict[str, float]:
+    """Per input of ``op``: the mean transfer time into ``worker``, weighted by its senders'
+    flows (0 where it receives nothing on that input)."""
+    out: dict[str, float] = {}
+    for e in scenario.in_edges[op]:
+        kb = e.message_kb_for(
+            rep.operators[e.source].variant if e.source in rep.operators else "default"
+        )
+        num = den = 0.0
+        for f in rep.flows:
+            if f.edge == (e.source, op) and f.receiver == worker and f.rate > 0:
+                num += f.rate * scenario.link(f.sender, worker).transfer_s(kb)
+                den += f.rate
+        out[e.source] = num / den if den > 0 else 0.0
+    return out
+
+
+def _by_operator(
+    scenario: Scenario, stages: dict[str, WorkerStage]
+) -> dict[str, list[WorkerStage]]:
+    out: dict[str, list[WorkerStage]] = {op: [] for op in scenario.topo_order}
+    for st in stages.values():
+        out[st.operator].append(st)
+    return out
+
+
+# ---------------------------------------------------------------------- the grid
+
+
+class _Grid:
+    """Equally spaced times from 0 covering 1.5 x the bound and every path's slow tail (the sum
+    along the path of each stage's slowest worker's 1e-4 tail point, plus transfers)."""
+
+    def __init__(
+        self, scenario: Scenario, stages: dict[str, WorkerStage], bound: float | None, n: int
+    ) -> None:
+        slow: dict[str, float] = {}
+        for op in scenario.topo_order:
+            here = max(
+                (_tail_point(st) for st in stages.values() if st.operator == op), default=0.0
+            )
+            prev = max((slow.get(e.source, 0.0) for e in scenario.in_edges[op]), default=0.0)
+            slow[op] = prev + here
+        span = max(1.5 * (bound or 0.0), max(slow.values(), default=0.0), 1e-3)
+        self.n = n
+        self.h = span / (n - 1)
+        self.t = np.arange(n) * self.h
+        self._soj: dict[str, np.ndarray] = {}
+        self._stages = stages
+
+    def sojourn(self, worker: str) -> np.ndarray:
+        """The worker's sojourn CDF on the grid (cached)."""
+        c = self._soj.get(worker)
+        if c is None:
+            c = self._soj[worker] = sojourn_on_grid(self._stages[worker].sojourn, self.t)
+        return c
+
+    def shift(self, cdf: np.ndarray, by: float) -> np.ndarray:
+        """The CDF of X + ``by`` from X's CDF."""
+        if by <= 0:
+            return cdf
+        return np.interp(self.t - by, self.t, cdf, left=0.0)
+
+    def at(self, cdf: np.ndarray, t: float) -> float:
+        return float(np.interp(t, self.t, cdf))
+
+    def quantile(self, cdf: np.ndarray, q: float) -> float:
+        """The least grid time with CDF >= q (linear between points); inf beyond the grid."""
+        cdf = np.maximum.accumulate(cdf)
+        i = int(np.searchsorted(cdf, q))
+        if i >= self.n:
+            return math.inf
+        if i == 0:
+            return 0.0
+        c0, c1 = float(cdf[i - 1]), float(cdf[i])
+        return float(self.t[i - 1] + self.h * ((q - c0) / (c1 - c0) if c1 > c0 else 1.0))
+
+    def mean(self, cdf: np.ndarray) -> float:
+        """E[X] from its CDF on the grid; inf when mass lies beyond the grid."""
+        if cdf[-1] < 1.0 - 1e-4:
+            return math.inf
+        return float(self.h * (1.0 - cdf[:-1]).sum())
+
+
+def _tail_point(st: WorkerStage) -> float:
+    """A time beyond which the worker's sojourn has at most ~1e-4 of its mass, plus its
+    largest input transfer."""
+    soj = st.sojourn
+    far = 0.0
+    for _w, s, e, f in soj.components:
+        svc = math.exp(f.log_median + 3.72 * f.sigma) if f.family == "lognormal" else f.mean_s
+        if f.family == "exponential":
+            svc = f.mean_s * 9.2
+        far = max(far, s + e * 9.2 + svc)
+    return far + max(st.transfer_s.values(), default=0.0)
+
+
+def sojourn_on_grid(soj: Sojourn, t: np.ndarray) -> np.ndarray:
+    """The sojourn CDF on the equally spaced grid ``t`` (from 0): each component's exponential
+    part convolved with its service CDF on the grid (:func:`cdf_of_sum`), then shifted."""
+    out = np.zeros(len(t))
+    for w, s, e, f in soj.components:
+        if w <= 0:
+            continue
+        g = service_cdf(f, t - s) if s > 0 else service_cdf(f, t)
+        if e > 0:
+            x = -np.expm1(-t / e)
+            g = cdf_of_sum(x, service_cdf(f, t))
+            if s > 0:
+                g = np.interp(t - s, t, g, left=0.0)
+        out += w * g
+    return np.clip(out, 0.0, 1.0)
+
+
+# ---------------------------------------------------------------------- combining
+
+
+def _stage_cdf(ready_of: Any, workers: list[WorkerStage], grid: _Grid) -> np.ndarray:
+    """Mixture over ``workers`` of (ready time + sojourn); ``ready_of(stage)`` is the CDF of
+    the time the task's inputs are at that worker. Workers with the same ready CDF (the same
+    transfers) share one convolution."""
+    groups: dict[tuple[float, ...], tuple[np.ndarray, np.ndarray]] = {}
+    for st in workers:
+        key = tuple(round(v / grid.h, 3) for v in st.transfer_s.values())
+        soj = grid.sojourn(st.worker) * st.share
+        if key in groups:
+            ready, acc = groups[key]
+            groups[key] = (ready, acc + soj)
+        else:
+            groups[key] = (ready_of(st), soj)
+    out = np.zeros(grid.n)
+    for ready, acc in groups.values():
+        out += cdf_of_sum(ready, acc)
+    return out
+
+
+def _completions(
+    scenario: Scenario, by_op: dict[str, list[WorkerStage]], grid: _Grid
+) -> dict[str, np.ndarray]:
+    """Per operator, the CDF of a task's completion time from the request's arrival."""
+    done: dict[str, np.ndarray] = {}
+    start = np.ones(grid.n)  # a source emits at time 0
+
+    def ready_of(st: WorkerStage) -> np.ndarray:
+        r = np.ones(grid.n)
+        for u, tau in st.transfer_s.items():
+            r = r * grid.shift(done.get(u, start), tau)
+        return r
+
+    for op in scenario.topo_order:
+        done[op] = _stage_cdf(ready_of, by_op[op], grid) if by_op[op] else start
+    return done
+
+
+def _request_cdf(
+    scenario: Scenario, rep: CostReport, completion: dict[str, np.ndarray]
+) -> np.ndarray:
+    """P(request latency <= t): over sinks, completion CDF ** tasks per request (docstring)."""
+    top = max(rep.rates.values(), default=0.0)
+    demand = scenario.demand(rep.rates)
+    out = np.ones(len(next(iter(completion.values()))))
+    for sink in scenario.sinks:
+        c = demand[sink] / top if top > 0 else 1.0
+        out = out * completion[sink] ** c
+    return out
+
+
+def _paths(scenario: Scenario) -> list[tuple[str, ...]]:
+    """Every source -> sink path, sources in scenario order."""
+    out: list[tuple[str, ...]] = []
+
+    def walk(path: tuple[str, ...]) -> None:
+        if len(out) > MAX_PATHS:
+            return
+        nxt = scenario.out_edges.get(path[-1], [])
+        if not nxt and len(path) > 1:
+            out.append(path)
+        for e in nxt:
+            walk((*path, e.target))
+
+    for s in scenario.sources:
+        walk((s.name,))
+    return out
+
+
+def _path_cdf(
+    path: tuple[str, ...], by_op: dict[str, list[WorkerStage]], grid: _Grid
+) -> np.ndarray:
+    """The CDF of the sum of the path's stages (its own inputs only)."""
+    cur = np.ones(grid.n)
+    for prev, op in zip(path, path[1:], strict=False):
+        if not by_op[op]:
+            continue
+        before = cur
+        cur = _stage_cdf(lambda st, b=before, u=prev: grid.shift(b, st.transfer_s.get(u, 0.0)),
+                         by_op[op], grid)  # fmt: skip
+    return cur
+
+
+def _path_latency(
+    path: tuple[str, ...], cdf: np.ndarray, grid: _Grid, q: float, bound: float | None
+) -> PathLatency:
+    return PathLatency(
+        path=path,
+        latency_s=grid.quantile(cdf, q),
+        mean_s=grid.mean(cdf),
+        attainment=grid.at(cdf, bound) if bound else None,
+    )

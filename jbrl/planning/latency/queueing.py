@@ -1,0 +1,103 @@
+"""The queueing formulas of one worker (batch 1) that the fluid model steps through time.
+
+* **Queue length** of a G/G/1 queue at utilisation ``r`` (Pollaczek-Khinchine / Kingman):
+  ``L(r) = r + k r^2 / (1 - r)`` with ``k = (ca2 + cs2) / 2`` (arrival and service SCVs),
+  :func:`queue_length`.
+* **A worker's queue over a step** (:func:`fluid_queue_step`): the pointwise stationary fluid
+  flow approximation (PSFFA; Wang, Tipper et al. 1996), ``dx/dt = a - mu G(x)`` with
+  ``G = L^-1``, one backward-Euler step (closed form: a quadratic in ``r``), a queue that holds
+  at most ``max(a, mu) * timeout`` tasks. Waiting time at the step's mean state: no wait with
+  probability ``1 - r``, else ``D + Exp(E)``, the M/G/1 exponential approximation
+  (``E = k m / (1 - r)``) with the part of the mean wait beyond the utilisation cap
+  :data:`WAIT_UTILIZATION_CAP` treated as a deterministic backlog ``D``; without backlog a share
+  ``P(W > timeout) = r exp(-timeout / E)`` is dropped. Departures' variability (Whitt's QNA):
+  ``r^2 cs2 + (1 - r^2) ca2``.
+
+In steady state (``x0 = L(a / mu)``) the step's wait is the one :func:`~jbrl.planning.latency.
+worker_sojourn` gives a batch-1 worker below the cap.
+"""
+
+from __future__ import annotations
+
+from math import exp, sqrt
+
+WAIT_UTILIZATION_CAP = 0.98
+"""Utilisation above which extra mean wait counts as deterministic backlog (:func:`fluid_queue_step`)."""
+
+
+def queue_length(r: float, k: float) -> float:
+    """Mean number in a G/G/1 system at utilisation ``r < 1``: ``L(r) = r + k r^2 / (1 - r)``
+    (Pollaczek-Khinchine; Kingman's ``k = (ca2 + cs2) / 2``)."""
+    return r + k * r * r / (1.0 - r)
+
+
+def fluid_queue_step(
+    x0: float, a: float, mu: float, ca2: float, cs2: float, m: float, dt: float, timeout: float
+) -> tuple[float, float, float, float, float, float, float]:
+    """One step of length ``dt`` of a worker's queue in the fluid model (see the module docstring).
+
+    ``x0``: mean number in system at the start; ``a``: arrival rate; ``mu``: service rate (0
+    while the worker is unavailable: tasks wait for it, at most the timeout); ``ca2``, ``cs2``:
+    arrival and service SCV; ``m``: mean service time. Returns ``(x1, served, dropped, y, wait,
+    E, cd2)``: number in system at the end; tasks served; tasks dropped (beyond the queue's
+    capacity ``max(a, mu) * timeout``, and in a queue without backlog the served ones that waited
+    longer than the timeout); utilisation ``y`` at the step's mean state; mean wait of a task
+    that waits, ``D + E``, and its exponential part ``E``; SCV of the departures.
+
+    * Queue: backward Euler of the PSFFA, ``x1 = x0 + a dt - mu dt r`` with ``x1 = L(r)``
+      (:func:`queue_length`), a quadratic in ``r``; exact at equilibrium (``x0 = L(a / mu)``
+      stays), and the backlog grows by ``(a - mu) dt`` in overload.
+    * Waiting time at the mean state ``xm``, ``y = L^-1(xm)``: a task waits with probability
+      ``y``, then ``D + Exp(E)``; ``E = k m / (1 - min(y, cap))`` (the M/G/1 exponential
+      approximation, cap :data:`WAIT_UTILIZATION_CAP`) and ``D + E = (xm - y) m / y^2``
+      (Little's law on the queue), so that ``D > 0`` only beyond the cap; at most the timeout.
+    * Without backlog, ``P(W > T) = y exp(-T / E)`` of the arrivals wait beyond the timeout ``T``.
+    * Departures (QNA): ``cd2 = r^2 cs2 + (1 - r^2) ca2``.
+
+    One function, not one per formula: the fluid step calls it for every worker and step, and a
+    Python call costs as much as the arithmetic here.
+    """
+    k = 0.5 * (ca2 + cs2)
+    # ---- the queue: b = x0 + a dt, x1 = b - mu dt r = L(r)
+    b = x0 + a * dt
+    cc = mu * dt
+    km1 = k - 1.0
+    aa = km1 - cc
+    bb = 1.0 + cc + b
+    r = 2.0 * b / (bb + sqrt(bb * bb + 4.0 * aa * b))
+    served = cc * r
+    x1 = b - served
+    cap = (a if a > mu else mu) * timeout + 1.0
+    drop = 0.0
+    if x1 > cap:
+        drop = x1 - cap
+        x1 = cap
+    # ---- waiting time at the step's mean state (y = L^-1(xm), exact at k = 1)
+    xm = 0.5 * (x0 + x1)
+    bm = 1.0 + xm
+    y = 2.0 * xm / (bm + sqrt(bm * bm + 4.0 * km1 * xm)) if xm > 0 else 0.0
+    km = k * m
+    if y > 0.5:
+        wc = (xm - y) * m / (y * y)
+        e = km / (1.0 - (y if y < WAIT_UTILIZATION_CAP else WAIT_UTILIZATION_CAP))
+    else:  # (the same expression twice when y <= 0.5 < cap)
+        wc = e = km / (1.0 - y)
+    if wc > timeout:  # older tasks are dropped
+        wc = timeout
+    if mu > 0:
+        if e >= wc * 0.999999:  # (equal at equilibrium, up to rounding)
+            e = wc
+            # ---- no backlog: a dt y exp(-T / E) waited beyond the timeout (none below e^-30)
+            if e > 0 and served > 0 and drop == 0.0:
+                z = -timeout / e
+                if z > -30.0:
+                    tail = a * dt * y * exp(z)
+                    if tail > served:  # (min(served, tail) without the call)
+                        tail = served
+                    served -= tail
+                    drop += tail
+    else:  # unavailable (loading or crashed): waits for it, at most the timeout
+        e = wc
+    # ---- departures
+    rr = r * r
+    return x1, served, drop, y, wc, e, rr * cs2 + (1.0 - rr) * ca2

@@ -1,0 +1,178 @@
+"""A worker's steady-state sojourn time (queue wait + batch formation + service) and its
+SLO-safe rate.
+
+:class:`Sojourn` is a mixture of components ``shift + Exp(e) + S`` (``S`` from a service-time
+fit; ``e = 0``: no exponential part), which covers every case the model needs:
+
+* **batch 1** (M/G/1 with Kingman's correction for the arrival SCV ``ca2``): a task finds the
+  worker busy with probability ``r = lambda m`` and then waits ``Exp(E)``, ``E = k m / (1 - r)``,
+  ``k = (ca2 + cs2) / 2`` (the exponential approximation of the M/G/1 wait; exact for M/M/1;
+  the mean wait ``r E`` is Pollaczek-Khinchine's). Components: ``(1 - r, S)`` and
+  ``(r, Exp(E) + S)``. This is the wait the fluid model's queue step gives at equilibrium
+  (:func:`~jbrl.planning.latency.queueing.fluid_queue_step`).
+* **batch b > 1**: not modelled yet.
+
+:func:`slo_safe_rate` is the largest rate at which P(sojourn > budget) <= tail holds for that
+rate and every lower one (a planner may load the worker anywhere below it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from jbrl.planning.latency.service import (
+    BatchService,
+    ServiceFit,
+    exp_plus_service_cdf,
+)
+
+Component = tuple[float, float, float, ServiceFit]
+"""(weight, shift s, exponential mean e, service fit): ``shift + Exp(e) + S``."""
+
+
+@dataclass(frozen=True)
+class Sojourn:
+    """Steady-state sojourn time of one worker at one arrival rate (module docstring).
+
+    ``utilization``: fraction of time the worker is busy (``rate / max_throughput`` of the
+    batches it runs); ``stable``: the queue has a steady state (then ``utilization < 1``);
+    ``mean_batch``: mean number of requests per batch.
+    """
+
+    rate: float
+    utilization: float
+    stable: bool
+    components: tuple[Component, ...]
+    mean_batch: float = 1.0
+
+    @property
+    def mean_s(self) -> float:
+        """Mean sojourn time (s); inf when unstable."""
+        if not self.stable:
+            return math.inf
+        return sum(w * (s + e + f.mean_s) for w, s, e, f in self.components)
+
+    @property
+    def mean_wait_s(self) -> float:
+        """Mean time before service starts (queue wait + batch formation)."""
+        if not self.stable:
+            return math.inf
+        return sum(w * (s + e) for w, s, e, _f in self.components)
+
+    def cdf(self, t: np.ndarray) -> np.ndarray:
+        """P(sojourn <= t) at each time of ``t`` (0 everywhere when unstable)."""
+        t = np.atleast_1d(np.asarray(t, dtype=float))
+        out = np.zeros(t.shape)
+        if not self.stable:
+            return out
+        for w, s, e, f in self.components:
+            if w > 0:
+                out += w * exp_plus_service_cdf(f, e, t - s)
+        return np.clip(out, 0.0, 1.0)
+
+    def survival(self, t: float) -> float:
+        """P(sojourn > t)."""
+        return float(1.0 - self.cdf(np.array([t]))[0])
+
+    def quantile(self, q: float) -> float:
+        """The ``q``-quantile (s): the least t with P(sojourn <= t) >= q; inf when unstable."""
+        if not self.stable:
+            return math.inf
+        if not 0.0 < q < 1.0:
+            raise ValueError(f"quantile level must be in (0, 1), got {q}")
+        hi = max(self.mean_s, 1e-9)
+        while self.cdf(np.array([hi]))[0] < q:
+            hi *= 2.0
+            if hi > 1e12:
+                return math.inf
+        lo = 0.0
+        for _ in range(4):  # 4 rounds of 32 points: the bracket shrinks 31^4 ~ 1e6 times
+            ts = np.linspace(lo, hi, 32)
+            c = self.cdf(ts)
+            i = int(np.searchsorted(c, q))  # first point with cdf >= q
+            lo, hi = ts[max(i - 1, 0)], ts[min(i, 31)]
+        return float(hi)
+
+
+def as_batch_service(service: BatchService | ServiceFit) -> BatchService | None:
+    """``service`` as a :class:`BatchService`; None for a bare batch-1 fit."""
+    return service if isinstance(service, BatchService) else None
+
+
+def _fit1(service: BatchService | ServiceFit) -> ServiceFit:
+    return service.fit(1) if isinstance(service, BatchService) else service
+
+
+def worker_sojourn(
+    service: BatchService | ServiceFit,
+    rate: float,
+    batch: int = 1,
+    batch_timeout_s: float = 0.0,
+    arrival_scv: float = 1.0,
+) -> Sojourn:
+    """The steady-state :class:`Sojourn` of a worker with service times ``service`` (a
+    :class:`BatchService`, or a batch-1 :class:`ServiceFit`) at arrival rate ``rate`` (req/s),
+    serving batches of at most ``batch`` that wait at most ``batch_timeout_s`` to fill, with
+    arrivals of squared coefficient of variation ``arrival_scv`` (1: Poisson)."""
+    if rate < 0 or not math.isfinite(rate):
+        raise ValueError(f"rate must be a finite, non-negative number, got {rate}")
+    if batch < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch}")
+    if batch > 1:
+        raise ValueError("batch sizes above 1 are not modelled yet (batch-1 latency API)")
+    return _single_sojourn(_fit1(service), rate, arrival_scv)
+
+
+def _single_sojourn(fit: ServiceFit, rate: float, ca2: float) -> Sojourn:
+    """Batch 1: the M/G/1 exponential approximation (module docstring)."""
+    m = fit.mean_s
+    r = rate * m
+    if r >= 1.0:
+        return Sojourn(rate, 1.0, False, ((1.0, 0.0, 0.0, fit),))
+    e = 0.5 * (ca2 + fit.scv) * m / (1.0 - r)
+    return Sojourn(rate, r, True, ((1.0 - r, 0.0, 0.0, fit), (r, 0.0, e, fit)))
+
+
+def slo_safe_rate(
+    service: BatchService | ServiceFit,
+    budget_s: float,
+    tail: float,
+    batch: int = 1,
+    batch_timeout_s: float = 0.0,
+    arrival_scv: float = 1.0,
+) -> float:
+    """The largest rate (req/s) with P(sojourn > ``budget_s``) <= ``tail`` at that rate and
+    every lower one; 0 when even an idle worker misses it.
+
+    Scans 32 rates up to the worker's capacity at ``batch`` (``b / E[S_b]``) for the first that
+    misses, then bisects between it and the one below to a relative 1e-6.
+    """
+    if not 0.0 < tail < 1.0:
+        raise ValueError(f"tail must be in (0, 1), got {tail}")
+    bs = as_batch_service(service)
+    cap = bs.max_throughput(batch) if bs is not None else 1.0 / _fit1(service).mean_s
+
+    def misses(lam: float) -> bool:
+        s = worker_sojourn(service, lam, batch, batch_timeout_s, arrival_scv)
+        return not s.stable or s.survival(budget_s) > tail
+
+    if misses(cap * 1e-9):
+        return 0.0
+    lo = cap * 1e-9
+    hi = cap
+    for i in range(1, 33):  # (at i = 32 the worker is saturated: it misses)
+        lam = cap * i / 32.0
+        if misses(lam):
+            hi = lam
+            break
+        lo = lam
+    while hi - lo > 1e-6 * hi:
+        mid = 0.5 * (lo + hi)
+        if misses(mid):
+            hi = mid
+        else:
+            lo = mid
+    return lo
