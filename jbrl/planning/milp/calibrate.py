@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-LADDER: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+LADDER: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 """Values of ``theta`` tried, tightest first (``theta = 1`` is the union bound)."""
 
 S = TypeVar("S")

@@ -32,12 +32,11 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
 
 from jbrl.planning.groups import WorkerGroup
-from jbrl.planning.latency import ServiceFit, fit_service
+from jbrl.planning.latency import BatchService, batch_service, worker_sojourn
 from jbrl.scenario.model import Scenario
 
 DEFAULT_LEVELS = 16
@@ -58,6 +57,9 @@ class SloTarget:
     tail: float
     theta: float
     tasks_per_request: float
+    level_tail: float
+    """The stage tail at ``theta = 1``: the budget levels are laid out for it, whatever
+    ``theta`` (so that every rung of the calibration shares them)."""
 
     @classmethod
     def of(cls, scenario: Scenario, demand: Mapping[str, float], theta: float) -> SloTarget | None:
@@ -68,7 +70,8 @@ class SloTarget:
         n = tasks_per_request(scenario, demand)
         miss = 1.0 - scenario.slo.attainment
         tail = min(0.5, theta * miss / n) if n > 0 else 0.5
-        return cls(bound, scenario.slo.attainment, tail, theta, n)
+        safe = min(0.5, miss / n) if n > 0 else 0.5
+        return cls(bound, scenario.slo.attainment, tail, theta, n, safe)
 
 
 def tasks_per_request(scenario: Scenario, demand: Mapping[str, float]) -> float:
@@ -164,10 +167,28 @@ def stage_levels(
 
 # --------------------------------------------------------------------------- latency calls
 
+SAFE_RATE_GRID = 48
+"""Rates per worker key at which the sojourn's tail is evaluated for every budget at once
+(:func:`safe_rates`), spaced evenly in ``log(1 - utilisation)`` from 1e-3 to 0.999."""
+
+
+def worker_service(
+    scenario: Scenario, operator: str, variant: str, worker: str, family: str
+) -> BatchService | None:
+    """The service-time fits of (operator, variant) on ``worker`` per batch size (None without
+    a profile)."""
+    try:
+        return batch_service(scenario, operator, variant, worker, family)
+    except KeyError:
+        return None
+
 
 def batch_sizes(scenario: Scenario, operator: str, variant: str, worker: str) -> tuple[int, ...]:
-    """The batch sizes a worker may run (operator, variant) with."""
-    return (1,)
+    """The batch sizes a worker may run (operator, variant) with: the profiled ones."""
+    service = worker_service(scenario, operator, variant, worker, "lognormal")
+    if service is None:
+        return ()
+    return tuple(b for b in service.sizes if b == 1)
 
 
 def batch_capacity(
@@ -178,74 +199,58 @@ def batch_capacity(
     return scenario.capacity(operator, variant, worker) if batch == 1 else 0.0
 
 
-def least_budget(
-    scenario: Scenario,
-    operator: str,
-    variant: str,
-    worker: str,
-    tail: float,
-    batch: int = 1,
-    family: str = "lognormal",
-) -> float:
+def batch_timeout(scenario: Scenario) -> float:
+    """Seconds a worker waits for a batch to fill (the scenario's setting)."""
+    return float(getattr(scenario, "batch_wait_timeout_s", 0.0) or 0.0)
+
+
+def least_budget(service: BatchService, tail: float, batch: int, timeout: float) -> float:
     """The least stage budget (s) an idle worker meets with probability ``1 - tail``: its
-    sojourn's ``1 - tail`` quantile at a vanishing load (inf without a profile)."""
-    prof = scenario.profile(operator, variant, worker)
-    if prof is None:
-        return math.inf
-    fit = fit_service(prof, family)
-    if fit.family == "lognormal":
-        return math.exp(fit.log_median + fit.sigma * NormalDist().inv_cdf(1.0 - tail))
-    if fit.family == "exponential":
-        return -fit.mean_s * math.log(tail)
-    return fit.mean_s
+    sojourn's ``1 - tail`` quantile at a vanishing load."""
+    return worker_sojourn(service, 0.0, batch, timeout).quantile(1.0 - tail)
 
 
-def safe_rate(
-    scenario: Scenario,
-    operator: str,
-    variant: str,
-    worker: str,
-    budget_s: float,
-    tail: float,
-    batch: int = 1,
-    family: str = "lognormal",
-) -> float:
-    """The SLO-safe rate of one worker: the largest rate at which P(sojourn > ``budget_s``)
-    <= ``tail`` (0 when even an idle worker misses)."""
-    prof = scenario.profile(operator, variant, worker)
-    if prof is None or budget_s <= 0:
-        return 0.0
-    return _safe_rate_fit(fit_service(prof, family), round(budget_s, 9), tail)
+@functools.lru_cache(maxsize=8192)
+def tail_table(
+    service: BatchService, budgets: tuple[float, ...], batch: int, timeout: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rates, P(sojourn > budget) per rate and budget) on the rate grid of
+    :data:`SAFE_RATE_GRID` (independent of the tail target, so every rung of the calibration
+    reuses it)."""
+    t = np.asarray(budgets, dtype=float)
+    cap = service.max_throughput(batch)
+    rates = cap * (1.0 - np.geomspace(0.999, 1e-3, SAFE_RATE_GRID))
+    surv = np.array([1.0 - worker_sojourn(service, lam, batch, timeout).cdf(t) for lam in rates])
+    return rates, surv
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _safe_rate_fit(fit: ServiceFit, budget_s: float, tail: float) -> float:
-    """Batch 1, Poisson arrivals: a task waits with probability ``r = lambda m``, then
-    ``Exp(E)``, ``E = (1 + cs2) m / (2 (1 - r))``; sojourn = wait + service."""
-    m = fit.mean_s
-    t = np.linspace(0.0, budget_s, 257)
-    from jbrl.planning.latency import service_cdf
+def safe_rates(
+    service: BatchService, budgets: tuple[float, ...], tail: float, batch: int, timeout: float
+) -> tuple[float, ...]:
+    """The SLO-safe rate (:func:`jbrl.planning.latency.slo_safe_rate`: the largest rate at which
+    P(sojourn > budget) <= tail holds there and at every lower rate) for each of ``budgets``.
 
-    cdf_s = service_cdf(fit, t)
-    mass = np.diff(cdf_s, prepend=0.0)
-
-    def survival(r: float) -> float:
-        if r <= 0:
-            return float(1.0 - cdf_s[-1])
-        e = 0.5 * (1.0 + fit.scv) * m / (1.0 - r)
-        tail_w = np.exp(-(budget_s - t) / e)
-        return float(1.0 - cdf_s[-1] + r * float(mass.dot(tail_w)))
-
-    if survival(0.0) > tail:
-        return 0.0
-    lo, hi = 0.0, 1.0
-    for _ in range(40):
-        mid = 0.5 * (lo + hi)
-        if survival(mid) > tail:
-            hi = mid
-        else:
-            lo = mid
-    return lo / m
+    One evaluation of the sojourn per rate of a fixed grid serves every budget
+    (:func:`tail_table`): the rate of each budget is the last grid rate that meets it, then
+    linear interpolation of the tail towards the first rate that misses, kept only when it
+    meets the budget itself (else the grid rate: a slightly low rate, never a high one).
+    """
+    rates, surv = tail_table(service, budgets, batch, timeout)
+    out = []
+    for j, budget in enumerate(budgets):
+        miss = np.nonzero(surv[:, j] > tail)[0]
+        last = int(miss[0]) - 1 if len(miss) else len(rates) - 1
+        if last < 0:
+            out.append(0.0)
+            continue
+        lam = float(rates[last])
+        if last + 1 < len(rates):
+            s0, s1 = surv[last, j], surv[last + 1, j]
+            guess = lam + (rates[last + 1] - lam) * (tail - s0) / max(s1 - s0, 1e-300)
+            if worker_sojourn(service, float(guess), batch, timeout).survival(budget) <= tail:
+                lam = float(guess)
+        out.append(lam)
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- the layout
@@ -274,21 +279,24 @@ def stage_layout(
 ) -> StageLayout:
     """Levels and per-level SLO-safe rates of every key of ``caps`` (each capped by ``caps``)."""
     net_in = inbound_transfer(scenario, groups, allowed, variants)
+    timeout = batch_timeout(scenario)
+    services: dict[Key, BatchService] = {}
     least: dict[str, float] = dict.fromkeys(scenario.topo_order, math.inf)
-    for (gi, o, v, b), _cap in caps.items():
-        rep = groups[gi].rep
-        need = net_in[(gi, o)] + least_budget(scenario, o, v, rep, target.tail, b, family)
+    for key in caps:
+        gi, o, v, b = key
+        service = worker_service(scenario, o, v, groups[gi].rep, family)
+        if service is None:
+            continue
+        services[key] = service
+        need = net_in[(gi, o)] + least_budget(service, target.level_tail, b, timeout)
         least[o] = min(least[o], need)
     levels = stage_levels(scenario, least, target.bound_s, count)
     level_caps: dict[Key, list[float]] = {}
-    for key, cap in caps.items():
-        gi, o, v, b = key
-        rep = groups[gi].rep
+    for key, service in services.items():
+        gi, o, _v, b = key
         net = net_in[(gi, o)]
-        level_caps[key] = [
-            min(cap, safe_rate(scenario, o, v, rep, budget - net, target.tail, b, family))
-            if budget > net
-            else 0.0
-            for budget in levels[o]
-        ]
+        room = tuple(round(budget - net, 9) for budget in levels[o])
+        usable = tuple(r for r in room if r > 0)
+        rates = dict(zip(usable, safe_rates(service, usable, target.tail, b, timeout), strict=True))
+        level_caps[key] = [min(caps[key], rates.get(r, 0.0)) for r in room]
     return StageLayout(target, levels, level_caps, net_in)
