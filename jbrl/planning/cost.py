@@ -38,6 +38,7 @@ ViolationKind = Literal[
     "backward_traffic",
     "routing_mismatch",
     "unknown_flow_endpoint",
+    "latency_at_risk",
 ]
 # Violations that mean the plan does not fit the scenario at all (exit 2); the others make a
 # well-formed plan infeasible (exit 3).

@@ -266,6 +266,7 @@ class MilpPlanner:
                 0.0, dict.fromkeys(base, 0.0), base, target, "infeasible", time.perf_counter() - t0
             )
         lam = solved.scale
+        aware = self.latency_aware(scenario)
         return MaxRate(
             lam,
             {s: lam * v for s, v in base.items()},
@@ -274,6 +275,8 @@ class MilpPlanner:
             solved.status,
             time.perf_counter() - t0,
             dict(solved.combo[0]),
+            scenario.slo.latency_ms if aware else None,
+            scenario.slo.attainment if aware else None,
         )
 
     # ------------------------------------------------------------------ steps
