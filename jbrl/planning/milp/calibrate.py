@@ -12,7 +12,9 @@ plan the predictor still confirms, in few solves:
 3. otherwise bisection between the two (the rung's objective is monotone in ``theta``; the
    prediction nearly so), keeping the loosest confirmed rung;
 4. when ``theta = 1`` is not confirmed (the predictor, which knows each worker's actual rate and
-   the flows' actual links, can be stricter than the per-stage bound), tighter rungs.
+   the flows' actual links, can be stricter than the per-stage bound), tighter rungs;
+5. when ``theta = 1`` has no plan at all (near the largest load: the union bound is too strict
+   to serve it), the rungs between it and the loosest, loosest first.
 
 Each solve is exact for its rung's model, so the result is the optimum of the loosest rung
 confirmed; rungs in between are not searched (the ladder is geometric, factor 2).
@@ -88,9 +90,12 @@ def search_looseness(
                 hi = mid
         out.chosen = best
         return out
-    for i in range(one - 1, -1, -1):
+    between = range(one - 1, -1, -1) if safe.solution is not None else range(top - 1, one, -1)
+    for i in between:
         a = run(i)
-        if a.solution is not None and a.confirmed:
+        if a.solution is None:
+            break  # (tighter rungs have no plan either)
+        if a.confirmed:
             out.chosen = a
             return out
     return out
