@@ -92,8 +92,10 @@ def render_metrics(c: Controller) -> str:
     """The controller's metrics in the Prometheus text format.
 
     Gauges: ``jbrl_dollars_per_hour`` (spent in the last interval), ``jbrl_plan_dollars_per_hour``
-    (cost model of the running plan), ``jbrl_slo_attainment`` (last interval) and
-    ``jbrl_run_slo_attainment`` (whole run), ``jbrl_request_latency_ms`` (p50/p95/p99 of the
+    (cost model of the running plan), ``jbrl_slo_attainment`` (last interval),
+    ``jbrl_run_slo_attainment`` (whole run) and beside them ``jbrl_predicted_slo_attainment``
+    (the latency model's prediction for the running plan at the observed load; NaN without
+    a latency bound), ``jbrl_request_latency_ms`` (p50/p95/p99 of the
     last interval, label ``quantile``), ``jbrl_arrival_rate`` (per source), ``jbrl_worker_*``
     (utilization, queue, up), ``jbrl_in_flight_requests``, ``jbrl_last_decision_ms``.
     Counters: ``jbrl_decisions_total``, ``jbrl_fallbacks_total`` (by reason),
@@ -144,6 +146,13 @@ def _run_gauges(p: _Prom, snap: ControllerSnapshot) -> None:
         "gauge",
         "Fraction of requests within the latency SLO since the controller started.",
         snap.run_slo_attainment,
+    )
+    p.family(
+        "jbrl_predicted_slo_attainment",
+        "gauge",
+        "Predicted fraction of requests within the latency SLO (latency model, running plan, "
+        "observed load).",
+        snap.plan_cost.get("predicted_attainment"),
     )
     lat = m.latency_ms if m is not None else {}
     p.family(
