@@ -34,7 +34,8 @@ def cost(
     Exit 0 when the plan meets every constraint, 3 when it breaks one (capacity, accuracy,
     a worker used twice, backward traffic, or - where the scenario has a latency bound - a
     predicted attainment below the SLO's target: ``latency_at_risk``), 2 when it names things
-    the scenario lacks. With a bound it reports, per source -> sink path, the predicted latency
+    the scenario lacks (an operator, variant or worker, or a batch size the worker's profile
+    does not list). With a bound it reports, per source -> sink path, the predicted latency
     at the SLO percentile and the predicted attainment.
     """
     s = get_scenario(scenario)
@@ -84,7 +85,10 @@ def print_report(report: CostReport) -> None:
     for col in ("operator", "variant", "demand req/s", "capacity req/s", "utilization", "workers"):
         t.add_column(col)
     for o in report.operators.values():
-        ws = ", ".join(f"{w.worker} ({w.rate:.2f}/{w.capacity:.2f})" for w in o.workers)
+        ws = ", ".join(
+            f"{w.worker} ({w.rate:.2f}/{w.capacity:.2f}{f', batch {w.batch}' if w.batch != 1 else ''})"
+            for w in o.workers
+        )
         t.add_row(
             o.operator,
             o.variant,

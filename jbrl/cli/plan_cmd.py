@@ -59,6 +59,14 @@ LatencyModelOpt = Annotated[
         "latency model (where it has one); none: capacity-only planning.",
     ),
 ]
+MaxBatchOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-batch",
+        help="The largest batch size the SLO-aware MILP may give a worker (default: every "
+        "profiled size; 1: no batching).",
+    ),
+]
 TimeLimitOpt = Annotated[
     float | None, typer.Option("--time-limit", help="MILP time limit (s); best plan so far.")
 ]
@@ -88,6 +96,7 @@ def plan(
     rate: RateOpt = None,
     max_util: MaxUtilOpt = None,
     latency_model: LatencyModelOpt = LatencyModel.queueing,
+    max_batch: MaxBatchOpt = None,
     time_limit: TimeLimitOpt = None,
     gap: GapOpt = None,
     write_model: WriteModelOpt = None,
@@ -110,6 +119,12 @@ def plan(
     options = _solver_options(
         solver_name, max_util, LatencyModel(latency_model).value, time_limit, gap, write_model
     )
+    if max_batch is not None:
+        if solver_name not in MILP_BASED:
+            raise InputError(
+                "only the MILP-based solvers take --max-batch", field="--max-batch", value=max_batch
+            )
+        options["max_batch"] = max_batch
     if max_rate:
         _max_rate(s, solver_name, options, accuracy, rates, json_out)
     else:

@@ -5,7 +5,10 @@
   source) a to worker b: ``flow * msg_KB * link_cost(a, b) * scale * 3600 / 1024**2``;
   without explicit routing, ``flow(a, b) = rate(v) * share_u(a) * share_v(b)``;
 * workers without an explicit rate are filled in list order, each taking
-  ``min(capacity, remaining demand)`` (JellyBean's rule).
+  ``min(capacity, remaining demand)`` (JellyBean's rule);
+* a worker's capacity at batch size ``b`` is ``b * 1000 / planning latency of a batch of b``
+  (:meth:`~jbrl.scenario.model.Scenario.capacity`); a batch size its profile does not list is an
+  ``unknown_batch`` violation, one of those that mean the plan does not fit the scenario.
 
 :func:`evaluate_plan` never raises for a plan that parses: it names every violated constraint.
 """
@@ -39,6 +42,7 @@ ViolationKind = Literal[
     "routing_mismatch",
     "unknown_flow_endpoint",
     "latency_at_risk",
+    "unknown_batch",
 ]
 # Violations that mean the plan does not fit the scenario at all (exit 2); the others make a
 # well-formed plan infeasible (exit 3).
@@ -48,6 +52,7 @@ INVALID_KINDS: set[ViolationKind] = {
     "unknown_worker",
     "missing_variant",
     "unknown_flow_endpoint",
+    "unknown_batch",
 }
 
 
@@ -71,6 +76,7 @@ class WorkerLoad:
     utilization: float
     price: float
     tier: int
+    batch: int = 1
 
 
 @dataclass
@@ -269,12 +275,25 @@ def _operator_load(
     order), checked against capacity."""
     workers = scenario.worker_map
     shares = [s for s in plan.worker_assignment.get(op, []) if s.worker in workers]
-    caps = {s.worker: scenario.capacity(op, var, s.worker) for s in shares}
-    for s in shares:
-        if caps[s.worker] <= 0 and var in scenario.operator_map[op].variants:
+    caps = {s.worker: scenario.capacity(op, var, s.worker, s.batch) for s in shares}
+    batch = {s.worker: s.batch for s in shares}
+    for i, s in enumerate(plan.worker_assignment.get(op, [])):
+        if s.worker not in workers or var not in scenario.operator_map[op].variants:
+            continue
+        prof = scenario.profile(op, var, s.worker)
+        if prof is None:
             out.append(
                 Violation(
                     "no_profile", f"{op!r} variant {var!r} has no profile on worker {s.worker!r}"
+                )
+            )
+        elif s.batch not in prof.batch_sizes:
+            out.append(
+                Violation(
+                    "unknown_batch",
+                    f"worker_assignment.{op}[{i}].batch: {s.worker!r} has no profile of {op!r} "
+                    f"variant {var!r} at batch size {s.batch} (profiled sizes: "
+                    f"{', '.join(map(str, prof.batch_sizes))})",
                 )
             )
     served = _served(op, var, d, shares, caps, out)
@@ -296,6 +315,7 @@ def _operator_load(
             utilization=(r / caps[w]) if caps[w] > 0 else (math.inf if r > 0 else 0.0),
             price=workers[w].price,
             tier=scenario.worker_tier[w],
+            batch=batch[w],
         )
         for w, r in served.items()
     ]

@@ -77,7 +77,7 @@ def rescale_plan(scenario: Scenario, plan: Plan, rates: Mapping[str, float]) -> 
         else:
             factor[o.name] = demand[o.name] / total
     shares = {
-        op: [WorkerShare(w, r * factor[op]) for w, r in ws.items()]
+        op: [WorkerShare(w, r * factor[op], plan.batch_of(w)) for w, r in ws.items()]
         for op, ws in served.items()
         if ws
     }

@@ -6,7 +6,8 @@
  "routing": [{"edge": ["ExtractImageFeature", "VQA"], "from": "edge-1", "to": "cloud-1", "rate": 7.4}]}
 ```
 
-A worker without ``rate`` is filled in list order. ``routing`` is optional; edges without flows mix
+A worker without ``rate`` is filled in list order. ``"batch": b`` (default 1) lets a worker serve
+up to ``b`` queued requests at once (dynamic batching); it is written only when it is not 1. ``routing`` is optional; edges without flows mix
 traffic in proportion to the workers' shares. Planner output adds ``solver``, ``status``, costs,
 ``accuracy``, ``solve_time_s`` and ``gap``: those extra keys are kept in :attr:`Plan.meta`.
 """
@@ -25,10 +26,22 @@ from jbrl.errors import InputError
 
 @dataclass(frozen=True)
 class WorkerShare:
-    """One worker serving an operator, optionally at a fixed rate (req/s)."""
+    """One worker serving an operator, optionally at a fixed rate (req/s), in batches of at
+    most ``batch`` requests (dynamic batching; 1: one request at a time)."""
 
     worker: str
     rate: float | None = None
+    batch: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"worker", "rate"?, "batch"?}``: ``batch`` only when it is not 1, so plans
+        without batching read and write as before."""
+        d: dict[str, Any] = {"worker": self.worker}
+        if self.rate is not None:
+            d["rate"] = self.rate
+        if self.batch != 1:
+            d["batch"] = self.batch
+        return d
 
 
 @dataclass(frozen=True)
@@ -53,15 +66,19 @@ class Plan:
     def workers_of(self, operator: str) -> list[str]:
         return [s.worker for s in self.worker_assignment.get(operator, [])]
 
+    def batch_of(self, worker: str) -> int:
+        """The batch size the plan gives ``worker`` (1 where it names none)."""
+        for shares in self.worker_assignment.values():
+            for s in shares:
+                if s.worker == worker:
+                    return s.batch
+        return 1
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = dict(self.meta)
         d["model_assignment"] = dict(self.model_assignment)
         d["worker_assignment"] = {
-            op: [
-                {"worker": s.worker} if s.rate is None else {"worker": s.worker, "rate": s.rate}
-                for s in shares
-            ]
-            for op, shares in self.worker_assignment.items()
+            op: [s.to_dict() for s in shares] for op, shares in self.worker_assignment.items()
         }
         if self.routing is not None:
             d["routing"] = [
@@ -137,13 +154,18 @@ def _worker_assignment(data: Mapping[str, Any], file: str) -> dict[str, list[Wor
     return assignment
 
 
+MAX_BATCH = 4096
+"""Largest batch size a plan may name (profiles list sizes up to this too)."""
+
+
 def _share(item: Any, where: str, file: str) -> WorkerShare:
-    """A worker name, or ``{"worker": name, "rate": req/s}`` (rate optional)."""
+    """A worker name, or ``{"worker": name, "rate": req/s, "batch": size}`` (rate and batch
+    optional; batch defaults to 1)."""
     if isinstance(item, str):
         item = {"worker": item}
     if not isinstance(item, Mapping) or not isinstance(item.get("worker"), str):
         raise InputError(
-            'must be {"worker": name, "rate": req/s (optional)}',
+            'must be {"worker": name, "rate": req/s (optional), "batch": size (optional)}',
             file=file,
             field=where,
             value=item,
@@ -152,7 +174,16 @@ def _share(item: Any, where: str, file: str) -> WorkerShare:
     rate = item.get("rate")
     if rate is not None:
         rate = _rate(rate, file, f"{where}.rate", allow_zero=True)
-    return WorkerShare(item["worker"], rate)
+    batch = item.get("batch", 1)
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise InputError(
+            f"must be a whole number of requests from 1 to {MAX_BATCH}",
+            file=file,
+            field=f"{where}.batch",
+            value=batch,
+            has_value=True,
+        )
+    return WorkerShare(item["worker"], rate, batch)
 
 
 def _routing(raw: Any, file: str) -> list[Flow]:

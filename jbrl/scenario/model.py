@@ -170,9 +170,19 @@ class NetworkDefaults(_Model):
 
 
 class BatchLatency(_Model):
-    batch: Annotated[int, Field(ge=1)]
+    """Whole-batch latency of one batch size (the batch's p50 and p90, ms)."""
+
+    batch: Annotated[int, Field(ge=1, le=4096)]
     p50_ms: PositiveFloat
     p90_ms: PositiveFloat
+
+    @model_validator(mode="after")
+    def _check(self) -> BatchLatency:
+        if self.p90_ms < self.p50_ms:
+            raise ValueError(
+                f"batch {self.batch}: p90_ms {self.p90_ms} is below p50_ms {self.p50_ms}"
+            )
+        return self
 
 
 class Profile(_Model):
@@ -198,7 +208,32 @@ class Profile(_Model):
             raise ValueError("give exactly one of worker_type or worker")
         if self.p90_ms < self.p50_ms:
             raise ValueError(f"p90_ms {self.p90_ms} is below p50_ms {self.p50_ms}")
+        seen: set[int] = set()
+        for r in self.batches:
+            if r.batch in seen:
+                raise ValueError(f"batches: batch size {r.batch} is listed twice")
+            seen.add(r.batch)
+            if r.batch == 1 and not (
+                math.isclose(r.p50_ms, self.p50_ms, rel_tol=1e-6)
+                and math.isclose(r.p90_ms, self.p90_ms, rel_tol=1e-6)
+            ):
+                raise ValueError(
+                    f"batches: the batch-1 row ({r.p50_ms}/{r.p90_ms} ms) differs from the "
+                    f"profile's p50_ms/p90_ms ({self.p50_ms}/{self.p90_ms}); batch 1 is the "
+                    "profile's own percentiles"
+                )
         return self
+
+    @property
+    def batch_sizes(self) -> tuple[int, ...]:
+        """Batch sizes a worker may run with this profile: 1 and every ``batches`` row."""
+        return tuple(sorted({1, *(r.batch for r in self.batches)}))
+
+    def batch_p90_ms(self, batch: int) -> float | None:
+        """p90 (ms) of a whole batch of a profiled size (None for another size)."""
+        if batch == 1:
+            return self.p90_ms
+        return next((r.p90_ms for r in self.batches if r.batch == batch), None)
 
 
 class Slo(_Model):
@@ -263,6 +298,11 @@ class Scenario(_Model):
         1.0, description="Multiplier on planning latency (JellyBean's LATENCY_OVERESTIMATE_RATIO)."
     )
     default_load_s: NonNegFloat = Field(10.0, description="Model load time where no profile says.")
+    batch_wait_timeout_s: NonNegFloat = Field(
+        0.0,
+        description="Longest a free worker with a batch size above 1 waits for its batch to "
+        "fill (s; Ray Serve's batch_wait_timeout_s). 0: it takes what is queued.",
+    )
     profiles: list[Profile] = Field(min_length=1)
     slo: Slo
 
@@ -409,16 +449,25 @@ class Scenario(_Model):
     def profile(self, operator: str, variant: str, worker: str) -> Profile | None:
         return self._profile_index.get((operator, variant, worker))
 
-    def planning_ms(self, profile: Profile) -> float:
+    def planning_ms(self, profile: Profile, batch: int = 1) -> float:
+        """Planning latency (ms) of a whole batch: ``plan_ms`` (else p90) times the latency
+        overestimate; at a batch size above 1, that batch's p90 (times ``plan_ms / p90_ms``
+        where ``plan_ms`` is given). inf for a batch size the profile lacks."""
         base = profile.plan_ms if profile.plan_ms is not None else profile.p90_ms
+        if batch != 1:
+            p90 = profile.batch_p90_ms(batch)
+            if p90 is None:
+                return math.inf
+            base *= p90 / profile.p90_ms
         return base * self.latency_overestimate
 
-    def capacity(self, operator: str, variant: str, worker: str) -> float:
-        """Requests/s the worker sustains for this variant (0 without a profile)."""
+    def capacity(self, operator: str, variant: str, worker: str, batch: int = 1) -> float:
+        """Requests/s the worker sustains for this variant in full batches of ``batch``:
+        ``batch * 1000 / planning latency`` (0 without a profile or for an unprofiled size)."""
         p = self.profile(operator, variant, worker)
         if p is None:
             return 0.0
-        return 1000.0 / self.planning_ms(p)
+        return batch * 1000.0 / self.planning_ms(p, batch)
 
     def load_time(self, operator: str, variant: str, worker: str) -> float:
         p = self.profile(operator, variant, worker)

@@ -14,9 +14,10 @@ identically:
   its first input edge (in scenario order); its other inputs are sent to the same worker.
 * **Availability.** Workers that are loading a model or crashed get no new traffic while another
   worker of the operator is available (weights renormalised); if none is, traffic queues at them.
-* **Service times** are fitted per (operator, variant, worker) by the latency model
-  (:func:`jbrl.planning.latency.fit_service`): a lognormal through p50 and p90; ``exponential``
-  and ``deterministic`` keep the same mean.
+* **Service times** are fitted per (operator, variant, worker) and batch size by the latency
+  model (:func:`jbrl.planning.latency.batch_service`): a lognormal through p50 and p90;
+  ``exponential`` and ``deterministic`` keep the same mean. ``batch`` per worker is the plan's
+  batch size (1 where it names none); a batch of ``n`` requests takes the fit at ``n``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 
 from jbrl.errors import InputError
 from jbrl.planning.cost import RATE_TOL, CostReport, evaluate_plan
-from jbrl.planning.latency import ServiceFit, fit_service
+from jbrl.planning.latency import BatchService, ServiceFit, batch_service
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import KB_PER_GB, Scenario
 
@@ -117,6 +118,8 @@ class CompiledPlan:
         nw = len(self.workers)
         self.w_op = np.full(nw, -1, dtype=int)
         self.service: list[ServiceFit | None] = [None] * nw
+        self.batch_service: list[BatchService | None] = [None] * nw
+        self.batch = [1] * nw
         self.capacity = np.zeros(nw)
         weights: list[dict[int, float]] = [{} for _ in self.ops]
         for op in self.ops:
@@ -131,9 +134,10 @@ class CompiledPlan:
                 # at zero design demand every assigned worker shares by capacity
                 weights[oi][wi] = w.rate if total > 0 else w.capacity
                 self.w_op[wi] = oi
-                prof = scenario.profile(op, var, w.worker)
-                assert prof is not None
-                self.service[wi] = fit_service(prof, service)
+                bs = batch_service(scenario, op, var, w.worker, service)
+                self.batch_service[wi] = bs
+                self.service[wi] = bs.fit(1)
+                self.batch[wi] = w.batch
                 self.capacity[wi] = w.capacity
         self.base_weights = weights
         self.deployed: dict[int, tuple[str, str]] = {

@@ -236,3 +236,66 @@ def test_an_operator_without_workers_or_a_saturated_worker_is_unstable(tiny):
     pred = predict_plan(tiny, plan, {"cam": 20.0})  # 20 req/s on a 160 ms worker
     assert not pred.stable and pred.latency_s == math.inf
     assert pred.to_dict()["workers"]["e1"]["stable"] is False
+
+
+# --------------------------------------------------------------------------- batching
+
+
+def batched_worker(a_ms: float, c_ms: float, bmax: int, sigma: float, rate: float, **extra):
+    """One worker whose batch of n takes a lognormal of mean a + c n (ms), log-sd sigma."""
+    z = 1.2815515655446004
+    rows = []
+    for n in range(1, bmax + 1):
+        p50 = (a_ms + c_ms * n) * math.exp(-sigma * sigma / 2)
+        rows.append({"batch": n, "p50_ms": p50, "p90_ms": p50 * math.exp(sigma * z)})
+    d = single_worker_scenario(p50_ms=rows[0]["p50_ms"], rate=rate).model_dump(by_alias=True)
+    d["profiles"][0].update(p90_ms=rows[0]["p90_ms"], batches=rows[1:])
+    d["slo"]["latency_ms"] = extra.pop("bound_ms", 1000.0)
+    d.update(extra)
+    return scenario_from_dict(d, "<batched>")
+
+
+@pytest.mark.parametrize(
+    ("b", "u", "tau", "bound_ms"),
+    [(4, 0.5, 0.0, 300.0), (4, 0.85, 0.0, 500.0), (8, 0.7, 0.0, 450.0), (4, 0.6, 0.02, 350.0)],
+)
+def test_batched_worker_prediction_matches_the_des(b, u, tau, bound_ms):
+    # batch of n: 50 + 20 n ms, lognormal with log-sd 0.3
+    m_b = (50 + 20 * b) / 1000.0
+    lam = u * b / m_b
+    sc = batched_worker(50.0, 20.0, b, 0.3, lam, bound_ms=bound_ms, batch_wait_timeout_s=tau)
+    plan = plan_from_dict({"worker_assignment": {"op": [{"worker": "w", "batch": b}]}})
+    pred = predict_plan(sc, plan)
+    sim = DesSimulator(SimConfig(timeout_s=1e9))
+    sim.reset(sc, plan, seed=4)
+    sim.advance(1000.0, {"src": lam})
+    lat: list[float] = []
+    served = 0.0
+    for _ in range(4):
+        m = sim.advance(40_000 / lam, {"src": lam})
+        lat += sim.interval_latencies()
+        served += m.completed
+    arr = np.array(lat) / 1000.0
+    st = pred.workers["w"]
+    assert st.batch == b and st.sojourn.stable
+    assert pred.attainment == pytest.approx(float(np.mean(arr <= bound_ms / 1000)), abs=0.01)
+    assert pred.mean_s == pytest.approx(arr.mean(), rel=0.04)
+    # and the shape: P(T <= the DES's 95th percentile) (its p99 is too noisy at these lengths)
+    assert st.sojourn.cdf(np.quantile(arr, [0.95]))[0] == pytest.approx(0.95, abs=0.01)
+
+
+def test_batched_slo_safe_rate_and_saturation():
+    sc = batched_worker(50.0, 20.0, 4, 0.3, 10.0)
+    bs = batch_service(sc, "op", "default", "w")
+    cap = bs.max_throughput(4)
+    assert cap == pytest.approx(4 / bs.fit(4).mean_s)
+    lam = slo_safe_rate(bs, 0.4, 0.01, batch=4)
+    assert 0 < lam < cap
+    assert worker_sojourn(bs, lam, 4).survival(0.4) <= 0.01 + 1e-9
+    assert worker_sojourn(bs, lam * 1.01, 4).survival(0.4) > 0.01
+    # batching lifts the safe rate above batch 1's, whose capacity is 1 / E[S_1]
+    assert lam > slo_safe_rate(bs, 0.4, 0.01) and lam > 1 / bs.fit(1).mean_s
+    s = worker_sojourn(bs, cap * 1.01, 4)
+    assert not s.stable and s.mean_s == math.inf and s.survival(10.0) == 1.0
+    with pytest.raises(ValueError, match="BatchService"):
+        worker_sojourn(bs.fit(1), 1.0, batch=2)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from jbrl.planning.plan import plan_from_dict
 from jbrl.scenario import scenario_from_dict
+from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import constant_trace
 from jbrl.sim import DesSimulator, FluidSimulator, SimConfig, rollout, totals_of
 from jbrl.sim.faults import faults_from_data
@@ -233,7 +234,21 @@ def test_link_slowdown_stretches_transfers(tiny):
 
 # --------------------------------------------------------------------------- property test
 
-TINY = scenario_from_dict(tiny_scenario_dict(), "<tiny>")
+
+def tiny_with_batches() -> Scenario:
+    """The tiny scenario with whole-batch latencies at 2 and 4 for the detector and the
+    tracker (test values), so that plans may batch."""
+    d = tiny_scenario_dict()
+    for prof in d["profiles"]:
+        p50, p90 = prof["p50_ms"], prof["p90_ms"]
+        prof["batches"] = [
+            {"batch": 2, "p50_ms": 1.6 * p50, "p90_ms": 1.6 * p90},
+            {"batch": 4, "p50_ms": 2.5 * p50, "p90_ms": 2.6 * p90},
+        ]
+    return scenario_from_dict(d, "<tiny-batches>")
+
+
+TINY = tiny_with_batches()
 DETECT_WORKERS = ["e1", "e2", "c1"]
 TRACK_WORKERS = ["e1", "e2", "c2"]
 
@@ -246,7 +261,11 @@ def tiny_plans(draw):
 
     def share(w):
         rate = draw(st.one_of(st.none(), st.floats(0.0, 20.0)))
-        return {"worker": w} if rate is None else {"worker": w, "rate": rate}
+        out = {"worker": w} if rate is None else {"worker": w, "rate": rate}
+        batch = draw(st.sampled_from([1, 1, 2, 4]))
+        if batch > 1:
+            out["batch"] = batch
+        return out
 
     return plan_from_dict(
         {
@@ -295,7 +314,7 @@ def fault_schedules(draw):
 )
 def test_accounting_invariant(kind, plans, steps, faults, seed, timeout):
     """arrived = completed + dropped + in flight, every interval and in total, whatever the
-    plans (reconfigured mid-run), load, faults and timeouts."""
+    plans (reconfigured mid-run, batch sizes included), load, faults and timeouts."""
     sim = (DesSimulator if kind == "des" else FluidSimulator)(SimConfig(timeout_s=timeout))
     sim.reset(TINY, plans[0], seed=seed, faults=faults)
     ivs = []
@@ -312,3 +331,116 @@ def test_accounting_invariant(kind, plans, steps, faults, seed, timeout):
         assert all(0 <= u <= 1 + 1e-9 for u in m.utilization.values())
     t = totals_of(ivs)
     assert math.isclose(t.arrivals, t.completed + t.dropped_total + t.in_flight, abs_tol=1e-6)
+
+
+# --------------------------------------------------------------------------- batching
+
+
+def batch_scenario(
+    p50_ms: list[float], rate: float, timeout_s: float = 0.0, p90_over_p50: float = 1.0
+) -> Scenario:
+    """One worker whose whole-batch p50 at size n is ``p50_ms[n - 1]`` (p90 = p50 times
+    ``p90_over_p50``): the queue of the batching tests."""
+    rows = [
+        {"batch": n, "p50_ms": p, "p90_ms": p * p90_over_p50}
+        for n, p in enumerate(p50_ms, start=1)
+        if n > 1
+    ]
+    d = single_worker_scenario(p50_ms=p50_ms[0], rate=rate).model_dump(by_alias=True)
+    d["profiles"][0]["p90_ms"] = p50_ms[0] * p90_over_p50
+    d["profiles"][0]["batches"] = rows
+    d["batch_wait_timeout_s"] = timeout_s
+    return scenario_from_dict(d, "<batch>")
+
+
+def batch_plan(b: int):
+    return plan_from_dict({"worker_assignment": {"op": [{"worker": "w", "batch": b}]}})
+
+
+def bulk_ctmc_sojourn(lam: float, mu: float, b: int, levels: int = 600) -> float:
+    """Mean sojourn of M/M^(1,b)/1 (Chaudhry & Templeton's bulk-service rule: a free server
+    takes min(queue, b); exponential batch service of rate mu whatever its size): the CTMC over
+    (idle | busy with q waiting), solved numerically; W = E[q] / lam + 1 / mu."""
+    import numpy as np
+
+    n = levels + 2
+    g = np.zeros((n, n))
+    g[0, 1] = lam
+    for q in range(levels + 1):
+        if q < levels:
+            g[1 + q, 2 + q] = lam
+        g[1 + q, 0 if q == 0 else 1 + q - min(q, b)] += mu
+    np.fill_diagonal(g, -g.sum(1))
+    a = g.T.copy()
+    a[-1] = 1.0
+    rhs = np.zeros(n)
+    rhs[-1] = 1.0
+    p = np.linalg.solve(a, rhs)
+    return float(p[1:] @ np.arange(levels + 1)) / lam + 1.0 / mu
+
+
+@pytest.mark.parametrize(("lam", "b"), [(3.0, 4), (1.5, 2)])
+def test_batching_matches_the_bulk_service_ctmc(lam, b):
+    # exponential service of mean 1 s whatever the batch size; the lead's check: W = 3.55 at
+    # lam = 3, b = 4
+    want = bulk_ctmc_sojourn(lam, 1.0, b)
+    if (lam, b) == (3.0, 4):
+        assert want == pytest.approx(3.5525, abs=1e-3)
+    sc = batch_scenario([1000.0] * b, lam)
+    sim = DesSimulator(SimConfig(service="exponential", timeout_s=1e9))
+    sim.reset(sc, batch_plan(b), seed=5)
+    sim.advance(2000.0, {"src": lam})
+    lat: list[float] = []
+    for _ in range(4):
+        sim.advance(12_000.0, {"src": lam})
+        lat += sim.interval_latencies()
+    assert sum(lat) / len(lat) / 1000.0 == pytest.approx(want, rel=0.05)
+
+
+def test_saturated_batching_worker_serves_b_over_the_batch_time():
+    # 4 per 130 ms: 30.77 req/s, offered 60 req/s
+    sc = batch_scenario([70.0, 90.0, 110.0, 130.0], 60.0)
+    sim = DesSimulator(SimConfig(service="deterministic", timeout_s=1e9))
+    sim.reset(sc, batch_plan(4), seed=1)
+    sim.advance(10.0, {"src": 60.0})
+    m = sim.advance(200.0, {"src": 60.0})
+    assert m.completed / m.duration == pytest.approx(4 / 0.130, rel=0.01)
+    assert m.utilization["w"] == pytest.approx(1.0, abs=1e-3)
+    assert sim.batches_started()["w"] == pytest.approx(m.completed / 4 + 77, rel=0.02)
+
+
+def test_batch_timeout_waits_for_the_batch_to_fill():
+    # at 1 req/s a worker with a 0.5 s fill timeout waits up to 0.5 s for a second request;
+    # without one it starts at once (batches of 1 but for requests that queued behind one)
+    out = {}
+    for timeout in (0.0, 0.5):
+        sc = batch_scenario([100.0, 100.0], 1.0, timeout_s=timeout)
+        sim = DesSimulator(SimConfig(service="deterministic", timeout_s=1e9))
+        sim.reset(sc, batch_plan(2), seed=2)
+        m = sim.advance(20_000.0, {"src": 1.0})
+        lat = sorted(sim.interval_latencies())
+        out[timeout] = (m.completed / sim.batches_started()["w"], lat)
+    size0, lat0 = out[0.0]
+    size1, lat1 = out[0.5]
+    assert size0 == pytest.approx(1.005, abs=0.005)  # 2 arrivals in one 0.1 s service: 0.5 %
+    assert size1 == pytest.approx(1.4, abs=0.03)  # a second within 0.5 s: 1 - e^-0.5 = 0.39
+    # the mean sojourns of the latency model (its bulk-queue chain): 105 ms and 384 ms
+    assert sum(lat0) / len(lat0) == pytest.approx(105.1, rel=0.02)
+    assert sum(lat1) / len(lat1) == pytest.approx(383.5, rel=0.03)
+
+
+def test_a_batch_size_change_needs_no_model_load_and_a_crash_drops_the_whole_batch():
+    sc = batch_scenario([100.0, 120.0, 140.0, 160.0], 20.0)
+    sim = DesSimulator(SimConfig(service="deterministic", timeout_s=1e9))
+    sim.reset(sc, batch_plan(1), seed=3)
+    sim.advance(30.0, {"src": 20.0})  # overloaded at batch 1 (10 req/s)
+    assert sim.apply(batch_plan(4)) == []  # no worker reloads
+    m = sim.advance(60.0, {"src": 20.0})
+    assert m.completed / m.duration > 20.0  # 25 req/s at batch 4 drains the backlog
+    assert sim.batches_started()["w"] > 0
+    faults = faults_from_data([{"kind": "crash", "worker": "w", "at": 10.05}])
+    sim = DesSimulator(SimConfig(service="deterministic", timeout_s=1e9))
+    sim.reset(sc, batch_plan(4), seed=3, faults=faults)
+    m = sim.advance(20.0, {"src": 20.0})
+    assert 1 <= m.dropped["crash"] <= 4
+    assert abs(m.accounting_error()) < 1e-9

@@ -151,6 +151,8 @@ class PlanDiff:
 
     changes: tuple[WorkerChange, ...] = ()
     rates_changed: bool = False
+    batches: tuple[tuple[str, int, int], ...] = ()
+    """(worker, old batch size, new batch size) of workers that keep their model"""
 
     @property
     def structural(self) -> bool:
@@ -159,13 +161,14 @@ class PlanDiff:
 
     @property
     def empty(self) -> bool:
-        return not self.changes and not self.rates_changed
+        return not self.changes and not self.rates_changed and not self.batches
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "structural": self.structural,
             "rates_changed": self.rates_changed,
             "changes": [c.to_dict() for c in self.changes],
+            "batches": [{"worker": w, "old": a, "new": b} for w, a, b in self.batches],
         }
 
 
@@ -176,7 +179,14 @@ def diff_plans(scenario: Scenario, old: Plan | None, new: Plan) -> PlanDiff:
         WorkerChange(w, a.get(w), b.get(w)) for w in sorted(set(a) | set(b)) if a.get(w) != b.get(w)
     )
     rates_changed = old is None or not _same_rates(old, new)
-    return PlanDiff(changes, rates_changed)
+    batches: tuple[tuple[str, int, int], ...] = ()
+    if old is not None:
+        batches = tuple(
+            (w, old.batch_of(w), new.batch_of(w))
+            for w in sorted(set(a) & set(b))
+            if a[w] == b[w] and old.batch_of(w) != new.batch_of(w)
+        )
+    return PlanDiff(changes, rates_changed, batches)
 
 
 def _same_rates(a: Plan, b: Plan) -> bool:

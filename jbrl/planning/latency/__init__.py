@@ -10,19 +10,22 @@ Units are seconds; rates are per second.
 * :mod:`~jbrl.planning.latency.sojourn` — a worker's steady-state sojourn time
   (:func:`worker_sojourn` -> :class:`Sojourn`: mean, CDF, survival, quantile) and its SLO-safe
   rate (:func:`slo_safe_rate`);
+* :mod:`~jbrl.planning.latency.batching` — the same with dynamic batching (batch size above 1:
+  the bulk queue's Markov chain, :class:`GridSojourn`), and over a ladder of rates
+  (:func:`batch_table`, for the fluid simulator);
 * :mod:`~jbrl.planning.latency.paths` — a plan's predicted latency per source -> sink path and
   per request (:func:`predict_plan` -> :class:`PlanLatency`);
 * :mod:`~jbrl.planning.latency.grid` — distributions on a grid: sums (convolution), percentiles
   with an exponential tail.
 """
 
+from jbrl.planning.latency.batching import BatchTable, GridSojourn, batch_table
 from jbrl.planning.latency.grid import QUANTILES, cdf_of_sum, percentiles_with_tail
 from jbrl.planning.latency.paths import (
     PathLatency,
     PlanLatency,
     WorkerStage,
     predict_plan,
-    sojourn_on_grid,
 )
 from jbrl.planning.latency.queueing import WAIT_UTILIZATION_CAP, fluid_queue_step, queue_length
 from jbrl.planning.latency.service import (
@@ -38,7 +41,7 @@ from jbrl.planning.latency.service import (
     norm_cdf,
     service_cdf,
 )
-from jbrl.planning.latency.sojourn import Sojourn, slo_safe_rate, worker_sojourn
+from jbrl.planning.latency.sojourn import MixtureSojourn, Sojourn, slo_safe_rate, worker_sojourn
 
 __all__ = [
     "QUANTILES",
@@ -46,13 +49,17 @@ __all__ = [
     "WAIT_UTILIZATION_CAP",
     "Z90",
     "BatchService",
+    "BatchTable",
+    "GridSojourn",
     "PathLatency",
     "PlanLatency",
     "ServiceFamily",
     "ServiceFit",
+    "MixtureSojourn",
     "Sojourn",
     "WorkerStage",
     "batch_service",
+    "batch_table",
     "cdf_of_sum",
     "exp_plus_service_cdf",
     "fit_percentiles",
@@ -64,6 +71,5 @@ __all__ = [
     "queue_length",
     "service_cdf",
     "slo_safe_rate",
-    "sojourn_on_grid",
     "worker_sojourn",
 ]

@@ -38,7 +38,7 @@ import numpy as np
 from jbrl.errors import InputError
 from jbrl.planning.cost import RATE_TOL, CostReport, evaluate_plan
 from jbrl.planning.latency.grid import cdf_of_sum
-from jbrl.planning.latency.service import batch_service, service_cdf
+from jbrl.planning.latency.service import batch_service
 from jbrl.planning.latency.sojourn import Sojourn, worker_sojourn
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
@@ -209,7 +209,7 @@ def _bound(scenario: Scenario) -> float | None:
 
 
 def _batch_timeout(scenario: Scenario) -> float:
-    return float(getattr(scenario, "batch_wait_timeout_s", 0.0) or 0.0)
+    return scenario.batch_wait_timeout_s
 
 
 # ---------------------------------------------------------------------- stages
@@ -225,11 +225,6 @@ def _stages(
     notes: list[str],
 ) -> dict[str, WorkerStage]:
     """Every worker with traffic: its sojourn at its rate and the transfer into it per input."""
-    batch_of = {
-        s.worker: int(getattr(s, "batch", 1) or 1)
-        for shares in plan.worker_assignment.values()
-        for s in shares
-    }
     out: dict[str, WorkerStage] = {}
     for op in scenario.topo_order:
         load = rep.operators[op]
@@ -238,7 +233,7 @@ def _stages(
         for wl in load.workers:
             if wl.rate <= RATE_TOL:
                 continue
-            b = batch_of.get(wl.worker, 1)
+            b = wl.batch
             svc = batch_service(scenario, op, load.variant, wl.worker, family)
             share = wl.rate / load.served
             out[wl.worker] = WorkerStage(
@@ -308,7 +303,7 @@ class _Grid:
         """The worker's sojourn CDF on the grid (cached)."""
         c = self._soj.get(worker)
         if c is None:
-            c = self._soj[worker] = sojourn_on_grid(self._stages[worker].sojourn, self.t)
+            c = self._soj[worker] = self._stages[worker].sojourn.cdf_on_grid(self.t)
         return c
 
     def shift(self, cdf: np.ndarray, by: float) -> np.ndarray:
@@ -341,31 +336,7 @@ class _Grid:
 def _tail_point(st: WorkerStage) -> float:
     """A time beyond which the worker's sojourn has at most ~1e-4 of its mass, plus its
     largest input transfer."""
-    soj = st.sojourn
-    far = 0.0
-    for _w, s, e, f in soj.components:
-        svc = math.exp(f.log_median + 3.72 * f.sigma) if f.family == "lognormal" else f.mean_s
-        if f.family == "exponential":
-            svc = f.mean_s * 9.2
-        far = max(far, s + e * 9.2 + svc)
-    return far + max(st.transfer_s.values(), default=0.0)
-
-
-def sojourn_on_grid(soj: Sojourn, t: np.ndarray) -> np.ndarray:
-    """The sojourn CDF on the equally spaced grid ``t`` (from 0): each component's exponential
-    part convolved with its service CDF on the grid (:func:`cdf_of_sum`), then shifted."""
-    out = np.zeros(len(t))
-    for w, s, e, f in soj.components:
-        if w <= 0:
-            continue
-        g = service_cdf(f, t - s) if s > 0 else service_cdf(f, t)
-        if e > 0:
-            x = -np.expm1(-t / e)
-            g = cdf_of_sum(x, service_cdf(f, t))
-            if s > 0:
-                g = np.interp(t - s, t, g, left=0.0)
-        out += w * g
-    return np.clip(out, 0.0, 1.0)
+    return st.sojourn.upper_s() + max(st.transfer_s.values(), default=0.0)
 
 
 # ---------------------------------------------------------------------- combining

@@ -26,6 +26,7 @@ from jbrl.scenario.model import Profile, Scenario
 
 ServiceFamily = Literal["lognormal", "exponential", "deterministic"]
 SERVICE_FAMILIES: tuple[str, ...] = ("lognormal", "exponential", "deterministic")
+"""Service-time distributions a simulator can draw (:class:`ServiceFit`)."""
 
 Z90 = 1.2815515655446004
 """Standard normal 90th percentile."""

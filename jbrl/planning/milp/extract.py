@@ -131,10 +131,8 @@ def _routing(
 
 
 def worker_share(worker: str, rate: float, batch: int) -> WorkerShare:
-    """A plan's share of one worker (batch sizes come with the plan's ``batch`` field)."""
-    if batch != 1:
-        raise NotImplementedError("plans carry batch sizes once WorkerShare has them")
-    return WorkerShare(worker, rate)
+    """A plan's share of one worker, in batches of at most ``batch`` requests."""
+    return WorkerShare(worker, rate, batch)
 
 
 def transport(

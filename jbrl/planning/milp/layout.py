@@ -50,6 +50,8 @@ class ModelOptions:
     levels: int = DEFAULT_LEVELS
     family: str = "lognormal"
     """Service-time distribution of the latency model."""
+    max_batch: int | None = None
+    """The largest batch size the SLO-aware model may choose (None: every profiled size)."""
 
 
 @dataclass
@@ -180,7 +182,11 @@ def capacities(
             if any(not np.isfinite(links.source_cost[e.source][g.index]) for e in src_edges):
                 continue  # the source's data would have to flow backward
             for v in variants[o]:
-                sizes = batch_sizes(scenario, o, v, g.rep) if options.slo is not None else (1,)
+                sizes = (
+                    batch_sizes(scenario, o, v, g.rep, options.max_batch)
+                    if options.slo is not None
+                    else (1,)
+                )
                 for b in sizes:
                     cap = batch_capacity(scenario, o, v, g.rep, b) * options.max_util
                     if options.bandwidth:

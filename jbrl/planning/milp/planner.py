@@ -93,6 +93,8 @@ class MilpPlanner:
             bound; ``none``: capacity-only planning (at ``max_util``, default 1).
         slo_levels: stage budget levels per operator of the SLO-aware model.
         family: service-time distribution of the latency model (as the simulators' ``service``).
+        max_batch: the largest batch size the SLO-aware model may choose (default: every
+            profiled size; 1: no batching).
         time_limit: seconds for HiGHS (per solve); the best plan found so far is returned as
             ``feasible``.
         mip_rel_gap: relative optimality gap at which HiGHS stops.
@@ -134,6 +136,7 @@ class MilpPlanner:
         latency_model: str = "queueing",
         slo_levels: int = DEFAULT_LEVELS,
         family: str = "lognormal",
+        max_batch: int | None = None,
     ) -> None:
         if max_util is not None and not (0 < max_util <= 1.0 + 1e-12):
             raise InputError("must be in (0, 1]", field="max_util", value=max_util)
@@ -157,6 +160,9 @@ class MilpPlanner:
             raise InputError(
                 f"must be one of {', '.join(SERVICE_FAMILIES)}", field="family", value=family
             )
+        if max_batch is not None and not (isinstance(max_batch, int) and max_batch >= 1):
+            raise InputError("must be an integer >= 1", field="max_batch", value=max_batch)
+        self.max_batch = max_batch
         self.max_util = 1.0 if max_util is None else float(max_util)
         self.max_util_given = max_util is not None
         self.latency_model = latency_model
@@ -199,6 +205,7 @@ class MilpPlanner:
             slo=slo,
             levels=self.slo_levels,
             family=self.family,
+            max_batch=self.max_batch,
         )
 
     # ------------------------------------------------------------------ public
@@ -506,6 +513,7 @@ class MilpPlanner:
             latency_model=self.latency_model,
             slo_levels=self.slo_levels,
             family=self.family,
+            max_batch=self.max_batch,
         )
         reason = explain_infeasible(scenario, rates, target, probe)
         reason["latency_aware"] = self.latency_aware(scenario)

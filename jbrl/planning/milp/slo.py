@@ -170,6 +170,10 @@ def stage_levels(
 SAFE_RATE_GRID = 48
 """Rates per worker key at which the sojourn's tail is evaluated for every budget at once
 (:func:`safe_rates`), spaced evenly in ``log(1 - utilisation)`` from 1e-3 to 0.999."""
+SAFE_RATE_GRID_BATCHED = 12
+"""The same for a batch size above 1, whose sojourn (the bulk queue's chain and the tagged
+task's grid) costs 20-300 ms instead of microseconds: a coarser grid, and each budget's rate is
+the last grid rate that meets it (no interpolation probe): a low rate, never a high one."""
 
 
 def worker_service(
@@ -183,25 +187,28 @@ def worker_service(
         return None
 
 
-def batch_sizes(scenario: Scenario, operator: str, variant: str, worker: str) -> tuple[int, ...]:
-    """The batch sizes a worker may run (operator, variant) with: the profiled ones."""
+def batch_sizes(
+    scenario: Scenario, operator: str, variant: str, worker: str, max_batch: int | None = None
+) -> tuple[int, ...]:
+    """The batch sizes a worker may run (operator, variant) with: the profiled ones (up to
+    ``max_batch``)."""
     service = worker_service(scenario, operator, variant, worker, "lognormal")
     if service is None:
         return ()
-    return tuple(b for b in service.sizes if b == 1)
+    return tuple(b for b in service.sizes if max_batch is None or b <= max_batch)
 
 
 def batch_capacity(
     scenario: Scenario, operator: str, variant: str, worker: str, batch: int
 ) -> float:
     """Requests/s a worker sustains for (operator, variant) at ``batch`` (the cost model's
-    capacity: 1000 / planning latency at batch 1)."""
-    return scenario.capacity(operator, variant, worker) if batch == 1 else 0.0
+    capacity: ``batch * 1000 /`` planning latency of a full batch)."""
+    return scenario.capacity(operator, variant, worker, batch)
 
 
 def batch_timeout(scenario: Scenario) -> float:
     """Seconds a worker waits for a batch to fill (the scenario's setting)."""
-    return float(getattr(scenario, "batch_wait_timeout_s", 0.0) or 0.0)
+    return scenario.batch_wait_timeout_s
 
 
 def least_budget(service: BatchService, tail: float, batch: int, timeout: float) -> float:
@@ -219,7 +226,8 @@ def tail_table(
     reuses it)."""
     t = np.asarray(budgets, dtype=float)
     cap = service.max_throughput(batch)
-    rates = cap * (1.0 - np.geomspace(0.999, 1e-3, SAFE_RATE_GRID))
+    points = SAFE_RATE_GRID if batch == 1 else SAFE_RATE_GRID_BATCHED
+    rates = cap * (1.0 - np.geomspace(0.999, 1e-3, points))
     surv = np.array([1.0 - worker_sojourn(service, lam, batch, timeout).cdf(t) for lam in rates])
     return rates, surv
 
@@ -233,7 +241,8 @@ def safe_rates(
     One evaluation of the sojourn per rate of a fixed grid serves every budget
     (:func:`tail_table`): the rate of each budget is the last grid rate that meets it, then
     linear interpolation of the tail towards the first rate that misses, kept only when it
-    meets the budget itself (else the grid rate: a slightly low rate, never a high one).
+    meets the budget itself (else the grid rate: a slightly low rate, never a high one); for a
+    batch size above 1 the grid rate (:data:`SAFE_RATE_GRID_BATCHED`).
     """
     rates, surv = tail_table(service, budgets, batch, timeout)
     out = []
@@ -244,7 +253,7 @@ def safe_rates(
             out.append(0.0)
             continue
         lam = float(rates[last])
-        if last + 1 < len(rates):
+        if last + 1 < len(rates) and batch == 1:
             s0, s1 = surv[last, j], surv[last + 1, j]
             guess = lam + (rates[last + 1] - lam) * (tail - s0) / max(s1 - s0, 1e-300)
             if worker_sojourn(service, float(guess), batch, timeout).survival(budget) <= tail:

@@ -2,7 +2,8 @@
 
 A request's task graph follows the edge ratios of the workflow (ratio > 1: fan-out, ``floor(r)``
 or ``ceil(r)`` children per task; ratio < 1: sampling). A task of a join operator waits until
-every input has been produced. A worker is a FIFO server keyed by the time a task reaches it.
+every input has been produced. A worker is a FIFO server keyed by the time a task reaches it; with a batch size ``b`` above 1 it
+serves up to ``b`` tasks at once (:mod:`jbrl.sim.des.batching`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from jbrl.planning.latency import ServiceFit
+from jbrl.planning.latency import BatchService, ServiceFit
 from jbrl.sim.compiled import CompiledPlan
 
 DRAWS = 1024
@@ -131,6 +132,11 @@ class Worker:
         "on_done",
         "on_wake",
         "load_token",
+        "batch",
+        "bsvc",
+        "bdraws",
+        "fill_deadline",
+        "batches",
     )
 
     def __init__(self, idx: int, rng: np.random.Generator) -> None:
@@ -138,7 +144,7 @@ class Worker:
         self.heap: list[QueueItem] = []
         self.busy = False
         self.busy_until = 0.0
-        self.current: QueueItem | None = None
+        self.current: list[QueueItem] | None = None  # the task(s) in service
         self.wake_at = math.inf
         self.pending: simpy.Event | None = None
         self.avail_at = 0.0
@@ -153,6 +159,15 @@ class Worker:
         self.on_done: Callable[[Any], None] = _ignore
         self.on_wake: Callable[[Any], None] = _ignore
         self.load_token = 0
+        self.batch = 1
+        """largest batch (1: one task at a time)"""
+        self.bsvc: BatchService | None = None
+        self.bdraws: dict[int, list[float]] = {}
+        """service-time draws per batch size above 1"""
+        self.fill_deadline = math.inf
+        """while waiting for a batch to fill: when it starts whatever has come"""
+        self.batches = 0
+        """batches started (batch size above 1)"""
 
 
 def worker_figures(
@@ -177,7 +192,7 @@ def worker_figures(
     for w in workers:
         if w.op >= 0:
             op = cp.ops[w.op]
-            backlog[op] += len(w.heap) + (1 if w.busy else 0)
+            backlog[op] += len(w.heap) + (len(w.current or ()) if w.busy else 0)
             op_util[op] += util.get(cp.workers[w.idx], 0.0)
             counts[op] += 1
     for op in cp.ops:

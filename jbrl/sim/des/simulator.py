@@ -25,6 +25,7 @@ from jbrl.sim.base import (
 )
 from jbrl.sim.compiled import CompiledPlan, Routing, load_changes
 from jbrl.sim.des.arrivals import arrival_chunks
+from jbrl.sim.des.batching import BatchServing
 from jbrl.sim.des.model import (
     ACTIVE,
     DONE,
@@ -40,7 +41,7 @@ from jbrl.sim.des.model import (
 from jbrl.sim.faults import FaultSchedule
 
 
-class DesSimulator(Simulator):
+class DesSimulator(BatchServing, Simulator):
     """Request-level simulator over simpy. ``chunk_s``: how far ahead the arrival pump routes."""
 
     kind = "des"
@@ -76,6 +77,7 @@ class DesSimulator(Simulator):
             w.on_done = self._make_on_done(w)
             w.on_wake = self._make_on_wake(w)
         self.timeout_s = self.config.timeout_for(scenario)
+        self.batch_timeout_s = scenario.batch_wait_timeout_s
         bound = scenario.slo.bound_s
         self.bound_s = math.inf if bound is None else bound
         self.has_bound = bound is not None
@@ -124,6 +126,7 @@ class DesSimulator(Simulator):
                 if not w.busy:  # cancel a pending wake-up (a busy worker finishes its task)
                     w.pending = None
                     w.wake_at = math.inf
+                    w.fill_deadline = math.inf
             new_op = int(new.w_op[wi])
             if wi in changes:
                 w.avail_at = max(now, w.busy_until if w.busy else now) + changes[wi]
@@ -133,10 +136,8 @@ class DesSimulator(Simulator):
                 )
             elif new_op < 0:
                 w.avail_at = math.inf
-            if new_op >= 0 and (wi in changes or w.fit is not new.service[wi]):
-                if w.fit != new.service[wi]:
-                    w.draws = []
-                w.fit = new.service[wi]
+            if new_op >= 0:
+                self._set_service(w, new, wi in changes)
             w.op = new_op
         self.compiled = new
         self.plan = plan
@@ -200,13 +201,15 @@ class DesSimulator(Simulator):
         now = self.env.now
         w.down = True
         if w.busy and w.current is not None:
-            self._drop(w.current[2], "crash")
+            for item in w.current:
+                self._drop(item[2], "crash")
             w.busy_acc -= max(0.0, w.busy_until - now)
             w.busy_until = now
         w.busy = False
         w.current = None
         w.pending = None  # the pending completion / wake-up is now stale
         w.wake_at = math.inf
+        w.fill_deadline = math.inf
         self._refresh_routing()
         if w.heap:
             items, w.heap = w.heap, []
@@ -426,6 +429,9 @@ class DesSimulator(Simulator):
             if w.avail_at != math.inf and w.heap:
                 self._schedule_wake(w, w.avail_at)
             return
+        if w.batch > 1:
+            self._serve_batch(w)
+            return
         heap = w.heap
         timeout = self.timeout_s
         while heap:
@@ -447,7 +453,7 @@ class DesSimulator(Simulator):
             tc = now + s
             w.busy = True
             w.busy_until = tc
-            w.current = item
+            w.current = [item]
             w.busy_acc += s
             w.wait_sum += waited
             w.wait_n += 1
@@ -573,8 +579,9 @@ class DesSimulator(Simulator):
     def worker_queues(self) -> dict[str, float]:
         """Requests queued or in service per worker that runs an operator or still holds work."""
         assert self.compiled is not None, "call reset() first"
+        cp = self.compiled
         return {
-            self.compiled.workers[w.idx]: float(len(w.heap) + (1 if w.busy else 0))
+            cp.workers[w.idx]: float(len(w.heap) + len(w.current or ()) * w.busy)
             for w in self.workers
             if w.op >= 0 or w.heap
         }

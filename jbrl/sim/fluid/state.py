@@ -17,6 +17,7 @@ from jbrl.planning.latency import service_cdf
 from jbrl.scenario.model import Scenario
 from jbrl.sim.compiled import CompiledPlan, Routing
 from jbrl.sim.faults import FaultSchedule
+from jbrl.sim.fluid.batching import BRow, batch_rows
 
 ArrivalScv = tuple[float, list[tuple[int, float]]]
 """A worker's arrival SCV = const + sum(coef * departure SCV of sender worker)."""
@@ -26,10 +27,13 @@ Row = tuple[int, float, float, float, float, int, int, float, float, list[tuple[
 latency mixture (-1 if no share), position in :attr:`PlanState.wext` (-1 if no share), mean
 service + inbound transfer, and the arrival SCV terms of :data:`ArrivalScv`)."""
 
-OpStep = tuple[bool, int, int, float, list[tuple[int, int, int, float]], list[Row], list[int]]
+OpStep = tuple[
+    bool, int, int, float, list[tuple[int, int, int, float]], list[Row], list[int], list[BRow]
+]
 """Per operator, what the step reads, unpacked in one go (attribute look-ups and tuple indexing
 cost more than the arithmetic): (join, first input's edge index, sender (-1 - source index for a
-source), ratio, inputs as (position, edge index, sender, ratio), rows, workers)."""
+source), ratio, inputs as (position, edge index, sender, ratio), rows of its batch-1 workers,
+workers, rows of its batching workers (:mod:`~jbrl.sim.fluid.batching`))."""
 
 
 @dataclass
@@ -45,6 +49,7 @@ class OpSpec:
     join: bool
     lat_pos: list[int]  # position in the latency mixture, -1 if no share
     rows: list[Row] = field(default_factory=list)
+    brows: list[BRow] = field(default_factory=list)
     # per worker: arrival SCV terms when the primary input (the one whose routing picks the
     # worker) dominates the timing
     ca_pairs: list[ArrivalScv] = field(default_factory=list)
@@ -77,7 +82,7 @@ class PlanState:
         for o in self.ops:
             e0, u0, r0, _kb = o.in_edges[0]
             ins = [(i, e, u, r) for i, (e, u, r, _kb) in enumerate(o.in_edges)]
-            steps.append((o.join, e0, u0, r0, ins, o.rows, o.workers))
+            steps.append((o.join, e0, u0, r0, ins, o.rows, o.workers, o.brows))
         self.steps = steps
         nd, (n_ops, n) = len(self.dep_workers), self.base_op.shape
         # the step writes the parameters straight into numpy's memory (array.array items take
@@ -136,12 +141,14 @@ def plan_state(
     t_in, comm = _transfers(cp, routing, ops, dep, slow)
     table = np.zeros((len(dep), len(grid)))
     for i, w in enumerate(dep):
-        table[i] = service_cdf(cp.fit_of(w), grid - t_in[w])
+        if cp.batch[w] == 1:  # (a batching worker's sojourn is added by the step)
+            table[i] = service_cdf(cp.fit_of(w), grid - t_in[w])
     table[table < 1e-30] = 0.0  # no denormal numbers in the products of CDFs
     for oi, o in enumerate(ops):
         o.ca_pairs = arrival_scv_terms(cp, routing, ops, oi)
     for oi, o in enumerate(ops):
-        o.rows = _rows(o, oi, len(dep) + len(ops), t_in)
+        o.rows = _rows(o, oi, len(dep) + len(ops), t_in, cp.batch)
+        o.brows = batch_rows(cp, o.workers, o.shares, down, t_in, grid)
     return PlanState(ops, dep, wmix, wmix @ table, 1.0 - table, comm)
 
 
@@ -210,8 +217,8 @@ def _transfers(
     return t_in, comm
 
 
-def _rows(o: OpSpec, oi: int, row_len: int, t_in: dict[int, float]) -> list[Row]:
-    """The step's per-worker rows of operator ``oi`` (see :data:`Row`)."""
+def _rows(o: OpSpec, oi: int, row_len: int, t_in: dict[int, float], batch: list[int]) -> list[Row]:
+    """The step's per-worker rows of operator ``oi``'s batch-1 workers (see :data:`Row`)."""
     return [
         (
             w,
@@ -228,6 +235,7 @@ def _rows(o: OpSpec, oi: int, row_len: int, t_in: dict[int, float]) -> list[Row]
         for w, sh, mu, k, m, li, (const, terms) in zip(
             o.workers, o.shares, o.mu, o.k, o.m, o.lat_pos, o.ca_pairs, strict=True
         )
+        if batch[w] == 1
     ]
 
 

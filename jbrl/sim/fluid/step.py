@@ -29,6 +29,7 @@ import array
 import numpy as np
 
 from jbrl.planning.latency import cdf_of_sum, fluid_queue_step
+from jbrl.sim.fluid.batching import batched_workers
 from jbrl.sim.fluid.metrics import IntervalSums, LatencyPart
 from jbrl.sim.fluid.state import PlanState, Row
 from jbrl.sim.fluid.topology import LatencyGrid, SourceMix, Topology
@@ -86,7 +87,8 @@ def step(
     # weight share * y (module docstring); every one is written (0 for a worker without work)
     par, wext = st.par, st.wext
     v = -1
-    for join, e0, u0, r0, ins, rows, workers in st.steps:
+    bparts: list[tuple[int, float, np.ndarray]] = []  # batching workers' sojourn CDFs
+    for join, e0, u0, r0, ins, rows, workers, brows in st.steps:
         v += 1
         # ---- input of v over dt (in v-tasks) and its timing: mean time until it is there, and
         # its arrival variability (QNA: Poisson at sources; an operator's departures mix its
@@ -137,6 +139,19 @@ def step(
                 wext[wpos] = sh * y
                 if y > 1e-3 and e_part > e_tail:
                     e_tail = e_part
+        if brows:
+            for w, sh, served, drop, busy, wait, mean, cdf in batched_workers(
+                brows, a_v, x, dt, timeout, grid.points
+            ):
+                cd_w[w] = 1.0
+                cd_sum += served
+                dep_w[w] += served
+                busy_w[w] += busy
+                wait_w[w] += served * wait
+                dep_v += served
+                drops_v += drop
+                sbar += sh * mean
+                bparts.append((v, sh, cdf))
         dep_op[v] = dep_v
         mean_op[v] = before + sbar
         ca2_op[v] = cd_sum / dep_v if dep_v > 0 else 1.0
@@ -146,7 +161,7 @@ def step(
             any_drop = True
     _account(
         q, acc, st, mix, topo, grid, lam_l, lam, dt, dep_op, mean_op,
-        drop_req if any_drop else None, comm, e_tail,
+        drop_req if any_drop else None, comm, e_tail, bparts,
     )  # fmt: skip
 
 
@@ -230,6 +245,7 @@ def _account(
     drop_req: list[float] | None,
     comm: float,
     e_tail: float,
+    bparts: list[tuple[int, float, np.ndarray]],
 ) -> None:
     """Adds a step's requests and their latency to ``acc`` (one function: a call costs).
 
@@ -270,6 +286,8 @@ def _account(
     np.exp(g, g)
     np.subtract(st.omg, g, st.stack_top)
     f_op = st.wext_np.dot(st.stack)  # a new array: the lazy percentiles keep its rows
+    for v, sh, cdf in bparts:  # batching workers: their share of their operator's mixture
+        f_op[v] += sh * cdf
     jb = grid.j_bound
     kr = grid.k_rows
     needs_full = topo.needs_full
