@@ -43,8 +43,14 @@ def timed(planner: MilpPlanner, s: Scenario) -> tuple[float, float | None, float
 
 def speed(args: argparse.Namespace) -> None:
     vqa = load_scenario("vqa")
-    lines = ["| case | runs | median s | min s | max s | $/h | gap | status |", "|---|---|---|---|---|---|---|---|"]
-    for label, opts in (("vqa (batch sizes: profiled)", {}), ("vqa (max_batch=1)", {"max_batch": 1})):
+    lines = [
+        "| case | runs | median s | min s | max s | $/h | gap | status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, opts in (
+        ("vqa (batch sizes: profiled)", {}),
+        ("vqa (max_batch=1)", {"max_batch": 1}),
+    ):
         runs = [timed(MilpPlanner(**opts), vqa) for _ in range(args.repeats)]
         walls = [r[0] for r in runs]
         lines.append(
@@ -66,7 +72,9 @@ def speed(args: argparse.Namespace) -> None:
     write_section(OUT, "<!-- speed:start -->", "<!-- speed:end -->", "\n".join(body))
 
 
-def des_attainment(s: Scenario, plan: Plan, rates: dict[str, float], args: argparse.Namespace) -> float:
+def des_attainment(
+    s: Scenario, plan: Plan, rates: dict[str, float], args: argparse.Namespace
+) -> float:
     from jbrl.sim.des import DesSimulator
     from jbrl.sim.rollout import totals_of
 
@@ -118,7 +126,12 @@ def batching(args: argparse.Namespace) -> None:
     if len(costs) == 2:
         saving = 1 - costs["batch-aware"] / costs["batch 1 only"]
         lines += ["", f"Batching saves {100 * saving:.1f} % (criterion: >= 20 %)."]
-    body = [*machine(), f"- DES: {args.duration:g} s constant Poisson load, {args.seeds} seed(s)", "", *lines]
+    body = [
+        *machine(),
+        f"- DES: {args.duration:g} s constant Poisson load, {args.seeds} seed(s)",
+        "",
+        *lines,
+    ]
     write_section(OUT, "<!-- batching:start -->", "<!-- batching:end -->", "\n".join(body))
 
 

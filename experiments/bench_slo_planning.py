@@ -144,7 +144,9 @@ def simulate(job: tuple[str, dict, dict[str, float], int, float, float, dict]) -
     return float(t.slo_attainment)
 
 
-def mean_attainment(pool: ProcessPoolExecutor, case: str, plan: Plan, row: Row, args: Args) -> float:
+def mean_attainment(
+    pool: ProcessPoolExecutor, case: str, plan: Plan, row: Row, args: Args
+) -> float:
     jobs = [
         (case, plan.to_dict(), row.rates, seed, args.duration, args.interval, asdict(args))
         for seed in range(args.seeds)
@@ -162,7 +164,9 @@ def run_case(pool: ProcessPoolExecutor, case: str, args: Args) -> list[Row]:
     mr = MilpPlanner().max_rate(s)
     rows = []
     if mr.status == "infeasible" or not mr.scale > 0:
-        return [Row(case, f, {}, target, note=f"no SLO-aware max rate ({mr.status})") for f in LOADS]
+        return [
+            Row(case, f, {}, target, note=f"no SLO-aware max rate ({mr.status})") for f in LOADS
+        ]
     for f in LOADS:
         rates = {k: v * f for k, v in mr.rates.items()}
         row = Row(case, f, rates, target)
