@@ -66,7 +66,8 @@ class AgreementRow:
 
 
 def busiest_utilization(scenario: Scenario, plan: Plan) -> float:
-    """Utilisation of the plan's busiest worker at the nominal rates (mean service time)."""
+    """Utilisation of the plan's busiest worker at the nominal rates (mean service time; a
+    worker with batch size ``b`` above 1: rate over its full-batch capacity ``b / E[S_b]``)."""
     cp = CompiledPlan(scenario, plan)
     best = 0.0
     for oi, weights in enumerate(cp.base_weights):
@@ -74,8 +75,11 @@ def busiest_utilization(scenario: Scenario, plan: Plan) -> float:
         total = sum(weights.values())
         for w, wt in weights.items():
             fit = cp.service[w]
-            if fit is not None and total > 0:
-                best = max(best, demand * wt / total * fit.mean_s)
+            if fit is None or total <= 0:
+                continue
+            bs, b = cp.batch_service[w], cp.batch[w]
+            per_task = bs.fit(b).mean_s / b if bs is not None and b > 1 else fit.mean_s
+            best = max(best, demand * wt / total * per_task)
     return best
 
 

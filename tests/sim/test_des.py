@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from jbrl.planning.latency import bulk_ctmc_sojourn
 from jbrl.planning.plan import plan_from_dict
 from jbrl.scenario import scenario_from_dict
 from jbrl.scenario.model import Scenario
@@ -355,28 +356,6 @@ def batch_scenario(
 
 def batch_plan(b: int):
     return plan_from_dict({"worker_assignment": {"op": [{"worker": "w", "batch": b}]}})
-
-
-def bulk_ctmc_sojourn(lam: float, mu: float, b: int, levels: int = 600) -> float:
-    """Mean sojourn of M/M^(1,b)/1 (Chaudhry & Templeton's bulk-service rule: a free server
-    takes min(queue, b); exponential batch service of rate mu whatever its size): the CTMC over
-    (idle | busy with q waiting), solved numerically; W = E[q] / lam + 1 / mu."""
-    import numpy as np
-
-    n = levels + 2
-    g = np.zeros((n, n))
-    g[0, 1] = lam
-    for q in range(levels + 1):
-        if q < levels:
-            g[1 + q, 2 + q] = lam
-        g[1 + q, 0 if q == 0 else 1 + q - min(q, b)] += mu
-    np.fill_diagonal(g, -g.sum(1))
-    a = g.T.copy()
-    a[-1] = 1.0
-    rhs = np.zeros(n)
-    rhs[-1] = 1.0
-    p = np.linalg.solve(a, rhs)
-    return float(p[1:] @ np.arange(levels + 1)) / lam + 1.0 / mu
 
 
 @pytest.mark.parametrize(("lam", "b"), [(3.0, 4), (1.5, 2)])

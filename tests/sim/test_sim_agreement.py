@@ -118,3 +118,39 @@ def test_agreement_quick(jellybean_bounded):
     plan = plan_from_dict(JELLYBEAN_REFERENCE_PLAN)
     row = compare(jellybean_bounded, plan, 0.8, 900, warmup=120)
     check(row)
+
+
+def vqa_batched_plan():
+    """VQA_PLAN with batch 4 on the workers whose profiles list it (the image features on the
+    edge CPUs, VQA on the cloud CPUs; speech recognition stays at batch 1)."""
+    d = {**VQA_PLAN, "worker_assignment": {}}
+    for op, shares in VQA_PLAN["worker_assignment"].items():
+        batch = {} if op == "SpeechRecognition" else {"batch": 4}
+        d["worker_assignment"][op] = [{**sh, **batch} for sh in shares]
+    return plan_from_dict(d)
+
+
+@pytest.mark.parametrize(
+    ("rho", "duration", "seeds"),
+    [(0.5, 900, (0,)), pytest.param(0.8, 1800, (0,), marks=pytest.mark.slow)],
+)
+def test_agreement_with_batching(vqa, rho, duration, seeds):
+    plan = vqa_batched_plan()
+    assert sum(s.batch > 1 for ss in plan.worker_assignment.values() for s in ss) == 7
+    # the busiest worker's utilisation counts full batches (rate x E[S_4] / 4)
+    assert busiest_utilization(vqa, plan) < busiest_utilization(vqa, plan_from_dict(VQA_PLAN))
+    check(compare(vqa, plan, rho, duration, seeds=seeds, warmup=120 if duration < 1800 else 300))
+
+
+@pytest.mark.slow
+def test_batching_after_batching_near_saturation_errs_on_the_slow_side(vqa):
+    """A known limit, measured: the latency model takes a batching worker's arrivals as Poisson,
+    but in the DES the VQA workers (batch 4) receive the image features of batching edge
+    workers in groups (a batch's outputs leave together) and fill their batches without waiting.
+    At 0.95 the fluid's SLO attainment is about 8 points below the DES's (2026-12-05: 62.7 %
+    against 71.0 %; VQA waits 496 ms against 157-218 ms): outside the 3 points, on the
+    conservative side. Throughput and dollars still agree."""
+    row = compare(vqa, vqa_batched_plan(), 0.95, 7200, seeds=(0, 1))
+    assert abs(row.throughput_diff) <= 0.02, row
+    assert abs(row.dollars_diff) <= 0.01, row
+    assert -12.0 <= row.slo_diff_points <= 0.0, row

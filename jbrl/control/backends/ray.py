@@ -7,7 +7,9 @@ Layout (see :mod:`jbrl.control.backends.ray_app`):
   scenario's workers; on a real cluster (``address=``) each node provides the resources of the
   workers it is, and Ray places every replica on its worker's node;
 * every (operator, variant, worker) of the plan is a Serve application with one replica of
-  :class:`OperatorReplica` that asks for one unit of its worker's resource;
+  :class:`OperatorReplica` that asks for one unit of its worker's resource and serves batches
+  of at most the plan's ``batch`` for that worker (``@serve.batch``; a batch-only change
+  redeploys and reloads nothing);
 * :class:`WorkflowIngress` runs each request through the DAG and routes each operator's calls to
   its workers by the plan's rates;
 * a load generator (a thread in this process) replays the trace: Poisson arrivals at
@@ -303,6 +305,7 @@ class RayBackend(Backend):
             want[app_name(op, var, w)] = (op, var, w)
         add = {a: s for a, s in want.items() if a not in self.apps}
         remove = [a for a in self.apps if a not in want]
+        tau = self.scenario.batch_wait_timeout_s  # each replica's batch fill timeout
         # 1. make: deploy the new replicas and wait until they are healthy
         if add:
             serve.run_many(
@@ -312,8 +315,9 @@ class RayBackend(Backend):
                             ray_actor_options={
                                 "num_cpus": 0,
                                 "resources": {worker_resource(w): 1.0},
-                            }
-                        ).bind(op, var, w, self.models[(op, var)], self.threads),
+                            },
+                            max_ongoing_requests=self._max_ongoing(op, var, w, plan),
+                        ).bind(op, var, w, self.models[(op, var)], self.threads, 0, tau),
                         name=a,
                         route_prefix=None,
                     )
@@ -327,8 +331,9 @@ class RayBackend(Backend):
         for op, ws in self._weights(plan, rates).items():
             var = plan.model_assignment.get(op) or self.scenario.operator_map[op].variants[0]
             routes[op] = [(app_name(op, var, w), share) for w, share in ws.items()]
+        batches = {a: plan.batch_of(w) for a, (_, _, w) in want.items() if plan.batch_of(w) != 1}
         self._routes_version += 1
-        self._ingress_call("set_routes", routes, self._routes_version, timeout_s=60)
+        self._ingress_call("set_routes", routes, self._routes_version, batches, timeout_s=60)
         with self._lock:
             self.apps = want
             self.plan = plan
@@ -353,6 +358,12 @@ class RayBackend(Backend):
         }
         self.apply_log.append(info)
         return info
+
+    def _max_ongoing(self, op: str, var: str, worker: str, plan: Plan) -> int:
+        """Calls a replica accepts at once: room for two of its largest batches (the plan's or
+        any its profile lists: a later batch change needs no redeployment)."""
+        prof = self.scenario.profile(op, var, worker)
+        return max(8, 2 * max(*(prof.batch_sizes if prof else (1,)), plan.batch_of(worker)))
 
     def apply(
         self, plan: Plan, diff: PlanDiff, design_rates: Mapping[str, float] | None = None

@@ -2,8 +2,27 @@
 
 * :class:`OperatorReplica` — one operator variant on one scenario worker: it builds the real
   PyTorch model of :mod:`jbrl.profiling.models` (random weights, nothing downloaded) and runs one
-  forward pass per request on the profiler's synthetic input. Its replica asks for one unit of
-  the worker's custom resource, so Ray places it on the node that provides that worker.
+  forward pass per batch of requests on the profiler's synthetic input of that batch size.
+  Requests go through Ray Serve's dynamic batching (``@serve.batch``): at most the plan's batch
+  size ``b`` per forward pass, waiting at most the scenario's ``batch_wait_timeout_s`` for a
+  batch to fill (``b = 1``: one request at a time). The batch size travels with each call (the
+  ingress's routing table carries it), and the replica applies a new one with the batch
+  handler's ``set_max_batch_size``: a change of the batch size alone reloads nothing, and a
+  replica that Serve restarts picks it up on its first call. (Serve's own in-place route,
+  ``user_config`` + ``reconfigure()``, keeps a replica only while its deployment's code version
+  stays; ``serve.run`` gives every imperative deployment a new random version (Ray 2.60,
+  ``serve/_private/client.py``; ``version`` is no longer an option), so there it restarts the
+  replica and reloads the model; only declarative config deploys keep it.) Its replica asks
+  for one unit of the worker's custom resource, so Ray places it on the node that provides that
+  worker.
+
+  Ray's batching differs from the semantics the simulators and the latency model implement
+  (ARCHITECTURE.md, "Latency and batching": a free worker takes up to ``b`` queued requests):
+  Ray's loop forms the *next* batch while the current one runs (its first member starts the
+  timeout at once), and with ``max_concurrent_batches=1`` that batch waits, its members
+  already chosen, for the running one to finish; requests arriving meanwhile join the batch
+  after it, even if it had room. At low load the two agree; near saturation Ray's batches
+  can be smaller.
 * :class:`WorkflowIngress` — receives a request, calls the operators in DAG order (an operator
   with several inputs starts when all of them are done: VQA joins the image and the speech
   branch; an operator with fan-out is called that many times per request), picks each
@@ -21,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,6 +63,7 @@ class OperatorReplica:
         model: str,
         threads: int = 1,
         seed: int = 0,
+        batch_wait_timeout_s: float = 0.0,
     ) -> None:
         import torch
 
@@ -53,24 +74,70 @@ class OperatorReplica:
         if spec is None:
             raise ValueError(f"unknown model {model!r}")
         spec.preload()
+        self.spec = spec
+        self.seed = seed
         self.model = spec.build("cpu")
-        self.call = spec.make_call(self.model, 1, "cpu", seed)
-        self.call()  # warm-up, so the first request does not pay for lazy initialisation
+        self.calls: dict[int, Callable[[], list[Any]]] = {}
+        self._call_of(1)()  # warm-up, so the first request does not pay for lazy initialisation
         self.operator, self.variant, self.worker = operator, variant, worker
+        self.batch = 1
+        self._configure(1, batch_wait_timeout_s)
         self._lock = asyncio.Lock()
+        self.loaded_at = time.time()  # the model load: a batch change must not repeat it
+        self.batch_sizes: Counter[int] = Counter()  # forward passes per batch size
 
-    async def __call__(self, request_id: int, inputs: list[Any]) -> dict[str, Any]:
-        async with self._lock:  # one request at a time: a worker is one server
+    def _call_of(self, n: int) -> Callable[[], list[Any]]:
+        """The forward pass on a batch of ``n`` synthetic inputs (built once per size)."""
+        call = self.calls.get(n)
+        if call is None:
+            call = self.calls[n] = self.spec.make_call(self.model, n, "cpu", self.seed)
+        return call
+
+    async def __call__(self, request_id: int, inputs: list[Any], batch: int = 1) -> dict[str, Any]:
+        """Serve one request in a batch of at most ``batch`` (the plan's batch size)."""
+        if batch != self.batch:
+            self.batch = int(batch)
+            self._configure(self.batch)
+        result: dict[str, Any] = await self._batched(request_id)
+        return result
+
+    def _configure(self, batch: int, timeout_s: float | None = None) -> None:
+        """The batch handler's size (and fill timeout), with Ray's setters."""
+        handler: Any = self._batched  # (typed by Ray as a plain coroutine function)
+        handler.set_max_batch_size(batch)
+        if timeout_s is not None:
+            handler.set_batch_wait_timeout_s(timeout_s)
+
+    @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.0)
+    async def _batched(self, request_ids: list[int]) -> list[dict[str, Any]]:
+        """One forward pass for a batch of requests (Ray Serve forms the batch)."""
+        n = len(request_ids)
+        call = self._call_of(n)
+        async with self._lock:  # one batch at a time: a worker is one server
             t = time.perf_counter()
-            out = await asyncio.to_thread(self.call)
+            out = await asyncio.to_thread(call)
             service_ms = (time.perf_counter() - t) * 1000.0
+        self.batch_sizes[n] += 1
         first = out[0]
         arr = first.numpy() if hasattr(first, "numpy") else np.asarray(first)
+        rows = [arr[i : i + 1] if arr.ndim and arr.shape[0] == n else arr for i in range(n)]
+        return [
+            {
+                "worker": self.worker,
+                "variant": self.variant,
+                "service_ms": service_ms,  # the whole batch's
+                "batch_size": n,
+                "output": row,  # the real output travels to the next operator
+            }
+            for row in rows
+        ]
+
+    async def stats(self) -> dict[str, Any]:
+        """Forward passes per batch size, the batch size in force and when the model loaded."""
         return {
-            "worker": self.worker,
-            "variant": self.variant,
-            "service_ms": service_ms,
-            "output": arr,  # the real output travels to the next operator
+            "batch_sizes": dict(self.batch_sizes),
+            "batch": self.batch,
+            "loaded_at": self.loaded_at,
         }
 
 
@@ -88,6 +155,7 @@ class WorkflowIngress:
         self.sinks: list[str] = list(dag["sinks"])
         self.calls: dict[str, float] = {op: float(c) for op, c in dag.get("calls", {}).items()}
         self.routes: dict[str, list[tuple[str, float]]] = {}
+        self.batches: dict[str, int] = {}  # app -> the plan's batch size (1 where absent)
         self.handles: dict[str, Any] = {}
         self.version = -1
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
@@ -102,13 +170,20 @@ class WorkflowIngress:
 
     # ------------------------------------------------------------------ control
 
-    async def set_routes(self, routes: dict[str, list[tuple[str, float]]], version: int) -> int:
-        """Swap the routing table: ``{operator: [(app name, weight), ...]}``."""
+    async def set_routes(
+        self,
+        routes: dict[str, list[tuple[str, float]]],
+        version: int,
+        batches: dict[str, int] | None = None,
+    ) -> int:
+        """Swap the routing table: ``{operator: [(app name, weight), ...]}``, and the batch
+        size of each app (``{app: b}``, 1 where absent), which travels with every call."""
         for apps in routes.values():
             for app, _ in apps:
                 if app not in self.handles:
                     self.handles[app] = serve.get_app_handle(app)
         self.routes = {op: [(a, float(w)) for a, w in apps] for op, apps in routes.items()}
+        self.batches = dict(batches or {})
         self.version = version
         return version
 
@@ -198,7 +273,7 @@ class WorkflowIngress:
             handle = self.handles[app]
             self.in_flight[app] += 1
             try:
-                res = await handle.remote(request_id, inputs)
+                res = await handle.remote(request_id, inputs, self.batches.get(app, 1))
             except Exception as exc:  # replica died or was removed: try another worker
                 last = exc
                 self.failed_calls[app] += 1
@@ -209,7 +284,7 @@ class WorkflowIngress:
             finally:
                 self.in_flight[app] -= 1
             self.served[app] += 1
-            self.busy_ms[app] += res["service_ms"]
+            self.busy_ms[app] += res["service_ms"] / res.get("batch_size", 1)  # its share
             return res
         raise RuntimeError(f"{op}: no worker served the call in {CALL_DEADLINE_S} s: {last!r}")
 

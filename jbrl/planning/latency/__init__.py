@@ -6,7 +6,8 @@ Units are seconds; rates are per second.
 * :mod:`~jbrl.planning.latency.service` — service-time fits to a profile's p50/p90
   (:class:`ServiceFit`), per batch size (:class:`BatchService`, :func:`batch_service`), CDFs;
 * :mod:`~jbrl.planning.latency.queueing` — the G/G/1 queue length and the fluid model's queue
-  step (:func:`fluid_queue_step`);
+  step (:func:`fluid_queue_step`), and the exact bulk-service chain M/M^(1,b)/1 as a reference
+  (:func:`bulk_ctmc_sojourn`);
 * :mod:`~jbrl.planning.latency.sojourn` — a worker's steady-state sojourn time
   (:func:`worker_sojourn` -> :class:`Sojourn`: mean, CDF, survival, quantile) and its SLO-safe
   rate (:func:`slo_safe_rate`);
@@ -27,7 +28,12 @@ from jbrl.planning.latency.paths import (
     WorkerStage,
     predict_plan,
 )
-from jbrl.planning.latency.queueing import WAIT_UTILIZATION_CAP, fluid_queue_step, queue_length
+from jbrl.planning.latency.queueing import (
+    WAIT_UTILIZATION_CAP,
+    bulk_ctmc_sojourn,
+    fluid_queue_step,
+    queue_length,
+)
 from jbrl.planning.latency.service import (
     SERVICE_FAMILIES,
     Z90,
@@ -59,6 +65,7 @@ __all__ = [
     "Sojourn",
     "WorkerStage",
     "batch_service",
+    "bulk_ctmc_sojourn",
     "batch_table",
     "cdf_of_sum",
     "exp_plus_service_cdf",

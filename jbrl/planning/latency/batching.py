@@ -247,8 +247,10 @@ def batch_sojourn(
 ) -> Sojourn:
     """The sojourn of a worker with service fits ``bs`` serving batches of at most ``b`` at
     arrival rate ``lam`` with fill timeout ``tau`` (module docstring; cached: 20-100 ms each).
-    Arrivals are taken as Poisson: ``arrival_scv`` is not used (the streams that reach a
-    worker in the DES are Poisson or smoother, so this errs on the slow side)."""
+    Arrivals are taken as Poisson: ``arrival_scv`` is not used. (In the DES a batching worker
+    fed by another one gets its tasks in groups, a batch's outputs leaving together, and fills
+    its batches sooner than this says: conservative, by up to about 8 points of attainment near
+    saturation; ``experiments/results/batching.md``.)"""
     return _batch_sojourn(bs, float(lam), int(b), float(tau))
 
 
@@ -273,8 +275,14 @@ def _tagged(
     """The tagged task's sojourn on a grid (module docstring)."""
     b, lam, tau, fits = chain.b, chain.lam, chain.tau, chain.fits
     kmax = int(np.searchsorted(np.cumsum(full_q[::-1])[::-1] < 1e-9, True) // b) + 2
+    # the grid spans the longest sojourn that matters: k full batches ahead sum to about
+    # k E[S_b] (+ 8 standard deviations), plus one service as long as _far, the fill waits and
+    # the own batch (a span of k * _far would make the cells too coarse for the mean when the
+    # queue is long and the service spread wide)
     smax = max(_far(f) for f in fits[1:])
-    span = smax * (kmax + 2) + tau * 2 + fits[b].mean_s
+    sd_b = math.sqrt(fits[b].scv) * fits[b].mean_s
+    span = (kmax + 2) * fits[b].mean_s + 8.0 * math.sqrt(kmax + 1) * sd_b + smax + tau * 2
+    span = min(span, smax * (kmax + 2) + tau * 2 + fits[b].mean_s)
     n = GRID_CELLS
     h = span / n
     # R-masses per class: X = 1..b-1 (fill from X), X >= b (index b), overflow k = 1..kmax

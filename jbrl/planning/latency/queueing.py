@@ -1,4 +1,5 @@
-"""The queueing formulas of one worker (batch 1) that the fluid model steps through time.
+"""The queueing formulas of one worker (batch 1) that the fluid model steps through time, and
+the exact bulk-service chain M/M^(1,b)/1 (:func:`bulk_ctmc_sojourn`) that checks batching.
 
 * **Queue length** of a G/G/1 queue at utilisation ``r`` (Pollaczek-Khinchine / Kingman):
   ``L(r) = r + k r^2 / (1 - r)`` with ``k = (ca2 + cs2) / 2`` (arrival and service SCVs),
@@ -101,3 +102,28 @@ def fluid_queue_step(
     # ---- departures
     rr = r * r
     return x1, served, drop, y, wc, e, rr * cs2 + (1.0 - rr) * ca2
+
+
+def bulk_ctmc_sojourn(lam: float, mu: float, b: int, levels: int = 600) -> float:
+    """Mean sojourn of the bulk-service queue M/M^(1,b)/1 (Chaudhry & Templeton, *A First
+    Course in Bulk Queues*, 1983: a free server takes ``min(queue, b)`` and serves them in one
+    exponential service of rate ``mu`` whatever the batch size; no fill timeout), from its
+    continuous-time Markov chain over (idle | busy with ``q`` waiting, ``q <= levels``) solved
+    numerically: ``W = E[q] / lam + 1 / mu`` (Little). An exact reference for the DES's and the
+    latency model's batching (``lam < b mu``; ``levels`` must hold the queue's mass)."""
+    import numpy as np
+
+    n = levels + 2
+    g = np.zeros((n, n))
+    g[0, 1] = lam
+    for q in range(levels + 1):
+        if q < levels:
+            g[1 + q, 2 + q] = lam
+        g[1 + q, 0 if q == 0 else 1 + q - min(q, b)] += mu
+    np.fill_diagonal(g, -g.sum(1))
+    a = g.T.copy()
+    a[-1] = 1.0
+    rhs = np.zeros(n)
+    rhs[-1] = 1.0
+    p = np.linalg.solve(a, rhs)
+    return float(p[1:] @ np.arange(levels + 1)) / lam + 1.0 / mu

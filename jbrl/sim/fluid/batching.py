@@ -21,6 +21,7 @@ import numpy as np
 
 from jbrl.planning.latency import BatchTable, batch_table
 from jbrl.sim.compiled import CompiledPlan
+from jbrl.sim.fluid.metrics import IntervalSums
 
 BRow = tuple[int, float, BatchTable, float, np.ndarray, bool]
 """A batching worker of an operator: (worker, share, table, inbound transfer (s), its sojourn
@@ -52,42 +53,63 @@ def batch_rows(
 
 
 def batched_workers(
-    brows: list[BRow], a_v: float, x: list[float], dt: float, timeout: float, grid: np.ndarray
-) -> list[tuple[int, float, float, float, float, float, float, np.ndarray]]:
-    """One step of each batching worker of an operator whose input is ``a_v`` tasks/s:
-    updates the queues ``x`` and returns per worker ``(worker, share, served, dropped, busy
-    seconds, mean wait, mean sojourn + transfer, sojourn CDF on the grid)``."""
-    out = []
+    brows: list[BRow],
+    v: int,
+    a_v: float,
+    x: list[float],
+    dt: float,
+    timeout: float,
+    grid: np.ndarray,
+    cd_w: list[float],
+    acc: IntervalSums,
+    bparts: list[tuple[int, float, np.ndarray]],
+) -> tuple[float, float, float]:
+    """One step of operator ``v``'s batching workers, whose input is ``a_v`` tasks/s (latency
+    grid ``grid``): updates
+    the queues ``x``, the departure SCVs ``cd_w`` (1) and the interval sums ``acc``, appends each
+    worker's ``(v, share, sojourn CDF on the latency grid)`` to ``bparts``, and returns the
+    departures, the drops and the share-weighted mean sojourn (+ transfer) of these workers."""
+    dep = drops = sbar = 0.0
     for w, sh, tb, t_in, cdfs, up in brows:
         a = a_v * sh
         x0 = x[w]
         if a <= 0 and x0 <= 0:
             continue
         target = x0 + a * dt
-        x1, rate = _euler(tb, target, dt) if up else (target, 0.0)
+        x1 = _euler(tb, target, dt)[0] if up else target
         served = target - x1
         cap = max(a, tb.capacity) * timeout + 1.0
-        drop = 0.0
         if x1 > cap:
-            drop = x1 - cap
+            drops += x1 - cap
             x1 = cap
         x[w] = x1
-        i, f = tb.at_number(0.5 * (x0 + x1))
-        last = len(tb.rates) - 1
-        if i < last:
-            cdf = cdfs[i] * (1.0 - f) + cdfs[i + 1] * f
-            mean = tb.mean_s[i] * (1.0 - f) + tb.mean_s[i + 1] * f
-            wait = tb.wait_s[i] * (1.0 - f) + tb.wait_s[i + 1] * f
-            busy = tb.busy[i] * (1.0 - f) + tb.busy[i + 1] * f
-        else:  # a backlog beyond the table: it waits for the tasks ahead, at most the timeout
-            lag = min((0.5 * (x0 + x1) - tb.number[-1]) / tb.capacity, timeout)
-            cdf = np.interp(grid - lag, grid, cdfs[-1], left=0.0)
-            mean, wait, busy = tb.mean_s[-1] + lag, tb.wait_s[-1] + lag, 1.0
-        if not up:
-            busy = 0.0
-        busy_s = float(busy) * dt if served > 0 else 0.0
-        out.append((w, sh, float(served), drop, busy_s, float(wait), float(mean) + t_in, cdf))
-    return out
+        cdf, mean, wait, busy = _state(tb, cdfs, 0.5 * (x0 + x1), timeout, grid)
+        cd_w[w] = 1.0
+        acc.dep_w[w] += served
+        acc.busy_w[w] += busy * dt if up and served > 0 else 0.0
+        acc.wait_w[w] += served * wait
+        dep += served
+        sbar += sh * (mean + t_in)
+        bparts.append((v, sh, cdf))
+    return dep, drops, sbar
+
+
+def _state(
+    tb: BatchTable, cdfs: np.ndarray, xm: float, timeout: float, grid: np.ndarray
+) -> tuple[np.ndarray, float, float, float]:
+    """Sojourn CDF, mean sojourn, mean wait and busy fraction at a mean number in system
+    ``xm``: interpolated between the table's rates; beyond the table a backlog adds the time
+    to serve the tasks ahead, at most the timeout."""
+    i, f = tb.at_number(xm)
+    if i < len(tb.rates) - 1:
+        cdf = cdfs[i] * (1.0 - f) + cdfs[i + 1] * f
+        mean = tb.mean_s[i] * (1.0 - f) + tb.mean_s[i + 1] * f
+        wait = tb.wait_s[i] * (1.0 - f) + tb.wait_s[i + 1] * f
+        busy = tb.busy[i] * (1.0 - f) + tb.busy[i + 1] * f
+        return cdf, float(mean), float(wait), float(busy)
+    lag = min((xm - tb.number[-1]) / tb.capacity, timeout)
+    cdf = np.interp(grid - lag, grid, cdfs[-1], left=0.0)
+    return cdf, float(tb.mean_s[-1] + lag), float(tb.wait_s[-1] + lag), 1.0
 
 
 def _euler(tb: BatchTable, target: float, dt: float) -> tuple[float, float]:

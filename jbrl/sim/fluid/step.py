@@ -88,6 +88,7 @@ def step(
     par, wext = st.par, st.wext
     v = -1
     bparts: list[tuple[int, float, np.ndarray]] = []  # batching workers' sojourn CDFs
+    b_args = (x, dt, timeout, grid.points, cd_w, acc, bparts)
     for join, e0, u0, r0, ins, rows, workers, brows in st.steps:
         v += 1
         # ---- input of v over dt (in v-tasks) and its timing: mean time until it is there, and
@@ -139,19 +140,10 @@ def step(
                 wext[wpos] = sh * y
                 if y > 1e-3 and e_part > e_tail:
                     e_tail = e_part
-        if brows:
-            for w, sh, served, drop, busy, wait, mean, cdf in batched_workers(
-                brows, a_v, x, dt, timeout, grid.points
-            ):
-                cd_w[w] = 1.0
-                cd_sum += served
-                dep_w[w] += served
-                busy_w[w] += busy
-                wait_w[w] += served * wait
-                dep_v += served
-                drops_v += drop
-                sbar += sh * mean
-                bparts.append((v, sh, cdf))
+        if brows:  # batching workers (their departures have SCV 1)
+            b_dep, b_drop, b_sbar = batched_workers(brows, v, a_v, *b_args)
+            dep_v, cd_sum = dep_v + b_dep, cd_sum + b_dep
+            drops_v, sbar = drops_v + b_drop, sbar + b_sbar
         dep_op[v] = dep_v
         mean_op[v] = before + sbar
         ca2_op[v] = cd_sum / dep_v if dep_v > 0 else 1.0
