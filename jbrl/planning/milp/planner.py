@@ -268,7 +268,7 @@ class MilpPlanner:
                 ladder=LADDER if has_predictor() else (1.0,),
             )
             solved = search.chosen.solution if search.chosen is not None else None
-        if solved is None:
+        if solved is None or solved.status is None:
             return MaxRate(
                 0.0, dict.fromkeys(base, 0.0), base, target, "infeasible", time.perf_counter() - t0
             )
