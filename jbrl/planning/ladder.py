@@ -43,13 +43,15 @@ def ladder_plans(
     sustainable scale, :func:`jbrl.planning.milp.max_rate`), lowest first, each re-expressed
     with its load split in proportion to capacity at its level; stops at the first infeasible
     level (empty when not even the lowest is feasible). ``latency_model="none"``: capacity-only
-    rungs (the ladders policies trained before SLO-aware planning use)."""
+    rungs (the ladders policies trained before SLO-aware planning use). Rungs are planned at
+    batch 1 (``max_batch=1``): the ladder's codec (combination, assignment) has no batch size,
+    so a rung re-expressed through it must not rely on batching."""
     from jbrl.planning import get_planner
     from jbrl.planning.milp import max_rate
 
     scenario = spec.scenario
     if top is None:
-        top = max_rate(scenario, spec.accuracy, latency_model=latency_model).scale
+        top = max_rate(scenario, spec.accuracy, latency_model=latency_model, max_batch=1).scale
     rungs: list[tuple[float, Plan]] = []
     prev: Plan | None = None
     for s in ladder_levels(top, step):
@@ -60,6 +62,7 @@ def ladder_plans(
             reconfig_penalty=TIE_BREAK,
             current_plan=prev,
             latency_model=latency_model,
+            max_batch=1,
         )
         res = planner.plan(scenario, rates=spec.rates_dict(rates), accuracy=spec.accuracy)
         if not res.feasible:
