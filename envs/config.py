@@ -214,4 +214,4 @@ def load_env_config(data: str | Path | dict[str, Any] | None, **overrides: Any) 
     try:
         return EnvConfig.model_validate(raw)
     except ValidationError as exc:
-        raise validation_to_input_error(exc, file) from None
+        raise validation_to_input_error(exc, file, EnvConfig) from None

@@ -59,8 +59,7 @@ def commands(out: Path) -> dict[str, list[str]]:
             ]  # fmt: skip
     cmds["evaluate-vqa-fluid"] = [
         "evaluate", "--scenario", "vqa", "--trace", "step", "--trace", "flash_crowd",
-        "--policies", POLICIES, "--sim", "fluid", "--seeds", "1", "--no-progress",
-        "--json", str(out / "evaluate-vqa-fluid.json"),
+        "--policies", POLICIES, "--sim", "fluid", "--seeds", "1", "--no-progress", "--json",
     ]  # fmt: skip
     return cmds
 
@@ -85,7 +84,7 @@ def capture(out: Path, jbrl: str) -> int:
     for name, args in commands(out).items():
         proc = subprocess.run([jbrl, *args], capture_output=True, text=True, cwd=ROOT)
         file = out / f"{name}.json"
-        if file.is_file():  # the command wrote it itself (evaluate --json PATH)
+        if file.is_file():  # the command wrote it itself (before issue 16: evaluate --json PATH)
             data = json.loads(file.read_text())
         else:
             try:

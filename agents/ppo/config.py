@@ -185,4 +185,4 @@ def load_train_config(path: str | Path | dict[str, Any], **overrides: Any) -> Tr
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
-        raise validation_to_input_error(exc, file) from None
+        raise validation_to_input_error(exc, file, TrainConfig) from None

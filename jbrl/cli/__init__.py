@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -33,6 +34,36 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    """``--version``: the installed distribution's version (the source's when not installed)."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    import jbrl
+
+    try:
+        v = version("jbrl")
+    except PackageNotFoundError:
+        v = jbrl.__version__
+    sys.stdout.write(f"jbrl {v}\n")
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Plan, simulate and adapt ML inference workflows on tiered edge/cloud infrastructure."""
+
+
 app.add_typer(scenario_cmds.app, name="scenario")
 app.command("cost")(cost_cmd.cost)
 app.command("plan")(plan_cmd.plan)
@@ -56,11 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     except InfeasibleError as exc:
         if "--json" in (argv if argv is not None else sys.argv):
             print_json({"status": "infeasible", "reason": exc.reason, **exc.details})
-        err_console.print(f"[bold red]infeasible:[/bold red] {escape(exc.reason)}", highlight=False)
+        err_console.print(
+            f"[bold red]infeasible:[/bold red] {escape(exc.reason)}",
+            highlight=False,
+            soft_wrap=True,  # one line per message: the terminal wraps it, paths stay whole
+        )
         return exc.exit_code
     except JbrlError as exc:
         text = exc.render(FLAGS) if isinstance(exc, InputError) else str(exc)
-        err_console.print(f"[bold red]error:[/bold red] {escape(text)}", highlight=False)
+        err_console.print(
+            f"[bold red]error:[/bold red] {escape(text)}", highlight=False, soft_wrap=True
+        )
         return exc.exit_code
     return 0
 

@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.table import Table
 
 from jbrl.errors import InputError, Param
 from jbrl.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
 
+#: human output (tables, summaries) on stdout: rich wraps it to the terminal, 80 columns when
+#: piped. Machine output (JSON, YAML, CSV) never goes through it: see :func:`print_json`,
+#: :func:`print_text`.
 console = Console()
 err_console = Console(stderr=True)
 
@@ -72,7 +78,30 @@ def save_figure(fig: Any, path: Path) -> None:
         raise InputError(f"cannot write file: {exc}", file=str(path)) from None
 
 
+def make_table(
+    columns: Sequence[str],
+    *,
+    title: str | None = None,
+    caption: str | None = None,
+    right: Collection[str] = (),
+) -> Table:
+    """A table that fits the terminal (80 columns when piped) without losing a character: a
+    cell too wide for its column wraps (``overflow="fold"``), never ends in "…". Columns named
+    in ``right`` are right-aligned (numbers); ``caption`` explains the column headings."""
+    t = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in columns:
+        t.add_column(name, justify="right" if name in right else "left", overflow="fold")
+    return t
+
+
+def print_text(text: str) -> None:
+    """Machine-readable text (YAML, CSV) on stdout exactly as given: never wrapped at the
+    terminal width nor styled, so a pipe or a file receives text that parses."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
 def print_json(data: Any) -> None:
+    """``data`` as JSON on stdout (raw, like :func:`print_text`)."""
     sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
 
 

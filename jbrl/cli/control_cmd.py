@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from jbrl import display
 from jbrl.cli.common import JsonOpt, ScenarioOpt, err_console, get_scenario, print_json
 from jbrl.errors import InputError
 
@@ -316,6 +317,7 @@ def _serve_and_run(
         err_console.print(
             f"jbrl control: {what}, policy {ctl.policy_name}, API {api.url}, logs {run_dir}",
             highlight=False,
+            soft_wrap=True,  # one line: the URL and the path stay whole
         )
         ctl.start()
         return ctl.run(stop)
@@ -350,23 +352,32 @@ def _parse_models(items: list[str] | None) -> dict[str, str]:
 
 
 def _print_summary(s: dict[str, Any], run_dir: Path) -> None:
-    c = s.get("counters", {})
+    """The summary on stdout: the same counts as summary.json, /metrics and the decision log
+    (the backend's as of its last report); decisions of this run, then (after a --state
+    resume) since the first start."""
     counts = s.get("backend_counts", {})
     slo = s.get("slo_attainment")
     dph = s.get("dollars_per_hour")
     dms = s.get("decision_ms", {})
     lines = [
-        f"ran {s.get('duration_s', 0):.0f} trace s: {counts.get('arrived', 0)} requests, "
-        f"{counts.get('completed', 0)} completed, {sum((counts.get('dropped') or {}).values())} "
-        f"dropped, {counts.get('in_flight', 0)} in flight, {counts.get('lost', 0)} lost",
-        f"SLO attainment {'-' if slo is None else f'{slo:.4f}'}, "
-        f"{'-' if dph is None else f'{dph:.4f}'} $/hour",
-        f"{c.get('decisions', 0)} decisions, {c.get('plan_changes', 0)} plan changes, "
-        f"{c.get('fallbacks', 0)} fallbacks, {c.get('overrides', 0)} overrides; decision p50 "
+        f"ran {s.get('duration_s', 0):.0f} trace s: {s.get('arrivals', 0):.0f} requests, "
+        f"{s.get('completed', 0):.0f} completed, {s.get('dropped', 0):.0f} dropped, "
+        f"{counts.get('in_flight', 0)} in flight, {counts.get('lost', 0)} lost",
+        f"SLO attainment {display.pct(slo)}, {display.dollars(dph)} $/hour",
+        f"this run: {_counter_line(s.get('counters', {}))}; decision p50 "
         f"{_ms(dms.get('p50'))}, max {_ms(dms.get('max'))}",
-        f"logs and state in {run_dir}",
     ]
+    if s.get("resumed"):
+        lines.append(f"since the first start: {_counter_line(s.get('counters_cumulative', {}))}")
+    lines.append(f"logs and state in {run_dir}")
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _counter_line(c: dict[str, Any]) -> str:
+    return (
+        f"{c.get('decisions', 0)} decisions, {c.get('plan_changes', 0)} plan changes, "
+        f"{c.get('fallbacks', 0)} fallbacks, {c.get('overrides', 0)} overrides"
+    )
 
 
 def _ms(x: float | None) -> str:

@@ -7,9 +7,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from jbrl.cli.common import JsonOpt, ScenarioOpt, console, get_scenario, parse_rates, print_json
+from jbrl import display
+from jbrl.cli.common import (
+    JsonOpt,
+    ScenarioOpt,
+    console,
+    get_scenario,
+    make_table,
+    parse_rates,
+    print_json,
+)
 from jbrl.errors import EXIT_BAD_INPUT, EXIT_INFEASIBLE
 from jbrl.planning.cost import CostReport, evaluate_plan
 from jbrl.planning.latency import PlanLatency
@@ -81,9 +89,12 @@ def _pct(x: float | None) -> str:
 
 
 def print_report(report: CostReport) -> None:
-    t = Table(title="Operators")
-    for col in ("operator", "variant", "demand req/s", "capacity req/s", "utilization", "workers"):
-        t.add_column(col)
+    t = make_table(
+        ("operator", "variant", "demand", "capacity", "util", "workers (req/s / capacity)"),
+        title="Operators",
+        caption="demand, capacity: req/s; util: demand / capacity",
+        right=("demand", "capacity", "util"),
+    )
     for o in report.operators.values():
         ws = ", ".join(
             f"{w.worker} ({w.rate:.2f}/{w.capacity:.2f}{f', batch {w.batch}' if w.batch != 1 else ''})"
@@ -100,10 +111,11 @@ def print_report(report: CostReport) -> None:
     console.print(t)
     acc = "unknown" if report.accuracy is None else f"{report.accuracy:g}"
     console.print(
-        f"compute_cost        {report.compute_cost:.4f} $/hour\n"
-        f"communication_cost  {report.communication_cost:.7f} $/hour\n"
-        f"total_cost          {report.total_cost:.4f} $/hour\n"
-        f"accuracy            {acc} (target {report.accuracy_target:g})"
+        f"compute_cost        {display.dollars(report.compute_cost)} $/hour\n"
+        f"communication_cost  {display.dollars(report.communication_cost, 7)} $/hour\n"
+        f"total_cost          {display.dollars(report.total_cost)} $/hour\n"
+        f"accuracy            {acc} (target {report.accuracy_target:g})",
+        highlight=False,
     )
     if report.violations:
         console.print(f"[red]{len(report.violations)} violated constraint(s):[/red]")

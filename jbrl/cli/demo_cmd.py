@@ -18,9 +18,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from jbrl.cli.common import DEFAULT_SCENARIO_NAME, ScenarioOpt, console, get_scenario
+from jbrl import display
+from jbrl.cli.common import (
+    DEFAULT_SCENARIO_NAME,
+    ScenarioOpt,
+    console,
+    get_scenario,
+    make_table,
+)
 from jbrl.cli.evaluate_cmd import show_evaluation, write_evaluation_json
 from jbrl.cli.scenario_cmds import show
 from jbrl.errors import InfeasibleError
@@ -98,19 +104,14 @@ def _plans(s: Scenario, scenario: str, out: Path) -> None:
         (out / f"plan-{name}.json").write_text(json.dumps(data, indent=2) + "\n", "utf-8")
         rows.append((name, data, None))
     best = min((d["total_cost"] for _, d, _ in rows if d), default=None)
-    t = Table(title=f"Plans for {s.name} at nominal load (accuracy target {s.slo.min_accuracy:g})")
-    for col in (
-        "solver",
-        "status",
-        "compute $/h",
-        "comm $/h",
-        "total $/h",
-        "vs best",
-        "accuracy",
-        "workers",
-        "solve s",
-    ):
-        t.add_column(col, justify="right" if col not in ("solver", "status") else "left")
+    cols = ("solver", "status", "compute", "comm", "total", "vs best", "acc", "workers", "solve s")
+    t = make_table(
+        cols,
+        title=f"Plans for {s.name} at nominal load (accuracy target {s.slo.min_accuracy:g})",
+        caption="compute, comm (communication), total: $/hour; vs best: total over the "
+        "cheapest plan's; acc: end-to-end accuracy; solve s: planner wall time",
+        right=cols[2:],
+    )
     for name, d, reason in rows:
         if d is None:
             t.add_row(name, "infeasible", "", "", "", "", "", "", reason or "")
@@ -119,9 +120,9 @@ def _plans(s: Scenario, scenario: str, out: Path) -> None:
         t.add_row(
             name,
             d["status"],
-            f"{d['compute_cost']:.4f}",
-            f"{d['communication_cost']:.4f}",
-            f"{d['total_cost']:.4f}",
+            display.dollars(d["compute_cost"]),
+            display.dollars(d["communication_cost"]),
+            display.dollars(d["total_cost"]),
             f"{d['total_cost'] / best - 1:+.1%}" if best else "",
             f"{d['accuracy']:g}" if d.get("accuracy") is not None else "-",
             str(nworkers),

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jbrl.cli.common import DEFAULT_SCENARIO_NAME, ScenarioOpt, console, get_scenario
+from jbrl.cli.common import (
+    DEFAULT_SCENARIO_NAME,
+    JsonOpt,
+    ScenarioOpt,
+    console,
+    err_console,
+    get_scenario,
+    print_json,
+)
+from jbrl.errors import InputError
 
 if TYPE_CHECKING:
     from jbrl.evaluation.aggregate import Evaluation
@@ -48,10 +58,11 @@ DurationOpt = Annotated[
     float | None, typer.Option("--duration", help="Cut every trace to this many seconds.")
 ]
 ProcessesOpt = Annotated[int, typer.Option("--processes", "-j", help="Parallel worker processes.")]
-JsonFileOpt = Annotated[
+JsonOutOpt = Annotated[
     Path | None,
-    typer.Option("--json", help="Write every figure (and the per-interval series) here."),
+    typer.Option("--json-out", help="Write every figure (and the per-interval series) here."),
 ]
+StrayArgs = Annotated[list[str] | None, typer.Argument(hidden=True)]
 PlotsOpt = Annotated[Path | None, typer.Option("--plots", help="Write PNG plots into this folder.")]
 TensorboardOpt = Annotated[
     Path | None,
@@ -72,10 +83,12 @@ def evaluate(
     load_time: LoadTimeOpt = None,
     duration: DurationOpt = None,
     processes: ProcessesOpt = 1,
-    json_out: JsonFileOpt = None,
+    json_out: JsonOpt = False,
+    json_file: JsonOutOpt = None,
     plots: PlotsOpt = None,
     tensorboard: TensorboardOpt = None,
     progress: ProgressOpt = True,
+    stray: StrayArgs = None,
 ) -> None:
     """Compare control policies side by side on traces (table, JSON, plots).
 
@@ -84,13 +97,14 @@ def evaluate(
     decision time, a row per policy and trace and a summary row per policy.
 
     A policy that fails while running is reported in its row; an unknown policy or a bad
-    parameter exits with 2.
+    parameter exits with 2. --json prints every figure as JSON on stdout instead of the table;
+    --json-out PATH writes it to a file.
     """
-    from jbrl.errors import InputError
     from jbrl.evaluation.policies import parse_policies
     from jbrl.evaluation.runner import evaluate as run_evaluation
     from jbrl.evaluation.traces import default_traces, resolve_trace
 
+    _refuse_stray(stray, json_out)
     if seeds < 1:
         raise InputError("must be >= 1", field="--seeds", value=seeds)
     if processes < 1:
@@ -112,18 +126,48 @@ def evaluate(
         processes=processes,
         progress=progress,
     )
-    show_evaluation(ev)
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        write_evaluation_json(ev, json_out)
-        console.print(f"figures written to {json_out}")
+    _outputs(ev, json_out, json_file, plots, tensorboard)
+
+
+def _refuse_stray(stray: list[str] | None, json_out: bool) -> None:
+    """Positional arguments are not taken; after --json one is the old ``--json PATH``."""
+    if not stray:
+        return
+    if json_out:
+        raise InputError(
+            "--json is a flag now (JSON on stdout); write the figures to a file with "
+            f"--json-out {stray[0]}",
+            field="--json",
+            value=stray[0],
+        )
+    raise InputError("unexpected argument (every input is an option)", value=stray[0])
+
+
+def _outputs(
+    ev: Evaluation,
+    json_out: bool,
+    json_file: Path | None,
+    plots: Path | None,
+    tensorboard: Path | None,
+) -> None:
+    """The table (or JSON on stdout), then the files asked for. With --json, stdout holds the
+    JSON alone: what the files say goes to stderr."""
+    say = err_console.print if json_out else console.print
+    if json_out:
+        print_json(ev.to_dict())
+    else:
+        show_evaluation(ev)
+    if json_file is not None:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        write_evaluation_json(ev, json_file)
+        say(f"figures written to {json_file}", highlight=False)
     if plots is not None:
         from jbrl.evaluation.plots import write_plots
 
         paths = write_plots(ev, plots)
-        console.print(f"{len(paths)} plots written to {plots}/")
+        say(f"{len(paths)} plots written to {plots}/", highlight=False)
     if tensorboard is not None:
-        _write_tensorboard(ev, tensorboard)
+        _write_tensorboard(ev, tensorboard, say)
 
 
 def show_evaluation(ev: Evaluation) -> None:
@@ -140,11 +184,11 @@ def write_evaluation_json(ev: Evaluation, path: Path) -> None:
     path.write_text(json.dumps(ev.to_dict(), indent=1) + "\n", "utf-8")
 
 
-def _write_tensorboard(ev: Evaluation, folder: Path) -> None:
+def _write_tensorboard(ev: Evaluation, folder: Path, say: Callable[..., None]) -> None:
     from jbrl.evaluation.tensorboard import write_tensorboard
 
     where = write_tensorboard(ev, folder)
     if where is None:
-        console.print("no TensorBoard writer installed (pip install 'jbrl[rl]'): skipped")
+        say("no TensorBoard writer installed (pip install 'jbrl[rl]'): skipped")
     else:
-        console.print(f"TensorBoard scalars in {where} (tensorboard --logdir {where})")
+        say(f"TensorBoard scalars in {where} (tensorboard --logdir {where})", highlight=False)

@@ -8,9 +8,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from jbrl.cli.common import JsonOpt, ScenarioOpt, console, get_scenario, parse_rates, print_json
+from jbrl import display
+from jbrl.cli.common import (
+    JsonOpt,
+    ScenarioOpt,
+    console,
+    get_scenario,
+    make_table,
+    parse_rates,
+    print_json,
+)
 from jbrl.errors import InfeasibleError, InputError
 from jbrl.scenario.model import Scenario
 
@@ -225,9 +233,10 @@ def _plan(
 
 
 def _print_plan(scenario: Scenario, data: dict[str, Any]) -> None:
-    t = Table(title=f"Plan ({data['solver']}, {data['status']})")
-    for col in ("operator", "variant", "workers (req/s / capacity)"):
-        t.add_column(col)
+    t = make_table(
+        ("operator", "variant", "workers (req/s / capacity)"),
+        title=f"Plan ({data['solver']}, {data['status']})",
+    )
     variants = data["model_assignment"]
     for op in scenario.topo_order:
         shares = data["worker_assignment"].get(op, [])
@@ -240,9 +249,9 @@ def _print_plan(scenario: Scenario, data: dict[str, Any]) -> None:
     console.print(t)
     gap = data.get("gap")
     console.print(
-        f"compute_cost        {data['compute_cost']:.4f} $/hour\n"
-        f"communication_cost  {data['communication_cost']:.7f} $/hour\n"
-        f"total_cost          {data['total_cost']:.4f} $/hour\n"
+        f"compute_cost        {display.dollars(data['compute_cost'])} $/hour\n"
+        f"communication_cost  {display.dollars(data['communication_cost'], 7)} $/hour\n"
+        f"total_cost          {display.dollars(data['total_cost'])} $/hour\n"
         f"accuracy            {data['accuracy']}\n"
         f"solve_time_s        {data['solve_time_s']:.3f}\n"
         f"gap                 {'-' if gap is None else f'{gap:.2e}'}",
@@ -264,6 +273,8 @@ def _print_plan(scenario: Scenario, data: dict[str, Any]) -> None:
 
 
 def _print_max_rate(data: dict[str, Any], given: bool) -> None:
+    """The largest sustainable rates per source, then the variants that sustain them."""
+    basis = "given" if given else "nominal"
     within = ""
     if data.get("latency_bound_ms") is not None:
         within = (
@@ -272,13 +283,18 @@ def _print_max_rate(data: dict[str, Any], given: bool) -> None:
         )
     console.print(
         f"At accuracy {data['accuracy']:g} the infrastructure sustains "
-        f"{data['max_rate_scale']:.4g}x the {'given' if given else 'nominal'} rates{within} "
-        f"({data['status']}, variants {data['model_assignment']}):",
+        f"{data['max_rate_scale']:.4g}x the {basis} rates{within} ({data['status']}).",
         highlight=False,
     )
-    t = Table()
-    for col in ("source", "base req/s", "max req/s"):
-        t.add_column(col)
+    t = make_table(
+        ("source", f"{basis} req/s", "max req/s"),
+        title="Largest sustainable rate",
+        right=(f"{basis} req/s", "max req/s"),
+    )
     for src, r in data["max_rates"].items():
         t.add_row(src, f"{data['base_rates'][src]:g}", f"{r:.4g}")
+    console.print(t)
+    t = make_table(("operator", "variant"), title="Variants at that rate")
+    for op, var in data["model_assignment"].items():
+        t.add_row(op, var)
     console.print(t)

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from jbrl.cli.common import (
     DEFAULT_SCENARIO_NAME,
     JsonOpt,
     console,
     get_scenario,
+    make_table,
     print_json,
+    print_text,
 )
 from jbrl.errors import InputError
 from jbrl.scenario import embedded_scenarios, scenario_json_schema, scenario_to_yaml
@@ -42,13 +43,16 @@ def show(
         print_json(s.model_dump(mode="json", by_alias=True, exclude_none=True))
         return
     if yaml_out:
-        console.print(scenario_to_yaml(s), markup=False, highlight=False)
+        print_text(scenario_to_yaml(s))
         return
-    console.print(f"[bold]{s.name}[/bold]: {s.description}")
+    console.print(f"[bold]{s.name}[/bold]: {s.description}", highlight=False)
     demand = s.demand()
-    t = Table(title="Workflow (topological order)")
-    for col in ("node", "kind", "inputs (ratio, KB)", "variants", "nominal rate req/s"):
-        t.add_column(col)
+    t = make_table(
+        ("node", "kind", "inputs (ratio, KB)", "variants", "req/s"),
+        title="Workflow (topological order)",
+        caption="req/s: nominal request rate",
+        right=("req/s",),
+    )
     for src in s.sources:
         t.add_row(src.name, f"source @ {s.tiers[s.source_tier[src.name]]}", "", "", f"{src.rate:g}")
     for op in s.topo_order:
@@ -62,18 +66,16 @@ def show(
     console.print(t)
     combos = sorted(s.variant_combinations(), key=lambda c: c[1])
     if s.accuracy.operators:
-        t = Table(title=f"End-to-end accuracy ({s.accuracy.metric})")
-        for o in s.accuracy.operators:
-            t.add_column(o)
-        t.add_column("accuracy")
-        t.add_column("meets SLO")
+        t = make_table(
+            (*s.accuracy.operators, "accuracy", "meets SLO"),
+            title=f"End-to-end accuracy ({s.accuracy.metric})",
+            right=("accuracy",),
+        )
         for assign, acc in combos:
             ok = "yes" if acc >= s.slo.min_accuracy else ""
             t.add_row(*[assign[o] for o in s.accuracy.operators], f"{acc:g}", ok)
         console.print(t)
-    t = Table(title="Workers")
-    for col in ("worker", "type", "tier", "$/hour"):
-        t.add_column(col)
+    t = make_table(("worker", "type", "tier", "$/hour"), title="Workers", right=("$/hour",))
     for w in s.workers:
         t.add_row(w.name, w.type, s.tiers[s.worker_tier[w.name]], f"{w.price:g}")
     console.print(t)
@@ -85,7 +87,8 @@ def show(
     console.print(
         f"SLO: accuracy >= {s.slo.min_accuracy:g}, {bound}. Backward traffic "
         f"{s.backward_traffic}; link cost scale "
-        f"{s.comm_cost_scale:g}; {len(s.profiles)} profiles."
+        f"{s.comm_cost_scale:g}; {len(s.profiles)} profiles.",
+        highlight=False,
     )
 
 

@@ -12,12 +12,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from jbrl import display
 from jbrl.cli.common import (
     JsonOpt,
     ScenarioOpt,
     console,
     err_console,
     get_scenario,
+    make_table,
     print_json,
     save_figure,
 )
@@ -66,7 +68,10 @@ TimeoutOpt = Annotated[
     typer.Option("--timeout", help="Per-queue timeout in s (default: 10x the SLO bound)."),
 ]
 RowsOpt = Annotated[
-    int, typer.Option("--rows", help="At most this many per-interval rows in the table.")
+    int,
+    typer.Option(
+        "--rows", min=0, help="At most this many per-interval rows in the table (0: no table)."
+    ),
 ]
 PlotOpt = Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot here.")]
 
@@ -199,9 +204,7 @@ def _print_result(result: SimResult, max_rows: int) -> None:
         f"{len(result.intervals)} intervals of {result.interval_s:g} s (seed {result.seed})",
         highlight=False,
     )
-    t = Table(title="Totals")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
+    t = make_table(("metric", "value"), title="Totals", right=("value",))
     drops = ", ".join(f"{k} {v:.0f}" for k, v in tot.dropped.items() if v)
     for name, value in (
         ("arrivals", f"{tot.arrivals:.0f}"),
@@ -210,25 +213,34 @@ def _print_result(result: SimResult, max_rows: int) -> None:
         ("dropped", f"{tot.dropped_total:.0f}" + (f" ({drops})" if drops else "")),
         ("in flight at end", f"{tot.in_flight:.0f}"),
         ("throughput req/s", f"{tot.throughput:.3f}"),
-        ("SLO attainment", _pct(tot.slo_attainment)),
-        ("latency p50/p95/p99 ms", "/".join(_ms(lat[k]) for k in ("p50", "p95", "p99"))),
-        ("compute $", f"{tot.compute_dollars:.4f}"),
-        ("communication $", f"{tot.communication_dollars:.4f}"),
-        ("total $ ($/hour)", f"{tot.dollars:.4f} ({tot.dollars_per_hour:.4f})"),
-        ("reconfigurations", f"{tot.reconfigurations}"),
+        ("SLO attainment", display.pct(tot.slo_attainment)),
+        ("latency p50/p95/p99 ms", "/".join(display.ms(lat[k]) for k in ("p50", "p95", "p99"))),
+        ("compute $", display.dollars(tot.compute_dollars)),
+        ("communication $", display.dollars(tot.communication_dollars)),
+        (
+            "total $ ($/hour)",
+            f"{display.dollars(tot.dollars)} ({display.dollars(tot.dollars_per_hour)})",
+        ),
+        ("model loads", f"{tot.reconfigurations}"),
     ):
         t.add_row(name, value)
     console.print(t)
-    console.print(_interval_table(result, max_rows))
+    if max_rows > 0:
+        console.print(_interval_table(result, max_rows))
 
 
 def _interval_table(result: SimResult, max_rows: int) -> Table:
     """Every ``step``-th interval, so that at most ``max_rows`` rows are shown."""
     ivs = result.intervals
     step = max(1, math.ceil(len(ivs) / max(1, max_rows)))
-    s = Table(title="Per interval" + (f" (every {step}th of {len(ivs)})" if step > 1 else ""))
-    for col in ("t (s)", "arr", "done", "drop", "inflt", "SLO", "p50ms", "p99ms", "$", "load"):
-        s.add_column(col, justify="right")
+    cols = ("t (s)", "arr", "done", "drop", "inflt", "SLO", "p50ms", "p99ms", "$", "loads")
+    s = make_table(
+        cols,
+        title="Per interval" + (f" (every {step}th of {len(ivs)})" if step > 1 else ""),
+        caption="arr/done/drop: requests arrived, completed, dropped; inflt: in flight at the "
+        "end; SLO: share within the latency bound; $: dollars spent; loads: model loads started",
+        right=cols,
+    )
     for m in ivs[::step]:
         s.add_row(
             f"{m.t_start:g}",
@@ -236,21 +248,13 @@ def _interval_table(result: SimResult, max_rows: int) -> Table:
             f"{m.completed:.0f}",
             f"{m.dropped_total:.0f}",
             f"{m.in_flight:.0f}",
-            _pct(m.slo_attainment, 1),
-            _ms(m.latency_ms["p50"]),
-            _ms(m.latency_ms["p99"]),
-            f"{m.dollars:.4f}",
+            display.pct(m.slo_attainment, 1),
+            display.ms(m.latency_ms["p50"]),
+            display.ms(m.latency_ms["p99"]),
+            display.dollars(m.dollars),
             str(len(m.reconfigured)),
         )
     return s
-
-
-def _pct(x: float, digits: int = 2) -> str:
-    return "-" if not math.isfinite(x) else f"{100 * x:.{digits}f}%"
-
-
-def _ms(x: float) -> str:
-    return "-" if not math.isfinite(x) else f"{x:.0f}"
 
 
 def plot_result(result: SimResult, path: Path) -> None:

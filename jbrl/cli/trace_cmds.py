@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from jbrl.cli.common import JsonOpt, console, get_scenario, print_json, save_figure
+from jbrl.cli.common import JsonOpt, console, get_scenario, make_table, print_json, save_figure
 from jbrl.errors import InputError
 from jbrl.scenario.traces import TRACE_KINDS, Trace, generate_trace, load_trace
 
@@ -112,9 +111,7 @@ def _print_trace_summary(summary: dict[str, Any]) -> None:
         f"[bold]{summary['file']}[/bold]: {summary['rows']} rows, {summary['duration_s']:g} s",
         highlight=False,
     )
-    t = Table()
-    for col in ("column", "min", "mean", "max"):
-        t.add_column(col)
+    t = make_table(("column", "min", "mean", "max"), right=("min", "mean", "max"))
     for name, c in summary["columns"].items():
         t.add_row(name, f"{c['min']:.4g}", f"{c['mean']:.4g}", f"{c['max']:.4g}")
     console.print(t)

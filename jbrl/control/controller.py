@@ -64,6 +64,9 @@ from jbrl.scenario.model import Scenario
 from jbrl.sim.base import IntervalMetrics
 from jbrl.sim.rollout import RunAccumulator
 
+#: decisions a snapshot carries (the status page shows them)
+RECENT_DECISIONS = 20
+
 
 class Controller:
     """Runs ``policy`` against ``backend``. See the module docstring.
@@ -116,7 +119,9 @@ class Controller:
         self.last_decision: Decision | None = None
         self.decisions: deque[Decision] = deque(maxlen=1000)
         self.seq = resume.seq if resume else 0
-        self.counters: Counter[str] = Counter(resume.counters if resume else {})
+        # this run's counts; with the resumed state's they give the cumulative ones
+        self.counters: Counter[str] = Counter()
+        self.resumed_counters: Counter[str] = Counter(resume.counters if resume else {})
         self.fallback_reasons: Counter[str] = Counter()
         self.decision_ms: deque[float] = deque(maxlen=1000)
         self._run = RunAccumulator()  # the backend's reports, totalled
@@ -498,7 +503,7 @@ class Controller:
                 "policy": self.policy_name,
                 "backend": self.backend.kind,
                 "plan": self.plan.to_dict(),
-                "counters": dict(self.counters),
+                "counters": dict(self.resumed_counters + self.counters),
             }
         try:
             data["backend_counts"] = self.backend.counts()
@@ -521,16 +526,22 @@ class Controller:
                 last_report=self.last_report,
                 load=dict(self.load),
                 counters=dict(self.counters),
+                counters_cumulative=dict(self.resumed_counters + self.counters),
                 fallback_reasons=dict(self.fallback_reasons),
                 plan_cost=dict(self.plan_cost),
                 totals=self._run.totals(),
                 decision_ms=tuple(self.decision_ms),
                 stopping=self.stopping,
+                recent_decisions=tuple(self.decisions)[-RECENT_DECISIONS:],
+                request_counts=dict(self.last_report.counts) if self.last_report else {},
             )
 
     def summary(self) -> dict[str, Any]:
-        """Run totals: requests, SLO attainment, dollars, decisions, fallbacks, timings."""
-        return summary_of(self.snapshot(), self.backend.counts())
+        """Run totals: requests, SLO attainment, dollars, decisions, fallbacks, timings. The
+        request counts are the backend's as of its last report, so they agree with the totals
+        of the reported intervals and with the decision log."""
+        snap = self.snapshot()
+        return summary_of(snap, snap.request_counts or self.backend.counts())
 
     def run_info(self) -> dict[str, Any]:
         """The resolved configuration (``run.json``)."""

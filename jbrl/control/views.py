@@ -11,7 +11,7 @@ totals intervals; $/hour from ``dollars_per_hour`` of an interval or of the tota
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,10 +28,14 @@ class ControllerSnapshot:
     """The controller's state at one moment (copies: later decisions do not change it).
 
     ``load``: the source rates the running plan is checked against; ``counters``: decisions,
-    fallbacks, overrides, ... since the start (or the resumed state); ``fallback_reasons``:
+    fallbacks, overrides, ... of this run (since this process started); ``counters_cumulative``:
+    the same including the runs before a ``--state`` resume; ``fallback_reasons``: this run's
     fallbacks by reason label; ``plan_cost``: the cost model of the running plan at ``load``
     (compute, communication, total $/hour; accuracy); ``totals``: what the backend reported
-    over the run; ``decision_ms``: the wall time of the latest decisions (up to 1000).
+    over the run; ``decision_ms``: the wall time of the latest decisions (up to 1000);
+    ``recent_decisions``: the latest decisions, oldest first; ``request_counts``: the backend's
+    cumulative request counts as of its last report (they agree with ``totals``; empty before
+    the first report).
     """
 
     scenario: str
@@ -48,6 +52,9 @@ class ControllerSnapshot:
     totals: Totals
     decision_ms: tuple[float, ...]
     stopping: bool
+    counters_cumulative: dict[str, int] = field(default_factory=dict)
+    recent_decisions: tuple[Decision, ...] = ()
+    request_counts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def last_metrics(self) -> IntervalMetrics | None:
@@ -66,7 +73,10 @@ def interval_dollars_per_hour(m: IntervalMetrics | None) -> float | None:
 
 
 def summary_of(snap: ControllerSnapshot, backend_counts: dict[str, Any]) -> dict[str, Any]:
-    """Run totals: requests, SLO attainment, dollars, decisions, fallbacks, timings (JSON)."""
+    """Run totals: requests, SLO attainment, dollars, decisions, fallbacks, timings (JSON).
+
+    Everything counts this run (since this process started) except ``counters_cumulative``,
+    which adds the counters of the runs before a ``--state`` resume."""
     t = snap.totals
     dms = sorted(snap.decision_ms)
     out = {
@@ -81,7 +91,10 @@ def summary_of(snap: ControllerSnapshot, backend_counts: dict[str, Any]) -> dict
         "dollars": t.dollars,
         "dollars_per_hour": t.dollars_per_hour if t.duration > 0 else None,
         "latency_ms": dict(t.latency_ms),
+        "in_flight": backend_counts.get("in_flight"),
         "counters": dict(snap.counters),
+        "counters_cumulative": dict(snap.counters_cumulative),
+        "resumed": snap.counters_cumulative != snap.counters,
         "fallback_reasons": dict(snap.fallback_reasons),
         "decision_ms": {
             "p50": _pct(dms, 0.5),

@@ -37,11 +37,16 @@ def build_policies(specs: Sequence[str], scenario: Scenario) -> dict[str, Policy
     input (bad input — an unknown name, a bad parameter, a missing model file — raises)."""
     out: dict[str, Policy | str] = {}
     for spec in specs:
-        defaults = {"scenario": scenario} if parse_policy_spec(spec)[0] in SCENARIO_AWARE else {}
         try:
-            out[spec] = get_policy(spec, **defaults)
-        except InputError:
-            raise
+            aware = parse_policy_spec(spec)[0] in SCENARIO_AWARE
+            out[spec] = get_policy(spec, **({"scenario": scenario} if aware else {}))
+        except InputError as exc:
+            if exc.field is not Param.POLICY:
+                raise
+            # the spec came from --policies: name that option, not --policy
+            raise InputError(
+                exc.reason, file=exc.file, field=Param.POLICIES, value=exc.value
+            ) from None
         except Exception as exc:
             out[spec] = f"{type(exc).__name__}: {exc}"
     return out

@@ -7,9 +7,9 @@ p99 latency, accuracy, reconfigurations, plan changes (Markdown only) and decisi
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from jbrl import display
 from jbrl.evaluation.aggregate import Evaluation, Row
 
 #: (rich heading, Markdown heading) of every column, in order
@@ -27,15 +27,16 @@ COLUMNS = [
     ("decide", "decide ms (mean / max)"),
 ]
 CAPTION = (
-    "$: dollars per run (all: summed over traces); SLO: requests within the latency "
-    "bound; reconf: model loads; decide: ms per decision, mean/max"
+    "$: dollars per run (all: summed over traces); SLO: share of requests within the latency "
+    "bound, pooled over runs; worst: SLO of the worst single run (trace and seed); acc: "
+    "end-to-end accuracy; reconf: model loads per run; decide: ms per decision, mean/max"
 )
 
 
 def render_table(ev: Evaluation, title: str | None = None) -> Any:
     """The side-by-side table (rich). With one trace the summary rows (equal to the trace's)
     and the trace column are left out; ``worst`` only appears when there is more than one run
-    per policy."""
+    per policy. Cells too wide for a narrow terminal wrap (never cut, never "…")."""
     from rich import box
     from rich.table import Table
 
@@ -43,18 +44,12 @@ def render_table(ev: Evaluation, title: str | None = None) -> Any:
     multi = len(ev.traces) > 1
     worst = multi or len(ev.seeds) > 1
     keep = [True, multi, True, True, True, worst, True, True, True, False, True]
-    longest = {
-        "policy": max((len(p) for p in ev.policies), default=6),
-        "trace": max((len(n) for n in ev.traces), default=5),
-    }
     for (name, _), k in zip(COLUMNS, keep, strict=True):
         if k:
             t.add_column(
                 name,
                 justify="left" if name in ("policy", "trace") else "right",
-                no_wrap=name != "policy",
                 overflow="fold",
-                min_width=min(longest.get(name, 0), 34) or None,
             )
     for p in ev.policies:
         rows = [r for r in ev.rows if r.policy == p]
@@ -75,16 +70,8 @@ def _title(ev: Evaluation) -> str:
 
 
 def print_table(console: Any, table: Any) -> None:
-    """Print ``table`` on ``console``, widening the console for it when the terminal is
-    narrower than the table's minimum width (the lines then wrap, but no figure is cut)."""
-    need = console.measure(table, options=console.options.update_width(10_000)).maximum
-    width = console.width
-    if need > width:
-        console.width = need
-    try:
-        console.print(table)
-    finally:
-        console.width = width
+    """Print ``table`` on ``console`` at the console's width (cells wrap to fit)."""
+    console.print(table)
 
 
 def markdown_table(ev: Evaluation) -> str:
@@ -108,21 +95,13 @@ def _cells(r: Row, error_text: bool = False) -> list[str]:
     return [
         r.policy + (f" ({r.errors} failed)" if r.errors else ""),
         r.trace,
-        _num(r.dollars, ".3f"),
-        _num(r.dollars_per_1k, ".4f"),
-        _pct(r.slo_attainment),
-        _pct(r.worst_attainment),
-        _num(r.p99_ms, ".0f"),
-        _num(r.accuracy, ".2f"),
-        _num(r.reconfigurations, ".1f"),
-        _num(r.plan_changes, ".1f"),
-        f"{_num(r.decision_mean_ms, '.1f')}/{_num(r.decision_max_ms, '.0f')}",
+        display.dollars(r.dollars, 3),
+        display.dollars(r.dollars_per_1k),
+        display.pct(r.slo_attainment),
+        display.pct(r.worst_attainment),
+        display.ms(r.p99_ms),
+        display.num(r.accuracy, ".2f"),
+        display.num(r.reconfigurations, ".1f"),
+        display.num(r.plan_changes, ".1f"),
+        f"{display.ms(r.decision_mean_ms, 1)}/{display.ms(r.decision_max_ms)}",
     ]
-
-
-def _num(x: float, spec: str) -> str:
-    return "-" if not math.isfinite(x) else format(x, spec)
-
-
-def _pct(x: float) -> str:
-    return "-" if not math.isfinite(x) else f"{100 * x:.2f}%"

@@ -110,7 +110,7 @@ def profile_command(
             cmd = _command_line(sys.argv)
             write_profiles(output, records, opmap, worker_type or None, command=cmd)
         if json_out:
-            out.print_json(json.dumps([r.to_dict() for r in records]))
+            sys.stdout.write(json.dumps([r.to_dict() for r in records], indent=2) + "\n")
         else:
             out.print(_records_table(records))
             if output is not None:
@@ -190,7 +190,7 @@ def _measure(
 def _records_table(records: list[ProfileRecord]) -> Table:
     table = Table(title=f"jbrl profile ({records[0].hardware})" if records else None)
     for col in ("model", "batch", "threads", "p50 ms", "p90 ms", "out KB", "load s"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+        table.add_column(col, justify="left" if col == "model" else "right", overflow="fold")
     for r in records:
         table.add_row(
             r.model,
@@ -215,8 +215,8 @@ def _command_line(argv: list[str]) -> str:
 def _print_models(out: Console, as_json: bool) -> None:
     from jbrl.profiling.models import MODELS
 
-    if as_json:
-        out.print_json(
+    if as_json:  # raw on stdout: never wrapped or styled by the terminal
+        sys.stdout.write(
             json.dumps(
                 [
                     {
@@ -227,13 +227,15 @@ def _print_models(out: Console, as_json: bool) -> None:
                         "reference": s.reference,
                     }
                     for s in MODELS.values()
-                ]
+                ],
+                indent=2,
             )
+            + "\n"
         )
         return
     table = Table(title="models known to jbrl profile")
     for col in ("name", "operator", "description", "input"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for s in MODELS.values():
         table.add_row(s.name, s.operator, s.description, s.input_desc)
     out.print(table)

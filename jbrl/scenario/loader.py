@@ -6,14 +6,16 @@ value, so the command line can print one paragraph and exit 2.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from jbrl.errors import InputError, Param
 from jbrl.scenario.model import Scenario
@@ -97,23 +99,39 @@ def scenario_from_dict(data: Any, file: str) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise validation_to_input_error(exc, file) from None
+        raise validation_to_input_error(exc, file, Scenario) from None
     except ValueError as exc:  # raised by the 'before' validators
         raise InputError(_one_line(str(exc)), file=file) from None
 
 
-def validation_to_input_error(exc: ValidationError, file: str) -> InputError:
-    """Turn pydantic's error list into one paragraph: the first error in full, then a count."""
+def validation_to_input_error(
+    exc: ValidationError, file: str, model: type[BaseModel] | None = None
+) -> InputError:
+    """Turn pydantic's error list into one paragraph: the first error in full, then a count.
+
+    An unknown field comes first and is named as unknown, with the closest valid name of its
+    mapping (from ``model``'s fields, else from the fields reported missing beside it): a
+    misspelt ``sloo:`` reads "unknown field 'sloo' (did you mean 'slo'?)" rather than "field
+    'slo': Field required" with the whole document as the value. A missing field's value (its
+    parent mapping) is never shown."""
     errors = exc.errors(include_url=False)
-    first = errors[0]
-    loc = [p for p in first.get("loc", ()) if not (isinstance(p, str) and _TYPE_TAG.match(p))]
+    unknown = [e for e in errors if e.get("type") == "extra_forbidden"]
+    first = unknown[0] if unknown else errors[0]
+    loc = _field_loc(first)
     field = format_loc(loc)
-    msg = str(first.get("msg", "invalid"))
-    msg = msg.removeprefix("Value error, ")
     more = f" ({len(errors) - 1} more problem(s) after this one)" if len(errors) > 1 else ""
+    if unknown:
+        hint = _suggestion(loc, errors, model)
+        return InputError(f"unknown field {str(loc[-1])!r}{hint}{more}", file=file, field=field)
+    msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     if field:
+        missing = first.get("type") == "missing"
         return InputError(
-            _one_line(msg) + more, file=file, field=field, value=first.get("input"), has_value=True
+            _one_line(msg) + more,
+            file=file,
+            field=field,
+            value=None if missing else first.get("input"),
+            has_value=not missing,
         )
     # Cross-reference errors carry 'field: message' pairs joined by '; '.
     parts = msg.split("; ")
@@ -123,6 +141,50 @@ def validation_to_input_error(exc: ValidationError, file: str) -> InputError:
         fld, rest = head.split(": ", 1)
         return InputError(_one_line(rest) + extra, file=file, field=fld)
     return InputError(_one_line(head) + extra, file=file)
+
+
+def _field_loc(error: Any) -> list[Any]:
+    """An error's location without pydantic's union-member tags."""
+    return [p for p in error.get("loc", ()) if not (isinstance(p, str) and _TYPE_TAG.match(p))]
+
+
+def _suggestion(loc: list[Any], errors: list[Any], model: type[BaseModel] | None) -> str:
+    """' (did you mean 'x'?)' for the unknown field at ``loc``, or '' when nothing is close."""
+    parent = loc[:-1]
+    names = _field_names(model, parent) if model is not None else []
+    names += [
+        str(lc[-1])
+        for e in errors
+        if e.get("type") == "missing" and (lc := _field_loc(e))[:-1] == parent
+    ]
+    close = difflib.get_close_matches(str(loc[-1]), list(dict.fromkeys(names)), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _field_names(model: type[BaseModel], loc: list[Any]) -> list[str]:
+    """The field names (aliases where set) of the mapping at ``loc`` inside ``model``."""
+    cls: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = cls.model_fields.get(part) or next(
+            (f for f in cls.model_fields.values() if f.alias == part), None
+        )
+        cls = _model_in(info.annotation) if info is not None else None
+        if cls is None:
+            return []
+    return [f.alias or name for name, f in cls.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation (``Model``, ``list[Model]``, ``Model | None``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def format_loc(loc: list[Any] | tuple[Any, ...]) -> str:

@@ -176,7 +176,7 @@ def test_cli_exit_codes(capsys, tmp_path, vqa):
     out = tmp_path / "ev.json"
     code = main(
         ["evaluate", "--trace", str(trace), "--policies", "milp-static,autoscaler", "--sim",
-         "fluid", "--json", str(out), "--plots", str(tmp_path / "p"), "--no-progress"]
+         "fluid", "--json-out", str(out), "--plots", str(tmp_path / "p"), "--no-progress"]
     )  # fmt: skip
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -184,6 +184,12 @@ def test_cli_exit_codes(capsys, tmp_path, vqa):
     data = json.loads(out.read_text())
     assert {r["policy"] for r in data["summary"]} == {"milp-static", "autoscaler"}
     assert len(list((tmp_path / "p").glob("*.png"))) == 3
+    # --json is a flag: JSON alone on stdout; the old "--json PATH" names the new flag
+    args = ["evaluate", "--trace", str(trace), "--policies", "milp-static", "--no-progress"]
+    assert main([*args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"][0]["policy"] == "milp-static"
+    assert main([*args, "--json", str(out)]) == 2
+    assert f"--json-out {out}" in capsys.readouterr().err
 
 
 def test_probe_policy(vqa, tmp_path):
@@ -217,3 +223,9 @@ def test_process_pool_gives_the_same_runs_in_order(vqa):
         (p, t, s) for p in policies for t in traces for s in (0, 1)
     ]
     assert _figures(two) == _figures(one)
+
+
+def test_policies_errors_name_the_policies_option(capsys):
+    assert main(["evaluate", "--policies", "milp-static,nope", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "field '--policies'" in err and "field '--policy'" not in err

@@ -72,3 +72,39 @@ def test_helpers() -> None:
     edges = [Edge.model_validate({"from": u, "to": v}) for u, v in ("sa", "ab", "bc", "cb")]
     assert find_cycle(["s", "a", "b", "c"], edges) == ["b", "c", "b"]
     assert find_cycle(["s", "a", "b", "c"], edges[:3]) is None
+
+
+def test_misspelt_field_is_named_unknown_with_a_suggestion(tiny_dict: dict[str, Any]) -> None:
+    d = copy.deepcopy(tiny_dict)
+    d["sloo"] = d.pop("slo")
+    with pytest.raises(InputError) as exc:
+        scenario_from_dict(d, "s.yaml")
+    text = str(exc.value)
+    assert text.startswith("s.yaml, field 'sloo': unknown field 'sloo' (did you mean 'slo'?)")
+    assert len(text) < 200 and "workers" not in text  # the scenario is never dumped
+    # nested, and an alias ('from') as the close match
+    d = copy.deepcopy(tiny_dict)
+    d["workers"][1]["pricee"] = d["workers"][1].pop("price")
+    d["edges"][0]["form"] = d["edges"][0].pop("from")
+    with pytest.raises(InputError) as exc:
+        scenario_from_dict(d, "s.yaml")
+    text = str(exc.value)
+    assert "unknown field" in text and "did you mean" in text
+    assert "field 'edges[0].form'" in text and "(did you mean 'from'?)" in text
+    d = copy.deepcopy(tiny_dict)
+    d["workers"][1]["pricee"] = d["workers"][1].pop("price")
+    with pytest.raises(InputError, match=r"workers\[1\]\.pricee'.*did you mean 'price'\?"):
+        scenario_from_dict(d, "s.yaml")
+    d = copy.deepcopy(tiny_dict)
+    d["zzz_qqq"] = 1  # nothing close: no suggestion
+    with pytest.raises(InputError) as exc:
+        scenario_from_dict(d, "s.yaml")
+    assert "unknown field 'zzz_qqq'" in str(exc.value) and "did you mean" not in str(exc.value)
+
+
+def test_missing_field_shows_no_value(tiny_dict: dict[str, Any]) -> None:
+    d = copy.deepcopy(tiny_dict)
+    del d["slo"]
+    with pytest.raises(InputError) as exc:
+        scenario_from_dict(d, "s.yaml")
+    assert str(exc.value) == "s.yaml, field 'slo': Field required"

@@ -1,6 +1,8 @@
 """The controller's HTTP API (standard library ``http.server`` in a thread).
 
 =================  ==========================================================================
+``GET /``          the status page (:mod:`.status_page`: HTML, no data; it fetches the next)
+``GET /status.json``  what the status page shows: plan per tier, load vs capacity, SLO, $/h
 ``GET /healthz``   ``{"status": "ok" | "degraded" | "stopping", ...}`` (degraded: a worker of
                    the running plan is down, or the last decision kept a failing plan or
                    could not be applied)
@@ -26,6 +28,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from jbrl.control.api.status_page import STATUS_CSP, STATUS_HTML, status_data
 from jbrl.control.decision import OverrideOutcome, OverrideResult
 from jbrl.control.views import ControllerSnapshot, interval_dollars_per_hour
 from jbrl.jsonable import jsonable
@@ -98,12 +101,14 @@ def render_metrics(c: Controller) -> str:
     a latency bound), ``jbrl_request_latency_ms`` (p50/p95/p99 of the
     last interval, label ``quantile``), ``jbrl_arrival_rate`` (per source), ``jbrl_worker_*``
     (utilization, queue, up), ``jbrl_in_flight_requests``, ``jbrl_last_decision_ms``.
-    Counters: ``jbrl_decisions_total``, ``jbrl_fallbacks_total`` (by reason),
-    ``jbrl_overrides_total``, ``jbrl_plan_changes_total``, ``jbrl_requests_*_total``.
+    Counters (this run, since the process started): ``jbrl_decisions_total``,
+    ``jbrl_fallbacks_total`` (by reason; no sample before the first fallback),
+    ``jbrl_overrides_total``, ``jbrl_plan_changes_total``, ``jbrl_requests_*_total`` (the
+    backend's counts as of its last report, the same as the summary and the decision log).
     """
     p = _Prom()
     snap = c.snapshot()
-    counts = c.backend.counts()
+    counts = snap.request_counts
     _run_gauges(p, snap)
     _worker_gauges(p, snap, c.backend.down_workers(), c.backend.workers)
     p.family(
@@ -212,8 +217,7 @@ def _decision_counters(p: _Prom, snap: ControllerSnapshot) -> None:
         "jbrl_fallbacks",
         "counter",
         "Decisions where the policy's plan was replaced by the MILP fallback.",
-        [({"reason": r}, float(n)) for r, n in sorted(snap.fallback_reasons.items())]
-        or [({"reason": "none"}, 0.0)],
+        [({"reason": r}, float(n)) for r, n in sorted(snap.fallback_reasons.items())],
         "_total",
     )
     p.family(
@@ -260,8 +264,7 @@ def _request_counters(p: _Prom, counts: dict[str, Any]) -> None:
         "jbrl_requests_dropped",
         "counter",
         "Requests dropped, by reason.",
-        [({"reason": r}, float(n)) for r, n in sorted(dropped.items())]
-        or [({"reason": "none"}, 0.0)],
+        [({"reason": r}, float(n)) for r, n in sorted(dropped.items())],
         "_total",
     )
     p.family(
@@ -299,8 +302,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         return  # the decision log is the record; no per-request noise on stderr
 
-    def _send(self, code: int, body: bytes, ctype: str) -> None:
-        self.send_response(code)
+    def _send(self, code: int, body: bytes, ctype: str, status_sent: bool = False) -> None:
+        if not status_sent:
+            self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -328,11 +332,19 @@ class _Handler(BaseHTTPRequestHandler):
         return ok
 
     def do_GET(self) -> None:  # noqa: N802
+        path = self.path.split("?", 1)[0]
+        if path == "/":  # static HTML without data: the token travels with its requests
+            self.send_response(200)
+            self.send_header("Content-Security-Policy", STATUS_CSP)
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self._send(200, STATUS_HTML, "text/html; charset=utf-8", status_sent=True)
+            return
         if not self._authorized():
             return
         c = self.server.controller
-        path = self.path.split("?", 1)[0]
-        if path == "/healthz":
+        if path == "/status.json":
+            self._json(200, status_data(c))
+        elif path == "/healthz":
             self._json(200, health(c))
         elif path == "/plan":
             snap = c.snapshot()
@@ -350,7 +362,10 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(
                 404,
-                {"error": f"no such endpoint {path!r} (GET /healthz, /plan, /metrics; POST /plan)"},
+                {
+                    "error": f"no such endpoint {path!r} "
+                    "(GET /, /status.json, /healthz, /plan, /metrics; POST /plan)"
+                },
             )
 
     def do_POST(self) -> None:  # noqa: N802

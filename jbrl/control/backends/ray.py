@@ -531,6 +531,7 @@ class RayBackend(Backend):
             plan = self.plan
             apps = dict(self.apps)
             in_flight = self._in_flight
+            counts = self.counts()  # the same moment as the interval: they agree
         wall = max(1e-9, time.monotonic() - iv["wall"])
         duration = max(1e-9, now - iv["t"])
         req_rate = iv["arrivals"] / wall / self.rate_scale
@@ -571,7 +572,7 @@ class RayBackend(Backend):
             communication_dollars=comm,
             rates=rates,
         )
-        return BackendReport(m, queue, self.down_workers(), self.counts())
+        return BackendReport(m, queue, self.down_workers(), counts)
 
     def counts(self) -> dict[str, Any]:
         with self._lock:
