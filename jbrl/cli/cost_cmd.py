@@ -71,9 +71,11 @@ def cost(
 def print_latency(pred: PlanLatency, bound_ms: float | None) -> None:
     """Per path: predicted latency at the SLO percentile and attainment; then the request."""
     q = f"p{100 * pred.percentile:g}"
-    t = Table(title=f"Predicted latency (bound {bound_ms:g} ms)")
-    for col in ("path", f"{q} ms", "mean ms", "within bound"):
-        t.add_column(col)
+    t = make_table(
+        ("path", f"{q} ms", "mean ms", "within bound"),
+        title=f"Predicted latency (bound {bound_ms:g} ms)",
+        right=(f"{q} ms", "mean ms", "within bound"),
+    )
     for p in pred.paths:
         t.add_row(" -> ".join(p.path), _ms(p.latency_s), _ms(p.mean_s), _pct(p.attainment))
     t.add_row("request (all paths)", _ms(pred.latency_s), _ms(pred.mean_s), _pct(pred.attainment))
