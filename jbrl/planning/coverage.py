@@ -181,7 +181,10 @@ def effective_capacity(scenario: Scenario, plan: Plan, rates: Mapping[str, float
         total = sum(ws.values())
         if total <= 0:
             return 0.0
-        op_cap = min(scenario.capacity(o.name, var[o.name], w) * total / r for w, r in ws.items())
+        op_cap = min(
+            scenario.capacity(o.name, var[o.name], w, plan.batch_of(w)) * total / r
+            for w, r in ws.items()
+        )
         cap = min(cap, op_cap / per_request)
     return 0.0 if math.isinf(cap) else cap
 
