@@ -71,8 +71,8 @@ MaxBatchOpt = Annotated[
     int | None,
     typer.Option(
         "--max-batch",
-        help="The largest batch size the SLO-aware MILP may give a worker (default: every "
-        "profiled size; 1: no batching).",
+        help="The largest batch size the SLO-aware MILP may give a worker, among the profiled "
+        "ones (default 1: no batching; batched planning is slower).",
     ),
 ]
 TimeLimitOpt = Annotated[

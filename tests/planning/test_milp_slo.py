@@ -97,7 +97,7 @@ def test_batching_pays_on_one_stage() -> None:
     """At a load batch 1 needs all four workers for, batch 4 needs fewer."""
     s = one_stage(rate=60.0)
     plain = MilpPlanner(max_batch=1).plan(s)
-    batched = MilpPlanner().plan(s)
+    batched = MilpPlanner(max_batch=4).plan(s)
     assert batched.feasible
     assert batched.total_cost is not None
     assert not plain.feasible or batched.total_cost < (plain.total_cost or math.inf)

@@ -93,8 +93,11 @@ class MilpPlanner:
             bound; ``none``: capacity-only planning (at ``max_util``, default 1).
         slo_levels: stage budget levels per operator of the SLO-aware model.
         family: service-time distribution of the latency model (as the simulators' ``service``).
-        max_batch: the largest batch size the SLO-aware model may choose (default: every
-            profiled size; 1: no batching).
+        max_batch: the largest batch size the SLO-aware model may choose (default 1: no
+            batching; None: every profiled size). Batching is opt-in for now: a batched
+            worker's sojourn costs 20-300 ms to evaluate, and a cold plan of vqa with its
+            batch-4 rows takes tens of CPU seconds (experiments/results/slo_planning_extras.md),
+            too slow for the controller's decisions.
         time_limit: seconds for HiGHS (per solve); the best plan found so far is returned as
             ``feasible``.
         mip_rel_gap: relative optimality gap at which HiGHS stops.
@@ -136,7 +139,7 @@ class MilpPlanner:
         latency_model: str = "queueing",
         slo_levels: int = DEFAULT_LEVELS,
         family: str = "lognormal",
-        max_batch: int | None = None,
+        max_batch: int | None = 1,
     ) -> None:
         if max_util is not None and not (0 < max_util <= 1.0 + 1e-12):
             raise InputError("must be in (0, 1]", field="max_util", value=max_util)
