@@ -41,6 +41,18 @@ def _refresh_ray_config() -> None:
         pass
 
 
+_TOKENS: list[str] = []
+
+
+def _process_token() -> str:
+    """The auth token of this process's local clusters: fresh per process, the same for every
+    session in it (Ray's client caches the first token it reads, so a second session with a new
+    token would fail to authenticate)."""
+    if not _TOKENS:
+        _TOKENS.append(secrets.token_urlsafe(32))
+    return _TOKENS[0]
+
+
 class RaySession:
     """Starts (or joins) Ray and Serve for the workers ``workers``; :meth:`close` undoes it.
 
@@ -79,7 +91,7 @@ class RaySession:
             self._set_env("RAY_USAGE_STATS_ENABLED", "0")
             if "RAY_AUTH_MODE" not in os.environ:
                 # token auth with a fresh token held in the environment, not in ~/.ray
-                self._set_env("RAY_AUTH_TOKEN", secrets.token_urlsafe(32))
+                self._set_env("RAY_AUTH_TOKEN", _process_token())
                 self._set_env("RAY_AUTH_MODE", "token")
                 _refresh_ray_config()
             self.session_dir = tempfile.mkdtemp(prefix="jbrl-ray-", dir="/tmp")
