@@ -40,19 +40,34 @@ class PlanLadder:
     """Rungs (plan signatures) in increasing capacity, each with the load scale it covers.
 
     ``scale[j]``: the largest multiple of the nominal source rates rung ``j`` serves with every
-    worker at most at its capacity (``1000 / p90`` req/s), from the codec's capacity table.
-    Rungs are kept only if no other rung covers at least as much for no more money, so cost
-    rises with the rung index.
+    worker at most at its capacity (``1000 / p90`` req/s), from the codec's capacity table; or,
+    given ``scales`` (a MILP ladder of a scenario with a latency bound), the load level each
+    rung was planned for within the SLO (``basis`` ``slo``). Rungs are kept only if no other
+    rung covers at least as much for no more money, so cost rises with the rung index.
     """
 
-    def __init__(self, spec: ServingSpec, rungs: Sequence[PlanSignature]) -> None:
+    def __init__(
+        self,
+        spec: ServingSpec,
+        rungs: Sequence[PlanSignature],
+        scales: Sequence[float] | None = None,
+    ) -> None:
         if not rungs:
             raise InputError("a plan ladder needs at least one rung", field="ladder", value=0)
+        if scales is not None and len(scales) != len(rungs):
+            raise InputError("one scale per rung", field="scales", value=len(scales))
         base = ActionCodec(spec)
+        self.basis = "capacity" if scales is None else "slo"
         scored = []
+        given: dict[PlanSignature, float] = {}
+        for i, sig in enumerate(rungs):
+            if scales is not None:
+                given[sig] = max(given.get(sig, 0.0), float(scales[i]))
         for sig in dict.fromkeys(rungs):  # distinct, in order
-            cap = base.capacity(sig)
-            scale = float(np.min(cap / spec.nominal_demand))
+            if scales is None:
+                scale = float(np.min(base.capacity(sig) / spec.nominal_demand))
+            else:
+                scale = given[sig]
             scored.append((scale, _dollars_per_hour(base, sig, scale), sig))
         scored.sort(key=lambda t: (t[0], t[1]))
         kept: list[tuple[float, float, PlanSignature]] = []
@@ -91,7 +106,12 @@ class PlanLadder:
                     "dollars_per_hour": round(float(p), 6),
                 }
             )
-        return {"scenario": spec.scenario.name, "accuracy": spec.accuracy, "rungs": out}
+        return {
+            "scenario": spec.scenario.name,
+            "accuracy": spec.accuracy,
+            "scale_basis": self.basis,
+            "rungs": out,
+        }
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -103,6 +123,8 @@ class PlanLadder:
         file = str(path)
         data = load_json(path)
         rungs = []
+        scales: list[float] = []
+        slo = isinstance(data, dict) and data.get("scale_basis") == "slo"
         for i, r in enumerate(data.get("rungs", []) if isinstance(data, dict) else []):
             try:
                 key = tuple(r["variants"][o] for o in spec.ops)
@@ -118,15 +140,20 @@ class PlanLadder:
                     value=r,
                 ) from None
             rungs.append(PlanSignature(combo, tuple(assign)))
+            if slo:
+                scales.append(_scale_of(r, file, i))
         if not rungs:
             raise InputError("no rungs", file=file, field="rungs", value=data)
-        return cls(spec, rungs)
+        return cls(spec, rungs, scales if slo else None)
 
     @classmethod
-    def from_plans(cls, spec: ServingSpec, plans: Sequence[Plan]) -> PlanLadder:
-        """A ladder of planner plans (each in the codec's repaired terms)."""
+    def from_plans(
+        cls, spec: ServingSpec, plans: Sequence[Plan], scales: Sequence[float] | None = None
+    ) -> PlanLadder:
+        """A ladder of planner plans (each in the codec's repaired terms); ``scales``: the load
+        level each covers within the SLO (default: its capacity)."""
         codec = ActionCodec(spec)
-        return cls(spec, [codec.canonical_signature(p) for p in plans])
+        return cls(spec, [codec.canonical_signature(p) for p in plans], scales)
 
     @classmethod
     def milp(
@@ -135,15 +162,17 @@ class PlanLadder:
         step: float = 0.05,
         top: float | None = None,
         time_limit: float = 10.0,
+        latency_model: str = "queueing",
     ) -> PlanLadder:
         """The MILP ladder (:func:`jbrl.planning.ladder.ladder_plans`: a rung every ``step`` x
         nominal up to the largest sustainable scale); the greedy ladder when the MILP finds no
         plan even at the lowest level, so the action set is always valid. What ``jbrl train``
         builds."""
-        plans = ladder_plans(spec, step=step, top=top, time_limit=time_limit)
-        if not plans:
+        rungs = ladder_plans(spec, step, top, time_limit, latency_model)
+        if not rungs:
             return cls.greedy(spec)
-        return cls.from_plans(spec, plans)
+        slo = spec.scenario.slo.bound_s is not None and latency_model != "none"
+        return cls.from_plans(spec, [p for _, p in rungs], [s for s, _ in rungs] if slo else None)
 
     @classmethod
     def greedy(cls, spec: ServingSpec, top: float = 2.5, step: float = 0.05) -> PlanLadder:
@@ -152,6 +181,16 @@ class PlanLadder:
         codec = ActionCodec(spec)
         sigs = [codec.greedy_signature(spec.nominal * s) for s in np.arange(step, top + 1e-9, step)]
         return cls(spec, sigs)
+
+
+def _scale_of(rung: Any, file: str, i: int) -> float:
+    """A rung's ``scale`` from a ladder file (a positive number)."""
+    s = rung.get("scale") if isinstance(rung, dict) else None
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0:
+        raise InputError(
+            "must have a positive scale", file=file, field=f"rungs[{i}].scale", value=s
+        )
+    return float(s)
 
 
 def _dollars_per_hour(codec: ActionCodec, sig: PlanSignature, scale: float) -> float:

@@ -262,7 +262,7 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.rate_history.append(self.serving.rates_array(m.rates))
         if len(self.rate_history) > cfg.history:
             self.rate_history = self.rate_history[-cfg.history :]
-        late = max(0.0, m.completed + m.dropped_total - m.within_slo)
+        late = m.missed_slo
         w = cfg.reward
         parts = {
             "reward_dollar": -w.dollar * m.dollars,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -389,7 +390,7 @@ def main() -> int:
             policies=specs,
             traces=traces,
             runs=recs,
-            latency_bound_ms=base.slo.latency_ms,
+            latency_bound_ms=base.slo.latency_ms or math.nan,
         )
         aggregate(ev)
         evs[key] = ev

@@ -46,6 +46,8 @@ class Param(StrEnum):
     WORKERS = "workers"
     TIERS = "tiers"
     MAX_COMBINATIONS = "max_combinations"
+    WORKER_TYPES = "worker_types"
+    LATENCY_MS = "latency_ms"
     BACKEND = "backend"
     MODEL = "model"
     MODELS = "models"

@@ -144,6 +144,20 @@ def jellybean() -> Scenario:
     return load_scenario(JELLYBEAN_DIR)
 
 
+JELLYBEAN_BOUND_MS = 2000.0
+"""A latency bound for JellyBean's inputs (which have none) where a test needs attainment."""
+
+
+@pytest.fixture(scope="session")
+def jellybean_bounded() -> Scenario:
+    """JellyBean's inputs given a 2000 ms latency bound (the import option)."""
+    from jbrl.scenario.jellybean import import_jellybean
+
+    if not JELLYBEAN_DIR.is_dir():
+        pytest.fail(f"JellyBean reference inputs not found at {JELLYBEAN_DIR}")
+    return import_jellybean(JELLYBEAN_DIR, latency_ms=JELLYBEAN_BOUND_MS)
+
+
 def single_worker_scenario(
     p50_ms: float = 100.0, p90_ms: float | None = None, rate: float = 5.0, slo_ms: float = 1000.0
 ) -> Scenario:

@@ -98,7 +98,7 @@ class ValidationRun:
     def score(self, w: RewardWeights) -> float:
         """Cost per hour by the weights ``w``: $ + weighted late (or dropped) requests."""
         t = self.totals
-        late = t.completed + t.dropped_total - t.within_slo
+        late = t.missed_slo
         return (w.dollar * t.dollars + w.slo_miss * late) / max(t.duration / 3600.0, 1e-9)
 
 

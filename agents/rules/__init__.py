@@ -26,8 +26,10 @@ spec (defaults)            rule
                            ``down_window`` intervals, so that utilization lands near ``target``
 =========================  ==========================================================================
 
-Every planner policy (:class:`~jbrl.agents.rules.base.PlannerPolicy`) also takes ``max_util`` (the
-planner's cap on worker utilization, default 1), ``time_limit`` (seconds per solve) and ``grid``
+Every planner policy (:class:`~jbrl.agents.rules.base.PlannerPolicy`) plans with the SLO-aware
+MILP (plans meet the scenario's latency bound at its attainment target by the latency model,
+:mod:`jbrl.planning.milp`) and also takes ``max_util`` (unset by default; given, capacity-only
+planning at that cap on worker utilization), ``time_limit`` (seconds per solve) and ``grid``
 (default 0; ``grid=0.01`` rounds targets up to multiples of 1 % of the nominal rates, for
 memoization over noisy rates, as the imitation teacher of :mod:`jbrl.agents.ppo.imitation`
 does). A target beyond what the infrastructure sustains is clamped to the largest sustainable
@@ -41,7 +43,9 @@ calls).
 
 **Coverage.** At run time a plan's routing weights stay fixed (:mod:`jbrl.sim.compiled`): each
 worker keeps its share of its operator's traffic. A plan *covers* rates R when every worker's
-share of R stays within ``max_util`` of its capacity; its cost at R is the plan rescaled to R
+share of R stays within its capacity and, where the scenario has a latency bound, the plan
+rescaled to R is predicted to meet the SLO's attainment target (with ``max_util`` given: every
+worker within ``max_util`` of its capacity); its cost at R is the plan rescaled to R
 (:func:`rescale_plan`): the same workers, communication proportional to the traffic.
 
 **Memoization.** Planner calls are memoized per policy instance on (scenario without load times,

@@ -21,7 +21,9 @@ class PlannerPolicy(Policy):
     """A policy that asks a planner (through a :class:`PlanCache`).
 
     Parameters every planner policy takes: ``headroom`` (targets are rates x (1 + headroom)),
-    ``max_util`` (the planner's cap on worker utilization), ``time_limit`` (seconds per solve)
+    ``max_util`` (unset by default: plans meet the scenario's latency SLO by the latency model
+    where it has a bound; given, the planner's cap on worker utilization, capacity only),
+    ``time_limit`` (seconds per solve)
     and ``grid`` (0 by default: targets are used as they are; ``grid=0.01`` rounds every
     target up to a multiple of 1 % of the nominal rates, so that a long run over noisy rates -
     an imitation teacher's - reuses memoized solves).
@@ -44,12 +46,13 @@ class PlannerPolicy(Policy):
         }
         p = coerce_params(params, types)
         self.headroom = float(p.pop("headroom", self.default_headroom))
-        self.max_util = float(p.pop("max_util", 1.0))
+        mu = p.pop("max_util", None)
+        self.max_util: float | None = None if mu is None else float(mu)
         self.time_limit = float(p.pop("time_limit", 10.0))
         self.grid = float(p.pop("grid", 0.0))
         if not (self.headroom >= 0 and math.isfinite(self.headroom)):
             raise InputError("must be a number >= 0", field="policy.headroom", value=self.headroom)
-        if not (0 < self.max_util <= 1):
+        if self.max_util is not None and not (0 < self.max_util <= 1):
             raise InputError("must be in (0, 1]", field="policy.max_util", value=self.max_util)
         if not self.time_limit > 0:
             raise InputError(

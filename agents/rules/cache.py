@@ -26,12 +26,14 @@ class PlanCache:
 
     ``planner`` is ``milp`` or ``jellybean``. MILP calls that know the current plan add
     :data:`TIE_PENALTY` per worker that would load a model, to break ties toward it.
+    ``max_util`` None: the MILP plans within the scenario's latency SLO (where it has a bound);
+    given, capacity only at that utilisation.
     """
 
     def __init__(
         self,
         planner: str = "milp",
-        max_util: float = 1.0,
+        max_util: float | None = None,
         time_limit: float | None = 10.0,
         tie_penalty: float = TIE_PENALTY,
     ) -> None:
@@ -54,16 +56,19 @@ class PlanCache:
             if len(self._cache) > _CACHE_LIMIT:
                 self._cache.clear()
 
+    def _util(self) -> dict[str, float]:
+        return {} if self.max_util is None else {"max_util": self.max_util}
+
     def _planner(self, current: Plan | None) -> Any:
         if self.planner == "milp":
             return get_planner(
                 "milp",
-                max_util=self.max_util,
                 time_limit=self.time_limit,
                 reconfig_penalty=self.tie_penalty if current is not None else 0.0,
                 current_plan=current,
+                **self._util(),
             )
-        return get_planner(self.planner, max_util=self.max_util)
+        return get_planner(self.planner, **self._util())
 
     def solve(self, rates: Mapping[str, float], current: Plan | None = None) -> PlanResult | None:
         """The planner's plan at ``rates`` (None when infeasible)."""
@@ -95,7 +100,8 @@ class PlanCache:
         return (self._fp, mix)
 
     def max_scale(self, rates: Mapping[str, float]) -> float:
-        """Largest multiple of ``rates`` the infrastructure sustains (MILP, ``max_util``)."""
+        """Largest multiple of ``rates`` the infrastructure sustains (MILP: within the latency
+        SLO, or at ``max_util``)."""
         from jbrl.planning.milp import max_rate
 
         assert self._scenario is not None
@@ -104,7 +110,7 @@ class PlanCache:
         if total <= 0:
             return math.inf
         if key not in self._scales:  # stored as a total rate: the scale depends on the magnitude
-            mr = max_rate(self._scenario, rates=rates, max_util=self.max_util, time_limit=30.0)
+            mr = max_rate(self._scenario, rates=rates, time_limit=30.0, **self._util())
             self._scales[key] = mr.scale * total if mr.status != "infeasible" else 0.0
         return self._scales[key] / total
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +20,9 @@ from jbrl.cli.common import (
 )
 from jbrl.errors import EXIT_BAD_INPUT, EXIT_INFEASIBLE
 from jbrl.planning.cost import CostReport, evaluate_plan
+from jbrl.planning.latency import PlanLatency
 from jbrl.planning.plan import load_plan
+from jbrl.planning.slo_check import check_latency
 
 
 def cost(
@@ -37,20 +40,54 @@ def cost(
     """Cost ($/hour) and constraint check of a plan.
 
     Exit 0 when the plan meets every constraint, 3 when it breaks one (capacity, accuracy,
-    a worker used twice, backward traffic), 2 when it names things the scenario lacks (an
-    operator, variant or worker, or a batch size the worker's profile does not list).
+    a worker used twice, backward traffic, or - where the scenario has a latency bound - a
+    predicted attainment below the SLO's target: ``latency_at_risk``), 2 when it names things
+    the scenario lacks (an operator, variant or worker, or a batch size the worker's profile
+    does not list). With a bound it reports, per source -> sink path, the predicted latency
+    at the SLO percentile and the predicted attainment.
     """
     s = get_scenario(scenario)
     p = load_plan(plan)
-    report = evaluate_plan(s, p, parse_rates(s, rate), accuracy)
+    rates = parse_rates(s, rate)
+    report = evaluate_plan(s, p, rates, accuracy)
+    check = None if report.invalid else check_latency(s, p, rates)
+    if check is not None and check.violation is not None:
+        report.violations.append(check.violation)
     if json_out:
-        print_json(report.to_dict())
+        data = report.to_dict()
+        if check is not None and check.prediction is not None:
+            data["latency"] = check.prediction.to_dict()
+        print_json(data)
     else:
         print_report(report)
+        if check is not None and check.prediction is not None:
+            print_latency(check.prediction, s.slo.latency_ms)
     if report.invalid:
         raise typer.Exit(EXIT_BAD_INPUT)
     if not report.feasible:
         raise typer.Exit(EXIT_INFEASIBLE)
+
+
+def print_latency(pred: PlanLatency, bound_ms: float | None) -> None:
+    """Per path: predicted latency at the SLO percentile and attainment; then the request."""
+    q = f"p{100 * pred.percentile:g}"
+    t = make_table(
+        ("path", f"{q} ms", "mean ms", "within bound"),
+        title=f"Predicted latency (bound {bound_ms:g} ms)",
+        right=(f"{q} ms", "mean ms", "within bound"),
+    )
+    for p in pred.paths:
+        t.add_row(" -> ".join(p.path), _ms(p.latency_s), _ms(p.mean_s), _pct(p.attainment))
+    t.add_row("request (all paths)", _ms(pred.latency_s), _ms(pred.mean_s), _pct(pred.attainment))
+    console.print(t)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}" if math.isfinite(seconds) else "unbounded"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.3f} %"
 
 
 def print_report(report: CostReport) -> None:

@@ -44,8 +44,36 @@ RateOpt = Annotated[
     typer.Option("--rate", help="R for every source, or SOURCE=R (repeatable), req/s."),
 ]
 MaxUtilOpt = Annotated[
-    float,
-    typer.Option("--max-util", help="Use at most this fraction of each worker's capacity."),
+    float | None,
+    typer.Option(
+        "--max-util",
+        help="Use at most this fraction of each worker's capacity: capacity-only planning at "
+        "this utilisation, overriding the latency model (default: SLO-aware where the "
+        "scenario has a latency bound, else 1).",
+    ),
+]
+
+
+class LatencyModel(StrEnum):
+    queueing = "queueing"
+    none = "none"
+
+
+LatencyModelOpt = Annotated[
+    LatencyModel,
+    typer.Option(
+        "--latency-model",
+        help="queueing: plans meet the scenario's latency bound at its attainment target by the "
+        "latency model (where it has one); none: capacity-only planning.",
+    ),
+]
+MaxBatchOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-batch",
+        help="The largest batch size the SLO-aware MILP may give a worker, among the profiled "
+        "ones (default 1: no batching; batched planning is slower).",
+    ),
 ]
 TimeLimitOpt = Annotated[
     float | None, typer.Option("--time-limit", help="MILP time limit (s); best plan so far.")
@@ -74,7 +102,9 @@ def plan(
     solver: SolverOpt = Solver.milp,
     accuracy: AccuracyOpt = None,
     rate: RateOpt = None,
-    max_util: MaxUtilOpt = 1.0,
+    max_util: MaxUtilOpt = None,
+    latency_model: LatencyModelOpt = LatencyModel.queueing,
+    max_batch: MaxBatchOpt = None,
     time_limit: TimeLimitOpt = None,
     gap: GapOpt = None,
     write_model: WriteModelOpt = None,
@@ -84,14 +114,25 @@ def plan(
 ) -> None:
     """Plan which variants run and which workers serve them, at the lowest $/hour.
 
-    Exit 0 with a plan, 3 when the request is infeasible (the JSON then has status
-    "infeasible" and a reason with the best reachable accuracy and the largest sustainable
-    rate), 2 on bad input.
+    Where the scenario has a latency bound, the MILP-based solvers plan so that every request
+    path meets it at the SLO's attainment target by the latency model (``--max-util`` or
+    ``--latency-model none``: capacity only). Exit 0 with a plan, 3 when the request is
+    infeasible (the JSON then has status "infeasible" and a reason with numbers: the best
+    reachable accuracy, the largest sustainable rate, or the latency bound and the best
+    predicted attainment), 2 on bad input.
     """
     solver_name = Solver(solver).value
     s = get_scenario(scenario)
     rates = parse_rates(s, rate)
-    options = _solver_options(solver_name, max_util, time_limit, gap, write_model)
+    options = _solver_options(
+        solver_name, max_util, LatencyModel(latency_model).value, time_limit, gap, write_model
+    )
+    if max_batch is not None:
+        if solver_name not in MILP_BASED:
+            raise InputError(
+                "only the MILP-based solvers take --max-batch", field="--max-batch", value=max_batch
+            )
+        options["max_batch"] = max_batch
     if max_rate:
         _max_rate(s, solver_name, options, accuracy, rates, json_out)
     else:
@@ -100,14 +141,16 @@ def plan(
 
 def _solver_options(
     solver_name: str,
-    max_util: float,
+    max_util: float | None,
+    latency_model: str,
     time_limit: float | None,
     gap: float | None,
     write_model: Path | None,
 ) -> dict[str, Any]:
     """The planner's options; the MILP-only ones are bad input for the other solvers."""
-    options: dict[str, Any] = {"max_util": max_util}
+    options: dict[str, Any] = {} if max_util is None else {"max_util": max_util}
     if solver_name in MILP_BASED:
+        options["latency_model"] = latency_model
         options["time_limit"] = 60.0 if time_limit is None else time_limit
         if gap is not None:
             options["mip_rel_gap"] = gap
@@ -134,7 +177,8 @@ def _max_rate(
     rates: dict[str, float] | None,
     json_out: bool,
 ) -> None:
-    """``--max-rate``: the largest uniform scale of the rates the solver's workers sustain."""
+    """``--max-rate``: the largest uniform scale of the rates the solver's workers sustain
+    (within the latency bound at its attainment target, where the planning is SLO-aware)."""
     from jbrl.planning.milp import MilpPlanner, infeasibility_reason
 
     probe_opts = {k: v for k, v in options.items() if k != "write_model"}
@@ -213,6 +257,17 @@ def _print_plan(scenario: Scenario, data: dict[str, Any]) -> None:
         f"gap                 {'-' if gap is None else f'{gap:.2e}'}",
         highlight=False,
     )
+    lat = data.get("solver_info", {}).get("latency")
+    if lat:
+        pred = lat.get("predicted") or {}
+        att, ms = pred.get("attainment"), pred.get("latency_ms")
+        console.print(
+            f"latency             bound {lat['bound_ms']:g} ms at {lat['attainment_target']:.4g}: "
+            f"predicted {'-' if att is None else f'{att:.4%}'} within, "
+            f"p{100 * lat['attainment_target']:g} {'-' if ms is None else f'{ms:.0f} ms'} "
+            f"(stage tail {lat['stage_tail']:.3g}, theta {lat['theta']:g})",
+            highlight=False,
+        )
     for v in data.get("solver_info", {}).get("violations", []):
         console.print(f"[red]violation[/red] {v}", highlight=False)
 
@@ -220,9 +275,15 @@ def _print_plan(scenario: Scenario, data: dict[str, Any]) -> None:
 def _print_max_rate(data: dict[str, Any], given: bool) -> None:
     """The largest sustainable rates per source, then the variants that sustain them."""
     basis = "given" if given else "nominal"
+    within = ""
+    if data.get("latency_bound_ms") is not None:
+        within = (
+            f" within {data['latency_bound_ms']:g} ms for {data['attainment_target']:.4g} of "
+            "the requests"
+        )
     console.print(
         f"At accuracy {data['accuracy']:g} the infrastructure sustains "
-        f"{data['max_rate_scale']:.4g}x the {basis} rates ({data['status']}).",
+        f"{data['max_rate_scale']:.4g}x the {basis} rates{within} ({data['status']}).",
         highlight=False,
     )
     t = make_table(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -70,9 +71,14 @@ def show(
     console.print(t)
     _print_accuracy(s)
     _print_workers(s)
+    bound = (
+        "no latency bound (capacity-only planning)"
+        if s.slo.latency_ms is None
+        else f"{s.slo.attainment:.1%} of requests within {s.slo.latency_ms:g} ms"
+    )
     console.print(
-        f"SLO: accuracy >= {s.slo.min_accuracy:g}, {s.slo.attainment:.1%} of requests within "
-        f"{s.slo.latency_ms:g} ms. Backward traffic {s.backward_traffic}; link cost scale "
+        f"SLO: accuracy >= {s.slo.min_accuracy:g}, {bound}. Backward traffic "
+        f"{s.backward_traffic}; link cost scale "
         f"{s.comm_cost_scale:g}; {len(s.profiles)} profiles.",
         highlight=False,
     )
@@ -183,11 +189,29 @@ def list_embedded() -> None:
 def import_jb(
     directory: Annotated[Path, typer.Argument(help="JellyBean optimizer-inputs directory.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Scenario YAML to write.")],
+    latency_ms: Annotated[
+        float | None,
+        typer.Option(
+            "--latency-ms",
+            help="End-to-end latency bound (ms) to give the scenario; JellyBean's inputs have "
+            "none, so without it plans are capacity-only.",
+        ),
+    ] = None,
+    attainment: Annotated[
+        float,
+        typer.Option(
+            "--attainment", help="Fraction of requests within the bound (with --latency-ms)."
+        ),
+    ] = 0.99,
 ) -> None:
     """Convert JellyBean's optimizer-input files into a jbrl scenario YAML."""
     if not directory.is_dir():
         raise InputError("not a directory", file=str(directory))
-    s = import_jellybean(directory)
+    if latency_ms is not None and not (math.isfinite(latency_ms) and latency_ms > 0):
+        raise InputError("must be a positive number of ms", field="--latency-ms", value=latency_ms)
+    if not (0 < attainment <= 1):
+        raise InputError("must be in (0, 1]", field="--attainment", value=attainment)
+    s = import_jellybean(directory, latency_ms, attainment)
     output.write_text(scenario_to_yaml(s), "utf-8")
     console.print(
         f"wrote {output}: {len(s.operators)} operators, {len(s.workers)} workers, "

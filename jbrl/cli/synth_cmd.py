@@ -11,7 +11,7 @@ import typer
 from jbrl.cli.common import console
 from jbrl.errors import InputError
 from jbrl.scenario import scenario_to_yaml
-from jbrl.scenario.synth import DEFAULT_MAX_COMBINATIONS, synth_scenario
+from jbrl.scenario.synth import DEFAULT_LATENCY_MS, DEFAULT_MAX_COMBINATIONS, synth_scenario
 
 
 class Shape(StrEnum):
@@ -37,6 +37,18 @@ def synth(
             help="Largest end-to-end accuracy table: only as many operators get V variants.",
         ),
     ] = DEFAULT_MAX_COMBINATIONS,
+    worker_types: Annotated[
+        int | None,
+        typer.Option(
+            "--worker-types",
+            help="Distinct worker types (default: a CPU and a GPU type per tier); each type has "
+            "its own speed and price, so many types do not aggregate into a few groups.",
+        ),
+    ] = None,
+    latency_ms: Annotated[
+        float | None,
+        typer.Option("--latency-ms", help="End-to-end latency bound (ms); 0: none."),
+    ] = DEFAULT_LATENCY_MS,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Scenario YAML to write (default: stdout)."),
@@ -52,6 +64,8 @@ def synth(
         shape=Shape(shape).value,
         seed=seed,
         max_combinations=max_combinations,
+        worker_types=worker_types,
+        latency_ms=latency_ms or None,
     )
     text = scenario_to_yaml(s)
     if output is None:

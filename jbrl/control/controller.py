@@ -47,7 +47,7 @@ from jbrl.control.decision import (
     override_request,
 )
 from jbrl.control.log import DecisionLog
-from jbrl.control.safety import FallbackPlanner, Problem, check_plan
+from jbrl.control.safety import FallbackPlanner, Problem, check_plan, predicted_attainment
 from jbrl.control.state import ControllerState, StateStore
 from jbrl.control.views import (
     ControllerSnapshot,
@@ -395,6 +395,7 @@ class Controller:
                 "communication": rep.communication_cost,
                 "total": rep.total_cost,
                 "accuracy": rep.accuracy,
+                "predicted_attainment": predicted_attainment(self.scenario, d.plan, self.load),
             }
             self.last_decision = d
             self.decisions.append(d)

@@ -10,22 +10,30 @@
   ``1 + headroom``. A plan's per-worker rates are routing weights (backends keep each worker's
   share of the traffic, as the simulators do): they were chosen for whatever load the policy
   assumed, so they are rescaled to the current load rather than compared as given;
+* where the scenario has a latency bound, the plan so rescaled is **predicted** to meet the
+  SLO's attainment target at that load (:func:`jbrl.planning.slo_check.check_latency`, the
+  shared latency model): capacity alone lets a plan run workers at 100 % and miss its SLO
+  (``latency_at_risk``);
 * no worker the backend reports as crashed is used.
 
-:class:`FallbackPlanner` is the exact MILP at the current load with ``max_util = 1 /
-(1 + headroom)``, restricted to the workers that are up, with a small penalty on reloading
-models so a fallback does not reshuffle working placements. If even that is infeasible (more
-load than the live workers can carry), it plans for the largest load they sustain.
+:class:`FallbackPlanner` is the exact MILP, restricted to the workers that are up, with a small
+penalty on reloading models so a fallback does not reshuffle working placements: SLO-aware at
+the current load times ``1 + headroom`` where the scenario has a latency bound (then at the
+current load), capacity-only with ``max_util = 1 / (1 + headroom)`` where it has none. If even
+that is infeasible (more load than the live workers can carry), it plans for the largest load
+they sustain (within the SLO where there is one; capacity only when no load meets it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from jbrl.planning.cost import RATE_TOL, evaluate_plan
-from jbrl.planning.coverage import scaled
+from jbrl.planning.coverage import rescale_plan, scaled
+from jbrl.planning.milp import MilpPlanner
 from jbrl.planning.plan import Plan
+from jbrl.planning.slo_check import check_latency
 from jbrl.scenario.model import Scenario
 
 # Rate-dependent checks: replaced by the per-worker coverage check at the current load.
@@ -59,7 +67,10 @@ def check_plan(
             problems.append(Problem(v.kind, v.message))
     if as_given.invalid:
         return problems
-    problems.extend(_coverage(scenario, plan, scaled(load, 1.0 + headroom), headroom, accuracy))
+    need = scaled(load, 1.0 + headroom)
+    problems.extend(_coverage(scenario, plan, need, headroom, accuracy))
+    if not problems:
+        problems.extend(_latency(scenario, plan, need, headroom))
     down_set = set(down)
     for op, shares in plan.worker_assignment.items():
         for s in shares:
@@ -113,6 +124,37 @@ def _coverage(
     return out
 
 
+def _latency(
+    scenario: Scenario, plan: Plan, need: Mapping[str, float], headroom: float
+) -> list[Problem]:
+    """Where the scenario has a latency bound: the plan, rescaled to ``need``, must be
+    predicted to meet the SLO's attainment target."""
+    if scenario.slo.bound_s is None:
+        return []
+    at = rescale_plan(scenario, plan, need)
+    if at is None:
+        return []  # (an operator with demand and no worker: _coverage names it)
+    check = check_latency(scenario, at, need)
+    if check.violation is None:
+        return []
+    return [
+        Problem(
+            "latency_at_risk", f"at the current load x {1 + headroom:g}: {check.violation.message}"
+        )
+    ]
+
+
+def predicted_attainment(scenario: Scenario, plan: Plan, load: Mapping[str, float]) -> float | None:
+    """The plan's predicted fraction of requests within the latency bound at ``load`` (its
+    routing weights kept); None without a bound or a plan that cannot serve the load."""
+    if scenario.slo.bound_s is None or not any(v > 0 for v in load.values()):
+        return None
+    at = rescale_plan(scenario, plan, load)
+    if at is None:
+        return None
+    return check_latency(scenario, at, load).attainment
+
+
 class FallbackPlanner:
     """The MILP plan at the current load with headroom, on the workers that are up."""
 
@@ -138,8 +180,6 @@ class FallbackPlanner:
         current: Plan | None = None,
     ) -> tuple[Plan | None, str]:
         """(plan, how) — ``how`` says which attempt produced it; (None, reason) if none did."""
-        from jbrl.planning.milp import MilpPlanner
-
         down_set = frozenset(down)
         workers = [w.name for w in self.scenario.workers if w.name not in down_set]
         if not workers:
@@ -152,8 +192,9 @@ class FallbackPlanner:
         if key in self._cache:
             return self._cache[key], "milp (cached)"
 
-        def milp(max_util: float) -> MilpPlanner:
-            """The MILP on the live workers, penalising model reloads from ``current``."""
+        def milp(max_util: float | None) -> MilpPlanner:
+            """The MILP on the live workers, penalising model reloads from ``current``
+            (SLO-aware without ``max_util``)."""
             return MilpPlanner(
                 max_util=max_util,
                 time_limit=self.time_limit,
@@ -162,22 +203,48 @@ class FallbackPlanner:
                 reconfig_penalty=self.reconfig_penalty if current is not None else 0.0,
             )
 
-        for max_util, how in ((1.0 / (1.0 + self.headroom), "milp"), (1.0, "milp (no headroom)")):
-            result = milp(max_util).plan(self.scenario, dict(load), self.accuracy)
+        for planner, at, how in self._attempts(milp, load):
+            result = planner.plan(self.scenario, at, self.accuracy)
             if result.feasible:
                 self._cache[key] = result.plan
                 if len(self._cache) > 64:
                     self._cache.pop(next(iter(self._cache)))
                 return result.plan, how
-        # More load than the live workers carry: plan for the most they sustain.
-        probe = MilpPlanner(
-            max_util=1.0, time_limit=self.time_limit, workers=workers, mip_rel_gap=1e-4
-        )
+        return self._overloaded(milp, load, workers)
+
+    def _attempts(
+        self, milp: Callable[[float | None], MilpPlanner], load: Mapping[str, float]
+    ) -> list[tuple[MilpPlanner, dict[str, float], str]]:
+        """(planner, rates, how) to try in turn: with headroom, then without."""
+        if self.scenario.slo.bound_s is not None:
+            return [
+                (milp(None), scaled(load, 1.0 + self.headroom), "milp (SLO-aware)"),
+                (milp(None), dict(load), "milp (SLO-aware, no headroom)"),
+            ]
+        return [
+            (milp(1.0 / (1.0 + self.headroom)), dict(load), "milp"),
+            (milp(1.0), dict(load), "milp (no headroom)"),
+        ]
+
+    def _overloaded(
+        self,
+        milp: Callable[[float | None], MilpPlanner],
+        load: Mapping[str, float],
+        workers: list[str],
+    ) -> tuple[Plan | None, str]:
+        """More load than the live workers carry: plan for the most they sustain (within the
+        SLO where there is one; capacity-only when no load meets it)."""
         target = self.scenario.slo.min_accuracy if self.accuracy is None else self.accuracy
-        mr = probe.max_rate(self.scenario, target, dict(load))
-        if mr.status == "infeasible" or not mr.scale > 0:
-            return None, "no plan meets the accuracy target on the live workers"
-        result = milp(1.0).plan(self.scenario, scaled(load, mr.scale * 0.999), self.accuracy)
-        if not result.feasible:
-            return None, "no plan on the live workers"
-        return result.plan, f"milp at {mr.scale:.3g}x the load (overloaded)"
+        aware = self.scenario.slo.bound_s is not None
+        tries: list[tuple[float | None, str]] = [(None, " within the SLO")] if aware else []
+        for util, label in [*tries, (1.0, "")]:
+            probe = MilpPlanner(
+                max_util=util, time_limit=self.time_limit, workers=workers, mip_rel_gap=1e-4
+            )
+            mr = probe.max_rate(self.scenario, target, dict(load))
+            if mr.status == "infeasible" or not mr.scale > 0:
+                continue
+            result = milp(util).plan(self.scenario, scaled(load, mr.scale * 0.999), self.accuracy)
+            if result.feasible:
+                return result.plan, f"milp at {mr.scale:.3g}x the load{label} (overloaded)"
+        return None, "no plan meets the accuracy target on the live workers"

@@ -198,7 +198,8 @@ def _aggregate_runs(policy: str, trace: str, runs: list[RunRecord], per_trace: i
     n_seeds = max(1, len(ok) / max(1, per_trace))
     dollars = sum(r.totals["dollars"] for r in ok)
     arrivals = sum(r.totals["arrivals"] for r in ok)
-    within = sum(r.totals["within_slo"] for r in ok)
+    # (None: the scenario has no latency bound, so no attainment either)
+    within = sum(_or_nan(r.totals["within_slo"]) for r in ok)
     done = sum(r.totals["completed"] + r.totals["dropped_total"] for r in ok)
     atts = [r.totals["slo_attainment"] for r in ok if r.totals["slo_attainment"] is not None]
     p99s = [r.p99_ms for r in ok if math.isfinite(r.p99_ms)]
@@ -225,3 +226,7 @@ def _aggregate_runs(policy: str, trace: str, runs: list[RunRecord], per_trace: i
         decision_max_ms=float(np.max(dec)) if dec else math.nan,
         error=err,
     )
+
+
+def _or_nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)

@@ -368,10 +368,10 @@ def _sim_attainment(ax: Any, t: np.ndarray, ivs: Sequence[Any], target: float) -
     percent_axis(ax.yaxis)
 
 
-def _sim_latency(ax: Any, t: np.ndarray, ivs: Sequence[Any], bound_ms: float) -> None:
+def _sim_latency(ax: Any, t: np.ndarray, ivs: Sequence[Any], bound_ms: float | None) -> None:
     for key in ("p50", "p95", "p99"):
         _steps(ax, t, [m.latency_ms[key] for m in ivs], lw=1.3, label=key)
-    if math.isfinite(bound_ms):
+    if bound_ms is not None and math.isfinite(bound_ms):
         ax.axhline(bound_ms, color=BOUND_COLOR, ls="--", lw=1, label=f"bound {bound_ms:g} ms")
     ax.set_ylabel("latency (ms)")
     ax.set_yscale("log")

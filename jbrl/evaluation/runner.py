@@ -277,7 +277,7 @@ def evaluate(
         policies=specs,
         traces=settings.traces,
         runs=runs,
-        latency_bound_ms=scenario.slo.latency_ms,
+        latency_bound_ms=_or_nan(scenario.slo.latency_ms),
         attainment_target=scenario.slo.attainment,
     )
     aggregate(ev)
@@ -402,3 +402,7 @@ def run_unit(
             )
         )
     return out
+
+
+def _or_nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)

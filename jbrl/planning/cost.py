@@ -41,6 +41,7 @@ ViolationKind = Literal[
     "backward_traffic",
     "routing_mismatch",
     "unknown_flow_endpoint",
+    "latency_at_risk",
     "unknown_batch",
 ]
 # Violations that mean the plan does not fit the scenario at all (exit 2); the others make a

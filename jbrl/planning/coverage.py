@@ -100,13 +100,19 @@ class Coverage:
     covers: bool
     cost: float  # $/hour at the rates (inf when the plan cannot be rescaled)
     utilization: float  # highest worker utilization at the rates
+    attainment: float | None = None
+    """Predicted fraction of requests within the latency bound (when it was checked)."""
 
 
 def coverage(
-    scenario: Scenario, plan: Plan, rates: Mapping[str, float], max_util: float = 1.0
+    scenario: Scenario, plan: Plan, rates: Mapping[str, float], max_util: float | None = None
 ) -> Coverage:
-    """Does ``plan`` cover ``rates`` (every worker within ``max_util``, no structural
-    violation), and at what cost? See the package docstring."""
+    """Does ``plan`` cover ``rates``, and at what cost? See the package docstring.
+
+    Covering means no structural violation and every worker within ``max_util`` of its
+    capacity; without ``max_util`` (SLO-aware), every worker within its capacity and, where the
+    scenario has a latency bound, a predicted attainment (:func:`jbrl.planning.latency.
+    predict_plan`) that meets the SLO's target."""
     scaled = rescale_plan(scenario, plan, rates)
     if scaled is None:
         return Coverage(False, math.inf, math.inf)
@@ -118,8 +124,42 @@ def coverage(
     structural = [
         v for v in report.violations if v.kind not in ("capacity_exceeded", "capacity_short")
     ]
-    ok = not structural and util <= max_util * (1 + 1e-6) + 1e-9
-    return Coverage(ok, report.total_cost, util)
+    cap = 1.0 if max_util is None else max_util
+    ok = not structural and util <= cap * (1 + 1e-6) + 1e-9
+    if not ok or max_util is not None or scenario.slo.bound_s is None:
+        return Coverage(ok, report.total_cost, util)
+    att = predicted_attainment(scenario, scaled, rates)
+    ok = att >= scenario.slo.attainment - 1e-9
+    return Coverage(ok, report.total_cost, util, att)
+
+
+_PREDICTED: dict[tuple[int, str, tuple[tuple[str, float], ...]], tuple[Scenario, float]] = {}
+"""Memo of :func:`predicted_attainment` (the scenario is kept, so its id stays its own)."""
+
+
+def predicted_attainment(scenario: Scenario, plan: Plan, rates: Mapping[str, float]) -> float:
+    """The predicted fraction of requests within the latency bound (memoized: policies ask
+    about the same plans at the same rates many times)."""
+    from jbrl.planning.latency import predict_plan
+
+    key = (
+        id(scenario),
+        plan.without_routing().to_json(None) + json.dumps(_routing_key(plan)),
+        tuple(sorted((k, round(float(v), 9)) for k, v in rates.items())),
+    )
+    hit = _PREDICTED.get(key)
+    if hit is not None and hit[0] is scenario:
+        return hit[1]
+    if len(_PREDICTED) > 4096:
+        _PREDICTED.clear()
+    att = predict_plan(scenario, plan, rates).attainment
+    value = 0.0 if att is None else float(att)
+    _PREDICTED[key] = (scenario, value)
+    return value
+
+
+def _routing_key(plan: Plan) -> list[tuple[str, str, str, float]]:
+    return [(f.edge[1], f.sender, f.receiver, round(f.rate, 9)) for f in plan.routing or []]
 
 
 def effective_capacity(scenario: Scenario, plan: Plan, rates: Mapping[str, float]) -> float:
@@ -141,7 +181,10 @@ def effective_capacity(scenario: Scenario, plan: Plan, rates: Mapping[str, float
         total = sum(ws.values())
         if total <= 0:
             return 0.0
-        op_cap = min(scenario.capacity(o.name, var[o.name], w) * total / r for w, r in ws.items())
+        op_cap = min(
+            scenario.capacity(o.name, var[o.name], w, plan.batch_of(w)) * total / r
+            for w, r in ws.items()
+        )
         cap = min(cap, op_cap / per_request)
     return 0.0 if math.isinf(cap) else cap
 

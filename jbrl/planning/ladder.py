@@ -2,7 +2,9 @@
 ``action: ladder``, :mod:`jbrl.envs.ladder`).
 
 One MILP solve per load level (``step`` x the nominal rates, from ``step`` up to the largest
-sustainable scale): rung ``k`` is the cheapest plan for level ``k``. A small reconfiguration
+sustainable scale): rung ``k`` is the cheapest plan for level ``k`` - within the scenario's
+latency SLO where it has a bound (the SLO-aware MILP and its max rate), so that a rung's level
+is the load it serves within the SLO, not its raw capacity. A small reconfiguration
 penalty against the previous rung breaks the MILP's many ties toward plans that *extend* the
 rung below (same combination, the same workers plus some), so moving one rung up loads only the
 added workers. The env's :class:`~jbrl.envs.ladder.PlanLadder` then keeps the rungs no other
@@ -35,28 +37,37 @@ def ladder_plans(
     step: float = 0.05,
     top: float | None = None,
     time_limit: float = 10.0,
-) -> list[Plan]:
-    """MILP rungs every ``step`` x nominal up to ``top`` (default: the largest sustainable
-    scale, :func:`jbrl.planning.milp.max_rate`), lowest first, each re-expressed with its
-    load split in proportion to capacity at its level; stops at the first infeasible level
-    (empty when not even the lowest is feasible)."""
+    latency_model: str = "queueing",
+) -> list[tuple[float, Plan]]:
+    """(level, plan): MILP rungs every ``step`` x nominal up to ``top`` (default: the largest
+    sustainable scale, :func:`jbrl.planning.milp.max_rate`), lowest first, each re-expressed
+    with its load split in proportion to capacity at its level; stops at the first infeasible
+    level (empty when not even the lowest is feasible). ``latency_model="none"``: capacity-only
+    rungs (the ladders policies trained before SLO-aware planning use). Rungs are planned at
+    batch 1 (``max_batch=1``): the ladder's codec (combination, assignment) has no batch size,
+    so a rung re-expressed through it must not rely on batching."""
     from jbrl.planning import get_planner
     from jbrl.planning.milp import max_rate
 
     scenario = spec.scenario
     if top is None:
-        top = max_rate(scenario, spec.accuracy).scale
-    rungs: list[Plan] = []
+        top = max_rate(scenario, spec.accuracy, latency_model=latency_model, max_batch=1).scale
+    rungs: list[tuple[float, Plan]] = []
     prev: Plan | None = None
     for s in ladder_levels(top, step):
         rates = spec.nominal * s
         planner = get_planner(
-            "milp", time_limit=time_limit, reconfig_penalty=TIE_BREAK, current_plan=prev
+            "milp",
+            time_limit=time_limit,
+            reconfig_penalty=TIE_BREAK,
+            current_plan=prev,
+            latency_model=latency_model,
+            max_batch=1,
         )
         res = planner.plan(scenario, rates=spec.rates_dict(rates), accuracy=spec.accuracy)
         if not res.feasible:
             break
         combo, assign = spec.index_of(res.plan)
         prev = spec.plan(combo, assign, rates, "milp-ladder")
-        rungs.append(prev)
+        rungs.append((s, prev))
     return rungs

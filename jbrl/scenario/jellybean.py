@@ -26,7 +26,9 @@ config.yaml                        ``INPUT.COMM_COST_SCALING_FACTOR``,
 
 JellyBean does not specify everything jbrl models. Defaults used here (documented in README):
 
-* end-to-end latency bound: :data:`DEFAULT_LATENCY_MS`, attainment target 0.99;
+* end-to-end latency bound: none (JellyBean plans on capacity alone, and so does jbrl on these
+  inputs) unless ``latency_ms`` is given to :func:`import_jellybean` (``jbrl scenario
+  import-jellybean --latency-ms``); attainment target 0.99 (or ``attainment``);
 * bandwidth/latency: the :class:`~jbrl.scenario.model.NetworkDefaults` (1250 MB/s and 0.2 ms
   inside a tier, 125 MB/s and 10 ms across tiers);
 * model load time: :data:`DEFAULT_LOAD_S` for every variant;
@@ -49,7 +51,6 @@ from jbrl.errors import InputError
 from jbrl.scenario.loader import scenario_from_dict
 from jbrl.scenario.model import Scenario
 
-DEFAULT_LATENCY_MS = 2000.0
 DEFAULT_LOAD_S = 10.0
 DEFAULT_ATTAINMENT = 0.99
 
@@ -122,9 +123,15 @@ def _profile_table(path: Path, required: bool) -> dict[tuple[str, str, str], flo
     return out
 
 
-def import_jellybean(directory: str | Path) -> Scenario:
+def import_jellybean(
+    directory: str | Path,
+    latency_ms: float | None = None,
+    attainment: float = DEFAULT_ATTAINMENT,
+) -> Scenario:
     """Build a scenario from a JellyBean optimizer-inputs directory.
 
+    JellyBean's inputs carry no latency bound: the scenario has none (capacity-only planning)
+    unless ``latency_ms`` gives one, met by a fraction ``attainment`` of the requests.
     Every file is read first (a missing or malformed file is reported before its content is
     checked), then each part of the scenario is built from its files in document order.
     """
@@ -151,7 +158,7 @@ def import_jellybean(directory: str | Path) -> Scenario:
         "description": f"Imported from JellyBean optimizer inputs in {d}",
         "provenance": {
             "all": f"JellyBean optimizer inputs ({d}); defaults for what JellyBean does not "
-            f"specify: latency bound {DEFAULT_LATENCY_MS:g} ms, model load time "
+            f"specify: latency bound {_bound_text(latency_ms)}, model load time "
             f"{DEFAULT_LOAD_S:g} s, network bandwidth/latency from jbrl's NetworkDefaults",
         },
         "tiers": [f"tier{i}" for i in range(len(files.partition))],
@@ -174,13 +181,13 @@ def import_jellybean(directory: str | Path) -> Scenario:
         "latency_overestimate": files.config.get("LATENCY_OVERESTIMATE_RATIO", 1.0),
         "default_load_s": DEFAULT_LOAD_S,
         "profiles": profiles,
-        "slo": {
-            "min_accuracy": threshold,
-            "latency_ms": DEFAULT_LATENCY_MS,
-            "attainment": DEFAULT_ATTAINMENT,
-        },
+        "slo": {"min_accuracy": threshold, "latency_ms": latency_ms, "attainment": attainment},
     }
     return scenario_from_dict(data, str(d))
+
+
+def _bound_text(latency_ms: float | None) -> str:
+    return "none (capacity-only)" if latency_ms is None else f"{latency_ms:g} ms (given)"
 
 
 # --------------------------------------------------------------------------- parts

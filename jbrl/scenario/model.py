@@ -243,11 +243,22 @@ class Profile(_Model):
 
 
 class Slo(_Model):
+    """The service-level objective. Without ``latency_ms`` a scenario plans on capacity alone
+    (JellyBean's semantics) and simulators report no attainment (NaN)."""
+
     min_accuracy: FiniteFloat = Field(description="Minimum end-to-end accuracy.")
-    latency_ms: PositiveFloat = Field(description="End-to-end latency bound (ms).")
+    latency_ms: PositiveFloat | None = Field(
+        None,
+        description="End-to-end latency bound (ms); unset: capacity-only planning, no attainment.",
+    )
     attainment: Annotated[float, Field(gt=0, le=1)] = Field(
         0.99, description="Fraction of requests that must finish within the bound."
     )
+
+    @property
+    def bound_s(self) -> float | None:
+        """The latency bound in seconds, or None when the scenario has none."""
+        return None if self.latency_ms is None else self.latency_ms / 1000.0
 
 
 # --------------------------------------------------------------------------- scenario

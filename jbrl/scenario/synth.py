@@ -7,7 +7,10 @@ the same scenario. What is generated:
   tier 0.
 * **workers**: two types per tier (``<tier>-cpu``, ``<tier>-gpu``), repeated: ``N`` workers are
   split over the types, lower tiers getting more (weights 2^(T-1-i); 60 % CPUs). Higher tiers are
-  faster and dearer. Workers of a type are identical, so planners may aggregate them.
+  faster and dearer. Workers of a type are identical, so planners may aggregate them. With
+  ``worker_types`` there are that many distinct types (``<tier>-cpu-<j>``, ``<tier>-gpu-<j>``,
+  spread over the tiers like the workers, each with its own speed and price), so that a large
+  infrastructure does not collapse into a handful of groups.
 * **operators** ``op1`` .. ``opK`` in one of three **shapes**: ``chain`` (src -> op1 -> ... ->
   opK), ``diamond`` (op1 fans out to op2 .. op(K-1) in parallel, which all join into opK) and
   ``fanout`` (a binary tree below op1; tree edges multiply the rate by 1-2.5, e.g. detections
@@ -22,6 +25,7 @@ the same scenario. What is generated:
 * **links** ``$0.02-0.08/GB`` per tier step upward, 1000 MB/s; backward traffic forbidden.
 * **rate**: the nominal source rate loads the whole infrastructure to about ``load`` (35 %)
   at the middle variants.
+* **SLO**: latency bound ``latency_ms`` (1000 ms; None: no bound), 99 % attainment.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from jbrl.scenario.model import Scenario
 Shape = Literal["chain", "diamond", "fanout"]
 SHAPES: tuple[str, ...] = ("chain", "diamond", "fanout")
 DEFAULT_MAX_COMBINATIONS = 1024
+DEFAULT_LATENCY_MS: float | None = 1000.0
 
 
 def synth_scenario_dict(
@@ -50,6 +55,8 @@ def synth_scenario_dict(
     seed: int = 0,
     max_combinations: int = DEFAULT_MAX_COMBINATIONS,
     load: float = 0.35,
+    worker_types: int | None = None,
+    latency_ms: float | None = DEFAULT_LATENCY_MS,
 ) -> dict[str, Any]:
     """The scenario document (YAML-ready dict) for these parameters.
 
@@ -57,6 +64,7 @@ def synth_scenario_dict(
     worker types, profiles, message sizes, links), so a seed always gives the same scenario.
     """
     _check(operators, variants, workers, tiers, shape, max_combinations, load)
+    _check_extra(worker_types, tiers, latency_ms)
     rng = np.random.default_rng(seed)
     tier_names = _tier_names(tiers)
     ops = [f"op{k}" for k in range(1, operators + 1)]
@@ -66,7 +74,7 @@ def synth_scenario_dict(
         o: ([f"v{j}" for j in range(1, variants + 1)] if o in varied else ["default"]) for o in ops
     }
     params = _OperatorParams.draw(ops, rng)
-    types = _worker_types(tier_names, rng)
+    types = _worker_types(tier_names, rng, worker_types)
     counts = _split(workers, [t.weight for t in types])
     present = [t for t, c in zip(types, counts, strict=True) if c > 0]
     for t, c in zip(types, counts, strict=True):
@@ -90,6 +98,8 @@ def synth_scenario_dict(
                 f"synthetic: jbrl scenario synth --operators {operators} --variants {variants} "
                 f"--workers {workers} --tiers {tiers} --shape {shape} --seed {seed} "
                 f"--max-combinations {max_combinations}"
+                + (f" --worker-types {worker_types}" if worker_types is not None else "")
+                + (f" --latency-ms {latency_ms:g}" if latency_ms != DEFAULT_LATENCY_MS else "")
             )
         },
         "tiers": tier_names,
@@ -110,7 +120,7 @@ def synth_scenario_dict(
         "backward_traffic": "forbidden",
         "comm_cost_scale": 1.0,
         "profiles": profiles,
-        "slo": {"min_accuracy": min_acc, "latency_ms": 1000.0, "attainment": 0.99},
+        "slo": {"min_accuracy": min_acc, "latency_ms": latency_ms, "attainment": 0.99},
     }
     if not varied:
         del doc["accuracy"]
@@ -194,26 +204,42 @@ def _varied_operators(ops: list[str], variants: int, max_combinations: int) -> l
     return [ops[i] for i in varied_idx]
 
 
-def _worker_types(tier_names: list[str], rng: np.random.Generator) -> list[_WorkerType]:
-    """A CPU and a GPU type per tier; higher tiers faster and dearer, lower ones more numerous."""
+def _worker_types(
+    tier_names: list[str], rng: np.random.Generator, count: int | None = None
+) -> list[_WorkerType]:
+    """A CPU and a GPU type per tier (or ``count`` types spread over the tiers like the
+    workers, alternating CPU and GPU); higher tiers faster and dearer, lower ones more
+    numerous."""
     tiers = len(tier_names)
+    per_tier = (
+        [2] * tiers
+        if count is None
+        else _split(count, [2.0 ** (tiers - 1 - i) for i in range(tiers)])
+    )
     types: list[_WorkerType] = []
     for i, tier in enumerate(tier_names):
-        for kind, share in (("cpu", 0.6), ("gpu", 0.4)):
+        kinds = (
+            [("cpu", 0.6), ("gpu", 0.4)]
+            if count is None
+            else [("cpu", 0.6) if j % 2 == 0 else ("gpu", 0.4) for j in range(max(per_tier[i], 1))]
+        )
+        n_kind = {k: sum(1 for kk, _ in kinds if kk == k) for k, _ in kinds}
+        for j, (kind, share) in enumerate(kinds):
             if kind == "cpu":
                 speed = 4.0 / (1.6**i) * rng.uniform(0.8, 1.2)
                 price = 0.1 * (2.2**i) * rng.uniform(0.8, 1.2)
             else:
                 speed = 0.8 / (1.4**i) * rng.uniform(0.8, 1.2)
                 price = 0.9 * (1.8**i) * rng.uniform(0.8, 1.2)
+            name = f"{tier}-{kind}" if count is None else f"{tier}-{kind}-{j // 2 + 1}"
             types.append(
                 _WorkerType(
-                    type=f"{tier}-{kind}",
+                    type=name,
                     tier=tier,
                     tier_index=i,
                     speed=float(speed),
                     price=float(np.round(price, 4)),
-                    weight=(2.0 ** (tiers - 1 - i)) * share,
+                    weight=(2.0 ** (tiers - 1 - i)) * share / n_kind[kind],
                 )
             )
     return types
@@ -364,6 +390,21 @@ def _check(
         raise InputError(f"must be one of {', '.join(SHAPES)}", field=Param.SHAPE, value=shape)
     if not (0 < load <= 1):
         raise InputError("must be in (0, 1]", field="load", value=load)
+
+
+def _check_extra(worker_types: int | None, tiers: int, latency_ms: float | None) -> None:
+    if worker_types is not None and (
+        not isinstance(worker_types, int) or isinstance(worker_types, bool) or worker_types < tiers
+    ):
+        raise InputError(
+            f"must be an integer >= the number of tiers ({tiers})",
+            field=Param.WORKER_TYPES,
+            value=worker_types,
+        )
+    if latency_ms is not None and not (math.isfinite(latency_ms) and latency_ms > 0):
+        raise InputError(
+            "must be a positive number of ms", field=Param.LATENCY_MS, value=latency_ms
+        )
 
 
 def _tier_names(tiers: int) -> list[str]:

@@ -18,7 +18,8 @@ Units and counting (both simulators):
 * Accounting invariant, per interval and in total: ``arrivals = completed + dropped + in flight``
   (``in_flight_start + arrivals = completed + dropped + in_flight``).
 * ``within_slo``: completed requests whose end-to-end latency is within the scenario's bound.
-  ``slo_attainment`` = within / (completed + dropped): a dropped request misses the SLO.
+  ``slo_attainment`` = within / (completed + dropped): a dropped request misses the SLO. A
+  scenario without a latency bound has neither: both are NaN (``missed_slo`` counts the drops).
 * Dollars: compute = the hourly price of every worker the plan sends traffic to, for the time it
   is in the plan (loading included); communication = bytes actually sent on each link times the
   link's $/GB (times the scenario's ``comm_cost_scale``), as in :mod:`jbrl.planning.cost`.
@@ -44,6 +45,9 @@ from jbrl.scenario.model import Scenario
 from jbrl.sim.faults import FaultSchedule
 
 DROP_REASONS: tuple[str, ...] = ("timeout", "crash", "no_worker")
+NO_BOUND_TIMEOUT_S = 20.0
+"""Queue deadline (s) of a scenario without a latency bound (10 x the 2000 ms bound that
+JellyBean-imported scenarios used to be given, so their simulations keep their timeouts)."""
 
 Rates = Mapping[str, float] | Sequence[float] | np.ndarray
 RateSchedule = Rates | Sequence[tuple[float, Rates]]
@@ -56,7 +60,7 @@ class SimConfig:
     * ``service``: distribution of service times. ``lognormal`` is fitted to the profile's p50 and
       p90; ``exponential`` and ``deterministic`` keep the lognormal's mean (exact queueing tests).
     * ``timeout_s``: per-queue deadline (s); ``None`` means ``timeout_factor`` times the SLO's
-      latency bound.
+      latency bound (:data:`NO_BOUND_TIMEOUT_S` without one).
     * ``warm_start``: the plan given to ``reset`` starts deployed (no model load time).
     """
 
@@ -80,7 +84,15 @@ class SimConfig:
     def timeout_for(self, scenario: Scenario) -> float:
         if self.timeout_s is not None:
             return float(self.timeout_s)
-        return self.timeout_factor * scenario.slo.latency_ms / 1000.0
+        bound = scenario.slo.bound_s
+        return NO_BOUND_TIMEOUT_S if bound is None else self.timeout_factor * bound
+
+
+def reference_latency_s(scenario: Scenario) -> float:
+    """The latency bound, or without one the bound the default timeout corresponds to
+    (:data:`NO_BOUND_TIMEOUT_S` / 10): where a latency grid is laid out."""
+    bound = scenario.slo.bound_s
+    return NO_BOUND_TIMEOUT_S / SimConfig.timeout_factor if bound is None else bound
 
 
 class RunFigures:
@@ -115,9 +127,17 @@ class RunFigures:
     @property
     def slo_attainment(self) -> float:
         """within_slo / (completed + dropped): a dropped request misses the SLO; NaN when
-        nothing finished."""
+        nothing finished or the scenario has no latency bound."""
         done = self.completed + self.dropped_total
         return self.within_slo / done if done > 0 else math.nan
+
+    @property
+    def missed_slo(self) -> float:
+        """Requests that missed the SLO: finished late or dropped (only the dropped ones when
+        the scenario has no latency bound)."""
+        if math.isnan(self.within_slo):
+            return self.dropped_total
+        return max(0.0, self.completed + self.dropped_total - self.within_slo)
 
 
 @dataclass
@@ -169,7 +189,7 @@ class IntervalMetrics(RunFigures):
             "rates": dict(self.rates),
             "arrivals": self.arrivals,
             "completed": self.completed,
-            "within_slo": self.within_slo,
+            "within_slo": finite_or_none(self.within_slo),
             "dropped": dict(self.dropped),
             "dropped_total": self.dropped_total,
             "in_flight_start": self.in_flight_start,

@@ -59,7 +59,7 @@ class Totals(RunFigures):
             "duration_s": self.duration,
             "arrivals": self.arrivals,
             "completed": self.completed,
-            "within_slo": self.within_slo,
+            "within_slo": finite_or_none(self.within_slo),
             "dropped": dict(self.dropped),
             "dropped_total": self.dropped_total,
             "in_flight": self.in_flight,

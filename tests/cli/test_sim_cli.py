@@ -75,7 +75,7 @@ def test_simulate_plan_json(capsys, plan_file, trace_file, sim):
     t = d["totals"]
     assert t["arrivals"] == pytest.approx(t["completed"] + t["dropped_total"] + t["in_flight"])
     assert t["compute_dollars"] == pytest.approx(6.242 / 2)
-    assert 0.9 < t["slo_attainment"] <= 1.0
+    assert t["slo_attainment"] is None  # JellyBean's inputs have no latency bound
     assert {"p50", "p95", "p99"} <= set(d["intervals"][0]["latency_ms"])
 
 

@@ -110,14 +110,33 @@ def test_keep_and_reconfigure_only_added_workers(vqa_ladder) -> None:
     plan = env.current_plan()
     _, _, _, _, info = env.step(np.array([0]))
     assert env.current_plan() is plan and info["reconfigurations"] == 0
-    # one rung up within the same variant combination reloads only the added workers
+    # one rung up within the same variant combination that only adds workers (per group and
+    # operator; SLO-aware rungs may also trade workers, e.g. CPUs for a GPU) reloads only the
+    # added workers
+    spec = ServingSpec(vqa)
+    checked = 0
     for j in range(len(ladder) - 1):
         a, b = ladder.rungs[j], ladder.rungs[j + 1]
-        if a.combo == b.combo:
+        if a.combo == b.combo and _extends(spec, a, b):
             codec = env.codec
             nxt, _ = codec.resolve(np.array([2 + j]), a)
             changed = sum(x != y for x, y in zip(a.assignment, nxt.assignment, strict=True))
             assert changed == sum(o >= 0 for o in b.assignment) - sum(o >= 0 for o in a.assignment)
+            checked += 1
+    assert checked > 0
+
+
+def _extends(spec: ServingSpec, a, b) -> bool:
+    """Rung ``b`` runs at least as many workers of every group on every operator as ``a``."""
+    for group in spec.groups:
+        for op in set(a.assignment[w] for w in group) | set(b.assignment[w] for w in group):
+            if op < 0:
+                continue
+            na = sum(a.assignment[w] == op for w in group)
+            nb = sum(b.assignment[w] == op for w in group)
+            if nb < na:
+                return False
+    return True
 
 
 def test_save_load_roundtrip_and_errors(vqa_ladder, tmp_path: Path) -> None:
@@ -141,17 +160,36 @@ def test_save_load_roundtrip_and_errors(vqa_ladder, tmp_path: Path) -> None:
 
 
 def test_milp_ladder_is_the_shipped_one(vqa_ladder) -> None:
-    """The rung plans of jbrl.planning.ladder, in the codec's terms, are the rungs the shipped
-    vqa policy was trained on (configs/policies/vqa/ladder.json)."""
+    """The capacity-only rung plans of jbrl.planning.ladder, in the codec's terms, are the
+    rungs the shipped vqa policy was trained on (configs/policies/vqa/ladder.json: it predates
+    SLO-aware planning)."""
     import json
     from importlib import resources
 
     from jbrl.planning.ladder import ladder_plans
 
-    _, ladder = vqa_ladder
+    vqa, _ = vqa_ladder
+    spec = ServingSpec(vqa)
+    ladder = PlanLadder.milp(spec, latency_model="none")
     shipped = resources.files("jbrl.configs") / "policies" / "vqa" / "ladder.json"
-    assert ladder.to_dict() == json.loads(shipped.read_text("utf-8"))
+    assert ladder.to_dict() | {"scale_basis": "capacity"} == json.loads(
+        shipped.read_text("utf-8")
+    ) | {"scale_basis": "capacity"}
     # the planning layer gives plans (lowest level first) the env turns into those rungs
-    plans = ladder_plans(ladder.spec)
-    assert PlanLadder.from_plans(ladder.spec, plans).rungs == ladder.rungs
-    assert all(p.meta["solver"] == "milp-ladder" for p in plans)
+    rungs = ladder_plans(spec, latency_model="none")
+    assert PlanLadder.from_plans(spec, [p for _, p in rungs]).rungs == ladder.rungs
+    assert all(p.meta["solver"] == "milp-ladder" for _, p in rungs)
+
+
+def test_slo_ladder_scales_are_levels(vqa_ladder) -> None:
+    """An SLO-aware MILP ladder covers each rung's planned level (within the SLO), which is
+    below its raw capacity, and keeps that basis through a file."""
+    from jbrl.envs.codec import ActionCodec
+
+    vqa, ladder = vqa_ladder
+    spec = ServingSpec(vqa)
+    codec = ActionCodec(spec)
+    assert ladder.basis == "slo" and PlanLadder(spec, ladder.rungs).basis == "capacity"
+    raw = [float(np.min(codec.capacity(sig) / spec.nominal_demand)) for sig in ladder.rungs]
+    assert all(s <= c + 1e-9 for s, c in zip(ladder.scale, raw, strict=True))
+    assert any(s < c - 0.05 for s, c in zip(ladder.scale, raw, strict=True))

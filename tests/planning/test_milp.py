@@ -137,7 +137,7 @@ def test_milp_equals_exhaustive_enumeration(name, make, opts):
     s = make()
     expected = brute_force(s, max_util=opts.get("max_util", 1.0))
     for aggregate in (True, False):
-        res = MilpPlanner(aggregate=aggregate, **opts).plan(s)
+        res = MilpPlanner(latency_model="none", aggregate=aggregate, **opts).plan(s)
         if math.isinf(expected):
             assert res.status == "infeasible"
             continue
@@ -173,7 +173,7 @@ RANDOM_SMALL = [
 def test_milp_equals_enumeration_on_random_small_scenarios(params):
     s = synth_scenario(**params)
     expected = brute_force(s)
-    res = MilpPlanner().plan(s)
+    res = MilpPlanner(latency_model="none").plan(s)
     if math.isinf(expected):
         assert res.status == "infeasible"
     else:
@@ -183,7 +183,7 @@ def test_milp_equals_enumeration_on_random_small_scenarios(params):
 def test_enumeration_with_backward_traffic_charged():
     s = _charged_backward()
     expected = brute_force(s)
-    res = MilpPlanner().plan(s)
+    res = MilpPlanner(latency_model="none").plan(s)
     assert res.total_cost == pytest.approx(expected, rel=1e-6)
     assert evaluate_plan(s, res.plan).violations == []
     assert any(
@@ -191,13 +191,13 @@ def test_enumeration_with_backward_traffic_charged():
         for f in res.plan.routing
     )
     forbidden = s.model_copy(update={"backward_traffic": "forbidden"})
-    assert MilpPlanner().plan(forbidden).status == "infeasible"
+    assert MilpPlanner(latency_model="none").plan(forbidden).status == "infeasible"
 
 
 def test_enumeration_at_other_rates_and_accuracy(tiny):
     for rate, acc in ((4.0, 70.0), (12.0, 75.0), (20.0, 80.0)):
         expected = brute_force(tiny, {"cam": rate}, acc)
-        res = MilpPlanner().plan(tiny, {"cam": rate}, acc)
+        res = MilpPlanner(latency_model="none").plan(tiny, {"cam": rate}, acc)
         if math.isinf(expected):
             assert res.status == "infeasible"
         else:
@@ -252,7 +252,7 @@ def test_milp_never_worse_than_heuristic(jellybean):
 
 def test_synthetic_plan_matches_objective_with_aggregation():
     s = synth_scenario(operators=4, variants=3, workers=60, tiers=3, shape="diamond", seed=4)
-    res = MilpPlanner(mip_rel_gap=1e-4).plan(s)
+    res = MilpPlanner(latency_model="none", mip_rel_gap=1e-4).plan(s)
     assert res.status == "optimal" and res.extra["aggregated"]
     assert res.extra["groups"] < 10
     report = evaluate_plan(s, res.plan)
@@ -262,8 +262,8 @@ def test_synthetic_plan_matches_objective_with_aggregation():
 
 def test_aggregation_does_not_change_the_optimum():
     s = synth_scenario(operators=3, variants=2, workers=12, tiers=2, shape="fanout", seed=7)
-    a = MilpPlanner(aggregate=True).plan(s)
-    b = MilpPlanner(aggregate=False).plan(s)
+    a = MilpPlanner(latency_model="none", aggregate=True).plan(s)
+    b = MilpPlanner(latency_model="none", aggregate=False).plan(s)
     assert a.total_cost == pytest.approx(b.total_cost, rel=1e-6)
     assert a.extra["groups"] < b.extra["groups"] == 12
 
@@ -295,8 +295,8 @@ def test_max_rate_is_tight(jellybean):
     assert mr.status == "optimal" and mr.scale > 1.0
     below = {s: 0.999 * r for s, r in mr.rates.items()}
     above = {s: 1.01 * r for s, r in mr.rates.items()}
-    assert MilpPlanner().plan(jellybean, below).feasible
-    assert not MilpPlanner().plan(jellybean, above).feasible
+    assert MilpPlanner(latency_model="none").plan(jellybean, below).feasible
+    assert not MilpPlanner(latency_model="none").plan(jellybean, above).feasible
     # higher accuracy sustains less
     assert max_rate(jellybean, 58.33).scale < mr.scale
 
@@ -305,7 +305,7 @@ def test_max_rate_is_tight(jellybean):
 
 
 def test_max_util_headroom(jellybean):
-    res = MilpPlanner(max_util=0.7).plan(jellybean)
+    res = MilpPlanner(latency_model="none", max_util=0.7).plan(jellybean)
     assert res.status == "optimal"
     report = evaluate_plan(jellybean, res.plan)
     assert report.violations == []
@@ -320,8 +320,8 @@ def test_bandwidth_limit_binds(tiny_dict):
     tiny_dict["sources"][0]["rate"] = 18.0
     tiny_dict["workers"].append({"name": "c3", "type": "cloud-gpu", "tier": "cloud", "price": 1.0})
     s = scenario_from_dict(tiny_dict, "<tiny>")
-    res = MilpPlanner().plan(s)
-    free = MilpPlanner(bandwidth=False).plan(s)
+    res = MilpPlanner(latency_model="none").plan(s)
+    free = MilpPlanner(latency_model="none", bandwidth=False).plan(s)
     assert res.feasible and free.feasible
     for f in res.plan.routing:
         if f.sender == "cam" and s.worker_tier[f.receiver] == 1:
@@ -331,9 +331,9 @@ def test_bandwidth_limit_binds(tiny_dict):
 
 def test_warm_start_and_determinism(jellybean):
     heuristic = get_planner("jellybean").plan(jellybean)
-    cold = MilpPlanner().plan(jellybean)
-    warm = MilpPlanner(warm_start=heuristic.plan).plan(jellybean)
-    again = MilpPlanner().plan(jellybean)
+    cold = MilpPlanner(latency_model="none").plan(jellybean)
+    warm = MilpPlanner(latency_model="none", warm_start=heuristic.plan).plan(jellybean)
+    again = MilpPlanner(latency_model="none").plan(jellybean)
     assert warm.total_cost == pytest.approx(cold.total_cost, rel=1e-9)
     strip = ("solve_time_s", "solver_info")
     a = {k: v for k, v in cold.to_dict().items() if k not in strip}
@@ -342,12 +342,18 @@ def test_warm_start_and_determinism(jellybean):
 
 
 def test_reconfiguration_penalty(jellybean):
-    current = MilpPlanner().plan(jellybean).plan
-    same = MilpPlanner(current_plan=current, reconfig_penalty=1.0).plan(jellybean)
+    current = MilpPlanner(latency_model="none").plan(jellybean).plan
+    same = MilpPlanner(latency_model="none", current_plan=current, reconfig_penalty=1.0).plan(
+        jellybean
+    )
     assert same.extra["changed_workers"] == 0
     busier = {"ReadImage": 46.0, "ReadSpeech": 46.0}
-    free = MilpPlanner(current_plan=current, reconfig_penalty=0.0).plan(jellybean, busier)
-    sticky = MilpPlanner(current_plan=current, reconfig_penalty=50.0).plan(jellybean, busier)
+    free = MilpPlanner(latency_model="none", current_plan=current, reconfig_penalty=0.0).plan(
+        jellybean, busier
+    )
+    sticky = MilpPlanner(latency_model="none", current_plan=current, reconfig_penalty=50.0).plan(
+        jellybean, busier
+    )
     assert sticky.extra["changed_workers"] <= free.extra["changed_workers"]
     assert sticky.total_cost >= free.total_cost - 1e-9
     assert sticky.extra["objective"] == pytest.approx(
@@ -357,9 +363,9 @@ def test_reconfiguration_penalty(jellybean):
 
 def test_reconfiguration_penalty_with_groups():
     s = synth_scenario(operators=3, variants=2, workers=40, tiers=2, seed=11)
-    base = MilpPlanner().plan(s)
+    base = MilpPlanner(latency_model="none").plan(s)
     rate = s.sources[0].rate
-    sticky = MilpPlanner(current_plan=base.plan, reconfig_penalty=100.0).plan(
+    sticky = MilpPlanner(latency_model="none", current_plan=base.plan, reconfig_penalty=100.0).plan(
         s, {"src": rate * 0.9}
     )
     assert sticky.feasible and sticky.extra["aggregated"]
@@ -370,7 +376,7 @@ def test_reconfiguration_penalty_with_groups():
 def test_write_model(tmp_path, tiny):
     for suffix in (".lp", ".mps"):
         path = tmp_path / f"model{suffix}"
-        MilpPlanner(write_model=path).plan(tiny)
+        MilpPlanner(latency_model="none", write_model=path).plan(tiny)
         text = path.read_text()
         assert "demand_detect" in text and "one_op" in text
 
@@ -379,8 +385,8 @@ def test_prune_dominated_keeps_optimum(jellybean):
     combos = [c for c in jellybean.variant_combinations() if c[1] >= 56.0]
     kept = prune_dominated(jellybean, combos, [w.name for w in jellybean.workers])
     assert 0 < len(kept) < len(combos)
-    a = MilpPlanner(prune_dominated=False).plan(jellybean)
-    b = MilpPlanner(prune_dominated=True).plan(jellybean)
+    a = MilpPlanner(latency_model="none", prune_dominated=False).plan(jellybean)
+    b = MilpPlanner(latency_model="none", prune_dominated=True).plan(jellybean)
     assert a.total_cost == pytest.approx(b.total_cost, rel=1e-9)
 
 
@@ -398,7 +404,7 @@ def test_worker_groups_merge_identical_workers():
 def test_thousand_workers_within_one_percent():
     # The 60 s goal is measured in experiments/bench_planners.py; here: quality under the limit.
     s = synth_scenario(operators=10, variants=5, workers=1000, tiers=3, shape="diamond", seed=0)
-    res = MilpPlanner(time_limit=60.0, mip_rel_gap=0.01).plan(s)
+    res = MilpPlanner(latency_model="none", time_limit=60.0, mip_rel_gap=0.01).plan(s)
     assert res.feasible and res.gap is not None and res.gap <= 0.01
     assert evaluate_plan(s, res.plan).violations == []
 
@@ -408,7 +414,7 @@ def test_thread_count_may_change_between_solves(tiny: Scenario) -> None:
     solve used to fail the run, which read as "infeasible". Now every count solves alike."""
     costs = []
     for threads in (None, 1, 2, 1):
-        res = MilpPlanner(threads=threads).plan(tiny, accuracy=65.0)
+        res = MilpPlanner(latency_model="none", threads=threads).plan(tiny, accuracy=65.0)
         assert res.status == "optimal", threads
         costs.append(res.total_cost)
     assert max(costs) == pytest.approx(min(costs), rel=1e-9)

@@ -51,8 +51,8 @@ TINY_ROWS = [
 
 
 def test_model_columns_and_rows_keep_their_order(tiny: Scenario) -> None:
-    current = MilpPlanner().plan(tiny, accuracy=0.0).plan
-    planner = MilpPlanner(reconfig_penalty=0.5)
+    current = MilpPlanner(latency_model="none").plan(tiny, accuracy=0.0).plan
+    planner = MilpPlanner(latency_model="none", reconfig_penalty=0.5)
     options = planner.model_options()
     combos = allowed_combinations(tiny, 0.0, {}, False)
     layout = plan_layout(tiny, combos, current, options)
@@ -68,7 +68,7 @@ def test_model_columns_and_rows_keep_their_order(tiny: Scenario) -> None:
 
 
 def test_max_rate_model_has_the_scale_and_no_costs(tiny: Scenario) -> None:
-    options = MilpPlanner().model_options()
+    options = MilpPlanner(latency_model="none").model_options()
     combos = allowed_combinations(tiny, 0.0, {}, False)
     layout = plan_layout(tiny, combos, None, options)  # 'small' dominates 'large': pruned
     assert [c[0]["detect"] for c in layout.combos] == ["small"]
@@ -145,8 +145,8 @@ def test_explain_infeasible(tiny: Scenario) -> None:
 
 
 def test_warm_start_values(tiny: Scenario) -> None:
-    start = MilpPlanner().plan(tiny).plan
-    planner = MilpPlanner()
+    start = MilpPlanner(latency_model="none").plan(tiny).plan
+    planner = MilpPlanner(latency_model="none")
     options = planner.model_options()
     combos = allowed_combinations(tiny, 75.0, {}, False)
     built = build_model(

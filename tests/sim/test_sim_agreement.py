@@ -100,9 +100,9 @@ def check(row) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("rho", "duration", "seeds"), LEVELS)
-def test_agreement_on_jellybean_inputs(jellybean, rho, duration, seeds):
+def test_agreement_on_jellybean_inputs(jellybean_bounded, rho, duration, seeds):
     plan = plan_from_dict(JELLYBEAN_REFERENCE_PLAN)
-    check(compare(jellybean, plan, rho, duration, seeds=seeds))
+    check(compare(jellybean_bounded, plan, rho, duration, seeds=seeds))
 
 
 @pytest.mark.slow
@@ -113,9 +113,10 @@ def test_agreement_on_vqa(vqa, rho, duration, seeds):
     check(compare(vqa, plan, rho, duration, seeds=seeds))
 
 
-def test_agreement_quick(jellybean):
+def test_agreement_quick(jellybean_bounded):
     """A fast smoke version for every CI run: moderate load, short runs."""
-    row = compare(jellybean, plan_from_dict(JELLYBEAN_REFERENCE_PLAN), 0.8, 900, warmup=120)
+    plan = plan_from_dict(JELLYBEAN_REFERENCE_PLAN)
+    row = compare(jellybean_bounded, plan, 0.8, 900, warmup=120)
     check(row)
 
 

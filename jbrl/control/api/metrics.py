@@ -4,8 +4,10 @@ snapshot, registered in a :class:`~prometheus_client.CollectorRegistry` of its o
 (or OpenMetrics when the scraper asks for it).
 
 Gauges: ``jbrl_dollars_per_hour`` (spent in the last interval), ``jbrl_plan_dollars_per_hour``
-(cost model of the running plan), ``jbrl_slo_attainment`` (last interval) and
-``jbrl_run_slo_attainment`` (whole run), ``jbrl_request_latency_ms`` (p50/p95/p99 of the last
+(cost model of the running plan), ``jbrl_slo_attainment`` (last interval),
+``jbrl_run_slo_attainment`` (whole run) and beside them ``jbrl_predicted_slo_attainment`` (the
+latency model's prediction for the running plan at the observed load; NaN without a latency
+bound), ``jbrl_request_latency_ms`` (p50/p95/p99 of the last
 interval, label ``quantile``), ``jbrl_arrival_rate`` (per source), ``jbrl_worker_*``
 (utilization, queue, up), ``jbrl_in_flight_requests``, ``jbrl_last_decision_ms``.
 Counters (this run, since the process started): ``jbrl_decisions_total``,
@@ -101,6 +103,12 @@ def _run_gauges(snap: ControllerSnapshot) -> Iterator[Metric]:
         "jbrl_run_slo_attainment",
         "Fraction of requests within the latency SLO since the controller started.",
         snap.run_slo_attainment,
+    )
+    yield _gauge(
+        "jbrl_predicted_slo_attainment",
+        "Predicted fraction of requests within the latency SLO (latency model, running plan, "
+        "observed load).",
+        snap.plan_cost.get("predicted_attainment"),
     )
     lat = m.latency_ms if m is not None else {}
     yield _labelled(

@@ -442,8 +442,7 @@ class RayBackend(Backend):
                 self._completed += 1
                 iv["completed"] += 1
                 iv["latencies"].append(ms)
-                if ms <= self.scenario.slo.latency_ms:
-                    iv["within"] += 1
+                iv["within"] += ms <= (self.scenario.slo.latency_ms or math.inf)
             else:
                 self._failed += 1
                 iv["failed"] += 1
@@ -517,7 +516,7 @@ class RayBackend(Backend):
             duration=duration,
             arrivals=float(iv["arrivals"]),
             completed=float(iv["completed"]),
-            within_slo=float(iv["within"]),
+            within_slo=math.nan if self.scenario.slo.latency_ms is None else float(iv["within"]),
             dropped={**empty_drops(), "failed": float(iv["failed"])},
             in_flight_start=float(iv["in_flight_start"]),
             in_flight=float(in_flight),

@@ -28,9 +28,15 @@ class MaxRate:
     status: Status
     solve_time_s: float
     model_assignment: dict[str, str] = field(default_factory=dict)
+    latency_bound_ms: float | None = None
+    """The latency bound the rate is sustained within (None: capacity only)."""
+    attainment: float | None = None
+    """The attainment target it is sustained at (with a bound)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "latency_bound_ms": self.latency_bound_ms,
+            "attainment_target": self.attainment,
             "status": self.status,
             "accuracy": self.accuracy,
             "max_rate_scale": self.scale,

@@ -43,16 +43,20 @@ def prune_dominated(
     scenario: Scenario,
     combos: list[Combo],
     workers: Sequence[str],
+    rates: Mapping[tuple[str, str], np.ndarray] | None = None,
 ) -> list[Combo]:
     """Drop combinations another one dominates: for every operator its variant has at least
     the capacity on every worker in ``workers`` and messages no larger on every out-edge. Any
     plan with the dominated combination works, at no higher cost, with the dominating one, so
-    the optimum is unchanged. Among equivalent combinations the most accurate is kept."""
+    the optimum is unchanged. Among equivalent combinations the most accurate is kept.
+
+    ``rates``: instead of capacities, the rates to compare per (operator, variant) (arrays of
+    one length per operator, e.g. SLO-safe rates per worker group, batch size and level)."""
     if len(combos) < 2:
         return combos
     ops = [o.name for o in scenario.operators]
     index = {o: {v: i for i, v in enumerate(scenario.operator_map[o].variants)} for o in ops}
-    better = {o: _variant_dominance(scenario, o, workers) for o in ops}
+    better = {o: _variant_dominance(scenario, o, workers, rates) for o in ops}
     m = np.array([[index[o][a[o]] for o in ops] for a, _ in combos])
     acc = np.array([c[1] for c in combos])
     rank = np.lexsort((np.arange(len(combos)), -acc))  # most accurate first
@@ -72,11 +76,19 @@ def prune_dominated(
     return keep
 
 
-def _variant_dominance(scenario: Scenario, op: str, workers: Sequence[str]) -> np.ndarray:
+def _variant_dominance(
+    scenario: Scenario,
+    op: str,
+    workers: Sequence[str],
+    rates: Mapping[tuple[str, str], np.ndarray] | None,
+) -> np.ndarray:
     """``better[a, b]``: variant a of ``op`` is at least as good as variant b (capacity on every
-    worker at least b's, message on every out-edge at most b's)."""
+    worker - or each of ``rates`` - at least b's, message on every out-edge at most b's)."""
     names = scenario.operator_map[op].variants
-    caps = np.array([[scenario.capacity(op, v, w) for w in workers] for v in names])
+    if rates is None:
+        caps = np.array([[scenario.capacity(op, v, w) for w in workers] for v in names])
+    else:
+        caps = np.array([rates[(op, v)] for v in names])
     kbs = np.array([[e.message_kb_for(v) for e in scenario.out_edges[op]] for v in names]).reshape(
         len(names), -1
     )

@@ -23,8 +23,8 @@ from jbrl.scenario.model import Scenario
 
 VALUE_TOL = 1e-9  # flows / rates below this are solver noise
 
-Served = dict[str, list[tuple[str, float]]]
-"""operator -> [(worker, req/s)]."""
+Served = dict[str, list[tuple[str, float, int]]]
+"""operator -> [(worker, req/s, batch size)]."""
 ByGroupOp = dict[tuple[int, str], list[tuple[str, float]]]
 """(group index, operator) -> [(worker, req/s)]."""
 
@@ -58,7 +58,10 @@ def extract_plan(
     order = {w.name: i for i, w in enumerate(scenario.workers)}
     served, by_group_op, changed = _assign_members(built, values, held, order)
     worker_assignment = {
-        o: [WorkerShare(w, r) for w, r in sorted(served.get(o, []), key=lambda t: order[t[0]])]
+        o: [
+            worker_share(w, r, b)
+            for w, r, b in sorted(served.get(o, []), key=lambda t: order[t[0]])
+        ]
         for o in scenario.topo_order
         if served.get(o)
     }
@@ -72,32 +75,33 @@ def _assign_members(
     held: Mapping[str, tuple[str, str]],
     order: Mapping[str, int],
 ) -> tuple[Served, ByGroupOp, int]:
-    """Which members of each group serve what, and at which rate (equal per member)."""
-    per_group: dict[int, list[tuple[str, str, int, float]]] = {}
-    for key, col in built.x.items():
+    """Which members of each group serve what, in which batch size, and at which rate (equal
+    per member)."""
+    per_group: dict[int, list[tuple[str, str, int, int, float]]] = {}
+    for (gi, o, v, b), col in built.x.items():
         count = int(round(values[col]))
-        rate = float(values[built.r[key]])
+        rate = float(values[built.r[(gi, o, v, b)]])
         if count <= 0 or rate <= VALUE_TOL:
             continue
-        per_group.setdefault(key[0], []).append((key[1], key[2], count, rate))
+        per_group.setdefault(gi, []).append((o, v, b, count, rate))
     served: Served = {}
     by_group_op: ByGroupOp = {}
     changed = 0
     for gi, items in per_group.items():
         free = list(built.groups[gi].members)
-        chosen: dict[tuple[str, str], list[str]] = {}
-        for o, v, count, _ in items:  # keep members that already hold (o, v)
+        chosen: dict[tuple[str, str, int], list[str]] = {}
+        for o, v, b, count, _ in items:  # keep members that already hold (o, v)
             keep = [w for w in free if held.get(w) == (o, v)][:count]
-            chosen[(o, v)] = keep
+            chosen[(o, v, b)] = keep
             free = [w for w in free if w not in keep]
         free.sort(key=lambda w: (w in held, order[w]))
-        for o, v, count, rate in items:
-            need = count - len(chosen[(o, v)])
-            chosen[(o, v)] += free[:need]
+        for o, v, b, count, rate in items:
+            need = count - len(chosen[(o, v, b)])
+            chosen[(o, v, b)] += free[:need]
             free = free[need:]
             changed += need
-            for w in chosen[(o, v)]:
-                served.setdefault(o, []).append((w, rate / count))
+            for w in chosen[(o, v, b)]:
+                served.setdefault(o, []).append((w, rate / count, b))
                 by_group_op.setdefault((gi, o), []).append((w, rate / count))
     return served, by_group_op, changed
 
@@ -114,7 +118,7 @@ def _routing(
     for e in scenario.edges:
         u, v = e.source, e.target
         if u in scenario.source_map:
-            routing += [Flow((u, v), u, w, r) for w, r in served.get(v, [])]
+            routing += [Flow((u, v), u, w, r) for w, r, _b in served.get(v, [])]
     for ei, e in enumerate(scenario.edges):
         if e.source in scenario.source_map:
             continue
@@ -124,6 +128,11 @@ def _routing(
                 pair_flow[(gi, hi)] = pair_flow.get((gi, hi), 0.0) + float(values[col])
         routing += transport(e.source, e.target, e.ratio, pair_flow, by_group_op)
     return routing
+
+
+def worker_share(worker: str, rate: float, batch: int) -> WorkerShare:
+    """A plan's share of one worker, in batches of at most ``batch`` requests."""
+    return WorkerShare(worker, rate, batch)
 
 
 def transport(

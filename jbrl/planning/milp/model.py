@@ -5,11 +5,17 @@ order and names of columns and rows, so the order is part of the behaviour):
 
 1. the choice of a variant combination (``z``, ``pick_combo``) and of each operator's variant
    (``y``, ``variant``); the rate scale ``lambda`` (``scale``) when maximising the rate;
-2. per group, operator and variant: the worker count ``x`` and served rate ``r`` with ``cap``,
-   ``min_rate``, ``use_variant`` and the reconfiguration penalty (``d``, ``reconfig``); per
-   group ``one_op``;
+   with a latency target, each operator's budget level (``w``, ``level``) and the arrival-time
+   columns ``T`` with ``path`` rows (:mod:`jbrl.planning.milp.slo`);
+2. per group, operator, variant and batch size: the worker count ``x`` and served rate ``r``
+   with ``cap`` (with a latency target: per-level rates ``q`` with ``split``, ``cap_l`` and
+   ``at_level``), ``min_rate``, ``use_variant``; per (group, operator, variant) the
+   reconfiguration penalty (``d``, ``reconfig``); per group ``one_op``;
 3. per operator: ``demand`` and ``variant_rate``;
 4. per operator-to-operator edge: flows ``f`` with ``outflow`` and ``inflow``.
+
+Columns of batch sizes above 1 carry a ``b<size>`` suffix; capacity-only models (batch 1, no
+levels) keep the names and order they always had.
 
 The module docstring of :mod:`jbrl.planning.milp.planner` states the model.
 """
@@ -18,12 +24,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jbrl.planning.groups import GroupLinks, WorkerGroup
 from jbrl.planning.milp.combos import Combo
 from jbrl.planning.milp.highs import INF, LinearModel, safe_name
 from jbrl.planning.milp.layout import Key, Layout, ModelOptions, current_counts
+from jbrl.planning.milp.slo import StageLayout
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Edge, Scenario
 
@@ -48,6 +55,9 @@ class BuiltModel:
     lam: int | None
     aggregated: bool
     notes: list[str]
+    w: dict[str, list[int]] = field(default_factory=dict)
+    """Per operator, its budget level columns (with a latency target)."""
+    layout_stages: StageLayout | None = None
 
     def size(self) -> dict[str, int]:
         """Columns, rows, integer columns and combinations (reported in ``solver_info``)."""
@@ -66,16 +76,20 @@ def build_model(
     current: Plan | None,
     options: ModelOptions,
     scale_mode: bool,
+    routing: bool = True,
 ) -> BuiltModel:
     """The cost-minimising model of ``demand`` (or, with ``scale_mode``, the model maximising
-    the scale of ``demand`` it serves); ``current`` prices reconfiguration."""
+    the scale of ``demand`` it serves); ``current`` prices reconfiguration. Without
+    ``routing`` the flows between operators are left out (a proxy for the budget levels)."""
     builder = _Builder(scenario, demand, layout, options, scale_mode)
     builder.add_choice()
     if scale_mode:
         builder.lam = builder.lm.add_var("scale", 0, 1e9, cost=-1.0)
+    builder.add_levels()
     builder.add_assignment(current_counts(scenario, layout.groups, current))
     builder.add_demand()
-    builder.add_flows()
+    if routing:
+        builder.add_flows()
     return BuiltModel(
         builder.lm,
         layout.combos,
@@ -88,6 +102,8 @@ def build_model(
         builder.lam,
         layout.aggregated,
         layout.notes,
+        builder.w,
+        layout.stages,
     )
 
 
@@ -114,6 +130,8 @@ class _Builder:
         self.x: dict[Key, int] = {}
         self.r: dict[Key, int] = {}
         self.f: dict[FlowKey, int] = {}
+        self.w: dict[str, list[int]] = {}
+        self.q: dict[tuple[str, int], list[int]] = {}
 
     # ------------------------------------------------------------------ choice
 
@@ -136,10 +154,40 @@ class _Builder:
                 ]
                 lm.add_row(safe_name("variant", o, v), terms, 0, 0)
 
+    # ------------------------------------------------------------------ latency levels
+
+    def add_levels(self) -> None:
+        """With a latency target: one budget level per operator (``w``, ``level``) and the
+        arrival times ``T_o >= T_u + budget_o`` on every edge, ``T_o <= bound`` (``path``)."""
+        stages = self.layout.stages
+        if stages is None:
+            return
+        lm = self.lm
+        budget: dict[str, list[tuple[int, float]]] = {}
+        for o in self.scenario.topo_order:
+            self.w[o] = [
+                lm.add_var(safe_name("w", o, k), 0, 1, integer=True)
+                for k in range(len(stages.levels[o]))
+            ]
+            lm.add_row(safe_name("level", o), [(j, 1.0) for j in self.w[o]], 1, 1)
+            budget[o] = [(j, -b) for j, b in zip(self.w[o], stages.levels[o], strict=True)]
+        t = {
+            o: lm.add_var(safe_name("T", o), 0, stages.target.bound_s)
+            for o in self.scenario.topo_order
+        }
+        for o in self.scenario.topo_order:
+            inputs = {e.source for e in self.scenario.in_edges[o]}
+            for u in sorted(inputs, key=lambda n: (n not in t, n)):
+                before = [(t[u], -1.0)] if u in t else []
+                lm.add_row(safe_name("path", u, o), [(t[o], 1.0), *before, *budget[o]], lb=0)
+                if u not in t:  # every source input has the same row: one is enough
+                    break
+
     # ------------------------------------------------------------------ assignment and rates
 
-    def add_assignment(self, held: Mapping[Key, int]) -> None:
-        """Per group: ``x`` and ``r`` of every (operator, variant) it may run, then ``one_op``."""
+    def add_assignment(self, held: Mapping[tuple[int, str, str], int]) -> None:
+        """Per group: ``x`` and ``r`` of every (operator, variant, batch) it may run, then
+        ``one_op``."""
         scenario = self.scenario
         for g in self.layout.groups:
             for o in scenario.topo_order:
@@ -149,43 +197,91 @@ class _Builder:
                     if e.source in scenario.source_map
                 )
                 for v in self.layout.placeable.get((g.index, o), []):
-                    self._add_workers(g, o, v, src_cost, held.get((g.index, o, v), 0))
+                    xs = [
+                        self._add_workers(g, o, v, b, src_cost)
+                        for b in self.layout.batches[(g.index, o, v)]
+                    ]
+                    self._add_reconfig(g, o, v, [x for x in xs if x is not None], held)
             terms = [(col, 1.0) for key, col in self.x.items() if key[0] == g.index]
             if terms:
                 self.lm.add_row(safe_name("one_op", g.rep), terms, ub=g.size)
 
-    def _add_workers(self, g: WorkerGroup, o: str, v: str, src_cost: float, held: int) -> None:
-        """``x`` workers of ``g`` run (o, v) and serve ``r`` req/s; ``held`` already hold it."""
-        lm, key, cap = self.lm, (g.index, o, v), self.layout.caps[(g.index, o, v)]
+    def _add_workers(self, g: WorkerGroup, o: str, v: str, b: int, src_cost: float) -> int | None:
+        """``x`` workers of ``g`` run (o, v) in batches of ``b`` and serve ``r`` req/s; returns
+        the ``x`` column (None when no worker would ever be used)."""
+        key = (g.index, o, v, b)
+        lm, cap = self.lm, self.layout.caps[key]
         # An optimal plan never uses more workers of g for (o, v) than it takes to serve all of
         # o's demand: a tighter bound than |g| (valid for the optimum).
         most = g.size
         if not self.scale_mode:
             most = min(g.size, max(0, math.ceil(self.demand[o] / cap - 1e-7)))
         if most == 0:
-            return
+            return None
         price, rate_cost = (0.0, 0.0) if self.scale_mode else (g.price, src_cost)
-        xi = lm.add_var(safe_name("x", g.rep, o, v), 0, most, price, True)
-        ri = lm.add_var(safe_name("r", g.rep, o, v), 0, cap * most, rate_cost)
+        tag = (g.rep, o, v) if b == 1 else (g.rep, o, v, f"b{b}")
+        xi = lm.add_var(safe_name("x", *tag), 0, most, price, True)
+        ri = lm.add_var(safe_name("r", *tag), 0, cap * most, rate_cost)
         self.x[key], self.r[key] = xi, ri
-        lm.add_row(safe_name("cap", g.rep, o, v), [(ri, 1.0), (xi, -cap)], ub=0)
-        lm.add_row(
-            safe_name("min_rate", g.rep, o, v), [(ri, 1.0), (xi, -min(MIN_RATE, 0.5 * cap))], lb=0
-        )
+        if self.layout.stages is None:
+            lm.add_row(safe_name("cap", *tag), [(ri, 1.0), (xi, -cap)], ub=0)
+        else:
+            self._add_level_caps(key, tag, xi, ri, most)
+        lm.add_row(safe_name("min_rate", *tag), [(ri, 1.0), (xi, -min(MIN_RATE, 0.5 * cap))], lb=0)
         if (o, v) in self.y:
             lm.add_row(
-                safe_name("use_variant", g.rep, o, v),
-                [(xi, 1.0), (self.y[(o, v)], -float(most))],
-                ub=0,
+                safe_name("use_variant", *tag), [(xi, 1.0), (self.y[(o, v)], -float(most))], ub=0
             )
+        return xi
+
+    def _add_level_caps(
+        self, key: Key, tag: tuple[object, ...], xi: int, ri: int, most: int
+    ) -> None:
+        """``r`` is the sum of per-level rates ``q_l`` (``split``); ``q_l`` fits the level's
+        SLO-safe rate of the ``x`` workers (``cap_l``) and is 0 unless the operator runs at
+        level l (``at_level``)."""
+        assert self.layout.stages is not None
+        lm = self.lm
+        split = [(ri, 1.0)]
+        split_x = [(xi, 1.0)]
+        for k, cap in enumerate(self.layout.stages.level_caps[key]):
+            if cap <= 0:
+                continue
+            xk = lm.add_var(safe_name("xl", *tag, k), 0, most, integer=True)
+            qi = lm.add_var(safe_name("q", *tag, k), 0, cap * most)
+            split.append((qi, -1.0))
+            split_x.append((xk, -1.0))
+            lm.add_row(safe_name("cap_l", *tag, k), [(qi, 1.0), (xk, -cap)], ub=0)
+            wk = self.w[key[1]][k]
+            lm.add_row(safe_name("at_level", *tag, k), [(xk, 1.0), (wk, -most)], ub=0)
+            self.q.setdefault((key[1], k), []).append(qi)
+        lm.add_row(safe_name("split", *tag), split, 0, 0)
+        lm.add_row(safe_name("split_x", *tag), split_x, 0, 0)
+
+    def _add_reconfig(
+        self,
+        g: WorkerGroup,
+        o: str,
+        v: str,
+        xs: list[int],
+        held: Mapping[tuple[int, str, str], int],
+    ) -> None:
+        """$ ``reconfig_penalty`` per worker of ``g`` that runs (o, v) without holding it in the
+        current plan, whatever the batch size (a batch-size change loads no model)."""
         penalty = self.options.reconfig_penalty
-        if penalty > 0 and not self.scale_mode:
-            if g.size == 1:
-                if held == 0:
-                    lm.add_cost(xi, penalty)
-            else:
-                di = lm.add_var(safe_name("d", g.rep, o, v), 0, most, penalty)
-                lm.add_row(safe_name("reconfig", g.rep, o, v), [(di, 1.0), (xi, -1.0)], lb=-held)
+        if penalty <= 0 or self.scale_mode or not xs:
+            return
+        have = held.get((g.index, o, v), 0)
+        if g.size == 1:
+            if have == 0:
+                for xi in xs:
+                    self.lm.add_cost(xi, penalty)
+            return
+        most = sum(int(self.lm.col_upper[xi]) for xi in xs)
+        di = self.lm.add_var(safe_name("d", g.rep, o, v), 0, min(most, g.size), penalty)
+        self.lm.add_row(
+            safe_name("reconfig", g.rep, o, v), [(di, 1.0)] + [(xi, -1.0) for xi in xs], lb=-have
+        )
 
     # ------------------------------------------------------------------ demand
 
@@ -198,6 +294,11 @@ class _Builder:
                 lm.add_row(safe_name("demand", o), terms, demand[o], demand[o])
             else:
                 lm.add_row(safe_name("demand", o), terms + [(self.lam, -demand[o])], 0, 0)
+            # all of o's demand is served at its chosen level (tightens the LP relaxation)
+            for k, wk in enumerate(self.w.get(o, [])):
+                if self.lam is None:
+                    qs = [(c, 1.0) for c in self.q.get((o, k), [])]
+                    lm.add_row(safe_name("level_demand", o, k), qs + [(wk, -demand[o])], 0, 0)
             # all of o's demand is served by its chosen variant (tightens the LP relaxation)
             for v in self.layout.variants[o]:
                 if (o, v) in self.y and self.lam is None:
@@ -225,13 +326,17 @@ class _Builder:
         classes: dict[float, list[str]] = {}
         for var in variants[u]:
             classes.setdefault(e.message_kb_for(var), []).append(var)
+        cols: dict[tuple[int, str, str], list[int]] = {}
+        for (gi, op, var, _b), col in r.items():
+            if op in (u, v):
+                cols.setdefault((gi, op, var), []).append(col)
         senders = {
-            (g.index, tuple(vs)): [r[(g.index, u, var)] for var in vs if (g.index, u, var) in r]
+            (g.index, tuple(vs)): [c for var in vs for c in cols.get((g.index, u, var), [])]
             for g in groups
             for vs in classes.values()
         }
         receivers = {
-            h.index: [r[(h.index, v, var)] for var in variants[v] if (h.index, v, var) in r]
+            h.index: [c for var in variants[v] for c in cols.get((h.index, v, var), [])]
             for h in groups
         }
         inflow: dict[int, list[tuple[int, float]]] = {}

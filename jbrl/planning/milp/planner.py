@@ -33,10 +33,21 @@ without aggregation; with it, source links are exact (a per-worker rate bound) a
 worker links are checked up front: if any could bind, aggregation is switched off.
 
 :func:`max_rate` solves the same model with demand ``lambda * rates`` and maximises lambda.
+
+**Latency.** Where the scenario has a latency bound (``slo.latency_ms``) the model is SLO-aware
+(``latency_model="queueing"``, the default): ``x`` and ``r`` exist per batch size as well
+(one batch size per worker, among the profiled ones), each operator gets a stage budget among
+discrete levels whose sums along every path fit the bound, and ``cap`` becomes each worker's
+SLO-safe rate at its operator's level (:mod:`jbrl.planning.milp.slo` states that model and its
+approximations); the planner then loosens that per-stage model while the end-to-end predictor
+confirms the attainment target (:mod:`jbrl.planning.milp.calibrate`). ``max_util`` given
+explicitly, ``latency_model="none"`` or a scenario without a bound: capacity-only planning at
+batch 1, as above (JellyBean's semantics).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -47,23 +58,48 @@ import numpy as np
 
 from jbrl.errors import InputError
 from jbrl.planning.base import PlanResult, finish, full_rates, target_accuracy
+from jbrl.planning.latency import SERVICE_FAMILIES
 from jbrl.planning.milp.bounds import MaxRate, explain_infeasible
+from jbrl.planning.milp.calibrate import LADDER, Attempt, Search, search_looseness
 from jbrl.planning.milp.combos import Combo, allowed_combinations, chosen_combo
 from jbrl.planning.milp.extract import extract_plan, solve_status
 from jbrl.planning.milp.highs import OptionValue, run_highs
-from jbrl.planning.milp.layout import ModelOptions, plan_layout
+from jbrl.planning.milp.layout import ModelOptions, plan_layout, restrict_levels
+from jbrl.planning.milp.levels import EXACT_LEVEL_CELLS, level_cells, relaxed_levels
 from jbrl.planning.milp.model import BuiltModel, build_model
+from jbrl.planning.milp.slo import DEFAULT_LEVELS, SloTarget
+from jbrl.planning.milp.verdict import (
+    Solved,
+    has_predictor,
+    judge,
+    latency_facts,
+    latency_reason,
+)
 from jbrl.planning.milp.warm_start import warm_start_values
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
+
+LATENCY_MODELS: tuple[str, ...] = ("queueing", "none")
+"""``queueing``: SLO-aware where the scenario has a bound; ``none``: capacity-only."""
 
 
 class MilpPlanner:
     """Exact MILP planner (HiGHS). See the module docstring for the model.
 
     Options:
-        max_util: serve at most this fraction of each worker's capacity (latency headroom).
-        time_limit: seconds for HiGHS; the best plan found so far is returned as ``feasible``.
+        max_util: serve at most this fraction of each worker's capacity. Given explicitly, it
+            overrides latency-aware planning: capacity-only at this utilisation.
+        latency_model: ``queueing`` (default): SLO-aware where the scenario has a latency
+            bound; ``none``: capacity-only planning (at ``max_util``, default 1).
+        slo_levels: stage budget levels per operator of the SLO-aware model.
+        family: service-time distribution of the latency model (as the simulators' ``service``).
+        max_batch: the largest batch size the SLO-aware model may choose (default 1: no
+            batching; None: every profiled size). Batching is opt-in for now: a batched
+            worker's sojourn costs 20-300 ms to evaluate, and a cold plan of vqa with its
+            batch-4 rows takes tens of CPU seconds (experiments/results/slo_planning_extras.md),
+            too slow for the controller's decisions.
+        time_limit: seconds for HiGHS (per solve); the best plan found so far is returned as
+            ``feasible``.
         mip_rel_gap: relative optimality gap at which HiGHS stops.
         aggregate: group interchangeable workers (see :mod:`jbrl.planning.groups`).
         bandwidth: respect link bandwidth (MB/s per sender->receiver pair).
@@ -77,14 +113,15 @@ class MilpPlanner:
         threads: HiGHS threads (default: HiGHS's choice).
         prune_dominated: drop a variant combination when another allowed one is at least as
             fast on every worker with messages no larger, for every operator (exact; off while
-            a reconfiguration penalty applies, since keeping a loaded variant may pay).
+            a reconfiguration penalty applies, since keeping a loaded variant may pay, and with
+            a latency target, since capacity says nothing about tails).
     """
 
     name = "milp"
 
     def __init__(
         self,
-        max_util: float = 1.0,
+        max_util: float | None = None,
         time_limit: float | None = 60.0,
         mip_rel_gap: float = 1e-6,
         aggregate: bool = True,
@@ -99,8 +136,12 @@ class MilpPlanner:
         threads: int | None = None,
         prune_dominated: bool = True,
         name: str | None = None,
+        latency_model: str = "queueing",
+        slo_levels: int = DEFAULT_LEVELS,
+        family: str = "lognormal",
+        max_batch: int | None = 1,
     ) -> None:
-        if not (0 < max_util <= 1.0 + 1e-12):
+        if max_util is not None and not (0 < max_util <= 1.0 + 1e-12):
             raise InputError("must be in (0, 1]", field="max_util", value=max_util)
         if time_limit is not None and not time_limit > 0:
             raise InputError("must be > 0 seconds", field="time_limit", value=time_limit)
@@ -110,7 +151,26 @@ class MilpPlanner:
             raise InputError("must be >= 0", field="reconfig_penalty", value=reconfig_penalty)
         if write_model is not None and Path(write_model).suffix not in (".lp", ".mps"):
             raise InputError("must end in .lp or .mps", field="write_model", value=str(write_model))
-        self.max_util = float(max_util)
+        if latency_model not in LATENCY_MODELS:
+            raise InputError(
+                f"must be one of {', '.join(LATENCY_MODELS)}",
+                field="latency_model",
+                value=latency_model,
+            )
+        if not (isinstance(slo_levels, int) and slo_levels >= 2):
+            raise InputError("must be an integer >= 2", field="slo_levels", value=slo_levels)
+        if family not in SERVICE_FAMILIES:
+            raise InputError(
+                f"must be one of {', '.join(SERVICE_FAMILIES)}", field="family", value=family
+            )
+        if max_batch is not None and not (isinstance(max_batch, int) and max_batch >= 1):
+            raise InputError("must be an integer >= 1", field="max_batch", value=max_batch)
+        self.max_batch = max_batch
+        self.max_util = 1.0 if max_util is None else float(max_util)
+        self.max_util_given = max_util is not None
+        self.latency_model = latency_model
+        self.slo_levels = slo_levels
+        self.family = family
         self.time_limit = time_limit
         self.mip_rel_gap = float(mip_rel_gap)
         self.aggregate = aggregate
@@ -127,7 +187,16 @@ class MilpPlanner:
         if name is not None:
             self.name = name
 
-    def model_options(self) -> ModelOptions:
+    def latency_aware(self, scenario: Scenario) -> bool:
+        """Whether plans for ``scenario`` meet its latency bound by the latency model (it has a
+        bound, and neither ``max_util`` nor ``latency_model="none"`` asks for capacity only)."""
+        return (
+            self.latency_model != "none"
+            and not self.max_util_given
+            and scenario.slo.bound_s is not None
+        )
+
+    def model_options(self, slo: SloTarget | None = None) -> ModelOptions:
         """The options that shape the model (see :mod:`jbrl.planning.milp.layout`)."""
         return ModelOptions(
             max_util=self.max_util,
@@ -136,6 +205,10 @@ class MilpPlanner:
             prune_dominated=self.prune_dominated,
             reconfig_penalty=self.reconfig_penalty,
             workers=self.workers,
+            slo=slo,
+            levels=self.slo_levels,
+            family=self.family,
+            max_batch=self.max_batch,
         )
 
     # ------------------------------------------------------------------ public
@@ -149,7 +222,8 @@ class MilpPlanner:
         current_plan: Plan | None = None,
         warm_start: Plan | None = None,
     ) -> PlanResult:
-        """Cheapest plan at ``rates`` (default nominal) meeting ``accuracy`` (default SLO)."""
+        """Cheapest plan at ``rates`` (default nominal) meeting ``accuracy`` (default SLO) and,
+        where the scenario has one, its latency bound at its attainment target."""
         t0 = time.perf_counter()
         rates_d = full_rates(scenario, rates)
         target = target_accuracy(scenario, accuracy)
@@ -158,37 +232,19 @@ class MilpPlanner:
         combos = self._combinations(scenario, target)
         if not combos:
             return self._infeasible(scenario, rates_d, target, t0)
-        built = self._build(scenario, scenario.demand(rates_d), combos, current, scale_mode=False)
-        h = built.lm.to_highs(self._options())
-        if start is not None:
-            warm = warm_start_values(scenario, built, start, rates_d)
-            if warm is not None:
-                h.setSolution(len(warm[0]), warm[0], warm[1])
-        if (
-            self.write_model is not None
-            and h.writeModel(str(self.write_model)) == highspy.HighsStatus.kError
-        ):
-            raise InputError("cannot write the model file", file=str(self.write_model))
-        run_highs(h, self.threads)
-        status, gap = solve_status(h, built.lm.num_integer > 0)
-        if status is None:
-            return self._no_plan(h, built, scenario, rates_d, target, t0)
-        values = np.asarray(h.getSolution().col_value)
-        plan, changed = extract_plan(scenario, built, values, current)
-        extra: dict[str, Any] = {
-            "objective": float(h.getInfo().objective_function_value),
-            "model": built.size(),
-            "aggregated": built.aggregated,
-            "groups": len(built.groups),
-            "notes": built.notes,
-            "highs_status": h.modelStatusToString(h.getModelStatus()),
-        }
-        if current is not None:
-            extra["changed_workers"] = changed
-            extra["reconfiguration_penalty"] = self.reconfig_penalty * changed
-        elapsed = time.perf_counter() - t0
-        result, _ = finish(scenario, plan, self.name, status, rates_d, target, elapsed, gap, extra)
-        return result
+        demand = scenario.demand(rates_d)
+        if not self.latency_aware(scenario):
+            solved = self._solve(scenario, demand, combos, current, start, None, rates_d)
+            if solved.status is None:
+                return self._no_plan(solved.h, solved.built, scenario, rates_d, target, t0)
+            return self._result(scenario, solved, current, rates_d, target, t0)
+        search = search_looseness(
+            lambda theta: self._attempt(scenario, demand, combos, current, start, rates_d, theta),
+            ladder=LADDER if has_predictor() else (1.0,),
+        )
+        if search.chosen is None or search.chosen.solution is None:
+            return self._latency_infeasible(scenario, rates_d, target, search, t0)
+        return self._result(scenario, search.chosen.solution, current, rates_d, target, t0, search)
 
     def max_rate(
         self,
@@ -196,7 +252,8 @@ class MilpPlanner:
         accuracy: float | None = None,
         rates: Mapping[str, float] | None = None,
     ) -> MaxRate:
-        """Largest ``lambda`` such that ``lambda * rates`` (default nominal) can be served."""
+        """Largest ``lambda`` such that ``lambda * rates`` (default nominal) can be served
+        (within the latency bound at its attainment target, where the model is SLO-aware)."""
         t0 = time.perf_counter()
         base = full_rates(scenario, rates)
         if not any(v > 0 for v in base.values()):
@@ -205,27 +262,31 @@ class MilpPlanner:
         combos = self._combinations(scenario, target)
         if not combos:
             return MaxRate(0.0, dict.fromkeys(base, 0.0), base, target, "infeasible", 0.0)
-        built = self._build(scenario, scenario.demand(base), combos, None, scale_mode=True)
-        h = built.lm.to_highs(self._options())
-        run_highs(h, self.threads)
-        status, _ = solve_status(h, built.lm.num_integer > 0)
-        if status is None or built.lam is None:
+        demand = scenario.demand(base)
+        if not self.latency_aware(scenario):
+            solved = self._solve_scale(scenario, demand, combos, None)
+        else:
+            search = search_looseness(
+                lambda theta: self._scale_attempt(scenario, demand, combos, base, theta),
+                ladder=LADDER if has_predictor() else (1.0,),
+            )
+            solved = search.chosen.solution if search.chosen is not None else None
+        if solved is None or solved.status is None:
             return MaxRate(
                 0.0, dict.fromkeys(base, 0.0), base, target, "infeasible", time.perf_counter() - t0
             )
-        values = np.asarray(h.getSolution().col_value)
-        lam = max(0.0, float(values[built.lam]))
-        # Without choice columns this reports the first allowed combination *before* dominance
-        # pruning, which can differ from the one the model ran (built.combos[0]); kept as it was.
-        combo = chosen_combo(built.combos, built.z, values) if built.z else combos[0]
+        lam = solved.scale
+        aware = self.latency_aware(scenario)
         return MaxRate(
             lam,
             {s: lam * v for s, v in base.items()},
             base,
             target,
-            status,
+            solved.status,
             time.perf_counter() - t0,
-            dict(combo[0]),
+            dict(solved.combo[0]),
+            scenario.slo.latency_ms if aware else None,
+            scenario.slo.attainment if aware else None,
         )
 
     # ------------------------------------------------------------------ steps
@@ -248,10 +309,141 @@ class MilpPlanner:
         combos: list[Combo],
         current: Plan | None,
         scale_mode: bool,
+        slo: SloTarget | None = None,
     ) -> BuiltModel:
-        options = self.model_options()
+        options = self.model_options(slo)
         layout = plan_layout(scenario, combos, current, options)
+        if layout.stages is not None and level_cells(layout) > EXACT_LEVEL_CELLS:
+            proxy = build_model(scenario, demand, layout, current, options, scale_mode, False)
+            keep = relaxed_levels(proxy, self._options(), self.threads)
+            layout = restrict_levels(scenario, layout, keep)
+            built = build_model(scenario, demand, layout, current, options, scale_mode)
+            built.notes.append("budget levels: those around the LP relaxation's budgets")
+            return built
         return build_model(scenario, demand, layout, current, options, scale_mode)
+
+    def _solve(
+        self,
+        scenario: Scenario,
+        demand: Mapping[str, float],
+        combos: list[Combo],
+        current: Plan | None,
+        start: Plan | None,
+        slo: SloTarget | None,
+        rates: Mapping[str, float],
+    ) -> Solved:
+        """Build and solve the cost model; the plan when HiGHS has one."""
+        built = self._build(scenario, demand, combos, current, False, slo)
+        h = built.lm.to_highs(self._options())
+        if start is not None:
+            warm = warm_start_values(scenario, built, start, rates)
+            if warm is not None:
+                h.setSolution(len(warm[0]), warm[0], warm[1])
+        if (
+            self.write_model is not None
+            and h.writeModel(str(self.write_model)) == highspy.HighsStatus.kError
+        ):
+            raise InputError("cannot write the model file", file=str(self.write_model))
+        run_highs(h, self.threads)
+        status, gap = solve_status(h, built.lm.num_integer > 0)
+        solved = Solved(h, built, status, gap, slo)
+        if status is not None:
+            values = np.asarray(h.getSolution().col_value)
+            solved.plan, solved.changed = extract_plan(scenario, built, values, current)
+            solved.objective = float(h.getInfo().objective_function_value)
+            solved.combo = chosen_combo(built.combos, built.z, values)
+        return solved
+
+    def _solve_scale(
+        self,
+        scenario: Scenario,
+        demand: Mapping[str, float],
+        combos: list[Combo],
+        slo: SloTarget | None,
+    ) -> Solved | None:
+        """Build and solve the max-rate model; None when HiGHS has no solution."""
+        built = self._build(scenario, demand, combos, None, True, slo)
+        h = built.lm.to_highs(self._options())
+        run_highs(h, self.threads)
+        status, gap = solve_status(h, built.lm.num_integer > 0)
+        if status is None or built.lam is None:
+            return None
+        values = np.asarray(h.getSolution().col_value)
+        solved = Solved(h, built, status, gap, slo)
+        solved.scale = max(0.0, float(values[built.lam]))
+        solved.objective = -solved.scale
+        # Without choice columns this reports the first allowed combination *before* dominance
+        # pruning, which can differ from the one the model ran (built.combos[0]); kept as it was.
+        solved.combo = chosen_combo(built.combos, built.z, values) if built.z else combos[0]
+        solved.plan, _ = extract_plan(scenario, built, values, None)
+        return solved
+
+    def _attempt(
+        self,
+        scenario: Scenario,
+        demand: Mapping[str, float],
+        combos: list[Combo],
+        current: Plan | None,
+        start: Plan | None,
+        rates: Mapping[str, float],
+        theta: float,
+    ) -> Attempt[Solved]:
+        """One rung of the calibration: solve at looseness ``theta``, predict the plan."""
+        slo = SloTarget.of(scenario, demand, theta)
+        solved = self._solve(scenario, demand, combos, current, start, slo, rates)
+        if solved.status is None or solved.plan is None:
+            return Attempt(theta, None, math.inf, False)
+        return judge(scenario, solved, rates, theta, solved.objective, self.family)
+
+    def _scale_attempt(
+        self,
+        scenario: Scenario,
+        demand: Mapping[str, float],
+        combos: list[Combo],
+        base: Mapping[str, float],
+        theta: float,
+    ) -> Attempt[Solved]:
+        """One rung of the max-rate calibration: the largest scale at ``theta``, predicted at
+        that scale of ``base``."""
+        slo = SloTarget.of(scenario, demand, theta)
+        solved = self._solve_scale(scenario, demand, combos, slo)
+        if solved is None or solved.plan is None:
+            return Attempt(theta, None, math.inf, False)
+        rates = {s: solved.scale * v for s, v in base.items()}
+        return judge(scenario, solved, rates, theta, -solved.scale, self.family)
+
+    def _result(
+        self,
+        scenario: Scenario,
+        solved: Solved,
+        current: Plan | None,
+        rates: dict[str, float],
+        target: float,
+        t0: float,
+        search: Search[Solved] | None = None,
+    ) -> PlanResult:
+        """The plan of ``solved`` costed (and, SLO-aware, with its latency facts)."""
+        assert solved.plan is not None and solved.status is not None
+        built, h = solved.built, solved.h
+        extra: dict[str, Any] = {
+            "objective": solved.objective,
+            "model": built.size(),
+            "aggregated": built.aggregated,
+            "groups": len(built.groups),
+            "notes": built.notes,
+            "highs_status": h.modelStatusToString(h.getModelStatus()),
+        }
+        if current is not None:
+            extra["changed_workers"] = solved.changed
+            extra["reconfiguration_penalty"] = self.reconfig_penalty * solved.changed
+        if search is not None:
+            extra["latency"] = latency_facts(scenario, solved, search)
+        elapsed = time.perf_counter() - t0
+        result, _ = finish(
+            scenario, solved.plan, self.name, solved.status, rates, target, elapsed, solved.gap,
+            extra,
+        )  # fmt: skip
+        return result
 
     def _no_plan(
         self,
@@ -283,11 +475,36 @@ class MilpPlanner:
             self.name, reason, time.perf_counter() - t0, model=built.size()
         )
 
+    def _latency_infeasible(
+        self,
+        scenario: Scenario,
+        rates: dict[str, float],
+        target: float,
+        search: Search[Solved],
+        t0: float,
+    ) -> PlanResult:
+        """No rung confirmed: capacity or accuracy when even capacity-only planning fails at
+        these rates, else the latency bound (with the best prediction)."""
+        capacity_only = MilpPlanner(
+            latency_model="none",
+            time_limit=self.time_limit,
+            aggregate=self.aggregate,
+            bandwidth=self.bandwidth,
+            workers=self.workers,
+            variants=self.variants,
+            most_accurate=self.most_accurate,
+            threads=self.threads,
+        )
+        if not capacity_only.plan(scenario, rates, target).feasible:
+            return self._infeasible(scenario, rates, target, t0)
+        reason = latency_reason(scenario, rates, target, search)
+        return PlanResult.infeasible(self.name, reason, time.perf_counter() - t0)
+
     def _infeasible(
         self, scenario: Scenario, rates: dict[str, float], target: float, t0: float
     ) -> PlanResult:
         probe = MilpPlanner(
-            max_util=self.max_util,
+            max_util=self.max_util if self.max_util_given else None,
             time_limit=min(self.time_limit or 30.0, 30.0),
             mip_rel_gap=1e-4,
             aggregate=self.aggregate,
@@ -296,8 +513,13 @@ class MilpPlanner:
             variants=self.variants,
             most_accurate=self.most_accurate,
             threads=self.threads,
+            latency_model=self.latency_model,
+            slo_levels=self.slo_levels,
+            family=self.family,
+            max_batch=self.max_batch,
         )
         reason = explain_infeasible(scenario, rates, target, probe)
+        reason["latency_aware"] = self.latency_aware(scenario)
         return PlanResult.infeasible(self.name, reason, time.perf_counter() - t0)
 
 

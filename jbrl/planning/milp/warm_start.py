@@ -32,7 +32,7 @@ def warm_start_values(
     for op, load in report.operators.items():
         for wl in load.workers:
             if wl.rate > RATE_TOL and wl.worker in gi:
-                key = (gi[wl.worker], op, load.variant)
+                key = (gi[wl.worker], op, load.variant, 1)
                 counts[key] = counts.get(key, 0) + 1
     if any(k not in built.x for k in counts):
         return None

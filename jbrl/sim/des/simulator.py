@@ -78,7 +78,9 @@ class DesSimulator(BatchServing, Simulator):
             w.on_wake = self._make_on_wake(w)
         self.timeout_s = self.config.timeout_for(scenario)
         self.batch_timeout_s = scenario.batch_wait_timeout_s
-        self.bound_s = scenario.slo.latency_ms / 1000.0
+        bound = scenario.slo.bound_s
+        self.bound_s = math.inf if bound is None else bound
+        self.has_bound = bound is not None
         self._seq = 0
         self._templates: dict[tuple[Any, ...], TaskGraph] = {}
         self._completions: list[tuple[float, int, Request]] = []
@@ -548,7 +550,7 @@ class DesSimulator(BatchServing, Simulator):
             duration=seconds,
             arrivals=float(self.arrived - arrived0),
             completed=float(self.completed - completed0),
-            within_slo=float(self._iv_within),
+            within_slo=float(self._iv_within) if self.has_bound else math.nan,
             dropped={k: float(v - dropped0.get(k, 0)) for k, v in self.dropped.items()},
             in_flight_start=in_flight0,
             in_flight=self.in_flight,

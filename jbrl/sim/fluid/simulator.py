@@ -18,6 +18,7 @@ from jbrl.sim.base import (
     Simulator,
     empty_drops,
     rate_pieces,
+    reference_latency_s,
 )
 from jbrl.sim.compiled import CompiledPlan, load_changes
 from jbrl.sim.faults import FaultSchedule
@@ -58,7 +59,8 @@ class FluidSimulator(Simulator):
         self._has_faults = bool(self.faults)
         self.time = 0.0
         self.timeout_s = self.config.timeout_for(scenario)
-        self.bound_s = scenario.slo.latency_ms / 1000.0
+        self.has_bound = scenario.slo.bound_s is not None
+        self.bound_s = reference_latency_s(scenario)
         self.latency_grid = LatencyGrid(scenario, self.grid_points, self.timeout_s)
         self.topology = Topology(scenario)
         self.queues = Queues(self.topology, len(scenario.workers))
@@ -305,6 +307,8 @@ class FluidSimulator(Simulator):
         for i, n in enumerate(self.topology.source_names):
             rates[n] = acc_rates[i] * inv
         lat, within = acc.latency(self.latency_grid.points)
+        if not self.has_bound:
+            within = math.nan
         reconf, self._pending_reconf = self._pending_reconf, []
         # utilisation and waits are computed on first read (FluidIntervalMetrics)
         return FluidIntervalMetrics(

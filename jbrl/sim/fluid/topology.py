@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jbrl.scenario.model import Scenario
+from jbrl.sim.base import reference_latency_s
 
 
 class LatencyGrid:
@@ -19,7 +20,7 @@ class LatencyGrid:
     """
 
     def __init__(self, scenario: Scenario, n: int, timeout_s: float) -> None:
-        bound = scenario.slo.latency_ms / 1000.0
+        bound = reference_latency_s(scenario)
         chain, depth = _chain_and_depth(scenario)
         self.cap = depth * timeout_s + chain
         span = max(3.0 * bound, 1.5 * chain)

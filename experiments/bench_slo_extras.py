@@ -1,0 +1,152 @@
+"""Issue 11's other planner figures: speed of the SLO-aware MILP and "batching pays".
+
+* ``speed``: wall time of the default ``jbrl plan`` MILP on vqa (median of ``--repeats``, each
+  in a fresh planner; with batching and restricted to batch 1) and on a 1000-worker synth
+  scenario with ``--types`` distinct worker types (time limit 60 s, gap 1 %).
+* ``batching``: on ``--scenario`` (default vehicle, whose CPU profiles list batch 4), at
+  ``--load`` of its SLO-aware max rate, the batch-aware plan against the same planner restricted
+  to batch 1 (``max_batch=1``): $/hour, batch sizes, predicted and DES attainment (constant
+  Poisson load, ``--duration`` s, ``--seeds`` seeds), and the profiles' throughput gains that
+  bound what batching can save.
+
+Writes its section of ``experiments/results/slo_planning_extras.md``::
+
+    .venv/bin/python experiments/bench_slo_extras.py speed|batching [options]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+from _results import write_section
+from bench_planners import machine
+
+from jbrl.planning.milp import MilpPlanner
+from jbrl.planning.plan import Plan
+from jbrl.planning.slo_check import check_latency
+from jbrl.scenario import Scenario, load_scenario
+from jbrl.scenario.synth import synth_scenario
+
+RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "results"
+OUT = RESULTS / "slo_planning_extras.md"
+
+
+def timed(planner: MilpPlanner, s: Scenario) -> tuple[float, float | None, float | None, str]:
+    """(wall s, $/hour, gap, status) of one plan in a fresh planner."""
+    t0 = time.perf_counter()
+    res = planner.plan(s)
+    return time.perf_counter() - t0, res.total_cost, res.gap, res.status
+
+
+def speed(args: argparse.Namespace) -> None:
+    vqa = load_scenario("vqa")
+    lines = [
+        "| case | runs | median s | min s | max s | $/h | gap | status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, opts in (
+        ("vqa (batch sizes: profiled)", {"max_batch": None}),
+        ("vqa (max_batch=1)", {"max_batch": 1}),
+    ):
+        runs = [timed(MilpPlanner(**opts), vqa) for _ in range(args.repeats)]
+        walls = [r[0] for r in runs]
+        lines.append(
+            f"| {label} | {len(runs)} | {statistics.median(walls):.2f} | {min(walls):.2f} "
+            f"| {max(walls):.2f} | {runs[-1][1]:.4f} | {runs[-1][2]} | {runs[-1][3]} |"
+        )
+        print(lines[-1], flush=True)
+    big = synth_scenario(
+        operators=4, variants=3, workers=1000, tiers=3, seed=0, worker_types=args.types
+    )
+    types = len({w.type for w in big.workers})
+    wall, cost, gap, status = timed(MilpPlanner(time_limit=60.0, mip_rel_gap=0.01), big)
+    lines.append(
+        f"| synth 1000 workers, {types} worker types, bound {big.slo.latency_ms:g} ms | 1 "
+        f"| {wall:.2f} | {wall:.2f} | {wall:.2f} | {cost} | {gap} | {status} |"
+    )
+    print(lines[-1], flush=True)
+    body = [*machine(), "", *lines]
+    write_section(OUT, "<!-- speed:start -->", "<!-- speed:end -->", "\n".join(body))
+
+
+def des_attainment(
+    s: Scenario, plan: Plan, rates: dict[str, float], args: argparse.Namespace
+) -> float:
+    from jbrl.sim.des import DesSimulator
+    from jbrl.sim.rollout import totals_of
+
+    vals = []
+    for seed in range(args.seeds):
+        des = DesSimulator()
+        des.reset(s, plan, seed=seed)
+        n = max(1, round(args.duration / 600.0))
+        vals.append(float(totals_of(des.advance(600.0, rates) for _ in range(n)).slo_attainment))
+    return sum(vals) / len(vals)
+
+
+def batching(args: argparse.Namespace) -> None:
+    s = load_scenario(args.scenario)
+    gains = []
+    for p in s.profiles:
+        for r in p.batches:
+            if r.batch > 1:
+                gains.append(
+                    f"{p.operator}/{p.variant} on {p.worker_type}: batch {r.batch} "
+                    f"x{r.batch * p.p90_ms / r.p90_ms:.2f} throughput (p90)"
+                )
+    mr = MilpPlanner().max_rate(s)
+    rates = {k: v * args.load for k, v in mr.rates.items()}
+    lines = [
+        f"Scenario `{s.name}` at {args.load:g} x its SLO-aware max rate ({mr.scale:.3g} x nominal); "
+        f"profiled batch gains: {'; '.join(gains) or 'none'}.",
+        "",
+        "| planner | $/h | batch sizes | predicted % | DES % | plan s |",
+        "|---|---|---|---|---|---|",
+    ]
+    costs = {}
+    for label, opts in (("batch-aware", {"max_batch": None}), ("batch 1 only", {"max_batch": 1})):
+        t0 = time.perf_counter()
+        res = MilpPlanner(**opts).plan(s, rates)
+        wall = time.perf_counter() - t0
+        if not res.feasible:
+            lines.append(f"| {label} | - | - | - | - | {wall:.1f} ({res.status}) |")
+            continue
+        sizes = sorted({sh.batch for shs in res.plan.worker_assignment.values() for sh in shs})
+        pred = check_latency(s, res.plan, rates).attainment or 0.0
+        sim = des_attainment(s, res.plan, rates, args)
+        costs[label] = res.total_cost
+        lines.append(
+            f"| {label} | {res.total_cost:.4f} | {','.join(map(str, sizes))} | {100 * pred:.2f} "
+            f"| {100 * sim:.2f} | {wall:.1f} |"
+        )
+        print(lines[-1], flush=True)
+    if len(costs) == 2:
+        saving = 1 - costs["batch-aware"] / costs["batch 1 only"]
+        lines += ["", f"Batching saves {100 * saving:.1f} % (criterion: >= 20 %)."]
+    body = [
+        *machine(),
+        f"- DES: {args.duration:g} s constant Poisson load, {args.seeds} seed(s)",
+        "",
+        *lines,
+    ]
+    write_section(OUT, "<!-- batching:start -->", "<!-- batching:end -->", "\n".join(body))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("mode", choices=("speed", "batching"))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--types", type=int, default=50)
+    parser.add_argument("--scenario", default="vehicle")
+    parser.add_argument("--load", type=float, default=0.9)
+    parser.add_argument("--duration", type=float, default=3600.0)
+    parser.add_argument("--seeds", type=int, default=2)
+    args = parser.parse_args()
+    speed(args) if args.mode == "speed" else batching(args)
+
+
+if __name__ == "__main__":
+    main()
