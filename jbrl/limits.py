@@ -17,7 +17,7 @@ file_bytes       16 MiB       size of any input file (CSV, JSON, zip)
 yaml_bytes       2 MiB        size of any YAML file (PyYAML builds a node per value first)
 depth            32           nesting of a JSON or YAML document
 nodes            1,000,000    values in one document (YAML aliases counted where they expand)
-trace_s          604,800      length of a trace or run in trace seconds (7 days)
+trace_s          7,776,000    length of a trace or run in trace seconds (90 days)
 trace_rows       1,000,000    rows of a trace
 rate             100,000      one source's request rate (req/s) in a trace, a scenario, --rate
 intervals        100,000      intervals of one run or episode (duration / interval)
@@ -51,7 +51,7 @@ class Limits:
     yaml_bytes: int = 2 * 1024 * 1024
     depth: int = 32
     nodes: int = 1_000_000
-    trace_s: float = 7 * 86400.0
+    trace_s: float = 90 * 86400.0  # multi-week generators (weekly, phased) need weeks
     trace_rows: int = 1_000_000
     rate: float = 100_000.0
     intervals: int = 100_000

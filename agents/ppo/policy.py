@@ -236,8 +236,9 @@ class PpoPolicy(Policy):
             return None
         scen = scenario or self._scenario or load_scenario(self.env_config.scenario)
         spec = ServingSpec(scen, self.env_config.accuracy)
-        if self._rungs is not None:
-            return PlanLadder(spec, self._rungs.rungs)
+        if self._rungs is not None:  # the same rungs (and, on an SLO basis, their levels)
+            r = self._rungs
+            return PlanLadder(spec, r.rungs, r.scale.tolist() if r.basis == "slo" else None)
         assert self.folder is not None, "a policy in memory needs its ladder"
         return PlanLadder.load(spec, self.folder / LADDER_FILE)
 

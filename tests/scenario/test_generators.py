@@ -146,7 +146,9 @@ def test_out_of_range_parameters_are_input_errors(kind, params, match):
 
 def test_row_limit():
     with pytest.raises(InputError, match="rows"):
-        generate_trace("constant", 1e9, step_s=1)
+        generate_trace("constant", 6 * DAY, step_s=0.1)  # within trace_s, 5.2M rows
+    with pytest.raises(InputError, match="trace_s"):
+        generate_trace("constant", 1e9, step_s=60)
 
 
 def test_every_kind_documents_its_defaults():
