@@ -19,8 +19,19 @@ from jbrl.cli.common import (
     parse_rates,
     print_json,
 )
+from jbrl.cli.plan_check import (
+    CheckDurationOpt,
+    CheckSeedOpt,
+    CheckSimKindOpt,
+    CheckSimOpt,
+    print_check,
+    raise_if_missed,
+    run_check,
+)
+from jbrl.cli.simulate_cmd import SimKind
 from jbrl.errors import InfeasibleError, InputError
 from jbrl.scenario.model import Scenario
+from jbrl.sim.plan_check import DEFAULT_DURATION_S, DEFAULT_SIM
 
 
 class Solver(StrEnum):
@@ -110,6 +121,10 @@ def plan(
     write_model: WriteModelOpt = None,
     max_rate: MaxRateOpt = False,
     output: OutputOpt = None,
+    check_sim: CheckSimOpt = False,
+    sim: CheckSimKindOpt = SimKind(DEFAULT_SIM),
+    duration: CheckDurationOpt = DEFAULT_DURATION_S,
+    seed: CheckSeedOpt = 0,
     json_out: JsonOpt = False,
 ) -> None:
     """Plan which variants run and which workers serve them, at the lowest $/hour.
@@ -119,7 +134,8 @@ def plan(
     ``--latency-model none``: capacity only). Exit 0 with a plan, 3 when the request is
     infeasible (the JSON then has status "infeasible" and a reason with numbers: the best
     reachable accuracy, the largest sustainable rate, or the latency bound and the best
-    predicted attainment), 2 on bad input.
+    predicted attainment), 2 on bad input. ``--check-sim`` then simulates the plan at its
+    own rates and exits 3 when the simulated SLO attainment misses the target.
     """
     solver_name = Solver(solver).value
     s = get_scenario(scenario)
@@ -134,9 +150,12 @@ def plan(
             )
         options["max_batch"] = max_batch
     if max_rate:
+        if check_sim:
+            raise InputError("--check-sim checks a plan, not --max-rate", field="--check-sim")
         _max_rate(s, solver_name, options, accuracy, rates, json_out)
     else:
-        _plan(s, solver_name, options, accuracy, rates, output, json_out)
+        check = (SimKind(sim).value, duration, seed) if check_sim else None
+        _plan(s, solver_name, options, accuracy, rates, output, json_out, check)
 
 
 def _solver_options(
@@ -210,8 +229,10 @@ def _plan(
     rates: dict[str, float] | None,
     output: Path | None,
     json_out: bool,
+    check_sim: tuple[str, float, int] | None = None,
 ) -> None:
-    """A plan from the solver: printed (or JSON), and written to ``output`` when given."""
+    """A plan from the solver: printed (or JSON), and written to ``output`` when given;
+    ``check_sim`` = (simulator, duration, seed): simulated at its rates and checked."""
     from jbrl.planning.base import get_planner
 
     result = get_planner(solver_name, **options).plan(s, rates, accuracy)
@@ -224,12 +245,23 @@ def _plan(
             output.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
         except OSError as exc:
             raise InputError(f"cannot write file: {exc}", file=str(output)) from None
+    check = None
+    if check_sim is not None:
+        sim, duration, seed = check_sim
+        load = dict(rates) if rates is not None else s.nominal_rates()
+        check = run_check(s, result.plan, load, data, sim, duration, seed, quiet=json_out)
     if json_out:
+        if check is not None:
+            raise_if_missed(check, data)
+            data["check"] = check.to_dict()
         print_json(data)
-    else:
-        _print_plan(s, data)
-        if output is not None:
-            console.print(f"wrote {output}")
+        return
+    _print_plan(s, data)
+    if output is not None:
+        console.print(f"wrote {output}")
+    if check is not None:
+        print_check(check)
+        raise_if_missed(check, data)
 
 
 def _print_plan(scenario: Scenario, data: dict[str, Any]) -> None:
