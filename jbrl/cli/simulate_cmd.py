@@ -23,7 +23,7 @@ from jbrl.cli.common import (
     print_json,
     save_figure,
 )
-from jbrl.errors import InfeasibleError, InputError
+from jbrl.errors import InfeasibleError, InputError, Param
 from jbrl.planning.plan import Plan, load_plan
 from jbrl.progress import ProgressBar
 from jbrl.scenario.model import Scenario
@@ -103,6 +103,10 @@ def simulate(
     the_plan, design = _plan_to_run(s, tr, plan, policy)
     config = SimConfig(service=ServiceKind(service).value, timeout_s=timeout)
     simulator = make_simulator(SimKind(sim).value, config)
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise InputError(
+            "must be a positive number of seconds", field=Param.DURATION, value=duration
+        )
     end = duration if duration is not None else tr.duration
     if not (end and end > 0):
         raise InputError(

@@ -37,6 +37,14 @@ def test_huge_trace_times_are_refused(tmp_path: Path, text: str) -> None:
     assert_bad_input(run_jbrl([*ev, "--sim", "fluid", "--seeds", "1"], timeout=60), "trace_s")
 
 
+@pytest.mark.parametrize("duration", ["inf", "1e999", "nan", "-5"])
+def test_simulate_duration_must_be_finite(duration: str) -> None:
+    """The fuzz campaign's find: ``--duration inf`` crashed sizing the progress bar."""
+    step = REPO / "configs" / "traces" / "step.csv"
+    sim = ["simulate", "--scenario", "vqa", "--policy", "milp-static", "--trace", str(step)]
+    assert_bad_input(run_jbrl([*sim, "--sim", "fluid", "--duration", duration]), "--duration")
+
+
 def test_limits_can_be_raised_on_the_command_line(tmp_path: Path) -> None:
     trace = tmp_path / "t.csv"
     trace.write_text("time_s,scale\n0,1\n8000000,1\n")
