@@ -253,3 +253,16 @@ def half_rate(max_rate: float) -> float:
 def worst_path_ms(branches: list[list[float]], sink_ms: float, hop_ms: float = 10.0) -> float:
     """Slowest source-to-sink p90 sum with one cross-tier hop per edge."""
     return max(sum(b) + hop_ms * len(b) for b in branches) + sink_ms + hop_ms
+
+
+def edge_cloud_link() -> dict[str, object]:
+    """The one edge -> cloud link of the two-tier scenarios (vqa, vehicle): cited transfer
+    price, jbrl's network defaults for bandwidth and latency."""
+    return {
+        "from": "edge",
+        "to": "cloud",
+        "cost_per_gb": TRANSFER_PER_GB,
+        "provenance": "edge site modelled as AWS us-east-2, cloud as us-east-1; "
+        + TRANSFER_SRC
+        + ". Bandwidth/latency: jbrl NetworkDefaults (not cited figures).",
+    }

@@ -14,8 +14,8 @@ from scenario_common import (
     PRICE_SRC,
     PRICE_T4,
     T4_PROV,
-    TRANSFER_PER_GB,
     TRANSFER_SRC,
+    edge_cloud_link,
     half_rate,
     profile_entries,
     worst_path_ms,
@@ -242,16 +242,7 @@ def write_vqa(
             "table": _table(),
         },
         "workers": _workers(),
-        "links": [
-            {
-                "from": "edge",
-                "to": "cloud",
-                "cost_per_gb": TRANSFER_PER_GB,
-                "provenance": "edge site modelled as AWS us-east-2, cloud as us-east-1; "
-                + TRANSFER_SRC
-                + ". Bandwidth/latency: jbrl NetworkDefaults (not cited figures).",
-            }
-        ],
+        "links": [edge_cloud_link()],
         "backward_traffic": "forbidden",
         "comm_cost_scale": 1.0,
         "default_load_s": max(p["load_s"] for p in profiles),
