@@ -26,12 +26,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from jbrl import limits
 from jbrl.documents import load_yaml
 from jbrl.errors import InputError
-from jbrl.scenario.loader import validation_to_input_error
+from jbrl.scenario.loader import validate_document
 from jbrl.scenario.traces import TRACE_KINDS, TRACE_PARAMS
 
 Number = Annotated[float, Field(allow_inf_nan=False)]
@@ -232,9 +232,4 @@ def load_env_config(
     if from_file and isinstance(raw.get("ladder"), str):
         raw["ladder"] = str(Path(data).parent / raw["ladder"])  # type: ignore[arg-type]
     raw.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return EnvConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise validation_to_input_error(exc, file, EnvConfig) from None
-    except InputError as exc:  # a limit
-        raise (exc if exc.file else exc.with_file(file)) from None
+    return validate_document(EnvConfig, raw, file)

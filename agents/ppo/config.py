@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from jbrl import limits
 from jbrl.agents.policy import get_policy, parse_policy_spec
@@ -31,7 +31,7 @@ from jbrl.documents import load_yaml
 from jbrl.envs.config import EnvConfig, RewardWeights
 from jbrl.envs.workload import EVAL_TRACE_SPECS
 from jbrl.errors import InputError
-from jbrl.scenario.loader import validation_to_input_error
+from jbrl.scenario.loader import validate_document
 
 DEFAULT_TEACHER = (
     "milp-hysteresis:headroom=0.2:window=3:down_after=5:tolerance=0.02:reconfig_penalty=0"
@@ -224,12 +224,7 @@ def load_train_config(path: str | Path | dict[str, Any], **overrides: Any) -> Tr
         if not isinstance(raw["env"], dict):
             raise InputError("an env config must be a YAML mapping", file=str(env_file))
     raw.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return TrainConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise validation_to_input_error(exc, file, TrainConfig) from None
-    except InputError as exc:  # a limit
-        raise (exc if exc.file else exc.with_file(file)) from None
+    return validate_document(TrainConfig, raw, file)
 
 
 def check_before_training(config: TrainConfig) -> None:

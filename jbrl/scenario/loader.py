@@ -102,6 +102,21 @@ def scenario_from_dict(data: Any, file: str) -> Scenario:
         raise exc.with_file(file) from None
 
 
+M = typing.TypeVar("M", bound=BaseModel)
+
+
+def validate_document(model: type[M], raw: dict[str, Any], file: str) -> M:
+    """``model`` validated from a parsed document, or one clear InputError naming ``file``
+    (pydantic's errors as :func:`validation_to_input_error` words them; a limit exceeded while
+    validating gets the file too)."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_to_input_error(exc, file, model) from None
+    except InputError as exc:  # a limit
+        raise (exc if exc.file else exc.with_file(file)) from None
+
+
 def validation_to_input_error(
     exc: ValidationError, file: str, model: type[BaseModel] | None = None
 ) -> InputError:
