@@ -295,9 +295,15 @@ def _print_plan(scenario: Scenario, data: dict[str, Any]) -> None:
         att, ms = pred.get("attainment"), pred.get("latency_ms")
         console.print(
             f"latency             bound {lat['bound_ms']:g} ms at {lat['attainment_target']:.4g}: "
-            f"predicted {'-' if att is None else f'{att:.4%}'} within, "
-            f"p{100 * lat['attainment_target']:g} {'-' if ms is None else f'{ms:.0f} ms'} "
-            f"(stage tail {lat['stage_tail']:.3g}, theta {lat['theta']:g})",
+            f"predicted {'-' if att is None else f'{att:.4%}'} within\n"
+            f"                    p{100 * lat['attainment_target']:g} "
+            f"{'-' if ms is None else f'{ms:.0f} ms'} "
+            + (
+                f"(capacity-only plan at max-util {lat.get('max_util') or 1:g}, "
+                "confirmed by the prediction)"
+                if lat["theta"] is None
+                else f"(stage tail {lat['stage_tail']:.3g}, theta {lat['theta']:g})"
+            ),
             highlight=False,
         )
     for v in data.get("solver_info", {}).get("violations", []):

@@ -14,7 +14,14 @@ plan the predictor still confirms, in few solves:
 4. when ``theta = 1`` is not confirmed (the predictor, which knows each worker's actual rate and
    the flows' actual links, can be stricter than the per-stage bound), tighter rungs;
 5. when ``theta = 1`` has no plan at all (near the largest load: the union bound is too strict
-   to serve it), the rungs between it and the loosest, loosest first.
+   to serve it), the rungs between it and the loosest, loosest first;
+6. when the loosest rung is confirmed, the **floor** below the ladder: capacity-only plans (no
+   per-stage latency rows at all, ``theta = inf``) at a utilisation cap ``u`` of
+   :data:`FLOOR_UTILS`. Even the loosest per-stage model can pad at light load (its plan
+   predicted at 100 % where a cheaper plan still meets the target). ``u = 1`` is a lower bound
+   on every rung's cost; when the predictor rejects it, bisection over ``u`` (cost falls and the
+   prediction rises as ``u`` falls) finds the largest confirmed ``u`` whose plan is cheaper than
+   the loosest rung's, if any.
 
 Each solve is exact for its rung's model, so the result is the optimum of the loosest rung
 confirmed; rungs in between are not searched (the ladder is geometric, factor 2).
@@ -22,12 +29,17 @@ confirmed; rungs in between are not searched (the ladder is geometric, factor 2)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 LADDER: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 """Values of ``theta`` tried, tightest first (``theta = 1`` is the union bound)."""
+FLOOR = math.inf
+"""The ``theta`` of the floor (step 6 of the module docstring): no per-stage latency model."""
+FLOOR_UTILS: tuple[float, ...] = tuple(round(1.0 - 0.05 * k, 2) for k in range(11))
+"""Utilisation caps of the floor, loosest first (1.0 ... 0.5, step 0.05)."""
 
 S = TypeVar("S")
 
@@ -41,6 +53,8 @@ class Attempt(Generic[S]):
     objective: float
     confirmed: bool
     predicted: float | None = None
+    util: float | None = None
+    """The floor's utilisation cap (None on the ladder's rungs)."""
 
 
 @dataclass
@@ -59,9 +73,12 @@ class Search(Generic[S]):
 def search_looseness(
     attempt: Callable[[float], Attempt[S]],
     ladder: tuple[float, ...] = LADDER,
+    floor: Callable[[float], Attempt[S]] | None = None,
 ) -> Search[S]:
     """The loosest confirmed rung of ``ladder`` (module docstring). ``attempt(theta)`` solves
-    and predicts one rung (its objective: a cost, or minus a rate)."""
+    and predicts one rung (its objective: a cost, or minus a rate); ``floor(u)``, where given,
+    the capacity-only optimum at utilisation cap ``u``, tried when the loosest rung is
+    confirmed."""
     out: Search[S] = Search(None)
 
     def run(i: int) -> Attempt[S]:
@@ -77,6 +94,8 @@ def search_looseness(
     loosest = run(top)
     if loosest.solution is None or loosest.confirmed:
         out.chosen = loosest if loosest.confirmed else None
+        if floor is not None and loosest.confirmed:
+            out.chosen = search_floor(floor, loosest, out.attempts)
         return out
     safe = run(one)
     if safe.solution is not None and safe.confirmed:
@@ -99,3 +118,41 @@ def search_looseness(
             out.chosen = a
             return out
     return out
+
+
+def search_floor(
+    floor: Callable[[float], Attempt[S]],
+    loosest: Attempt[S],
+    attempts: list[Attempt[S]],
+    utils: tuple[float, ...] = FLOOR_UTILS,
+) -> Attempt[S]:
+    """The floor's largest confirmed utilisation cap whose plan is cheaper than the confirmed
+    ``loosest`` rung's (step 6 of the module docstring), else ``loosest``. Every attempt made is
+    appended to ``attempts``."""
+
+    def run(u: float) -> Attempt[S]:
+        a = floor(u)
+        attempts.append(a)
+        return a
+
+    def cheaper(a: Attempt[S]) -> bool:
+        return a.solution is not None and a.objective < loosest.objective - 1e-9 * max(
+            1.0, abs(loosest.objective)
+        )
+
+    top = run(utils[0])
+    if not cheaper(top):
+        return loosest  # (tighter caps cost at least as much)
+    if top.confirmed:
+        return top
+    lo, hi, best = 0, len(utils), loosest  # utils[lo] rejected; caps from hi on not cheaper
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        a = run(utils[mid])
+        if not cheaper(a) or a.confirmed:
+            hi = mid
+            if cheaper(a):
+                best = a
+        else:
+            lo = mid
+    return best

@@ -60,7 +60,7 @@ from jbrl.errors import InputError
 from jbrl.planning.base import PlanResult, finish, full_rates, target_accuracy
 from jbrl.planning.latency import SERVICE_FAMILIES
 from jbrl.planning.milp.bounds import MaxRate, explain_infeasible
-from jbrl.planning.milp.calibrate import LADDER, Attempt, Search, search_looseness
+from jbrl.planning.milp.calibrate import FLOOR, LADDER, Attempt, Search, search_looseness
 from jbrl.planning.milp.combos import Combo, allowed_combinations, chosen_combo
 from jbrl.planning.milp.extract import extract_plan, solve_status
 from jbrl.planning.milp.highs import OptionValue, run_highs
@@ -196,10 +196,13 @@ class MilpPlanner:
             and scenario.slo.bound_s is not None
         )
 
-    def model_options(self, slo: SloTarget | None = None) -> ModelOptions:
-        """The options that shape the model (see :mod:`jbrl.planning.milp.layout`)."""
+    def model_options(
+        self, slo: SloTarget | None = None, max_util: float | None = None
+    ) -> ModelOptions:
+        """The options that shape the model (see :mod:`jbrl.planning.milp.layout`);
+        ``max_util`` overrides the planner's (the calibration's floor)."""
         return ModelOptions(
-            max_util=self.max_util,
+            max_util=self.max_util if max_util is None else max_util,
             aggregate=self.aggregate,
             bandwidth=self.bandwidth,
             prune_dominated=self.prune_dominated,
@@ -241,6 +244,15 @@ class MilpPlanner:
         search = search_looseness(
             lambda theta: self._attempt(scenario, demand, combos, current, start, rates_d, theta),
             ladder=LADDER if has_predictor() else (1.0,),
+            floor=(
+                (
+                    lambda u: self._floor_attempt(
+                        scenario, demand, combos, current, start, rates_d, u
+                    )
+                )
+                if has_predictor()
+                else None
+            ),
         )
         if search.chosen is None or search.chosen.solution is None:
             return self._latency_infeasible(scenario, rates_d, target, search, t0)
@@ -310,8 +322,9 @@ class MilpPlanner:
         current: Plan | None,
         scale_mode: bool,
         slo: SloTarget | None = None,
+        max_util: float | None = None,
     ) -> BuiltModel:
-        options = self.model_options(slo)
+        options = self.model_options(slo, max_util)
         layout = plan_layout(scenario, combos, current, options)
         if layout.stages is not None and level_cells(layout) > EXACT_LEVEL_CELLS:
             proxy = build_model(scenario, demand, layout, current, options, scale_mode, False)
@@ -331,9 +344,10 @@ class MilpPlanner:
         start: Plan | None,
         slo: SloTarget | None,
         rates: Mapping[str, float],
+        max_util: float | None = None,
     ) -> Solved:
         """Build and solve the cost model; the plan when HiGHS has one."""
-        built = self._build(scenario, demand, combos, current, False, slo)
+        built = self._build(scenario, demand, combos, current, False, slo, max_util)
         h = built.lm.to_highs(self._options())
         if start is not None:
             warm = warm_start_values(scenario, built, start, rates)
@@ -394,6 +408,25 @@ class MilpPlanner:
         if solved.status is None or solved.plan is None:
             return Attempt(theta, None, math.inf, False)
         return judge(scenario, solved, rates, theta, solved.objective, self.family)
+
+    def _floor_attempt(
+        self,
+        scenario: Scenario,
+        demand: Mapping[str, float],
+        combos: list[Combo],
+        current: Plan | None,
+        start: Plan | None,
+        rates: Mapping[str, float],
+        util: float,
+    ) -> Attempt[Solved]:
+        """One attempt of the calibration's floor: the capacity-only plan at utilisation cap
+        ``util``, predicted."""
+        solved = self._solve(scenario, demand, combos, current, start, None, rates, util)
+        if solved.status is None or solved.plan is None:
+            return Attempt(FLOOR, None, math.inf, False, util=util)
+        a = judge(scenario, solved, rates, FLOOR, solved.objective, self.family)
+        a.util = util
+        return a
 
     def _scale_attempt(
         self,

@@ -90,17 +90,21 @@ def latency_facts(scenario: Scenario, solved: Solved, search: Search[Solved]) ->
     """What a plan result says about latency: the bound and target, the per-stage model it was
     solved with (looseness, stage tail, each operator's budget), the prediction, the rungs."""
     slo = solved.slo
-    assert slo is not None
+    bound = scenario.slo.bound_s
+    assert bound is not None
     out: dict[str, Any] = {
-        "bound_ms": slo.bound_s * 1000.0,
-        "attainment_target": slo.attainment,
-        "theta": slo.theta,
-        "stage_tail": slo.tail,
+        "bound_ms": bound * 1000.0,
+        "attainment_target": scenario.slo.attainment,
+        # The floor (capacity only, no per-stage model) has no theta, stage tail or budgets.
+        "theta": None if slo is None else slo.theta,
+        "max_util": next((a.util for a in search.attempts if a.solution is solved), None),
+        "stage_tail": None if slo is None else slo.tail,
         "stage_budgets_ms": stage_budgets_ms(solved),
         "predicted": solved.predicted,
         "rungs": [
             {
-                "theta": a.theta,
+                "theta": a.theta if math.isfinite(a.theta) else None,
+                "max_util": a.util,
                 "objective": a.objective,
                 "confirmed": a.confirmed,
                 "predicted_attainment": a.predicted,
@@ -152,5 +156,11 @@ def latency_reason(
         "best_predicted_attainment": None if best is None else best.predicted,
         "accuracy_target": target,
         "requested_rates": dict(rates),
-        "rungs": [{"theta": a.theta, "feasible": a.solution is not None} for a in search.attempts],
+        "rungs": [
+            {
+                "theta": a.theta if math.isfinite(a.theta) else None,
+                "feasible": a.solution is not None,
+            }
+            for a in search.attempts
+        ],
     }

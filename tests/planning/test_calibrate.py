@@ -1,0 +1,81 @@
+"""The SLO-aware MILP's calibration search (:mod:`jbrl.planning.milp.calibrate`): the ladder of
+per-stage looseness and the capacity-only floor below it."""
+
+from __future__ import annotations
+
+import math
+
+from jbrl.planning.milp import MilpPlanner
+from jbrl.planning.milp.calibrate import FLOOR, FLOOR_UTILS, Attempt, search_looseness
+from jbrl.scenario.synth import synth_scenario
+
+
+def fake_floor(costs: dict[float, float], confirmed_up_to: float, calls: list[float]):
+    """A floor whose plan at cap ``u`` costs ``costs[u]`` and is confirmed for ``u <= confirmed_up_to``."""
+
+    def floor(u: float) -> Attempt[str]:
+        calls.append(u)
+        return Attempt(FLOOR, f"u={u}", costs[u], u <= confirmed_up_to + 1e-12, util=u)
+
+    return floor
+
+
+def ladder_confirmed_at(cost: float):
+    """Every rung has a plan costing ``cost`` and is confirmed (light load)."""
+    return lambda theta: Attempt(theta, f"theta={theta}", cost, True)
+
+
+def linear_costs() -> dict[float, float]:
+    """Cost falls as the cap rises: 10 at u = 0.5 ... 5 at u = 1."""
+    return {u: 10.0 * (1.0 - (u - 0.5)) for u in FLOOR_UTILS}
+
+
+def test_floor_taken_at_the_largest_confirmed_cap() -> None:
+    calls: list[float] = []
+    out = search_looseness(ladder_confirmed_at(9.0), floor=fake_floor(linear_costs(), 0.8, calls))
+    assert out.chosen is not None and out.chosen.util == 0.8
+    assert out.chosen.solution == "u=0.8"
+    # bisection, not a walk over all 11 caps
+    assert len(calls) <= 5 and calls[0] == 1.0
+
+
+def test_floor_not_taken_when_no_cheaper_cap_is_confirmed() -> None:
+    calls: list[float] = []
+    # only caps <= 0.6 are confirmed, and they cost more than the loosest rung (7.0)
+    out = search_looseness(ladder_confirmed_at(7.0), floor=fake_floor(linear_costs(), 0.6, calls))
+    assert out.chosen is not None and out.chosen.util is None and out.chosen.theta == 8.0
+
+
+def test_floor_at_full_capacity_when_confirmed() -> None:
+    calls: list[float] = []
+    out = search_looseness(ladder_confirmed_at(9.0), floor=fake_floor(linear_costs(), 1.0, calls))
+    assert out.chosen is not None and out.chosen.util == 1.0 and calls == [1.0]
+
+
+def test_floor_not_tried_when_the_loosest_rung_is_rejected() -> None:
+    calls: list[float] = []
+
+    def attempt(theta: float) -> Attempt[str]:
+        return Attempt(theta, f"theta={theta}", 10.0 / theta, theta <= 1.0)
+
+    out = search_looseness(attempt, floor=fake_floor(linear_costs(), 1.0, calls))
+    assert calls == []
+    assert out.chosen is not None and out.chosen.theta == 1.0
+
+
+def test_the_floor_removes_padding_on_a_light_synth_load() -> None:
+    """synth seed 0 at half its SLO-aware max rate: every per-stage rung pads (its plan is
+    predicted near 100 %); the floor's capacity-only plan is cheaper and still predicted to
+    meet the target."""
+    s = synth_scenario(operators=3, variants=2, workers=12, tiers=2, seed=0)
+    mr = MilpPlanner().max_rate(s)
+    rates = {k: 0.5 * v for k, v in mr.rates.items()}
+    res = MilpPlanner().plan(s, rates)
+    lat = res.extra["latency"]
+    rungs = lat["rungs"]
+    loosest = next(r for r in rungs if r["theta"] == 8.0)
+    assert loosest["confirmed"]
+    assert lat["theta"] is None and lat["max_util"] is not None
+    assert res.total_cost is not None and res.total_cost < loosest["objective"] - 1e-6
+    assert lat["predicted"]["attainment"] >= s.slo.attainment - 1e-6
+    assert not any(math.isinf(r["objective"]) for r in rungs if r["max_util"] == lat["max_util"])
