@@ -9,7 +9,8 @@ the online controller drive them the same way (Park's ``get_action(obs)`` shape)
 
 Policies are named with parameters in the name: ``milp-reactive:headroom=0.2``,
 ``ppo:path=runs/x/model.zip``, ``milp-hysteresis:headroom=0.1:down_after=5``; see
-:func:`parse_policy_spec` and :func:`get_policy`.
+:func:`parse_policy_spec` and :func:`get_policy`. Every policy takes ``shield=on|off|<margin>``:
+the policy behind the SLO shield (:mod:`jbrl.agents.shield`).
 """
 
 from __future__ import annotations
@@ -149,14 +150,18 @@ def get_policy(spec: str, **defaults: Any) -> Policy:
             field=Param.POLICY,
             value=spec,
         )
+    from jbrl.agents.shield import SHIELD_PARAM, with_shield
+
     factory = resolve_factory(_POLICIES[name])
+    shield = {SHIELD_PARAM: params.pop(SHIELD_PARAM)} if SHIELD_PARAM in params else {}
     kwargs: dict[str, Any] = {**defaults, **params}
     try:
-        return factory(**kwargs)
+        policy = factory(**kwargs)
     except TypeError as exc:
         raise InputError(
             f"bad parameter for policy {name!r}: {exc}", field=Param.POLICY, value=spec
         ) from None
+    return with_shield(policy, shield)
 
 
 def coerce_params(params: Mapping[str, Any], types: Mapping[str, type]) -> dict[str, Any]:

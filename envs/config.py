@@ -167,6 +167,13 @@ class EnvConfig(_Frozen):
         default=2.0,
         description="Training traces are clipped to this multiple of the nominal rates.",
     )
+    shield: Annotated[float | None, Field(ge=1, le=10, allow_inf_nan=False)] = Field(
+        default=None,
+        description="The SLO shield's margin (jbrl.planning.shield): before the agent's plan "
+        "is applied, it is checked at the last observed rates x this margin and, predicted to "
+        "miss, replaced by the cheapest scale-up that meets the target; info['shield'] says "
+        "what it did. null: no shield.",
+    )
     obs_noise: Annotated[float, Field(ge=0, le=2)] = Field(
         default=0.0,
         description="Training only: lognormal noise (sigma) on the measured parts of the "

@@ -18,6 +18,7 @@ from jbrl.envs.observation import OBS_HIGH, OBS_LOW, ObservationEncoder
 from jbrl.envs.start import MilpStart
 from jbrl.envs.workload import sample_trace
 from jbrl.planning.plan import Plan
+from jbrl.planning.shield import SloShield
 from jbrl.planning.tables import ServingSpec
 from jbrl.scenario.derive import with_load_time
 from jbrl.scenario.loader import load_scenario
@@ -151,6 +152,11 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
     ``simulator="des"``, ``load_time_s=30``); ``scenario_obj`` (a loaded :class:`Scenario`,
     instead of loading ``config.scenario``); ``ladder`` (a :class:`PlanLadder` for
     ``action: ladder``, instead of ``config.ladder`` or the greedy ladder).
+    ``shield`` (a margin, default null) puts the SLO shield (:mod:`jbrl.planning.shield`)
+    between the decoded action and the simulator: a plan predicted to miss the SLO at the last
+    observed rates x the margin is replaced by the cheapest scale-up that meets it;
+    ``info["shield"]`` holds the verdict (``intervened``, ``reason``, ...) and the episode's
+    ``interventions`` so far.
     ``obs_noise`` (training only) multiplies the measured parts of the observation by
     lognormal noise drawn from ``np_random``.
 
@@ -194,6 +200,7 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.render_mode = render_mode
         self.observation_space, self.action_space = env_spaces(self.codec, self.encoder)
         self.sim: Simulator = make_simulator(cfg.simulator, SimConfig(service=cfg.service))
+        self.shield: SloShield | None = None
         self.trace: Trace | None = None
         self.plan: Plan | None = None
         self.sig: PlanSignature | None = None
@@ -238,6 +245,10 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.time_s = 0.0
         self.rate_history = [rates0]
         self.last = None
+        if cfg.shield is not None:
+            if self.shield is None or self.shield.scenario is not self.scenario:
+                self.shield = SloShield(self.scenario, cfg.shield)
+            self.shield.reset()
         return self._obs(), {"trace": self.trace_info}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -248,6 +259,12 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         design = self.rate_history[-1]
         plan = self.codec.decode(action, design, self.plan)
         repairs = self.codec.last_repairs
+        shield: dict[str, Any] | None = None
+        if self.shield is not None:
+            verdict = self.shield.check(plan, self.serving.rates_dict(design))
+            shield = {**verdict.info(), "interventions": self.shield.stats.interventions}
+            if verdict.intervened:
+                plan = verdict.plan
         loads: list[str] = []
         if plan is not self.plan:
             sig = self.codec.signature(plan)
@@ -285,6 +302,8 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
             "capacity": self.codec.capacity(self.sig).tolist(),
             "metrics": m,
         }
+        if shield is not None:
+            info["shield"] = shield
         return self._obs(), reward, False, False, info
 
     def action_masks(self) -> np.ndarray:

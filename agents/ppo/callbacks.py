@@ -44,12 +44,14 @@ VALIDATION_FILE = "validation.json"
 class ServingMetricsCallback(BaseCallback):
     """``serving/*``: cost per hour, SLO attainment, accuracy, reconfigurations per hour and
     repairs per step of the training episodes, per rollout (totals of the intervals the envs
-    report in ``info["metrics"]``)."""
+    report in ``info["metrics"]``); with the env's SLO shield on, ``serving/shield_*``: the
+    share of steps whose plan the shield replaced, and those it could not fix (``info["shield"]``).
+    """
 
     def _on_rollout_start(self) -> None:
         self.acc = RunAccumulator()
         self.accuracy_sum = self.repairs = 0.0
-        self.steps = 0
+        self.steps = self.shielded = self.interventions = self.missed = 0
 
     def _on_step(self) -> bool:
         for info in self.locals.get("infos", []):
@@ -60,6 +62,11 @@ class ServingMetricsCallback(BaseCallback):
             self.accuracy_sum += info["accuracy"] * m.arrivals
             self.repairs += info["repairs"]
             self.steps += 1
+            shield = info.get("shield")
+            if isinstance(shield, dict):
+                self.shielded += 1
+                self.interventions += int(bool(shield["intervened"]))
+                self.missed += int(bool(shield["missed"]))
         return True
 
     def _on_rollout_end(self) -> None:
@@ -74,6 +81,12 @@ class ServingMetricsCallback(BaseCallback):
             self.logger.record("serving/accuracy", self.accuracy_sum / t.arrivals)
         self.logger.record("serving/reconfigurations_per_hour", t.reconfigurations / hours)
         self.logger.record("serving/repairs_per_step", self.repairs / self.steps)
+        if self.shielded:
+            self.logger.record("serving/shield_interventions", self.interventions)
+            self.logger.record(
+                "serving/shield_intervention_rate", self.interventions / self.shielded
+            )
+            self.logger.record("serving/shield_missed", self.missed)
 
 
 # --------------------------------------------------------------------------- validation

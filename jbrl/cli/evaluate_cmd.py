@@ -86,6 +86,14 @@ TensorboardOpt = Annotated[
     Path | None,
     typer.Option("--tensorboard", help="Write per-interval TensorBoard scalars here."),
 ]
+ShieldOpt = Annotated[
+    bool,
+    typer.Option(
+        "--shield/--no-shield",
+        help="Also run every policy behind the SLO shield (its spec with :shield=on), so the "
+        "table shows each policy with and without it, and the shield's interventions per run.",
+    ),
+]
 ProgressOpt = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Show a progress bar (stderr).")
 ]
@@ -107,6 +115,7 @@ def evaluate(
     json_file: JsonOutOpt = None,
     plots: PlotsOpt = None,
     tensorboard: TensorboardOpt = None,
+    shield: ShieldOpt = False,
     progress: ProgressOpt = True,
     stray: StrayArgs = None,
 ) -> None:
@@ -136,6 +145,8 @@ def evaluate(
         )
     s = get_scenario(scenario)
     specs = parse_policies(policies)
+    if shield:
+        specs = with_shielded(specs)
     traces = dict(resolve_trace(t, s) for t in trace) if trace else default_traces(s)
     if not traces:
         raise InputError("no trace given and no embedded evaluation trace found", field="--trace")
@@ -237,3 +248,13 @@ def _write_tensorboard(ev: Evaluation, folder: Path, say: Callable[..., None]) -
         say("no TensorBoard writer installed (pip install 'jbrl[rl]'): skipped")
     else:
         say(f"TensorBoard scalars in {where} (tensorboard --logdir {where})", highlight=False)
+
+
+def with_shielded(specs: list[str]) -> list[str]:
+    """``specs`` followed by each one behind the SLO shield (``:shield=on``), for specs that do
+    not already say whether they want it."""
+    from jbrl.agents.policy import parse_policy_spec
+    from jbrl.agents.shield import SHIELD_PARAM
+
+    extra = [f"{s}:{SHIELD_PARAM}=on" for s in specs if SHIELD_PARAM not in parse_policy_spec(s)[1]]
+    return specs + [s for s in extra if s not in specs]

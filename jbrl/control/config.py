@@ -23,6 +23,9 @@ class ControllerConfig:
     * ``health_checks``: backend health polls per interval (crash reaction).
     * ``state_file``, ``log_dir``, ``tensorboard``: persistence and logging.
     * ``history``: observed intervals kept for the policy (its ``rate_history``).
+    * ``shield``: the SLO shield (:mod:`jbrl.planning.shield`) on every policy decision: a plan
+      predicted to miss the SLO at the observed load x ``1 + headroom`` is replaced by the
+      cheapest scale-up that meets it, before the checks (on by default).
     """
 
     interval_s: float = 60.0
@@ -36,6 +39,7 @@ class ControllerConfig:
     log_dir: Path | None = None
     tensorboard: bool = True
     history: int = 120
+    shield: bool = True
 
     def __post_init__(self) -> None:
         for name in ("interval_s", "policy_timeout_s", "fallback_time_limit_s"):

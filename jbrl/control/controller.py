@@ -5,6 +5,7 @@ Every control interval (trace seconds; ``interval_s / speedup`` wall seconds)::
     report = backend.metrics()                      # rates, utilization, queues, SLO, dollars
     state  = ControlState(..., last_metrics=report.metrics)
     plan   = policy.decide(state)                   # in a thread, with a timeout
+    plan   = shield.check(plan, load)               # SLO shield: scale-up if predicted to miss
     problems = check_plan(plan, load, headroom)     # accuracy, capacity, one op/worker, health
     if problems or the policy raised/timed out:
         plan = FallbackPlanner.plan(load, down)     # exact MILP on the live workers
@@ -47,7 +48,14 @@ from jbrl.control.decision import (
     override_request,
 )
 from jbrl.control.log import DecisionLog
-from jbrl.control.safety import FallbackPlanner, Problem, check_plan, predicted_attainment
+from jbrl.control.safety import (
+    FallbackPlanner,
+    Problem,
+    check_plan,
+    controller_shield,
+    predicted_attainment,
+    shielded,
+)
 from jbrl.control.state import ControllerState, StateStore
 from jbrl.control.views import (
     ControllerSnapshot,
@@ -106,6 +114,7 @@ class Controller:
             accuracy=self.config.accuracy,
             time_limit=self.config.fallback_time_limit_s,
         )
+        self.shield = controller_shield(scenario, self.config)
         self._state = StateStore(self.config.state_file) if self.config.state_file else None
         self.log = DecisionLog(self.config.log_dir, self.config.tensorboard)
         self.resume = resume
@@ -174,6 +183,7 @@ class Controller:
             problems=v.problems,
             how=v.how,
             load=dict(self.load),
+            shield=v.shield,
         )
         self._commit(d, None)
         self.log.write_run(self.run_info())
@@ -285,7 +295,7 @@ class Controller:
                 answer, source = PolicyAnswer(self.plan, ms=answer.ms), "override"
             v = self._vet(answer, source, down)
             if v.plan is None:  # nothing better: keep what runs
-                v = Vetted(self.plan, "keep", v.reason, v.problems, v.how)
+                v = Vetted(self.plan, "keep", v.reason, v.problems, v.how, v.shield)
             assert v.plan is not None
             diff = diff_plans(self.scenario, self.plan, v.plan)
             t1 = time.perf_counter()
@@ -307,6 +317,7 @@ class Controller:
                 how=v.how,
                 load=dict(self.load),
                 down=sorted(down),
+                shield=v.shield,
             )
             self._commit(d, report)
         return d
@@ -357,10 +368,14 @@ class Controller:
         return answer
 
     def _vet(self, answer: PolicyAnswer, source: str, down: frozenset[str]) -> Vetted:
-        """The candidate if it passes :func:`check_plan`, else the MILP fallback (its plan is
-        None when even that found none)."""
+        """The candidate (a policy's behind the SLO shield, when on) if it passes
+        :func:`check_plan`, else the MILP fallback (plan None when even that found none)."""
         problems: list[Problem] = []
         candidate = answer.plan
+        shield = None
+        if candidate is not None and source == "policy":
+            candidate, shield = shielded(self.shield, candidate, self.load, down)
+            self.counters["shield_interventions"] += int(bool(shield and shield["intervened"]))
         if candidate is not None:
             problems = check_plan(
                 self.scenario,
@@ -371,13 +386,13 @@ class Controller:
                 down,
             )
             if not problems:
-                return Vetted(candidate, source)
+                return Vetted(candidate, source, shield=shield)
         reason = answer.message or problems[0].kind
         fb, how = self.fallback.plan(self.load, down, self.plan)
         self.counters["fallbacks"] += 1
         label = answer.failure.reason_label if answer.failure else problems[0].kind
         self.fallback_reasons[label] += 1
-        return Vetted(fb, "fallback", reason, [str(p) for p in problems], how)
+        return Vetted(fb, "fallback", reason, [str(p) for p in problems], how, shield)
 
     def _commit(self, d: Decision, report: BackendReport | None) -> None:
         with self._lock:
@@ -577,6 +592,7 @@ class Controller:
                 "duration_s": c.duration_s,
                 "state_file": str(c.state_file) if c.state_file else None,
                 "speedup": self.clock.speedup,
+                "shield": c.shield,
             },
             "backend": self.backend.run_info(),
             "tensorboard": self.log.tensorboard_error or ("on" if c.tensorboard else "off"),

@@ -117,6 +117,8 @@ class Vetted:
     reason: str | None = None
     problems: list[str] = field(default_factory=list)
     how: str | None = None
+    shield: dict[str, Any] | None = None
+    """The SLO shield's verdict on the policy's plan (None: not checked by it)."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ class Decision:
     how: str | None = None
     load: dict[str, float] = field(default_factory=dict)
     down: list[str] = field(default_factory=list)
+    shield: dict[str, Any] | None = None
 
     @property
     def changed(self) -> bool:

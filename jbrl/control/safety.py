@@ -28,11 +28,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from jbrl.control.config import ControllerConfig
 from jbrl.planning.cost import RATE_TOL, evaluate_plan
 from jbrl.planning.coverage import rescale_plan, scaled
 from jbrl.planning.milp import MilpPlanner
 from jbrl.planning.plan import Plan
+from jbrl.planning.shield import SloShield
 from jbrl.planning.slo_check import check_latency
 from jbrl.scenario.model import Scenario
 
@@ -153,6 +156,26 @@ def predicted_attainment(scenario: Scenario, plan: Plan, load: Mapping[str, floa
     if at is None:
         return None
     return check_latency(scenario, at, load).attainment
+
+
+def controller_shield(scenario: Scenario, config: ControllerConfig) -> SloShield | None:
+    """The controller's SLO shield (None when ``config.shield`` is off): plans are checked at
+    the observed load x ``1 + headroom``, the load :func:`check_plan` checks them at, so a plan
+    the shield passes or substitutes also passes the latency check."""
+    if not config.shield:
+        return None
+    return SloShield(scenario, 1.0 + config.headroom, config.fallback_time_limit_s)
+
+
+def shielded(
+    shield: SloShield | None, plan: Plan, load: Mapping[str, float], down: Iterable[str] = ()
+) -> tuple[Plan, dict[str, Any] | None]:
+    """(the plan to check, the shield's verdict as facts) for a policy's ``plan`` at ``load``:
+    the shield's substitute when it intervened; ``plan`` and None without a shield."""
+    if shield is None:
+        return plan, None
+    verdict = shield.check(plan, load, down)
+    return verdict.plan, verdict.info()
 
 
 class FallbackPlanner:

@@ -127,6 +127,7 @@ def decision_record(
         "metrics_ms": d.metrics_ms,
         "apply_s": d.apply_s,
         "fallback_reason": d.fallback_reason,
+        "shield": d.shield,
         "problems": d.problems,
         "how": d.how,
         "load": d.load,
@@ -168,6 +169,7 @@ def decision_scalars(
     out: dict[str, float] = {
         "control/decision_ms": d.decision_ms,
         "control/fallbacks_total": float(counters.get("fallbacks", 0)),
+        "control/shield_interventions_total": float(counters.get("shield_interventions", 0)),
         "control/plan_changes_total": float(counters.get("plan_changes", 0)),
         "control/plan_dollars_per_hour": float(plan_cost.get("total") or 0.0),
         "control/workers_in_plan": float(workers_in_plan),

@@ -53,6 +53,9 @@ class RunRecord:
     decision_ms: list[float] = field(default_factory=list)
     latency_sample: np.ndarray | None = None  # per-request latencies (DES), subsampled
     latency_exact: bool = False
+    shield: dict[str, Any] | None = None
+    """The SLO shield's counts (:meth:`jbrl.planning.shield.ShieldStats.summary`); None when
+    the policy ran without it."""
 
     def to_dict(self, series: bool = True, timings: bool = True) -> dict[str, Any]:
         """The run as JSON; ``timings=False`` leaves out the decision times (wall-clock
@@ -67,6 +70,9 @@ class RunRecord:
             "p99_exact": self.latency_exact,
             "accuracy": finite_or_none(self.accuracy),
             "plan_changes": self.plan_changes,
+            "shield": None
+            if self.shield is None
+            else {k: v for k, v in self.shield.items() if timings or not k.endswith("_ms")},
             "decision_ms": {
                 "mean": finite_or_none(float(np.mean(self.decision_ms)))
                 if self.decision_ms
@@ -107,6 +113,8 @@ class Row:
     decision_mean_ms: float
     decision_max_ms: float
     error: str | None = None
+    shield_interventions: float = math.nan
+    """Plans the SLO shield replaced, per run (nan: the policy ran without the shield)."""
 
     def to_dict(self, timings: bool = True) -> dict[str, Any]:
         return {
@@ -225,6 +233,11 @@ def _aggregate_runs(policy: str, trace: str, runs: list[RunRecord], per_trace: i
         decision_mean_ms=float(np.mean(dec)) if dec else math.nan,
         decision_max_ms=float(np.max(dec)) if dec else math.nan,
         error=err,
+        shield_interventions=(
+            sum(r.shield["interventions"] for r in ok if r.shield is not None) / n_seeds
+            if any(r.shield is not None for r in ok)
+            else math.nan
+        ),
     )
 
 

@@ -2,11 +2,13 @@
 
 One row per policy and trace and, with several traces, a bold summary row per policy; columns
 are dollars per run, dollars per 1000 requests, SLO attainment (pooled, and the worst single run),
-p99 latency, accuracy, reconfigurations, plan changes (Markdown only) and decision time.
+p99 latency, accuracy, reconfigurations, plan changes (Markdown only), the SLO shield's
+interventions (policies run behind it) and decision time.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from jbrl import display
@@ -24,12 +26,14 @@ COLUMNS = [
     ("acc", "accuracy"),
     ("reconf", "reconf"),
     ("changes", "changes"),
+    ("shield", "shield"),
     ("decide", "decide ms (mean / max)"),
 ]
 CAPTION = (
     "$: dollars per run (all: summed over traces); SLO: share of requests within the latency "
     "bound, pooled over runs; worst: SLO of the worst single run (trace and seed); acc: "
-    "end-to-end accuracy; reconf: model loads per run; decide: ms per decision, mean/max"
+    "end-to-end accuracy; reconf: model loads per run; shield: plans the SLO shield replaced "
+    "per run (- without it); decide: ms per decision, mean/max"
 )
 
 
@@ -43,7 +47,8 @@ def render_table(ev: Evaluation, title: str | None = None) -> Any:
     t = Table(title=title or _title(ev), box=box.SIMPLE_HEAD, pad_edge=False, caption=CAPTION)
     multi = len(ev.traces) > 1
     worst = multi or len(ev.seeds) > 1
-    keep = [True, multi, True, True, True, worst, True, True, True, False, True]
+    shielded = any(math.isfinite(r.shield_interventions) for r in ev.rows)
+    keep = [True, multi, True, True, True, worst, True, True, True, False, shielded, True]
     for (name, _), k in zip(COLUMNS, keep, strict=True):
         if k:
             t.add_column(
@@ -91,7 +96,7 @@ def _cells(r: Row, error_text: bool = False) -> list[str]:
     """The cells of row ``r``, one per :data:`COLUMNS` entry."""
     if r.errors == r.runs:
         why = (r.error or "")[:100] if error_text else "(see below)"
-        return [r.policy, r.trace, "failed", "", "", "", "", "", "", "", why]
+        return [r.policy, r.trace, "failed", "", "", "", "", "", "", "", "", why]
     return [
         r.policy + (f" ({r.errors} failed)" if r.errors else ""),
         r.trace,
@@ -103,5 +108,6 @@ def _cells(r: Row, error_text: bool = False) -> list[str]:
         display.num(r.accuracy, ".2f"),
         display.num(r.reconfigurations, ".1f"),
         display.num(r.plan_changes, ".1f"),
+        display.num(r.shield_interventions, ".1f"),
         f"{display.ms(r.decision_mean_ms, 1)}/{display.ms(r.decision_max_ms)}",
     ]

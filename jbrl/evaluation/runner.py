@@ -52,6 +52,7 @@ from jbrl.evaluation.executors import ProcessPool, RunExecutor, Unit
 from jbrl.evaluation.policies import build_policies
 from jbrl.planning.coverage import effective_capacity, plan_signature
 from jbrl.planning.plan import Plan
+from jbrl.planning.shield import ShieldStats
 from jbrl.progress import ProgressBar
 from jbrl.scenario.derive import with_load_time
 from jbrl.scenario.model import Scenario
@@ -187,6 +188,9 @@ def _fill_record(rec: RunRecord, run: _PolicyRun, result: SimResult) -> None:
     rec.totals = totals.to_dict()
     rec.series = series
     rec.decision_ms = run.decisions
+    stats = getattr(run.policy, "stats", None)
+    if isinstance(stats, ShieldStats):
+        rec.shield = stats.summary()
     arr = np.asarray(series["load"]) * np.asarray([m.duration for m in result.intervals])
     accs = np.asarray(series["accuracy"], dtype=float)
     ok = np.isfinite(accs)

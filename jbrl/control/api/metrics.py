@@ -13,6 +13,7 @@ interval, label ``quantile``), ``jbrl_arrival_rate`` (per source), ``jbrl_worker
 Counters (this run, since the process started): ``jbrl_decisions_total``,
 ``jbrl_fallbacks_total`` (by reason; no sample before the first fallback),
 ``jbrl_overrides_total``, ``jbrl_overrides_rejected_total``, ``jbrl_plan_changes_total``,
+``jbrl_shield_interventions_total`` (policy plans the SLO shield replaced),
 ``jbrl_requests_{arrived,completed,dropped,lost}_total`` (the backend's counts as of its last
 report, the same as the summary and the decision log). A figure not known yet is NaN.
 """
@@ -168,6 +169,11 @@ def _decision_counters(snap: ControllerSnapshot) -> Iterator[Metric]:
             "overrides_rejected",
         ),
         ("jbrl_plan_changes", "Applied plans that changed a variant or placement.", "plan_changes"),
+        (
+            "jbrl_shield_interventions",
+            "Policy plans the SLO shield replaced by a scale-up predicted to meet the SLO.",
+            "shield_interventions",
+        ),
     ):
         yield CounterMetricFamily(name, doc, value=float(counters.get(key, 0)))
     reasons = {r: float(n) for r, n in sorted(snap.fallback_reasons.items())}

@@ -52,6 +52,8 @@ class ModelOptions:
     """Service-time distribution of the latency model."""
     max_batch: int | None = None
     """The largest batch size the SLO-aware model may choose (None: every profiled size)."""
+    keep_current: bool = False
+    """Every worker of the current plan keeps its (operator, variant): scale-up only."""
 
 
 @dataclass
@@ -88,7 +90,9 @@ def plan_layout(
     aggregated = options.aggregate
     groups = select_groups(scenario, options.workers, aggregated)
     links = group_links(scenario, groups)
-    prune = options.prune_dominated and not (options.reconfig_penalty > 0 and current is not None)
+    prune = options.prune_dominated and not (
+        current is not None and (options.reconfig_penalty > 0 or options.keep_current)
+    )
     if prune and options.slo is None:  # (with a latency target: on SLO-safe rates, below)
         combos = _pruned(scenario, combos, [g.rep for g in groups], None, notes)
     variants = used_variants(scenario, combos)

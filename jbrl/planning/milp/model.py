@@ -197,25 +197,30 @@ class _Builder:
                     if e.source in scenario.source_map
                 )
                 for v in self.layout.placeable.get((g.index, o), []):
+                    keep = held.get((g.index, o, v), 0) if self.options.keep_current else 0
                     xs = [
-                        self._add_workers(g, o, v, b, src_cost)
+                        self._add_workers(g, o, v, b, src_cost, keep)
                         for b in self.layout.batches[(g.index, o, v)]
                     ]
                     self._add_reconfig(g, o, v, [x for x in xs if x is not None], held)
+                    self._add_keep(g, o, v, [x for x in xs if x is not None], keep)
             terms = [(col, 1.0) for key, col in self.x.items() if key[0] == g.index]
             if terms:
                 self.lm.add_row(safe_name("one_op", g.rep), terms, ub=g.size)
 
-    def _add_workers(self, g: WorkerGroup, o: str, v: str, b: int, src_cost: float) -> int | None:
+    def _add_workers(
+        self, g: WorkerGroup, o: str, v: str, b: int, src_cost: float, keep: int = 0
+    ) -> int | None:
         """``x`` workers of ``g`` run (o, v) in batches of ``b`` and serve ``r`` req/s; returns
-        the ``x`` column (None when no worker would ever be used)."""
+        the ``x`` column (None when no worker would ever be used). ``keep``: workers of ``g``
+        that must keep (o, v) (``keep_current``), so the column allows at least that many."""
         key = (g.index, o, v, b)
         lm, cap = self.lm, self.layout.caps[key]
         # An optimal plan never uses more workers of g for (o, v) than it takes to serve all of
         # o's demand: a tighter bound than |g| (valid for the optimum).
         most = g.size
         if not self.scale_mode:
-            most = min(g.size, max(0, math.ceil(self.demand[o] / cap - 1e-7)))
+            most = min(g.size, max(keep, math.ceil(self.demand[o] / cap - 1e-7)))
         if most == 0:
             return None
         price, rate_cost = (0.0, 0.0) if self.scale_mode else (g.price, src_cost)
@@ -282,6 +287,13 @@ class _Builder:
         self.lm.add_row(
             safe_name("reconfig", g.rep, o, v), [(di, 1.0)] + [(xi, -1.0) for xi in xs], lb=-have
         )
+
+    def _add_keep(self, g: WorkerGroup, o: str, v: str, xs: list[int], keep: int) -> None:
+        """``keep_current``: at least ``keep`` workers of ``g`` run (o, v) (``keep``); with no
+        column to carry them the row has no terms and makes the model infeasible, as it is."""
+        if keep <= 0 or self.scale_mode:
+            return
+        self.lm.add_row(safe_name("keep", g.rep, o, v), [(xi, 1.0) for xi in xs], lb=keep)
 
     # ------------------------------------------------------------------ demand
 

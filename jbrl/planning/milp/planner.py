@@ -106,6 +106,8 @@ class MilpPlanner:
         warm_start: a plan to start from (its integer choices are handed to HiGHS).
         current_plan, reconfig_penalty: $ added per worker that must load a model it does not
             hold in ``current_plan`` (online re-planning; 0 disables).
+        keep_current: every worker of ``current_plan`` keeps its operator and variant (the
+            plan may only add workers and move traffic: the SLO shield's scale-up only).
         write_model: write the model to this ``.lp`` / ``.mps`` file before solving.
         workers: only these workers may be used (default: all).
         variants: fix these operators' variants.
@@ -140,6 +142,7 @@ class MilpPlanner:
         slo_levels: int = DEFAULT_LEVELS,
         family: str = "lognormal",
         max_batch: int | None = 1,
+        keep_current: bool = False,
     ) -> None:
         if max_util is not None and not (0 < max_util <= 1.0 + 1e-12):
             raise InputError("must be in (0, 1]", field="max_util", value=max_util)
@@ -166,6 +169,7 @@ class MilpPlanner:
         if max_batch is not None and not (isinstance(max_batch, int) and max_batch >= 1):
             raise InputError("must be an integer >= 1", field="max_batch", value=max_batch)
         self.max_batch = max_batch
+        self.keep_current = keep_current
         self.max_util = 1.0 if max_util is None else float(max_util)
         self.max_util_given = max_util is not None
         self.latency_model = latency_model
@@ -212,6 +216,7 @@ class MilpPlanner:
             levels=self.slo_levels,
             family=self.family,
             max_batch=self.max_batch,
+            keep_current=self.keep_current,
         )
 
     # ------------------------------------------------------------------ public
