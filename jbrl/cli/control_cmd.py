@@ -106,6 +106,14 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Root seed.")]
 TensorboardOpt = Annotated[
     bool, typer.Option("--tensorboard/--no-tensorboard", help="Also log to TensorBoard.")
 ]
+ShieldOpt = Annotated[
+    bool,
+    typer.Option(
+        "--shield/--no-shield",
+        help="SLO shield on every policy decision: a plan predicted to miss the SLO at the "
+        "observed load x (1 + headroom) is replaced by the cheapest scale-up that meets it.",
+    ),
+]
 RayRateScaleOpt = Annotated[
     float,
     typer.Option(
@@ -175,6 +183,7 @@ def control(
     policy_timeout: PolicyTimeoutOpt = 10.0,
     seed: SeedOpt = 0,
     tensorboard: TensorboardOpt = True,
+    shield: ShieldOpt = True,
     ray_rate_scale: RayRateScaleOpt = 0.1,
     model: ModelOpt = None,
     ray_address: RayAddressOpt = None,
@@ -222,6 +231,7 @@ def control(
         state_file=state,
         log_dir=run_dir,
         tensorboard=tensorboard,
+        shield=shield,
     )
     spec = _Backend(backend, seed, faults, ray_rate_scale, model, ray_address, placement)
     ctl = _make_controller(s, policy, spec, tr, speedup, offset, config, resume, run_dir)

@@ -375,7 +375,8 @@ class Controller:
         shield = None
         if candidate is not None and source == "policy":
             candidate, shield = shielded(self.shield, candidate, self.load, down)
-            self.counters["shield_interventions"] += int(bool(shield and shield["intervened"]))
+            if shield and shield["intervened"]:
+                self.counters["shield_interventions"] += 1
         if candidate is not None:
             problems = check_plan(
                 self.scenario,

@@ -66,6 +66,7 @@ def make_controller(
     resume: Any = None,
     policy_timeout: float = 5.0,
     tensorboard: bool = False,
+    shield: bool = True,
 ) -> Controller:
     pol = policy or FallbackPolicy(headroom=HEADROOM)
     pol.reset(scen, 0)
@@ -80,6 +81,7 @@ def make_controller(
         state_file=tmp / "state.json",
         log_dir=tmp / "run",
         tensorboard=tensorboard,
+        shield=shield,
     )
     return Controller(scen, pol, backend, cfg, initial_rates=trace.rates_at(offset), resume=resume)
 
@@ -394,9 +396,12 @@ def test_failing_policy_falls_back_to_milp(
     scen: Scenario, tmp_path: Path, policy: Policy, reason: str
 ) -> None:
     trace = constant_trace(scen, math.inf, scale=0.5)
+    # the shield off: the policy's plan goes to the checks as it is (with the shield on, the
+    # greedy plan is scaled up instead: tests/control/test_shield_control.py)
     ctl = make_controller(
-        scen, trace, tmp_path, policy, duration=80.0, speedup=40.0, policy_timeout=0.3
-    )
+        scen, trace, tmp_path, policy, duration=80.0, speedup=40.0, policy_timeout=0.3,
+        shield=False,
+    )  # fmt: skip
     try:
         summary = ctl.run()
     finally:

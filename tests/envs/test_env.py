@@ -270,3 +270,35 @@ def test_observation_noise_touches_only_measured_parts(tiny: Scenario) -> None:
     for x, y in zip(a[1:], b[1:], strict=True):
         np.testing.assert_array_equal(x[~m], y[~m])
     assert any(not np.array_equal(x[m], y[m]) for x, y in zip(a[1:], b[1:], strict=True))
+
+
+def test_shield_checks_the_agents_plan_and_counts_interventions(tiny: Scenario) -> None:
+    from jbrl.planning.coverage import coverage, plan_signature, scaled
+
+    env = tiny_env(tiny, shield=1.1)
+    env.reset(seed=4)
+    rng = np.random.default_rng(2)
+    n_combos = int(env.codec.nvec[1]) - 1
+    # detect on e1 alone (each combination in turn), track on c2; then random actions
+    thin = [np.array([0, 1 + c, 2, 1, 1, 3]) for c in range(n_combos)]
+    actions = thin + [masked_random_action(env.codec, rng) for _ in range(4)]
+    seen = 0
+    for a in actions:
+        design = env.serving.rates_dict(env.rate_history[-1])
+        wanted = env.codec.decode(a, env.rate_history[-1], env.plan)
+        _, _, _, _, info = env.step(a)
+        sh = info["shield"]
+        assert set(sh) >= {"intervened", "reason", "interventions", "missed"}
+        if sh["intervened"]:
+            seen += 1
+            assert sh["reason"] and sh["scale_up"] == (
+                plan_signature(tiny, wanted) <= plan_signature(tiny, env.current_plan())
+            )
+            assert coverage(tiny, env.current_plan(), scaled(design, 1.1)).covers
+        else:
+            assert coverage(tiny, wanted, scaled(design, 1.1)).covers or sh["missed"]
+        assert sh["interventions"] == seen
+    assert seen > 0
+    plain = tiny_env(tiny)
+    plain.reset(seed=4)
+    assert "shield" not in plain.step(masked_random_action(plain.codec, rng))[4]
