@@ -9,6 +9,7 @@ history: 8                   # past intervals of source rates in the observation
 load_time_s: null            # force every model load time (s); null keeps the scenario's
 initial_plan: greedy         # starting plan: greedy (no solver) | milp
 initial_headroom: 0.3        # ... for the first interval's rates x (1 + this)
+shield: null                 # SLO shield margin (e.g. 1.1: jbrl.planning.shield); null: off
 reward: {dollar: 1.0, slo_miss: 0.01, reconfiguration: 0.002}
 traces:                      # training-trace distribution, one component drawn per episode
   - {weight: 1, kinds: [diurnal], params: {amplitude: [0.2, 0.6], period_s: [3600, 14400]}}
