@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{wall:.0f} s wall",
         "",
         markdown_table(ev),
-        "| policy | seed | SLO attainment | $ | model loads | shield interventions | "
-        "unresolved misses | shield ms / decision (mean / max) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| policy | seed | SLO attainment | $ | model loads | shield interventions | of them "
+        "scale-ups | unresolved misses | shield ms / decision (mean / max) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in ev.runs:
         t, sh = r.totals, r.shield
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{t.get('dollars', float('nan')):.3f}",
             f"{t.get('reconfigurations', 0)}",
             "-" if sh is None else str(sh["interventions"]),
+            "-" if sh is None else str(sh["scale_ups"]),
             "-" if sh is None else str(sh["missed"]),
             "-" if sh is None else f"{sh['mean_ms']:.1f} / {sh['max_ms']:.0f}",
         ]

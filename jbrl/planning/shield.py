@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jbrl.errors import InputError
@@ -96,14 +96,16 @@ class ShieldStats:
 
     decisions: int = 0
     interventions: int = 0
+    scale_ups: int = 0
+    """Interventions whose substitute kept every worker of the wanted plan."""
     missed: int = 0
     total_s: float = 0.0
     max_s: float = 0.0
-    reasons: list[str] = field(default_factory=list)
 
     def add(self, verdict: ShieldVerdict) -> None:
         self.decisions += 1
         self.interventions += int(verdict.intervened)
+        self.scale_ups += int(verdict.intervened and verdict.scale_up)
         self.missed += int(verdict.missed)
         self.total_s += verdict.seconds
         self.max_s = max(self.max_s, verdict.seconds)
@@ -112,6 +114,7 @@ class ShieldStats:
         return {
             "decisions": self.decisions,
             "interventions": self.interventions,
+            "scale_ups": self.scale_ups,
             "missed": self.missed,
             "mean_ms": 1e3 * self.total_s / self.decisions if self.decisions else 0.0,
             "max_ms": 1e3 * self.max_s,
