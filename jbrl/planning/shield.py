@@ -169,6 +169,7 @@ class SloShield:
         return verdict
 
     def _check(self, plan: Plan, load: Mapping[str, float], down: frozenset[str]) -> ShieldVerdict:
+        """The verdict (untimed, uncounted): pass, substitute, or a miss nothing fixes."""
         need = self.target(load)
         if not any(v > 0 for v in need.values()):
             return ShieldVerdict(plan, False)
@@ -207,7 +208,7 @@ class SloShield:
             )
         if math.isfinite(cov.utilization):
             return f"a worker at {100 * cov.utilization:.0f} % of its capacity {at}"
-        return f"an operator with demand has no worker {at}"
+        return f"the plan cannot serve the load {at} (an operator without a usable worker)"
 
     def _rounded(self, need: Mapping[str, float]) -> dict[str, float]:
         """``need`` rounded up to the memo grid (never down: the substitute covers ``need``)."""
