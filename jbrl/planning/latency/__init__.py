@@ -14,6 +14,9 @@ Units are seconds; rates are per second.
 * :mod:`~jbrl.planning.latency.batching` — the same with dynamic batching (batch size above 1:
   the bulk queue's Markov chain, :class:`GridSojourn`), and over a ladder of rates
   (:func:`batch_table`, for the fluid simulator);
+* :mod:`~jbrl.planning.latency.groups` and :mod:`~jbrl.planning.latency.feeders` — arrivals
+  in groups at a worker fed by batching workers (a batch's outputs leave together): their
+  counts and fill waits, and the group sizes and regularity from the senders;
 * :mod:`~jbrl.planning.latency.paths` — a plan's predicted latency per source -> sink path and
   per request (:func:`predict_plan` -> :class:`PlanLatency`);
 * :mod:`~jbrl.planning.latency.grid` — distributions on a grid: sums (convolution), percentiles
@@ -21,6 +24,7 @@ Units are seconds; rates are per second.
 """
 
 from jbrl.planning.latency.batching import BatchTable, GridSojourn, batch_table
+from jbrl.planning.latency.feeders import Feeder, feeder_groups
 from jbrl.planning.latency.grid import QUANTILES, cdf_of_sum, percentiles_with_tail
 from jbrl.planning.latency.paths import (
     PathLatency,
@@ -56,6 +60,7 @@ __all__ = [
     "Z90",
     "BatchService",
     "BatchTable",
+    "Feeder",
     "GridSojourn",
     "PathLatency",
     "PlanLatency",
@@ -69,6 +74,7 @@ __all__ = [
     "batch_table",
     "cdf_of_sum",
     "exp_plus_service_cdf",
+    "feeder_groups",
     "fit_percentiles",
     "fit_service",
     "fluid_queue_step",
