@@ -22,11 +22,11 @@ their SCV only (QNA's departure, thinning and superposition formulas).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binom
 
 from jbrl.planning.latency.service import BatchService
 
@@ -65,7 +65,7 @@ def feeder_groups(
         law = np.asarray(getattr(soj, "batch_law", np.eye(f.batch + 1)[f.batch]))
         law = law / law.sum()
         k = np.arange(f.batch + 1)
-        got = law @ binom.pmf(k[None, :], k[:, None], min(f.p, 1.0))  # P(k reach the worker)
+        got = law @ _binomial(f.batch, min(f.p, 1.0))  # P(k reach the worker)
         got[0] = 0.0
         if got.sum() <= 0:
             continue
@@ -88,3 +88,13 @@ def feeder_groups(
     if out[1] >= 1.0 - 1e-12:
         return None, 1.0
     return tuple(float(x) for x in out), float(scv)
+
+
+def _binomial(nmax: int, p: float) -> np.ndarray:
+    """``out[n, k]`` = P(Binomial(n, p) = k), n, k = 0..nmax (scipy.stats costs a second to
+    import, on the planner's start-up)."""
+    out = np.zeros((nmax + 1, nmax + 1))
+    for n in range(nmax + 1):
+        for k in range(n + 1):
+            out[n, k] = math.comb(n, k) * p**k * (1.0 - p) ** (n - k)
+    return out
