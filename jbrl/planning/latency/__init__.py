@@ -12,8 +12,8 @@ Units are seconds; rates are per second.
   (:func:`worker_sojourn` -> :class:`Sojourn`: mean, CDF, survival, quantile) and its SLO-safe
   rate (:func:`slo_safe_rate`);
 * :mod:`~jbrl.planning.latency.batching` — the same with dynamic batching (batch size above 1:
-  the bulk queue's Markov chain, :class:`GridSojourn`), and over a ladder of rates
-  (:func:`batch_table`, for the fluid simulator);
+  the bulk queue's Markov chain, :class:`GridSojourn`), and (:mod:`~jbrl.planning.latency.
+  table`) over a ladder of rates (:func:`batch_table`, for the fluid simulator);
 * :mod:`~jbrl.planning.latency.groups` and :mod:`~jbrl.planning.latency.feeders` — arrivals
   in groups at a worker fed by batching workers (a batch's outputs leave together): their
   counts and fill waits, and the group sizes and regularity from the senders;
@@ -23,7 +23,7 @@ Units are seconds; rates are per second.
   with an exponential tail.
 """
 
-from jbrl.planning.latency.batching import BatchTable, GridSojourn, batch_table
+from jbrl.planning.latency.batching import GridSojourn
 from jbrl.planning.latency.feeders import Feeder, feeder_groups
 from jbrl.planning.latency.grid import QUANTILES, cdf_of_sum, percentiles_with_tail
 from jbrl.planning.latency.paths import (
@@ -52,6 +52,7 @@ from jbrl.planning.latency.service import (
     service_cdf,
 )
 from jbrl.planning.latency.sojourn import MixtureSojourn, Sojourn, slo_safe_rate, worker_sojourn
+from jbrl.planning.latency.table import BatchTable, batch_table
 
 __all__ = [
     "QUANTILES",

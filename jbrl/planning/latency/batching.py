@@ -28,6 +28,20 @@ where their mass is below 1e-12), and from it the mean batch size and the busy f
   being formed (its remaining fill wait is taken as a full timeout: conservative by at most
   ``tau``).
 
+**Arrivals in groups** (a worker fed by batching workers, whose batches' outputs leave
+together; :mod:`~jbrl.planning.latency.groups`, :mod:`~jbrl.planning.latency.feeders`): the
+tasks come in Poisson groups of law ``g``. The chain is the same with compound-Poisson counts
+(FFT of the generating function), a group that completes a forming batch may leave tasks behind
+it (``X' = L + A``), and an empty queue waits for a group, not a task. The tagged task sees the
+time-average state at its group's arrival (PASTA for the group epochs) and has ``u`` tasks of
+its own group ahead of it and ``v`` behind (its group size-biased, its place uniform): ``j``
+adds ``u``, ``X`` adds ``u + v``; tasks of a group beyond ``b`` wait for full batches. Groups
+from a busy sender come about one service apart, more regularly than Poisson: with the group
+epochs' SCV ``ca2 < 1``, the time a task waits behind others (``R`` and the full batches ahead)
+is scaled by the QNA factor of :func:`_kingman`; fill waits and the own service are kept (an
+approximation, measured against the DES in ``tests/planning/test_groups.py`` and
+``experiments/results/batching.md``).
+
 So ``T = R + [fill wait] + S_own`` or ``T = R + S_b * k + S_b``: computed as a distribution on
 an equally spaced grid of times (cell masses; sums are FFT convolutions), with ``(s, e)``
 integrated by quadrature (service nodes times 16 points of the elapsed fraction). The result
@@ -44,7 +58,6 @@ from functools import lru_cache
 import numpy as np
 from scipy.linalg import solve_banded
 
-from jbrl.planning.latency.feeders import Feeder, feeder_groups
 from jbrl.planning.latency.groups import POISSON, Arrivals, poisson_rows
 from jbrl.planning.latency.service import BatchService, ServiceFit, service_cdf
 from jbrl.planning.latency.sojourn import Sojourn
@@ -519,72 +532,3 @@ def _fill_then_serve(chain: _Chain, x: int, lat: list[np.ndarray], h: float, n: 
     if dens.any():
         out += _conv(dens, lat[b], n)
     return out
-
-
-# ---------------------------------------------------------------------- over arrival rates
-
-
-@dataclass(frozen=True, eq=False)
-class BatchTable:
-    """A batching worker's steady state at a ladder of arrival rates (0 up to 0.995 of its
-    capacity ``b / E[S_b]``, denser near it), for models that move through rates (the fluid
-    simulator): per rate the mean number in system ``L = rate * E[T]`` (Little), the busy
-    fraction, the mean sojourn and wait, and the :class:`Sojourn` itself."""
-
-    capacity: float
-    rates: np.ndarray
-    number: np.ndarray
-    busy: np.ndarray
-    mean_s: np.ndarray
-    wait_s: np.ndarray
-    sojourns: tuple[Sojourn, ...]
-
-    def at_number(self, x: float) -> tuple[int, float]:
-        """Where a mean number in system ``x`` lies: ``(i, f)`` with ``x`` between entries
-        ``i`` and ``i + 1`` at fraction ``f`` (``i`` is the last entry beyond the table)."""
-        num = self.number
-        i = int(np.searchsorted(num, x, side="right")) - 1
-        if i >= len(num) - 1:
-            return len(num) - 1, 0.0
-        i = max(i, 0)
-        span = num[i + 1] - num[i]
-        return i, float((x - num[i]) / span) if span > 0 else 0.0
-
-
-def _scv_groups(
-    inflow: tuple[tuple[float, ...] | None, float],
-) -> tuple[float, tuple[float, ...] | None]:
-    return inflow[1], inflow[0]
-
-
-TABLE_POINTS = 20
-"""Rates in a :class:`BatchTable` besides 0."""
-
-
-@lru_cache(maxsize=256)
-def batch_table(
-    bs: BatchService, b: int, tau: float, feeders: tuple[Feeder, ...] = ()
-) -> BatchTable:
-    """The :class:`BatchTable` of a worker with fits ``bs``, batch size ``b`` and fill timeout
-    ``tau``, fed by the batching senders ``feeders`` (their groups at each rate:
-    :func:`~jbrl.planning.latency.feeders.feeder_groups`) (cached: it costs
-    :data:`TABLE_POINTS` sojourns, about a second)."""
-    cap = bs.max_throughput(b)
-    frac = 0.995 * (1.0 - (1.0 - np.arange(TABLE_POINTS + 1) / TABLE_POINTS) ** 2)
-    frac[0] = 1e-6
-    rates = cap * frac
-    sojourns = tuple(
-        batch_sojourn(bs, float(r), b, tau, *_scv_groups(feeder_groups(feeders, float(r), tau)))
-        for r in rates
-    )
-    mean = np.array([s.mean_s for s in sojourns])
-    own = np.array([bs.fit(max(1, min(b, round(s.mean_batch)))).mean_s for s in sojourns])
-    return BatchTable(
-        capacity=cap,
-        rates=rates,
-        number=rates * mean,
-        busy=np.array([s.utilization for s in sojourns]),
-        mean_s=mean,
-        wait_s=np.maximum(mean - own, 0.0),
-        sojourns=sojourns,
-    )

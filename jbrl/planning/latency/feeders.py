@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jbrl.planning.latency.batching import batch_sojourn
 from jbrl.planning.latency.service import BatchService
 
 
@@ -52,8 +53,6 @@ def feeder_groups(
     sender's batch departures ``rho^2 cs^2 + 1 - rho^2``, thinned to the batches that send
     here, superposed with the single tasks' Poisson stream by their shares of the tasks: the
     wait is driven by the work that comes, and a stream of large groups brings most of it)."""
-    from jbrl.planning.latency.batching import batch_sojourn
-
     # (groups/s per unit rate, law, epoch SCV, share of the tasks)
     parts: list[tuple[float, np.ndarray, float, float]] = []
     single = 1.0

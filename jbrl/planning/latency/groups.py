@@ -96,9 +96,7 @@ class Arrivals:
         gk[:top] = self.g[:top]
         for j in range(need):
             u[j + 1] = np.convolve(u[j], gk)[:need]
-        j = np.arange(need + 1)
-        mu = self.lam_g * tau
-        p_le = pdtr(j, mu)
+        p_le = pdtr(np.arange(need + 1), self.lam_g * tau)
         p_eq = np.diff(np.concatenate([[0.0], p_le]))
         return u, p_eq, 1.0 - p_le
 
