@@ -314,6 +314,19 @@ def _kingman(ca2: float, cs2: float, rho: float) -> float:
     return min(1.0, (ca2 + cs2) / (1.0 + cs2) * klb)
 
 
+@lru_cache(maxsize=4096)
+def batch_size_law(bs: BatchService, lam: float, b: int, tau: float) -> tuple[np.ndarray, float]:
+    """P(a batch holds ``n`` tasks), n = 0..b, and the busy fraction of a worker with Poisson
+    arrivals (as :func:`batch_sojourn`, from the chain alone: a few ms, without the sojourn's
+    grid); full batches and 1 beyond its capacity."""
+    if lam * bs.fit(b).mean_s / b >= 1.0:
+        return np.eye(b + 1)[b], 1.0
+    chain = _Chain(bs, Arrivals(max(lam, 1e-12)), b, tau)
+    idle, fill, service = chain.cycle_parts()
+    size, _ = chain.batch_law()
+    return size / size.sum(), service / (idle + fill + service)
+
+
 def _tagged(
     chain: _Chain,
     size: np.ndarray,
@@ -421,30 +434,32 @@ def _during_service(
             after = arr.counts(r, b)  # arrivals in the rest of the service
             cell = np.minimum(np.rint(r / h).astype(int), n - 1)
             mass = np.zeros((len(_U), b))
-            jpos = np.zeros((len(_U), jmax + 1))
-            for u in range(len(p_u)):
+            # the law of j - 1 = base + u (u: the tasks ahead in the own group)
+            jpos = base if len(p_u) == 1 else _conv_rows(base, p_u, jmax + 1)
+            for u in range(min(len(p_u), b)):
                 if p_u[u] <= 0:
                     continue
-                ju = np.zeros((len(_U), jmax + 1))  # law of j - 1 = base + u
-                ju[:, u:] = base[:, : jmax + 1 - u]
-                jpos += p_u[u] * ju
-                if u >= b:
-                    continue
+                ju = np.zeros((len(_U), b))  # base + u, its first b terms (j <= b)
+                ju[:, u:] = base[:, : b - u]
                 # X - 1 = (j - 1) + v + A2 for j <= b; X < b: fill classes, else class b
                 kern = _conv_rows(after, own[u], b)
-                xlaw = _conv_rows(ju[:, :b], kern, b)
+                xlaw = _conv_rows(ju, kern, b)
                 mass[:, : b - 1] += xlaw[:, : b - 1]
-                mass[:, b - 1] += p_u[u] * ju[:, :b].sum(1) - xlaw[:, : b - 1].sum(1)
+                mass[:, b - 1] += p_u[u] * ju.sum(1) - xlaw[:, : b - 1].sum(1)
             cls = np.empty((len(_U), b), dtype=int)
             cls[:, : b - 1] = np.arange(1, b)
             cls[:, b - 1] = b
             rows.append((cls * n + cell[:, None]).ravel())
             vals.append((w * mass).ravel())
             if jpos.shape[1] > b:
-                ks = (np.arange(b, jpos.shape[1]) // b).clip(max=kmax)
-                onehot = np.zeros((len(ks), kmax + 1))
-                onehot[np.arange(len(ks)), ks] = 1.0
-                per_k = jpos[:, b:] @ onehot
+                # j - 1 in [k b, (k + 1) b): k full batches ahead (k beyond kmax: kmax)
+                cols = jpos[:, b:]
+                m = -(-cols.shape[1] // b)
+                sums = np.pad(cols, ((0, 0), (0, m * b - cols.shape[1])))
+                sums = sums.reshape(len(_U), m, b).sum(axis=2)
+                per_k = np.zeros((len(_U), kmax + 1))
+                per_k[:, 1 : min(m, kmax) + 1] = sums[:, :kmax]
+                per_k[:, kmax] += sums[:, kmax:].sum(axis=1)
                 orows.append((np.arange(kmax + 1)[None, :] * n + cell[:, None]).ravel())
                 ovals.append((w * per_k).ravel())
     if rows:

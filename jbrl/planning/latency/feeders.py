@@ -2,7 +2,7 @@
 planner's :func:`~jbrl.planning.latency.paths.predict_plan` and the fluid simulator).
 
 A sender serving batches of ``n`` (its batch-size law from its own chain,
-:func:`~jbrl.planning.latency.batching.batch_sojourn` at its rate) routes each output task to
+:func:`~jbrl.planning.latency.batching.batch_size_law` at its rate) routes each output task to
 this worker with probability ``p``: a batch brings ``Binomial(n, p)`` tasks at once (0: none).
 Per sender, the groups that reach the worker have the law of that binomial given at least one;
 the worker's groups mix the senders' by their group rates (a sender's tasks per second here
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jbrl.planning.latency.batching import batch_sojourn
+from jbrl.planning.latency.batching import batch_size_law
 from jbrl.planning.latency.service import BatchService
 
 
@@ -60,9 +60,8 @@ def feeder_groups(
         if f.batch <= 1 or f.share <= 0 or f.p <= 0:
             continue
         single -= f.share
-        soj = batch_sojourn(f.service, rate * f.share / min(f.p, 1.0), f.batch, batch_timeout_s)
-        law = np.asarray(getattr(soj, "batch_law", np.eye(f.batch + 1)[f.batch]))
-        law = law / law.sum()
+        sender = rate * f.share / min(f.p, 1.0)
+        law, busy = batch_size_law(f.service, sender, f.batch, batch_timeout_s)
         k = np.arange(f.batch + 1)
         got = law @ _binomial(f.batch, min(f.p, 1.0))  # P(k reach the worker)
         got[0] = 0.0
@@ -70,7 +69,7 @@ def feeder_groups(
             continue
         q = float(got.sum())  # P(a batch sends here)
         got /= q
-        rho = min(soj.utilization, 1.0)
+        rho = min(busy, 1.0)
         cd2 = rho * rho * f.service.fit(f.batch).scv + 1.0 - rho * rho
         parts.append((f.share / float(got @ k), got, q * cd2 + 1.0 - q, f.share))
     if not parts:
