@@ -208,9 +208,10 @@ class AutoscalerPolicy(Policy):
         load: Mapping[str, float],
         interval_s: float,
     ) -> dict[str, float]:
-        """Ray Serve's decision per deployment (a scale-down only to a count that is stable at
-        today's load, :func:`~jbrl.agents.rules.serve_rule.stable_downscale`); the capacity
-        targets (req/s) of those whose replica count changes now."""
+        """Ray Serve's decision per deployment (a scale-down is wanted only to a count that is
+        stable at today's load, :func:`~jbrl.agents.rules.serve_rule.stable_downscale`, so a
+        blocked one does not run the downscale delay's clock); the capacity targets (req/s) of
+        those whose replica count changes now."""
         assert self._variants is not None
         cfg = self.config
         used = {w for ws in workers.values() for w in ws}
@@ -225,13 +226,13 @@ class AutoscalerPolicy(Policy):
             )
             want = desired_replicas(ongoing.get(op, 0.0), n, cfg.target_ongoing_requests)
             bounded = apply_bounds(apply_scaling_factors(want, n, cfg), cfg, n + free)
-            new = self._delay.setdefault(op, DelayState()).decide(bounded, n, interval_s, cfg)
             cap = self._capacity(s, op, ws)
-            if new < n:
-                new = stable_downscale(
-                    n, new, ongoing.get(op, 0.0), load.get(op, 0.0), cap,
+            if bounded < n:
+                bounded = stable_downscale(
+                    n, bounded, ongoing.get(op, 0.0), load.get(op, 0.0), cap,
                     cfg.target_ongoing_requests, self.margin,
                 )  # fmt: skip
+            new = self._delay.setdefault(op, DelayState()).decide(bounded, n, interval_s, cfg)
             if new != n and n > 0:
                 goals[op] = cap * new / n
         return goals
