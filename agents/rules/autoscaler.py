@@ -23,10 +23,12 @@ from jbrl.agents.rules.serve_rule import (
 from jbrl.errors import InfeasibleError, InputError
 from jbrl.planning.base import get_planner
 from jbrl.planning.cost import evaluate_plan
+from jbrl.planning.milp import max_rate
 from jbrl.planning.coverage import (
     STRUCTURAL_KINDS,
     TIE_PENALTY,
     plan_signature,
+    with_rates,
     scaled,
     served_rates,
     variants_of,
@@ -97,6 +99,7 @@ class AutoscalerPolicy(Policy):
         self._variants: dict[str, str] | None = None
         self._delay: dict[str, DelayState] = {}
         self._look_back = LookBack(self.config.look_back_period_s)
+        self._scales: dict[tuple[tuple[str, float], ...], float] = {}
 
     def reset(self, scenario: Scenario, seed: int | None = None) -> None:
         self.cache.bind(scenario)
@@ -191,11 +194,10 @@ class AutoscalerPolicy(Policy):
         if not goals:
             return cur
         stuck = self._place(s, workers, goals, rates)
-        if stuck:
-            replaced = self._replace(s, workers, goals, rates, cur)
-            if replaced is not None:
-                workers = replaced
         plan, ok = self.build(s, workers, rates)
+        if stuck or not ok:
+            replaced = self._replace(s, rates, cur)
+            plan, ok = (replaced, True) if replaced is not None else (plan, ok)
         if not ok or plan_signature(s, plan) == plan_signature(s, cur):
             return cur
         return plan
@@ -245,13 +247,14 @@ class AutoscalerPolicy(Policy):
         rates: Mapping[str, float],
     ) -> bool:
         """Add or remove workers toward each capacity goal (in place); True when a scale-up
-        found no free worker that keeps the plan valid before reaching its goal."""
+        found no free worker that keeps the plan valid before reaching its goal, or a
+        scale-down removed nothing (every removal would break the plan)."""
         stuck = False
         for op, goal in goals.items():
             if goal > self._capacity(s, op, workers[op]):
                 stuck |= not self._scale_up(s, workers, op, goal, rates)
             else:
-                self._scale_down(s, workers, op, goal, rates)
+                stuck |= not self._scale_down(s, workers, op, goal, rates)
         return stuck
 
     def _scale_up(
@@ -278,9 +281,10 @@ class AutoscalerPolicy(Policy):
         op: str,
         goal: float,
         rates: Mapping[str, float],
-    ) -> None:
+    ) -> bool:
         """Remove ``op``'s most expensive workers whose removal keeps its capacity at least
-        ``goal`` (one replica at least stays)."""
+        ``goal`` (one replica at least stays); whether any was removed."""
+        before = len(workers[op])
         for w in sorted(workers[op], key=lambda n: (-s.worker_map[n].price, n)):
             rest = [x for x in workers[op] if x != w]
             if not rest or self._capacity(s, op, rest) < goal - 1e-9:
@@ -288,36 +292,48 @@ class AutoscalerPolicy(Policy):
             trial = {**workers, op: rest}
             if self.build(s, trial, rates)[1]:
                 workers[op] = rest
+        return len(workers[op]) < before
 
-    def _replace(
-        self,
-        s: Scenario,
-        workers: Mapping[str, list[str]],
-        goals: Mapping[str, float],
-        rates: Mapping[str, float],
-        cur: Plan,
-    ) -> dict[str, list[str]] | None:
-        """Workers per deployment from the capacity-only MILP (variants fixed) at ``rates``
-        scaled so that every deployment reaches its capacity goal (or its current capacity);
-        when that is infeasible, at smaller scales down to 1. None: no plan."""
+    def _replace(self, s: Scenario, rates: Mapping[str, float], cur: Plan) -> Plan | None:
+        """Every deployment re-placed at the target: the capacity-only MILP's plan (variants
+        fixed) for ``rates`` at utilisation ``target / (1 + target)`` per worker (where an
+        M/M/1 replica holds ``target`` ongoing requests on average), or for the largest
+        multiple of ``rates`` it sustains there. The plan as built from its workers, or the
+        MILP's own routed plan where a proportional split would break the tier rules. None: no
+        plan."""
         assert self._variants is not None
-        demand = s.demand(rates)
-        need = 1.0
-        for op, goal in goals.items():
-            if demand.get(op, 0.0) > 0 and goal > self._capacity(s, op, workers.get(op, [])):
-                need = max(need, goal / demand[op])
+        util = self.config.target_ongoing_requests / (1 + self.config.target_ongoing_requests)
         planner = get_planner(
             "milp",
-            max_util=1.0,
+            max_util=util,
             variants=self._variants,
             current_plan=cur,
             reconfig_penalty=TIE_PENALTY,
             time_limit=10.0,
         )
-        for k in range(5):
-            scale = 1.0 + (need - 1.0) / 2**k if k < 4 else 1.0
-            res = planner.plan(s, scaled(rates, scale))
-            if res.feasible:
-                self.replacements += 1
-                return {op: list(ws) for op, ws in served_rates(s, res.plan).items() if ws}
-        return None
+        target = dict(rates)
+        res = planner.plan(s, target)
+        if not res.feasible:
+            scale = 0.99 * self._max_scale(s, rates, util)
+            if scale <= 0:
+                return None
+            target = scaled(rates, scale)
+            res = planner.plan(s, target)
+            if not res.feasible:
+                return None
+        self.replacements += 1
+        placed = {op: list(ws) for op, ws in served_rates(s, res.plan).items() if ws}
+        plan, ok = self.build(s, placed, rates)
+        return plan if ok else with_rates(res.plan, target)
+
+    def _max_scale(self, s: Scenario, rates: Mapping[str, float], util: float) -> float:
+        """Largest multiple of ``rates`` the fixed variants sustain at utilisation ``util``
+        (capacity only), memoized per load mix (1 % grid)."""
+        total = sum(rates.values())
+        if total <= 0:
+            return 0.0
+        key = tuple(sorted((k, round(v / total, 2)) for k, v in rates.items()))
+        if key not in self._scales:
+            mr = max_rate(s, rates=rates, max_util=util, variants=self._variants, time_limit=10.0)
+            self._scales[key] = mr.scale * total if mr.status != "infeasible" else 0.0
+        return self._scales[key] / total
