@@ -76,11 +76,7 @@ def tune(scenario_name: str) -> dict[str, Any]:
     for label, load in (("own load times", None), ("30 s loads", 30.0)):
         ev = evaluate(s, traces, specs, sim="fluid", seeds=1, load_time=load)
         res[label] = summary(ev)
-    ok = [
-        sp
-        for sp in specs
-        if all(res[lab][sp]["slo_attainment"] >= 0.99 for lab in res)
-    ]
+    ok = [sp for sp in specs if all(res[lab][sp]["slo_attainment"] >= 0.99 for lab in res)]
     chosen = min(ok, key=lambda sp: res["own load times"][sp]["dollars"]) if ok else None
     lines = [
         f"Scenario {scenario_name}, fluid, {len(traces)} training traces (evaluation specs at "
@@ -148,7 +144,9 @@ def figures(scenario_name: str, before: str, after: str) -> dict[str, Any]:
                 f"{100 * r['slo_attainment']:.2f}% | {100 * r['worst_attainment']:.2f}% | "
                 f"{r['plan_changes']} | {r['reconfigurations']} |"
             )
-    write_section(MD, "<!-- figures -->", "<!-- /figures -->", "## Before / after\n\n" + "\n".join(lines))
+    write_section(
+        MD, "<!-- figures -->", "<!-- /figures -->", "## Before / after\n\n" + "\n".join(lines)
+    )
     return out
 
 

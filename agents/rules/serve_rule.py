@@ -63,7 +63,10 @@ class ServeAutoscalingConfig:
         for name, v in positive.items():
             if not v > 0:
                 raise InputError("must be > 0", field=f"policy.{name}", value=v)
-        for name, v in {"up_delay": self.upscale_delay_s, "down_delay": self.downscale_delay_s}.items():
+        for name, v in {
+            "up_delay": self.upscale_delay_s,
+            "down_delay": self.downscale_delay_s,
+        }.items():
             if not v >= 0:
                 raise InputError("must be >= 0 seconds", field=f"policy.{name}", value=v)
         if self.min_replicas < 1:
