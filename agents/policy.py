@@ -3,7 +3,7 @@ reports (:class:`ControlState`) into the plan to run next.
 
 Planners (:mod:`jbrl.planning.base`) answer "what is the cheapest plan for this load"; policies
 answer "what should run in the next interval, given what has happened". MILP-reactive,
-MILP-hysteresis, MILP-oracle, MILP-static-peak, the JellyBean heuristic, a threshold autoscaler
+MILP-hysteresis, MILP-oracle, MILP-static-peak, the JellyBean heuristic, Ray Serve's autoscaler
 and PPO all implement this one interface, so the evaluator, the RL environment's baselines and
 the online controller drive them the same way (Park's ``get_action(obs)`` shape).
 

@@ -485,10 +485,11 @@ POLICY_NOTES = """\
 - **milp-static** one MILP plan for the trace's peak; **jellybean** the same with JellyBean's
   heuristic (which sustains less load than the MILP: beyond its reach it plans for the largest
   load it can place); **jellybean-reactive** milp-reactive with the heuristic.
-- **autoscaler** (high 0.8, low 0.3, up_window 1, down_window 5): variants of the cheapest plan
-  at the start; per operator, measured utilization (busy fraction + backlog); adds the cheapest
-  valid free workers when above 0.8 until the projected utilization is 0.55, removes workers
-  after 5 intervals below 0.3.
+- **autoscaler** Ray Serve's autoscaler with its defaults (target 2 ongoing requests per
+  replica, upscale delay 30 s, downscale delay 600 s, smoothing 1, look-back 30 s): variants of
+  the cheapest plan at the start; per operator, replicas (workers) from the average ongoing
+  requests (queued + running); workers added cheapest-first where the plan stays valid,
+  re-placed by the capacity-only MILP when they cannot be (`agents/rules/autoscaler.py`).
 """
 
 

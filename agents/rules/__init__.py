@@ -22,11 +22,13 @@ spec (defaults)            rule
 (``milp-static-peak``)     (JellyBean-style one-shot; reads the peak from the lookahead once)
 ``jellybean``              one JellyBean-heuristic plan for the trace's peak, never changed
 ``jellybean-reactive``     ``milp-reactive`` with the JellyBean heuristic as the planner
-``autoscaler:high=0.8      threshold autoscaler (Kubernetes HPA / Ray Serve style): variants fixed
-:low=0.3:up_window=1       (those of the cheapest plan at the first decision); per operator, add the
-:down_window=5``           cheapest eligible free workers when utilization > ``high`` for
-                           ``up_window`` intervals, remove workers when < ``low`` for
-                           ``down_window`` intervals, so that utilization lands near ``target``
+``autoscaler:target=2     Ray Serve's autoscaler with its documented defaults: variants fixed (those
+:min=1:max=0:up_delay=30   of the cheapest plan at the first decision); per operator (deployment),
+:down_delay=600            replicas (workers) = average ongoing requests over ``look_back`` s /
+:up_factor=1:down_factor=1 ``target``, smoothed, bounded, after ``up_delay`` / ``down_delay`` s
+:look_back=30:margin=0.2`` (:mod:`~jbrl.agents.rules.serve_rule`); workers added cheapest-first
+                           where the plan stays valid, re-placed by the capacity-only MILP when they
+                           cannot be; scale-downs only to a count stable at the load (``margin``)
 =========================  ==========================================================================
 
 Every planner policy (:class:`~jbrl.agents.rules.base.PlannerPolicy`) plans with the SLO-aware
@@ -42,7 +44,8 @@ Modules: :mod:`~jbrl.agents.rules.base` (the planner policies' base),
 :mod:`~jbrl.agents.rules.reactive`, :mod:`~jbrl.agents.rules.hysteresis`,
 :mod:`~jbrl.agents.rules.predictive`,
 :mod:`~jbrl.agents.rules.oracle`, :mod:`~jbrl.agents.rules.static`,
-:mod:`~jbrl.agents.rules.autoscaler`, :mod:`~jbrl.agents.rules.cache` (the one memo of planner
+:mod:`~jbrl.agents.rules.autoscaler` (with :mod:`~jbrl.agents.rules.serve_rule`, Ray Serve's
+replica-count rule), :mod:`~jbrl.agents.rules.cache` (the one memo of planner
 calls).
 
 **Coverage.** At run time a plan's routing weights stay fixed (:mod:`jbrl.sim.compiled`): each

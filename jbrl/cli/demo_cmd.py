@@ -4,7 +4,7 @@
    and the cloud-only baseline, prints them side by side (cost, accuracy, gap to the optimum) and
    writes each plan as JSON into the output folder, where ``jbrl cost`` can check it.
 2. Runs the shipped PPO policy (when the scenario has one) and the baselines (MILP-reactive,
-   MILP-hysteresis, MILP-oracle, MILP-static-peak, JellyBean, a threshold autoscaler) on a held-out
+   MILP-hysteresis, MILP-oracle, MILP-static-peak, JellyBean, Ray Serve's autoscaler) on a held-out
    default trace in the simulator, prints the evaluation table, and writes the plots
    (``plots/``), every figure (``evaluation.json``) and a TensorBoard log (``tensorboard/``, one
    run per policy) into the output folder.
