@@ -17,6 +17,7 @@ for _name, _attr in (
     ("milp-reactive", "MilpReactivePolicy"),
     ("milp-hysteresis", "MilpHysteresisPolicy"),
     ("milp-oracle", "MilpOraclePolicy"),
+    ("oracle", "OraclePolicy"),
     ("milp-static", "MilpStaticPolicy"),
     ("milp-static-peak", "MilpStaticPolicy"),
     ("jellybean", "JellyBeanStaticPolicy"),

@@ -15,6 +15,11 @@ spec (defaults)            rule
                            charge ``reconfig_penalty`` $/h per model load
 ``milp-oracle``            clairvoyant reference: re-solve on the true peak of the coming interval
 ``:headroom=0``            (``ControlState.lookahead``), with the reactive keep rule
+``oracle``                 clairvoyant bound: the cheapest plan *sequence* given the whole trace
+``:windows=1,4,16``        (dynamic programming over the MILP's plans for the true peaks of windows
+                           of 1, 4, 16 intervals and of the trace), charging model-load downtime:
+                           a switch is safe when the new plan without its loading workers covers
+                           the peak during the load (:mod:`~jbrl.agents.rules.sequence`)
 ``milp-static``            one MILP plan for the trace's peak x (1 + headroom), never changed
 (``milp-static-peak``)     (JellyBean-style one-shot; reads the peak from the lookahead once)
 ``jellybean``              one JellyBean-heuristic plan for the trace's peak, never changed
@@ -37,7 +42,8 @@ multiple of it (:func:`jbrl.planning.milp.max_rate`).
 
 Modules: :mod:`~jbrl.agents.rules.base` (the planner policies' base),
 :mod:`~jbrl.agents.rules.reactive`, :mod:`~jbrl.agents.rules.hysteresis`,
-:mod:`~jbrl.agents.rules.oracle`, :mod:`~jbrl.agents.rules.static`,
+:mod:`~jbrl.agents.rules.oracle`, :mod:`~jbrl.agents.rules.sequence` (``oracle``),
+:mod:`~jbrl.agents.rules.static`,
 :mod:`~jbrl.agents.rules.autoscaler`, :mod:`~jbrl.agents.rules.cache` (the one memo of planner
 calls).
 
@@ -60,6 +66,7 @@ from jbrl.agents.rules.cache import PlanCache
 from jbrl.agents.rules.hysteresis import MilpHysteresisPolicy
 from jbrl.agents.rules.oracle import MilpOraclePolicy
 from jbrl.agents.rules.reactive import JellyBeanReactivePolicy, MilpReactivePolicy
+from jbrl.agents.rules.sequence import OraclePolicy, cheapest_sequence
 from jbrl.agents.rules.static import JellyBeanStaticPolicy, MilpStaticPolicy
 from jbrl.planning.coverage import (
     COST_RTOL,
@@ -87,8 +94,10 @@ __all__ = [
     "MilpOraclePolicy",
     "MilpReactivePolicy",
     "MilpStaticPolicy",
+    "OraclePolicy",
     "PlanCache",
     "PlannerPolicy",
+    "cheapest_sequence",
     "coverage",
     "design_rates",
     "lookahead_of",

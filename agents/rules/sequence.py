@@ -1,0 +1,368 @@
+"""``oracle``: the clairvoyant bound - the cheapest *sequence* of plans given the whole future,
+charging model-load downtime as the simulators do (a reference, not deployable).
+
+MILP-oracle (:mod:`~jbrl.agents.rules.oracle`) re-plans for the true peak of every coming
+interval and ignores what a change costs: every worker whose model changes is down for its load
+time (:func:`jbrl.sim.compiled.load_changes`), so a run of per-interval optima loses requests at
+every switch. ``oracle`` instead chooses, by dynamic programming over the control intervals, one
+plan per interval among candidate plans, so that
+
+* the plan of interval ``k`` covers the interval's true peak (the peak clamped to what the
+  infrastructure sustains, as every planner policy does): its predicted attainment there meets
+  the SLO target (:func:`jbrl.planning.coverage.coverage`);
+* a switch at the start of interval ``k`` is *safe*: the new plan without its loading workers
+  (those whose (operator, variant) the old plan does not run on them) still covers the true
+  peak over the load time; otherwise it is charged, lexicographically before any dollar, the
+  requests that arrive during the load (a switch the oracle cannot make safely is made only when
+  no safe sequence exists - or it is made earlier, to a plan that covers both sides);
+* the total $ (each plan's cost at the interval's mean rates, for the interval) is least.
+
+The objective is lexicographic: first the requests at risk (uncovered intervals, unsafe
+switches), then dollars. The first plan is free, as the simulators start warm
+(``SimConfig.warm_start``).
+
+Candidates: the SLO-aware MILP's plan for the trace's peak (MILP-static's plan, so the oracle is
+never dearer than MILP-static where that plan covers every interval) and, for every interval
+``k`` and window length ``h`` in ``windows`` (intervals), the plan for the true peak over
+intervals ``k .. k+h-1``, solved in time order with the tie-breaking penalty against the
+previous window's plan (so neighbouring candidates extend each other and switching between them
+loads few models). ``h = 1`` gives MILP-oracle's targets; longer windows give the plans that
+ride through a valley without a switch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from jbrl.agents.policy import ControlState
+from jbrl.agents.rules.base import PlannerPolicy, lookahead_of
+from jbrl.errors import InfeasibleError, InputError
+from jbrl.planning.coverage import (
+    coverage,
+    plan_signature,
+    rescale_plan,
+    scaled,
+    scenario_fingerprint,
+)
+from jbrl.planning.plan import Plan, WorkerShare
+from jbrl.scenario.model import Scenario
+from jbrl.scenario.traces import Trace
+
+Cost = tuple[float, float]
+"""(requests at risk, dollars): compared lexicographically."""
+
+
+def cheapest_sequence(
+    step_cost: Sequence[Sequence[Cost]],
+    switch_penalty: Callable[[int, int, int], float],
+) -> tuple[list[int], Cost]:
+    """The sequence of candidates (one per step) of least total cost, and that cost.
+
+    ``step_cost[k][c]``: (penalty, $) of running candidate ``c`` in step ``k``;
+    ``switch_penalty(k, a, b)``: the penalty (>= 0) of switching from ``a`` to ``b`` at the
+    start of step ``k`` (staying is free, the first step has no switch). Costs add up and are
+    compared lexicographically. Exact dynamic programming (Viterbi): ``switch_penalty`` is asked
+    lazily - for each step and target, the predecessors in order of their cost so far, until no
+    later one can win - since it is the expensive part. Ties go to staying, then to the lowest
+    index, so the answer is deterministic.
+    """
+    n_steps = len(step_cost)
+    if n_steps == 0:
+        return [], (0.0, 0.0)
+    n = len(step_cost[0])
+    if n == 0 or any(len(row) != n for row in step_cost):
+        raise ValueError("every step needs a cost for every candidate (at least one)")
+    acc: list[Cost] = [tuple(c) for c in step_cost[0]]  # type: ignore[misc]
+    back: list[list[int]] = []
+    for k in range(1, n_steps):
+        order = sorted(range(n), key=lambda c: (acc[c], c))
+        new_acc: list[Cost] = []
+        prev_of: list[int] = []
+        for b in range(n):
+            best, arg = acc[b], b
+            for a in order:
+                if acc[a] >= best:
+                    break  # penalties are >= 0: no later predecessor can win
+                if a == b:
+                    continue
+                cand = (acc[a][0] + switch_penalty(k, a, b), acc[a][1])
+                if cand < best:
+                    best, arg = cand, a
+            new_acc.append((best[0] + step_cost[k][b][0], best[1] + step_cost[k][b][1]))
+            prev_of.append(arg)
+        back.append(prev_of)
+        acc = new_acc
+    last = min(range(n), key=lambda c: (acc[c], c))
+    seq = [last]
+    for prev_of in reversed(back):
+        seq.append(prev_of[seq[-1]])
+    seq.reverse()
+    return seq, acc[last]
+
+
+@dataclass
+class SequenceProblem:
+    """What the dynamic programme chooses from: candidate plans, the steps, ``step_cost[k][c]``
+    and the switch check (``switch.penalty(k, a, b)``)."""
+
+    candidates: list[Plan]
+    steps: list[tuple[float, float]]
+    step_cost: list[list[Cost]]
+    switch: SwitchCheck
+
+    def total(self, seq: Sequence[int]) -> Cost:
+        """The cost of a whole sequence (one candidate per step), switches included."""
+        risk = sum(self.step_cost[k][c][0] for k, c in enumerate(seq))
+        risk += sum(self.switch.penalty(k, seq[k - 1], seq[k]) for k in range(1, len(seq)))
+        return (risk, sum(self.step_cost[k][c][1] for k, c in enumerate(seq)))
+
+
+@dataclass
+class Schedule:
+    """The oracle's answer for one trace: the plan of every step and how it was found."""
+
+    plans: list[Plan]
+    step_s: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class OraclePolicy(PlannerPolicy):
+    """The clairvoyant bound (``oracle:windows=1,4,16``): the cheapest plan sequence given the
+    whole trace, load downtime charged (module docstring). Not deployable (it reads
+    ``ControlState.lookahead``). ``windows``: the window lengths (intervals, comma-separated)
+    whose true peaks give the candidate plans; plus the planner policies' parameters
+    (``headroom``, ``grid``, ``max_util``, ``time_limit``).
+
+    It computes the whole sequence at its first decision (on the interval length it is asked
+    with) and then plays it back; :attr:`last_schedule` holds the sequence's figures
+    (candidates, solves, switches, unsafe switches, uncovered steps, predicted $).
+    """
+
+    name = "oracle"
+    clairvoyant = True
+    extra_params = {"windows": str}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.windows = parse_windows(str(self.params.pop("windows", "1,4,16")))
+        self._schedules: dict[tuple[str, str, float], Schedule] = {}
+        self._schedule: Schedule | None = None
+        self.last_schedule: Schedule | None = None
+
+    def reset(self, scenario: Scenario, seed: int | None = None) -> None:
+        super().reset(scenario, seed)
+        self._schedule = None
+
+    def _decide(self, state: ControlState) -> Plan:
+        tr = lookahead_of(state, self.name)
+        if self._schedule is None or not math.isclose(self._schedule.step_s, state.interval_s):
+            key = (scenario_fingerprint(state.scenario), _trace_key(tr), float(state.interval_s))
+            if key not in self._schedules:
+                self._schedules[key] = self.schedule(state.scenario, tr, state.interval_s)
+            self._schedule = self.last_schedule = self._schedules[key]
+        plans = self._schedule.plans
+        k = int(math.floor(state.time_s / self._schedule.step_s + 1e-9))
+        return plans[min(max(k, 0), len(plans) - 1)]
+
+    def problem(self, scenario: Scenario, trace: Trace, step_s: float) -> SequenceProblem:
+        """The candidates, step costs and switch check on ``trace`` in steps of ``step_s``."""
+        self.cache.bind(scenario)
+        steps = _steps(trace, step_s)
+        cands, required = self._candidates(scenario, trace, steps)
+        step_cost = [
+            [self._step_cost(scenario, trace, c, req, t) for c in cands]
+            for req, t in zip(required, steps, strict=True)
+        ]
+        switch = SwitchCheck(scenario, trace, cands, required, steps, self.max_util)
+        return SequenceProblem(cands, steps, step_cost, switch)
+
+    def schedule(self, scenario: Scenario, trace: Trace, step_s: float) -> Schedule:
+        """The cheapest plan sequence on ``trace`` in steps of ``step_s`` seconds."""
+        t0 = time.perf_counter()
+        solves0 = self.cache.solves
+        pb = self.problem(scenario, trace, step_s)
+        t_problem = time.perf_counter() - t0
+        seq, (risk, dollars) = cheapest_sequence(pb.step_cost, pb.switch.penalty)
+        changes = [k for k in range(1, len(seq)) if seq[k] != seq[k - 1]]
+        sigs = pb.switch.sigs
+        loads = [len(sigs[seq[k]] - sigs[seq[k - 1]]) for k in changes]
+        info = {
+            "candidates": len(pb.candidates),
+            "solves": self.cache.solves - solves0,
+            "steps": len(pb.steps),
+            "plan_changes": sum(sigs[seq[k]] != sigs[seq[k - 1]] for k in changes),
+            "model_loads": sum(loads),
+            "unsafe_switches": sum(pb.switch.penalty(k, seq[k - 1], seq[k]) > 0 for k in changes),
+            "uncovered_steps": sum(pb.step_cost[k][c][0] > 0 for k, c in enumerate(seq)),
+            "requests_at_risk": risk,
+            "predicted_dollars": dollars,
+            "switch_checks": pb.switch.checks,
+            "problem_s": t_problem,
+            "total_s": time.perf_counter() - t0,
+        }
+        return Schedule([pb.candidates[c] for c in seq], float(step_s), info)
+
+    def _candidates(
+        self, scenario: Scenario, trace: Trace, steps: list[tuple[float, float]]
+    ) -> tuple[list[Plan], list[dict[str, float]]]:
+        """Candidate plans (deduplicated, MILP-static's first) and every step's required
+        rates (its true peak, clamped to what the infrastructure sustains)."""
+        found: dict[str, Plan] = {}
+
+        def add(target: Mapping[str, float], current: Plan | None) -> tuple[Plan, dict]:
+            res, at = self.cache.solve_clamped(self._target(target, scenario), current)
+            if res is None:
+                raise InfeasibleError(f"{self.name}: no plan for rates {dict(target)}")
+            return found.setdefault(_plan_key(res.plan), res.plan), at
+
+        add(trace.peak(), None)
+        required: list[dict[str, float]] = []
+        ends = [t1 for _, t1 in steps]
+        for h in self.windows:
+            prev: Plan | None = None
+            for k, (t0, _) in enumerate(steps):
+                peak = trace.max_over(t0, ends[min(k + h, len(steps)) - 1])
+                prev, at = add(peak, prev)
+                if h == 1:  # the peak, clamped as far as its solve was
+                    want = sum(self._target(peak, scenario).values())
+                    required.append(scaled(peak, min(1.0, sum(at.values()) / want) if want else 1))
+        if not required:
+            required = [_clamp(trace.max_over(t0, t1), self, scenario) for t0, t1 in steps]
+        return list(found.values()), required
+
+    def _step_cost(
+        self,
+        scenario: Scenario,
+        trace: Trace,
+        plan: Plan,
+        required: Mapping[str, float],
+        step: tuple[float, float],
+    ) -> Cost:
+        """(requests at risk, $) of running ``plan`` in ``step``: its cost at the step's mean
+        rates; at risk, every request of the step when it does not cover ``required``."""
+        t0, t1 = step
+        mean = trace.mean_over(t0, t1)
+        dollars = coverage(scenario, plan, mean, 1.0).cost * (t1 - t0) / 3600.0
+        ok = coverage(scenario, plan, required, self.max_util).covers
+        return (0.0 if ok else sum(mean.values()) * (t1 - t0), dollars)
+
+
+class SwitchCheck:
+    """Is switching from candidate ``a`` to ``b`` at the start of step ``k`` safe? (memoized:
+    the dynamic programme asks about the same pairs many times)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        trace: Trace,
+        cands: list[Plan],
+        required: list[dict[str, float]],
+        steps: list[tuple[float, float]],
+        max_util: float | None,
+    ) -> None:
+        self.scenario, self.trace, self.cands = scenario, trace, cands
+        self.required, self.steps, self.max_util = required, steps, max_util
+        self.sigs = [plan_signature(scenario, p) for p in cands]
+        self._degraded: dict[tuple[int, int], tuple[Plan | None, float]] = {}
+        self._memo: dict[tuple[int, int, int], float] = {}
+        self.checks = 0
+
+    def degraded(self, a: int, b: int) -> tuple[Plan | None, float]:
+        """Plan ``b`` without the workers that load a model when coming from ``a`` (None when
+        nothing is left of an operator), and the longest of those load times (0: none)."""
+        key = (a, b)
+        if key not in self._degraded:
+            loading = self.sigs[b] - self.sigs[a]
+            if not loading:
+                self._degraded[key] = (self.cands[b], 0.0)
+            else:
+                load_s = max(self.scenario.load_time(op, v, w) for w, op, v in loading)
+                down = {(w, op) for w, op, _ in loading}
+                self._degraded[key] = (_without(self.cands[b], down), load_s)
+        return self._degraded[key]
+
+    def penalty(self, k: int, a: int, b: int) -> float:
+        """0 for a safe switch, else the requests that arrive during the load."""
+        key = (k, a, b)
+        if key in self._memo:
+            return self._memo[key]
+        plan, load_s = self.degraded(a, b)
+        pen = 0.0
+        if load_s > 0:
+            t0, t1 = self.steps[k]
+            window = self.trace.max_over(t0, t0 + load_s)
+            req = self.required[k]
+            peak = sum(self.trace.max_over(t0, t1).values())
+            clamp = min(1.0, sum(req.values()) / peak) if peak > 0 else 1.0
+            rates = scaled(window, clamp)
+            self.checks += 1
+            safe = plan is not None and (
+                rescale_plan(self.scenario, plan, rates) is not None
+                and coverage(self.scenario, plan, rates, self.max_util).covers
+            )
+            if not safe:
+                pen = sum(self.trace.mean_over(t0, t0 + load_s).values()) * load_s
+        self._memo[key] = pen
+        return pen
+
+
+def _without(plan: Plan, down: set[tuple[str, str]]) -> Plan | None:
+    """``plan`` without the (worker, operator) pairs in ``down``, routed in proportion (its
+    explicit flows named the missing workers); None when an operator loses every worker."""
+    shares: dict[str, list[WorkerShare]] = {}
+    for op, ws in plan.worker_assignment.items():
+        keep = [s for s in ws if (s.worker, op) not in down]
+        if ws and not keep:
+            return None
+        shares[op] = keep
+    return Plan(dict(plan.model_assignment), shares, None, dict(plan.meta))
+
+
+def _clamp(rates: Mapping[str, float], policy: PlannerPolicy, scenario: Scenario) -> dict:
+    """``rates`` shrunk to the largest multiple the infrastructure sustains (at most 1)."""
+    return scaled(rates, min(1.0, policy.cache.max_scale(rates)))
+
+
+def _steps(trace: Trace, step_s: float) -> list[tuple[float, float]]:
+    """The control intervals over the trace (the last may be shorter; an endless trace ends
+    one step after its last row, after which its rates stay constant)."""
+    if not (step_s > 0 and math.isfinite(step_s)):
+        raise InputError("must be > 0 seconds", field="interval", value=step_s)
+    end = trace.duration
+    if not math.isfinite(end):
+        end = float(trace.times[-1]) + step_s if len(trace) else step_s
+    edges = list(np.arange(0.0, end, step_s)) + [end]
+    return [(float(a), float(b)) for a, b in zip(edges, edges[1:], strict=False) if b > a]
+
+
+def _plan_key(plan: Plan) -> str:
+    return plan.without_routing().to_json(None) + repr(plan.routing)
+
+
+def _trace_key(trace: Trace) -> str:
+    h = hashlib.sha1(trace.times.tobytes())
+    h.update(trace.values.tobytes())
+    h.update(repr((trace.columns, trace.duration)).encode())
+    return h.hexdigest()
+
+
+def parse_windows(text: str) -> tuple[int, ...]:
+    """``"1,4,16"`` -> ``(1, 4, 16)`` (sorted, unique, each >= 1)."""
+    try:
+        out = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        out = []
+    if not out or out[0] < 1:
+        raise InputError(
+            "must be window lengths in intervals, >= 1, comma-separated (e.g. 1,4,16)",
+            field="policy.windows",
+            value=text,
+        )
+    return tuple(out)
