@@ -22,12 +22,14 @@ switches), then dollars. The first plan is free, as the simulators start warm
 (``SimConfig.warm_start``).
 
 Candidates: the SLO-aware MILP's plan for the trace's peak (MILP-static's plan, so the oracle is
-never dearer than MILP-static where that plan covers every interval) and, for every interval
-``k`` and window length ``h`` in ``windows`` (intervals), the plan for the true peak over
-intervals ``k .. k+h-1``, solved in time order with the tie-breaking penalty against the
-previous window's plan (so neighbouring candidates extend each other and switching between them
-loads few models). ``h = 1`` gives MILP-oracle's targets; longer windows give the plans that
-ride through a valley without a switch.
+never dearer than MILP-static where that plan covers every interval) and, for every window
+length ``h`` in ``windows`` (intervals), the plan for the true peak over intervals
+``k .. k+h-1`` for every ``k`` a multiple of ``ceil(h / 2)`` (windows overlapping by half),
+solved in time order with the tie-breaking penalty against the previous window's plan (so
+neighbouring candidates extend each other and switching between them loads few models).
+``h = 1`` gives MILP-oracle's targets; longer windows give the plans that ride through a valley
+without a switch, and fewer solves. ``headroom`` h: candidates are planned for, and must cover,
+the peaks x (1 + h).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from jbrl.agents.rules.base import PlannerPolicy, lookahead_of
 from jbrl.errors import InfeasibleError, InputError
 from jbrl.planning.coverage import (
     coverage,
+    design_rates,
     plan_signature,
     rescale_plan,
     scaled,
@@ -176,8 +179,9 @@ class OraclePolicy(PlannerPolicy):
         self.cache.bind(scenario)
         steps = _steps(trace, step_s)
         cands, required = self._candidates(scenario, trace, steps)
+        covers = [_CoverMemo(scenario, c, self.max_util) for c in cands]
         step_cost = [
-            [self._step_cost(scenario, trace, c, req, t) for c in cands]
+            [_step_cost(scenario, trace, m, req, t) for m in covers]
             for req, t in zip(required, steps, strict=True)
         ]
         switch = SwitchCheck(scenario, trace, cands, required, steps, self.max_util)
@@ -213,7 +217,9 @@ class OraclePolicy(PlannerPolicy):
         self, scenario: Scenario, trace: Trace, steps: list[tuple[float, float]]
     ) -> tuple[list[Plan], list[dict[str, float]]]:
         """Candidate plans (deduplicated, MILP-static's first) and every step's required
-        rates (its true peak, clamped to what the infrastructure sustains)."""
+        rates: its true peak x (1 + headroom), capped at the total the trace's peak was
+        planned at (when the infrastructure sustains less than the peak, the MILP plans for
+        the largest multiple of it it sustains, as every planner policy does)."""
         found: dict[str, Plan] = {}
 
         def add(target: Mapping[str, float], current: Plan | None) -> tuple[Plan, dict]:
@@ -222,36 +228,64 @@ class OraclePolicy(PlannerPolicy):
                 raise InfeasibleError(f"{self.name}: no plan for rates {dict(target)}")
             return found.setdefault(_plan_key(res.plan), res.plan), at
 
-        add(trace.peak(), None)
-        required: list[dict[str, float]] = []
-        ends = [t1 for _, t1 in steps]
+        _, at_peak = add(trace.peak(), None)
+        top = sum(at_peak.values())
+        required = []
+        for t0, t1 in steps:
+            want = self._target(trace.max_over(t0, t1), scenario)
+            total = sum(want.values())
+            required.append(scaled(want, min(1.0, top / total)) if total > 0 else want)
+        n = len(steps)
         for h in self.windows:
             prev: Plan | None = None
-            for k, (t0, _) in enumerate(steps):
-                peak = trace.max_over(t0, ends[min(k + h, len(steps)) - 1])
-                prev, at = add(peak, prev)
-                if h == 1:  # the peak, clamped as far as its solve was
-                    want = sum(self._target(peak, scenario).values())
-                    required.append(scaled(peak, min(1.0, sum(at.values()) / want) if want else 1))
-        if not required:
-            required = [_clamp(trace.max_over(t0, t1), self, scenario) for t0, t1 in steps]
+            for k in range(0, n, (h + 1) // 2):  # windows overlap by half
+                prev, _ = add(trace.max_over(steps[k][0], steps[min(k + h, n) - 1][1]), prev)
         return list(found.values()), required
 
-    def _step_cost(
-        self,
-        scenario: Scenario,
-        trace: Trace,
-        plan: Plan,
-        required: Mapping[str, float],
-        step: tuple[float, float],
-    ) -> Cost:
-        """(requests at risk, $) of running ``plan`` in ``step``: its cost at the step's mean
-        rates; at risk, every request of the step when it does not cover ``required``."""
-        t0, t1 = step
-        mean = trace.mean_over(t0, t1)
-        dollars = coverage(scenario, plan, mean, 1.0).cost * (t1 - t0) / 3600.0
-        ok = coverage(scenario, plan, required, self.max_util).covers
-        return (0.0 if ok else sum(mean.values()) * (t1 - t0), dollars)
+
+class _CoverMemo:
+    """Does one plan cover given rates? Coverage is monotone in the load (a plan that covers
+    rates covers every rate vector below them; one that fails fails above), so most steps are
+    answered from earlier answers without the latency model."""
+
+    def __init__(self, scenario: Scenario, plan: Plan, max_util: float | None) -> None:
+        self.scenario, self.plan, self.max_util = scenario, plan, max_util
+        self.yes: list[np.ndarray] = []
+        self.no: list[np.ndarray] = []
+        self.keys = sorted(scenario.source_map)
+        self.hourly = coverage(scenario, plan, design_rates(scenario, plan), 1.0).cost
+
+    def covers(self, rates: Mapping[str, float]) -> bool:
+        v = np.array([rates.get(k, 0.0) for k in self.keys])
+        if any((v <= y + 1e-12).all() for y in self.yes):
+            return True
+        if any((v >= x - 1e-12).all() for x in self.no):
+            return False
+        # capacity first (cheap), then the latency model (or the utilisation cap)
+        ok = (
+            coverage(self.scenario, self.plan, rates, 1.0).covers
+            and coverage(self.scenario, self.plan, rates, self.max_util).covers
+        )
+        (self.yes if ok else self.no).append(v)
+        return ok
+
+
+def _step_cost(
+    scenario: Scenario,
+    trace: Trace,
+    memo: _CoverMemo,
+    required: Mapping[str, float],
+    step: tuple[float, float],
+) -> Cost:
+    """(requests at risk, $) of running a plan in ``step``: its cost at the step's mean rates
+    (its cost at its design rates where it does not cover); at risk, every request of the step
+    when it does not cover ``required``."""
+    t0, t1 = step
+    mean = trace.mean_over(t0, t1)
+    hours = (t1 - t0) / 3600.0
+    if memo.covers(required):
+        return (0.0, coverage(scenario, memo.plan, mean, 1.0).cost * hours)
+    return (sum(mean.values()) * (t1 - t0), memo.hourly * hours)
 
 
 class SwitchCheck:
@@ -323,11 +357,6 @@ def _without(plan: Plan, down: set[tuple[str, str]]) -> Plan | None:
             return None
         shares[op] = keep
     return Plan(dict(plan.model_assignment), shares, None, dict(plan.meta))
-
-
-def _clamp(rates: Mapping[str, float], policy: PlannerPolicy, scenario: Scenario) -> dict:
-    """``rates`` shrunk to the largest multiple the infrastructure sustains (at most 1)."""
-    return scaled(rates, min(1.0, policy.cache.max_scale(rates)))
 
 
 def _steps(trace: Trace, step_s: float) -> list[tuple[float, float]]:

@@ -180,3 +180,12 @@ def test_playback_keeps_the_plan_object(slow_tiny, swings):
     assert plans == p.last_schedule.plans
     assert p.decide(st) is plans[0]
     assert p.decide(ControlState(slow_tiny, 99 * STEP_S, STEP_S, lookahead=swings)) is plans[-1]
+
+
+def test_headroom_plans_cover_the_peak_with_margin(slow_tiny, swings):
+    p = OraclePolicy(windows="1", headroom="0.2")
+    sched = p.schedule(slow_tiny, swings, STEP_S)
+    assert sched.info["uncovered_steps"] == 0
+    for k, plan in enumerate(sched.plans):
+        peak = swings.max_over(k * STEP_S, (k + 1) * STEP_S)
+        assert coverage(slow_tiny, plan, {s: v * 1.2 for s, v in peak.items()}).covers
