@@ -11,10 +11,18 @@ MILP-static (one plan for the trace's peak, as JellyBean would deploy), MILP-ora
 the true peak of every coming interval, blind to model-load downtime) and ``oracle`` (the
 clairvoyant bound: the cheapest plan sequence given the whole trace, load downtime charged,
 :mod:`jbrl.agents.rules.sequence`) with ``jbrl evaluate`` (fluid simulator) and reports how much
-more the static plan costs than ``oracle``.
+more the static plan costs than ``oracle``. ``--sim des --hours 4``: the same on the trace's
+first hours in the request-level DES (a cross-check of the simulators).
+
+``oracle-headroom``: the headroom ``oracle`` plans with (candidates planned for, and required
+to cover, the true peaks x (1 + headroom)), chosen on a validation trace (same generator, a
+seed below the evaluation range): the least of 0, 0.1, 0.2 whose simulated attainment reaches
+the SLO target; ``static-gap`` reads it from ``fleet_oracle_headroom.json``.
 
     .venv/bin/python experiments/fleet_scenario.py timing
+    .venv/bin/python experiments/fleet_scenario.py oracle-headroom [--days 1]
     .venv/bin/python experiments/fleet_scenario.py static-gap [--days 3] [--interval 1800]
+    .venv/bin/python experiments/fleet_scenario.py static-gap --sim des --hours 4
 """
 
 from __future__ import annotations
@@ -178,8 +186,12 @@ def _oracle_spec() -> str:
     return f"oracle:windows={ORACLE_WINDOWS}:headroom={h:g}"
 
 
-def static_gap(days: int, interval: float, spread: float) -> dict[str, Any]:
-    """Run MILP-static, MILP-oracle and oracle on a multi-day diurnal trace; the cost ratio."""
+def static_gap(
+    days: int, interval: float, spread: float, sim: str = "fluid", hours: float | None = None
+) -> dict[str, Any]:
+    """Run MILP-static, MILP-oracle and oracle on a multi-day diurnal trace; the cost ratio.
+    ``hours``: only the trace's first hours (the DES cross-check: the DES simulates every
+    request, so a shorter window)."""
     from jbrl.evaluation.runner import evaluate
     from jbrl.scenario import load_scenario
     from jbrl.scenario.trace_stats import trace_statistics
@@ -187,6 +199,8 @@ def static_gap(days: int, interval: float, spread: float) -> dict[str, Any]:
     sc = load_scenario("fleet")
     params = _trace_params(spread)
     trace = _phased(sc, days, spread, TRACE_SEED)
+    if hours is not None:
+        trace = trace.with_duration(hours * 3600.0)
     stats = trace_statistics(trace)
     policies = {"static": "milp-static", "milp_oracle": "milp-oracle", "oracle": _oracle_spec()}
     t0, c0 = time.perf_counter(), _cpu_self()
@@ -194,13 +208,14 @@ def static_gap(days: int, interval: float, spread: float) -> dict[str, Any]:
         sc,
         {"phased": trace},
         list(policies.values()),
-        sim="fluid",
+        sim=sim,
         interval=interval,
         processes=2,
     )
     rows = {r.policy: r.to_dict() for r in ev.summary}
     result: dict[str, Any] = {
-        "days": days,
+        "sim": sim,
+        "days": days if hours is None else hours / 24.0,
         "interval_s": interval,
         "trace_params": params,
         "trace_seed": TRACE_SEED,
@@ -214,7 +229,8 @@ def static_gap(days: int, interval: float, spread: float) -> dict[str, Any]:
         "cpu_s": _cpu_self() - c0,
         "machine": machine(),
     }
-    RESULTS.with_name("fleet_static_gap.json").write_text(json.dumps(result, indent=1) + "\n")
+    name = "fleet_static_gap.json" if sim == "fluid" else f"fleet_static_gap_{sim}.json"
+    RESULTS.with_name(name).write_text(json.dumps(result, indent=1) + "\n")
     _write_gap(result)
     return result
 
@@ -230,11 +246,11 @@ def _write_gap(r: dict[str, Any]) -> None:
     lines = [
         "## Static provisioning for the peak vs the clairvoyant reference",
         "",
-        f"Trace: `phased` ({r['days']} days from a Thursday, 5-min rows, seed {r['trace_seed']} "
+        f"Trace: `phased` ({r['days']:g} days from a Thursday, 5-min rows, seed {r['trace_seed']} "
         f"from the evaluation range; parameters {r['trace_params']}): peak/mean "
         f"{st['peak_to_mean']:.2f} of the total load, sites' peaks {st['peak_spread_h']:.1f} h "
         f"apart, pairwise correlation {st['mean_pairwise_corr']:.2f}. `jbrl evaluate --sim "
-        f"fluid --interval {r['interval_s']:g}`, the scenario's own model load times.",
+        f"{r['sim']} --interval {r['interval_s']:g}`, the scenario's own model load times.",
         "",
         "| policy | $ | SLO attainment | plan changes | model loads | first decision s |",
         "|---|---|---|---|---|---|",
@@ -257,7 +273,10 @@ def _write_gap(r: dict[str, Any]) -> None:
         f"Wall {r['wall_s']:.0f} s, CPU {r['cpu_s']:.0f} s (2 worker processes); machine: "
         f"{r['machine']}.",
     ]
-    write_section(RESULTS, "<!-- static-gap -->", "<!-- /static-gap -->", "\n".join(lines))
+    tag = "static-gap" if r["sim"] == "fluid" else f"static-gap-{r['sim']}"
+    if r["sim"] != "fluid":
+        lines[0] += f" ({r['sim']} cross-check)"
+    write_section(RESULTS, f"<!-- {tag} -->", f"<!-- /{tag} -->", "\n".join(lines))
     print("\n".join(lines))
 
 
@@ -271,6 +290,8 @@ def main() -> None:
     g.add_argument("--days", type=int, default=3)
     g.add_argument("--interval", type=float, default=1800.0)
     g.add_argument("--spread", type=float, default=8.0, help="hours between the sites' peaks")
+    g.add_argument("--sim", choices=("fluid", "des"), default="fluid")
+    g.add_argument("--hours", type=float, default=None, help="only the trace's first hours")
     h = sub.add_parser("oracle-headroom", help="the oracle's headroom, on a validation trace")
     h.add_argument("--days", type=float, default=1.0)
     h.add_argument("--interval", type=float, default=1800.0)
@@ -283,7 +304,7 @@ def main() -> None:
     elif args.cmd == "oracle-headroom":
         oracle_headroom(args.days, args.interval, args.spread)
     else:
-        static_gap(args.days, args.interval, args.spread)
+        static_gap(args.days, args.interval, args.spread, args.sim, args.hours)
 
 
 if __name__ == "__main__":
