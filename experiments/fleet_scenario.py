@@ -263,9 +263,6 @@ def static_gap(
     path = RESULTS.with_name(
         "fleet_static_gap.json" if sim == "fluid" else f"fleet_static_gap_{sim}.json"
     )
-    old = json.loads(path.read_text()) if path.exists() else {}
-    if all(old.get(k) == v for k, v in result.items() if k != "trace_stats"):
-        result.update({k: old[k] for k in ROWS if k in old and k not in only})
     t0, c0 = time.perf_counter(), _cpu_self()
     ev = evaluate(
         sc,
@@ -278,6 +275,9 @@ def static_gap(
     rows = {r.policy: r.to_dict() for r in ev.summary}
     spent = {"wall_s": time.perf_counter() - t0, "cpu_s": _cpu_self() - c0, "machine": machine()}
     result.update({k: {**rows[specs[k]], **spent, "with": list(only)} for k in only})
+    old = json.loads(path.read_text()) if path.exists() else {}  # read now: runs may overlap
+    if all(old.get(k) == v for k, v in result.items() if k not in ROWS and k != "trace_stats"):
+        result.update({k: old[k] for k in ROWS if k in old and k not in only})
     if all(k in result for k in ROWS):
         dollars = {k: result[k]["dollars"] for k in ROWS}
         result["static_over_oracle"] = dollars["static"] / dollars["oracle"] - 1.0

@@ -10,16 +10,21 @@ plan per interval among candidate plans, so that
 * the plan of interval ``k`` covers the interval's true peak (the peak clamped to what the
   infrastructure sustains, as every planner policy does): its predicted attainment there meets
   the SLO target (:func:`jbrl.planning.coverage.coverage`);
-* a switch at the start of interval ``k`` is *safe*: the new plan without its loading workers
-  (those whose (operator, variant) the old plan does not run on them) still covers the true
-  peak over the load time; otherwise it is charged, lexicographically before any dollar, the
-  requests that arrive during the load (a switch the oracle cannot make safely is made only when
-  no safe sequence exists - or it is made earlier, to a plan that covers both sides);
+* a switch at the start of interval ``k`` is *safe* when the new plan without its loading
+  workers (those whose (operator, variant) the old plan does not run on them) still covers the
+  true peak over the load time; otherwise the requests that arrive during the load are *at
+  risk*, and the switches of the whole sequence may put at most ``risk_budget`` (default 0.1)
+  of the SLO's allowance of late requests at risk (0.1 x 1 % of the trace's requests at a 99 %
+  target) - or the switch must be made earlier, to a plan that covers both sides, or not at
+  all;
 * the total $ (each plan's cost at the interval's mean rates, for the interval) is least.
 
-The objective is lexicographic: first the requests at risk (uncovered intervals, unsafe
-switches), then dollars. The first plan is free, as the simulators start warm
-(``SimConfig.warm_start``).
+The budget is met by Lagrangian relaxation: the dynamic programme prices a request at risk at
+:data:`RISK_PRICES` in turn (cheapest first) and keeps the first sequence within the budget; the
+last price is infinite (requests at risk before any dollar, lexicographically), so at worst the
+sequence puts the fewest requests at risk. An interval whose plan does not cover its peak puts
+all its requests at risk, always before any dollar. The first plan is free, as the simulators
+start warm (``SimConfig.warm_start``).
 
 Candidates: the SLO-aware MILP's plan for the trace's peak (MILP-static's plan, so the oracle is
 never dearer than MILP-static where that plan covers every interval) and, for every window
@@ -50,7 +55,6 @@ from jbrl.planning.coverage import (
     coverage,
     design_rates,
     plan_signature,
-    rescale_plan,
     scaled,
     scenario_fingerprint,
 )
@@ -60,18 +64,22 @@ from jbrl.scenario.traces import Trace
 
 Cost = tuple[float, float]
 """(requests at risk, dollars): compared lexicographically."""
+RISK_PRICES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, math.inf)
+"""$ per request at risk in a switch, tried in turn until the sequence's switches put at most
+the risk budget at risk (``inf``: no request at risk is worth any dollar)."""
 
 
 def cheapest_sequence(
     step_cost: Sequence[Sequence[Cost]],
-    switch_penalty: Callable[[int, int, int], float],
+    switch_cost: Callable[[int, int, int], Cost],
 ) -> tuple[list[int], Cost]:
     """The sequence of candidates (one per step) of least total cost, and that cost.
 
     ``step_cost[k][c]``: (penalty, $) of running candidate ``c`` in step ``k``;
-    ``switch_penalty(k, a, b)``: the penalty (>= 0) of switching from ``a`` to ``b`` at the
-    start of step ``k`` (staying is free, the first step has no switch). Costs add up and are
-    compared lexicographically. Exact dynamic programming (Viterbi): ``switch_penalty`` is asked
+    ``switch_cost(k, a, b)``: the cost (both parts >= 0) of switching from ``a`` to ``b`` at
+    the start of step ``k`` (staying is free, the first step has no switch). Costs add up
+    componentwise and compare lexicographically. Exact dynamic programming (Viterbi):
+    ``switch_cost`` is asked
     lazily - for each step and target, the predecessors in order of their cost so far, until no
     later one can win - since it is the expensive part. Ties go to staying, then to the lowest
     index, so the answer is deterministic.
@@ -92,10 +100,11 @@ def cheapest_sequence(
             best, arg = acc[b], b
             for a in order:
                 if acc[a] >= best:
-                    break  # penalties are >= 0: no later predecessor can win
+                    break  # switch costs are >= 0: no later predecessor can win
                 if a == b:
                     continue
-                cand = (acc[a][0] + switch_penalty(k, a, b), acc[a][1])
+                sw = switch_cost(k, a, b)
+                cand = (acc[a][0] + sw[0], acc[a][1] + sw[1])
                 if cand < best:
                     best, arg = cand, a
             new_acc.append((best[0] + step_cost[k][b][0], best[1] + step_cost[k][b][1]))
@@ -120,10 +129,21 @@ class SequenceProblem:
     step_cost: list[list[Cost]]
     switch: SwitchCheck
 
+    def switch_cost(self, price: float) -> Callable[[int, int, int], Cost]:
+        """The switch cost of the dynamic programme: the requests at risk at ``price`` $ each
+        (``inf``: before any dollar, lexicographically)."""
+        pen = self.switch.penalty
+        if math.isinf(price):
+            return lambda k, a, b: (pen(k, a, b), 0.0)
+        return lambda k, a, b: (0.0, price * pen(k, a, b))
+
+    def switch_risk(self, seq: Sequence[int]) -> float:
+        """Requests at risk in the switches of ``seq``."""
+        return sum(self.switch.penalty(k, seq[k - 1], seq[k]) for k in range(1, len(seq)))
+
     def total(self, seq: Sequence[int]) -> Cost:
-        """The cost of a whole sequence (one candidate per step), switches included."""
-        risk = sum(self.step_cost[k][c][0] for k, c in enumerate(seq))
-        risk += sum(self.switch.penalty(k, seq[k - 1], seq[k]) for k in range(1, len(seq)))
+        """(requests at risk, $) of a whole sequence (one candidate per step)."""
+        risk = sum(self.step_cost[k][c][0] for k, c in enumerate(seq)) + self.switch_risk(seq)
         return (risk, sum(self.step_cost[k][c][1] for k, c in enumerate(seq)))
 
 
@@ -150,11 +170,18 @@ class OraclePolicy(PlannerPolicy):
 
     name = "oracle"
     clairvoyant = True
-    extra_params = {"windows": str}
+    extra_params = {"windows": str, "risk_budget": float}
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.windows = parse_windows(str(self.params.pop("windows", "1,4,16")))
+        self.risk_budget = float(self.params.pop("risk_budget", 0.1))
+        if not 0 <= self.risk_budget <= 1:
+            raise InputError(
+                "must be in [0, 1] (a fraction of the SLO's allowance of late requests)",
+                field="policy.risk_budget",
+                value=self.risk_budget,
+            )
         self._schedules: dict[tuple[str, str, float], Schedule] = {}
         self._schedule: Schedule | None = None
         self.last_schedule: Schedule | None = None
@@ -188,25 +215,33 @@ class OraclePolicy(PlannerPolicy):
         return SequenceProblem(cands, steps, step_cost, switch)
 
     def schedule(self, scenario: Scenario, trace: Trace, step_s: float) -> Schedule:
-        """The cheapest plan sequence on ``trace`` in steps of ``step_s`` seconds."""
+        """The cheapest plan sequence on ``trace`` in steps of ``step_s`` seconds whose
+        switches put at most the risk budget at risk (module docstring)."""
         t0 = time.perf_counter()
         solves0 = self.cache.solves
         pb = self.problem(scenario, trace, step_s)
         t_problem = time.perf_counter() - t0
-        seq, (risk, dollars) = cheapest_sequence(pb.step_cost, pb.switch.penalty)
+        requests = sum(sum(trace.mean_over(a, b).values()) * (b - a) for a, b in pb.steps)
+        budget = self.risk_budget * (1.0 - scenario.slo.attainment) * requests
+        for lam in RISK_PRICES:
+            seq, _ = cheapest_sequence(pb.step_cost, pb.switch_cost(lam))
+            risk = pb.switch_risk(seq)
+            if risk <= budget:
+                break
         changes = [k for k in range(1, len(seq)) if seq[k] != seq[k - 1]]
         sigs = pb.switch.sigs
-        loads = [len(sigs[seq[k]] - sigs[seq[k - 1]]) for k in changes]
         info = {
             "candidates": len(pb.candidates),
             "solves": self.cache.solves - solves0,
             "steps": len(pb.steps),
             "plan_changes": sum(sigs[seq[k]] != sigs[seq[k - 1]] for k in changes),
-            "model_loads": sum(loads),
+            "model_loads": sum(len(sigs[seq[k]] - sigs[seq[k - 1]]) for k in changes),
             "unsafe_switches": sum(pb.switch.penalty(k, seq[k - 1], seq[k]) > 0 for k in changes),
+            "switch_risk": risk,
+            "risk_budget": budget,
+            "risk_price": lam,
             "uncovered_steps": sum(pb.step_cost[k][c][0] > 0 for k, c in enumerate(seq)),
-            "requests_at_risk": risk,
-            "predicted_dollars": dollars,
+            "predicted_dollars": pb.total(seq)[1],
             "switch_checks": pb.switch.checks,
             "problem_s": t_problem,
             "total_s": time.perf_counter() - t0,
@@ -305,6 +340,7 @@ class SwitchCheck:
         self.required, self.steps, self.max_util = required, steps, max_util
         self.sigs = [plan_signature(scenario, p) for p in cands]
         self._degraded: dict[tuple[int, int], tuple[Plan | None, float]] = {}
+        self._covers: dict[tuple[int, int], _CoverMemo] = {}
         self._memo: dict[tuple[int, int, int], float] = {}
         self.checks = 0
 
@@ -337,10 +373,12 @@ class SwitchCheck:
             clamp = min(1.0, sum(req.values()) / peak) if peak > 0 else 1.0
             rates = scaled(window, clamp)
             self.checks += 1
-            safe = plan is not None and (
-                rescale_plan(self.scenario, plan, rates) is not None
-                and coverage(self.scenario, plan, rates, self.max_util).covers
-            )
+            safe = False
+            if plan is not None:  # (coverage says no where the plan cannot be rescaled)
+                memo = self._covers.get((a, b))
+                if memo is None:
+                    memo = self._covers[(a, b)] = _CoverMemo(self.scenario, plan, self.max_util)
+                safe = memo.covers(rates)
             if not safe:
                 pen = sum(self.trace.mean_over(t0, t0 + load_s).values()) * load_s
         self._memo[key] = pen

@@ -5,6 +5,7 @@ deterministic."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -22,17 +23,15 @@ from tests.conftest import tiny_scenario_dict
 STEP_S = 300.0
 
 
-def brute_force(step_cost, penalty):
+def brute_force(step_cost, switch):
     """The least total cost over every sequence (the definition the DP must meet)."""
     n_steps, n = len(step_cost), len(step_cost[0])
     best = None
     for seq in itertools.product(range(n), repeat=n_steps):
-        risk = sum(step_cost[k][c][0] for k, c in enumerate(seq))
-        risk += sum(
-            penalty(k, seq[k - 1], seq[k]) for k in range(1, n_steps) if seq[k] != seq[k - 1]
-        )
-        cost = (risk, sum(step_cost[k][c][1] for k, c in enumerate(seq)))
-        best = cost if best is None or cost < best else best
+        sw = [switch(k, seq[k - 1], seq[k]) for k in range(1, n_steps) if seq[k] != seq[k - 1]]
+        risk = sum(step_cost[k][c][0] for k, c in enumerate(seq)) + sum(x[0] for x in sw)
+        usd = sum(step_cost[k][c][1] for k, c in enumerate(seq)) + sum(x[1] for x in sw)
+        best = (risk, usd) if best is None or (risk, usd) < best else best
     return best
 
 
@@ -45,33 +44,38 @@ def test_dp_matches_brute_force_on_random_problems(seed):
         for _ in range(n_steps)
     ]
     pen = rng.choice([0.0, 0.0, 1.0, 4.0], size=(n_steps, n, n))
+    usd = rng.choice([0.0, 0.5, 2.0], size=(n_steps, n, n))
     asked = []
 
-    def penalty(k, a, b):
+    def switch(k, a, b):
         asked.append((k, a, b))
-        return float(pen[k, a, b])
+        return (float(pen[k, a, b]), float(usd[k, a, b]))
 
-    seq, cost = cheapest_sequence(step_cost, penalty)
-    want = brute_force(step_cost, lambda k, a, b: float(pen[k, a, b]))
+    seq, cost = cheapest_sequence(step_cost, switch)
+    want = brute_force(step_cost, lambda k, a, b: (float(pen[k, a, b]), float(usd[k, a, b])))
     assert cost == pytest.approx(want)
     # the sequence it returns costs what it says
-    again = brute_force([[step_cost[k][c]] for k, c in enumerate(seq)], lambda *_: 0.0)
-    switches = sum(
-        float(pen[k, seq[k - 1], seq[k]]) for k in range(1, n_steps) if seq[k] != seq[k - 1]
+    again = brute_force([[step_cost[k][c]] for k, c in enumerate(seq)], lambda *_: (0.0, 0.0))
+    sw = [switch(k, seq[k - 1], seq[k]) for k in range(1, n_steps) if seq[k] != seq[k - 1]]
+    assert (again[0] + sum(x[0] for x in sw), again[1] + sum(x[1] for x in sw)) == pytest.approx(
+        cost
     )
-    assert (again[0] + switches, again[1]) == pytest.approx(cost)
     assert all(k >= 1 and a != b for k, a, b in asked)  # staying and the first step cost no check
 
 
 def test_dp_edge_cases():
-    assert cheapest_sequence([], lambda *_: 0.0) == ([], (0.0, 0.0))
-    assert cheapest_sequence([[(0.0, 2.0), (0.0, 1.0)]], lambda *_: 0.0) == ([1], (0.0, 1.0))
+    free = lambda *_: (0.0, 0.0)  # noqa: E731
+    assert cheapest_sequence([], free) == ([], (0.0, 0.0))
+    assert cheapest_sequence([[(0.0, 2.0), (0.0, 1.0)]], free) == ([1], (0.0, 1.0))
     with pytest.raises(ValueError):
-        cheapest_sequence([[(0.0, 1.0)], []], lambda *_: 0.0)
+        cheapest_sequence([[(0.0, 1.0)], []], free)
     # an unsafe switch is worth any number of dollars: stay in the dear plan
     cost = [[(0.0, 1.0), (0.0, 5.0)], [(0.0, 10.0), (0.0, 5.0)]]
-    assert cheapest_sequence(cost, lambda k, a, b: 1.0)[0] == [1, 1]
-    assert cheapest_sequence(cost, lambda k, a, b: 0.0)[0] == [0, 1]
+    assert cheapest_sequence(cost, lambda k, a, b: (1.0, 0.0))[0] == [1, 1]
+    assert cheapest_sequence(cost, free)[0] == [0, 1]
+    # priced in dollars instead, it is worth switching when the saving is larger
+    assert cheapest_sequence(cost, lambda k, a, b: (0.0, 3.0))[0] == [0, 1]
+    assert cheapest_sequence(cost, lambda k, a, b: (0.0, 6.0))[0] == [1, 1]
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +117,10 @@ def test_real_problem_dp_is_optimal_and_plans_cover(slow_tiny, swings):
     p = OraclePolicy(windows="1,2")
     pb = p.problem(slow_tiny, swings.with_duration(4 * STEP_S), STEP_S)
     assert len(pb.candidates) >= 3
-    seq, cost = cheapest_sequence(pb.step_cost, pb.switch.penalty)
-    assert cost == pytest.approx(brute_force(pb.step_cost, pb.switch.penalty))
+    for price in (math.inf, 1e-3):
+        seq, cost = cheapest_sequence(pb.step_cost, pb.switch_cost(price))
+        assert cost == pytest.approx(brute_force(pb.step_cost, pb.switch_cost(price)))
+    seq, cost = cheapest_sequence(pb.step_cost, pb.switch_cost(math.inf))
     assert pb.total(seq) == pytest.approx(cost)
     assert cost[0] == 0.0
     for (t0, t1), c in zip(pb.steps, seq, strict=True):
