@@ -17,9 +17,11 @@ spec (defaults)            rule
 ``:headroom=0``            (``ControlState.lookahead``), with the reactive keep rule
 ``oracle``                 clairvoyant bound: the cheapest plan *sequence* given the whole trace
 ``:windows=1,4,16``        (dynamic programming over the MILP's plans for the true peaks of windows
-                           of 1, 4, 16 intervals and of the trace), charging model-load downtime:
+``:risk_budget=0.1``       of 1, 4, 16 intervals and of the trace), charging model-load downtime:
                            a switch is safe when the new plan without its loading workers covers
-                           the peak during the load (:mod:`~jbrl.agents.rules.sequence`)
+                           the peak during the load; unsafe ones may put at most ``risk_budget`` x
+                           the SLO's allowance of late requests at risk
+                           (:mod:`~jbrl.agents.rules.sequence`)
 ``milp-static``            one MILP plan for the trace's peak x (1 + headroom), never changed
 (``milp-static-peak``)     (JellyBean-style one-shot; reads the peak from the lookahead once)
 ``jellybean``              one JellyBean-heuristic plan for the trace's peak, never changed

@@ -195,3 +195,15 @@ def test_headroom_plans_cover_the_peak_with_margin(slow_tiny, swings):
     for k, plan in enumerate(sched.plans):
         peak = swings.max_over(k * STEP_S, (k + 1) * STEP_S)
         assert coverage(slow_tiny, plan, {s: v * 1.2 for s, v in peak.items()}).covers
+
+
+def test_risk_budget_trades_dollars_for_requests_at_risk(slow_tiny, swings):
+    """A larger budget never costs more; every schedule keeps within its budget, and a zero
+    budget allows no request at risk where a safe sequence exists."""
+    strict = OraclePolicy(windows="1,2", risk_budget="0").schedule(slow_tiny, swings, STEP_S)
+    loose = OraclePolicy(windows="1,2", risk_budget="1").schedule(slow_tiny, swings, STEP_S)
+    assert strict.info["switch_risk"] == 0.0
+    assert loose.info["switch_risk"] <= loose.info["risk_budget"] + 1e-9
+    assert loose.info["predicted_dollars"] <= strict.info["predicted_dollars"] + 1e-9
+    with pytest.raises(InputError):
+        get_policy("oracle:risk_budget=2")
