@@ -16,6 +16,7 @@ from jbrl.agents.policy import register_policy as _register_policy  # noqa: E402
 for _name, _attr in (
     ("milp-reactive", "MilpReactivePolicy"),
     ("milp-hysteresis", "MilpHysteresisPolicy"),
+    ("milp-predictive", "MilpPredictivePolicy"),
     ("milp-oracle", "MilpOraclePolicy"),
     ("oracle", "OraclePolicy"),
     ("milp-static", "MilpStaticPolicy"),

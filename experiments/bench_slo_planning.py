@@ -18,6 +18,9 @@ spawn process pool of ``--jobs`` processes (HiGHS must not be forked). Writes
 
     .venv/bin/python experiments/bench_slo_planning.py [--synth 20] [--duration 3600] \
         [--seeds 2] [--jobs 2]
+
+Parts of the case list may run side by side (``--only`` with disjoint sets, ``--out`` each,
+one core each); ``--merge part1,part2`` then writes the one table.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ import json
 import math
 import multiprocessing as mp
 import os
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from bench_planners import load_average, machine
@@ -65,6 +69,10 @@ class Args:
     """DES reporting interval (s)"""
     only: str = ""
     """comma-separated case names (default: all)"""
+    merge: str = ""
+    """comma-separated outputs (without suffix) of runs of disjoint --only sets, run side by
+    side on separate cores: write them as one table (no new runs); the wall time is the longest
+    part's"""
     out: str = str(RESULTS / "slo_planning")
     """output path without suffix (.md and .json are written)"""
 
@@ -281,11 +289,32 @@ def write(rows: list[Row], args: Args, wall: float) -> None:
     out.with_suffix(".json").write_text(json.dumps({"args": asdict(args), "rows": data}, indent=1))
 
 
+def merge(args: Args) -> None:
+    """Write the runs of ``args.merge`` (module docstring) as one table, in case order."""
+    rows: dict[tuple[str, float], Row] = {}
+    wall = 0.0
+    for part in args.merge.split(","):
+        base = Path(part.strip())
+        data = json.loads(base.with_suffix(".json").read_text("utf-8"))
+        names = {f.name for f in fields(Row)}
+        for d in data["rows"]:
+            r = Row(**{k: v for k, v in d.items() if k in names})
+            rows.setdefault((r.case, r.load), r)
+        m = re.search(r"([0-9.]+) min wall", base.with_suffix(".md").read_text("utf-8"))
+        wall = max(wall, 60.0 * float(m.group(1)) if m else 0.0)
+    order = list(cases(args))
+    ordered = sorted(rows.values(), key=lambda r: (order.index(r.case), r.load))
+    write(ordered, args, wall)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     for name, default in vars(Args()).items():
         parser.add_argument(f"--{name}", type=type(default), default=default)
     args = Args(**vars(parser.parse_args()))
+    if args.merge:
+        merge(args)
+        return
     t0 = time.perf_counter()
     print(f"load average {load_average()}, {os.cpu_count()} cpus", flush=True)
     print("\n".join(HEADER), flush=True)

@@ -11,7 +11,7 @@ issue's acceptance checks, the machine) and ``policies.json`` beside it (every f
     python experiments/evaluate_vqa.py --sim fluid --seeds 1 --duration 1800   # a quick look
 
 Work is split into (policy, trace) units over ``--processes`` processes; each unit runs both
-load-time settings and every seed, so the planner's memoized solves are shared between them.
+load-time settings and every seed, each run from a freshly built policy.
 """
 
 from __future__ import annotations
@@ -108,11 +108,13 @@ def run_unit(args: Args, spec: str, trace_name: str) -> dict[str, list[RunRecord
     _, trace = resolve_trace(trace_name, base)
     if args.duration is not None:
         trace = trace.with_duration(min(args.duration, trace.duration))
-    built = build_policies([spec], base)[spec]
     out: dict[str, list[RunRecord]] = {}
     for key, scen in settings.items():
         recs = []
         for seed in range(args.seeds):
+            # A freshly built policy per run, as jbrl.evaluation.runner does: a policy's state
+            # (a plan cache, a current plan) must not carry from one run into the next.
+            built = build_policies([spec], base)[spec]
             if isinstance(built, str):
                 recs.append(RunRecord(spec, trace_name, seed, error=built))
                 continue

@@ -231,7 +231,9 @@ def profile_entries(
 
 
 def milp_max_scale(doc: Mapping[str, Any]) -> float | None:
-    """Largest uniform scale of the nominal rates the MILP sustains, None if unavailable."""
+    """Largest uniform scale of the nominal rates the MILP sustains on capacity (forbidden
+    backward traffic and bandwidth included, no latency model: the nominal rates are a share of
+    what the infrastructure can carry), None if unavailable."""
     try:
         from jbrl.planning.milp import max_rate
     except ImportError:
@@ -239,7 +241,7 @@ def milp_max_scale(doc: Mapping[str, Any]) -> float | None:
     from jbrl.scenario import scenario_from_dict
 
     sc = scenario_from_dict(dict(doc), "<build>")
-    result = max_rate(sc)
+    result = max_rate(sc, latency_model="none")
     if result.status not in ("optimal", "feasible"):
         return None
     return float(result.scale)

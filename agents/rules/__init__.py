@@ -13,6 +13,9 @@ spec (defaults)            rule
 :tolerance=0.05            capacity among those within ``tolerance`` of the cheapest (plan cost is a
 :reconfig_penalty=0.2``    step function of the rate, so extra capacity is often free); its solves
                            charge ``reconfig_penalty`` $/h per model load
+``milp-predictive``       ``milp-hysteresis`` planning for max(last ``window`` rates, the upper band
+``:headroom=0.2:horizon=3  of a damped-trend exponential-smoothing forecast over ``horizon``
+:z=2``                     intervals, z x the smoothed one-step error) x (1 + headroom)
 ``milp-oracle``            clairvoyant reference: re-solve on the true peak of the coming interval
 ``:headroom=0``            (``ControlState.lookahead``), with the reactive keep rule
 ``oracle``                 clairvoyant bound: the cheapest plan *sequence* given the whole trace
@@ -44,6 +47,7 @@ multiple of it (:func:`jbrl.planning.milp.max_rate`).
 
 Modules: :mod:`~jbrl.agents.rules.base` (the planner policies' base),
 :mod:`~jbrl.agents.rules.reactive`, :mod:`~jbrl.agents.rules.hysteresis`,
+:mod:`~jbrl.agents.rules.predictive`,
 :mod:`~jbrl.agents.rules.oracle`, :mod:`~jbrl.agents.rules.sequence` (``oracle``),
 :mod:`~jbrl.agents.rules.static`,
 :mod:`~jbrl.agents.rules.autoscaler`, :mod:`~jbrl.agents.rules.cache` (the one memo of planner
@@ -67,6 +71,7 @@ from jbrl.agents.rules.base import PlannerPolicy, lookahead_of
 from jbrl.agents.rules.cache import PlanCache
 from jbrl.agents.rules.hysteresis import MilpHysteresisPolicy
 from jbrl.agents.rules.oracle import MilpOraclePolicy
+from jbrl.agents.rules.predictive import MilpPredictivePolicy
 from jbrl.agents.rules.reactive import JellyBeanReactivePolicy, MilpReactivePolicy
 from jbrl.agents.rules.sequence import OraclePolicy, cheapest_sequence
 from jbrl.agents.rules.static import JellyBeanStaticPolicy, MilpStaticPolicy
@@ -94,6 +99,7 @@ __all__ = [
     "JellyBeanStaticPolicy",
     "MilpHysteresisPolicy",
     "MilpOraclePolicy",
+    "MilpPredictivePolicy",
     "MilpReactivePolicy",
     "MilpStaticPolicy",
     "OraclePolicy",

@@ -77,10 +77,14 @@ class MilpHysteresisPolicy(PlannerPolicy):
         super().reset(scenario, seed)
         self._down = 0
 
-    def _decide(self, state: ControlState) -> Plan:
+    def _peak(self, state: ControlState) -> dict[str, float]:
+        """The rates to plan for before headroom: per source, the max of the last ``window``
+        observed rates (the nominal rates before any observation)."""
         hist = state.rate_history[-self.window :] or [state.scenario.nominal_rates()]
-        peak = {s: max(h.get(s, 0.0) for h in hist) for s in state.scenario.source_map}
-        target = self._target(peak, state.scenario)
+        return {s: max(h.get(s, 0.0) for h in hist) for s in state.scenario.source_map}
+
+    def _decide(self, state: ControlState) -> Plan:
+        target = self._target(self._peak(state), state.scenario)
         cur = state.current_plan
         if cur is None:
             return self._roomy_plan(state.scenario, target, None)

@@ -40,7 +40,10 @@ def relaxed_levels(
     """Per operator, the indices of the levels to keep (module docstring)."""
     stages = built.layout_stages
     assert stages is not None
-    h = built.lm.to_highs({**options, "solve_relaxation": True})
+    # The interior-point solver (with crossover to a vertex): on the 1000-worker, 50-type synth
+    # scenario's relaxation (16,478 columns, 17,741 rows) 13.8 s against 47 s for HiGHS's
+    # default simplex, same optimum.
+    h = built.lm.to_highs({**options, "solve_relaxation": True, "solver": "ipm"})
     run_highs(h, threads)
     values = np.asarray(h.getSolution().col_value)
     keep: dict[str, list[int]] = {}

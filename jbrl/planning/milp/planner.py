@@ -241,18 +241,19 @@ class MilpPlanner:
             if solved.status is None:
                 return self._no_plan(solved.h, solved.built, scenario, rates_d, target, t0)
             return self._result(scenario, solved, current, rates_d, target, t0)
+        # The floor refines a confirmed plan: it runs only within the time limit (one deadline
+        # for the whole search), so a large model's search stays within --time-limit.
+        deadline = None if self.time_limit is None else t0 + float(self.time_limit)
+
+        def floor(u: float) -> Attempt[Solved]:
+            return self._floor_attempt(
+                scenario, demand, combos, current, start, rates_d, u, deadline
+            )
+
         search = search_looseness(
             lambda theta: self._attempt(scenario, demand, combos, current, start, rates_d, theta),
             ladder=LADDER if has_predictor() else (1.0,),
-            floor=(
-                (
-                    lambda u: self._floor_attempt(
-                        scenario, demand, combos, current, start, rates_d, u
-                    )
-                )
-                if has_predictor()
-                else None
-            ),
+            floor=floor if has_predictor() else None,
         )
         if search.chosen is None or search.chosen.solution is None:
             return self._latency_infeasible(scenario, rates_d, target, search, t0)
@@ -303,10 +304,11 @@ class MilpPlanner:
 
     # ------------------------------------------------------------------ steps
 
-    def _options(self) -> dict[str, OptionValue]:
+    def _options(self, time_limit: float | None = None) -> dict[str, OptionValue]:
         opts: dict[str, OptionValue] = {"mip_rel_gap": self.mip_rel_gap, "random_seed": 0}
-        if self.time_limit is not None:
-            opts["time_limit"] = float(self.time_limit)
+        limit = self.time_limit if time_limit is None else time_limit
+        if limit is not None:
+            opts["time_limit"] = float(limit)
         if self.threads is not None:
             opts["threads"] = int(self.threads)
         return opts
@@ -345,10 +347,12 @@ class MilpPlanner:
         slo: SloTarget | None,
         rates: Mapping[str, float],
         max_util: float | None = None,
+        time_limit: float | None = None,
     ) -> Solved:
-        """Build and solve the cost model; the plan when HiGHS has one."""
+        """Build and solve the cost model; the plan when HiGHS has one (``time_limit``: this
+        solve's, instead of the planner's)."""
         built = self._build(scenario, demand, combos, current, False, slo, max_util)
-        h = built.lm.to_highs(self._options())
+        h = built.lm.to_highs(self._options(time_limit))
         if start is not None:
             warm = warm_start_values(scenario, built, start, rates)
             if warm is not None:
@@ -418,10 +422,15 @@ class MilpPlanner:
         start: Plan | None,
         rates: Mapping[str, float],
         util: float,
+        deadline: float | None = None,
     ) -> Attempt[Solved]:
         """One attempt of the calibration's floor: the capacity-only plan at utilisation cap
-        ``util``, predicted."""
-        solved = self._solve(scenario, demand, combos, current, start, None, rates, util)
+        ``util``, predicted; none (no plan) once ``deadline`` (``time.perf_counter()``) has
+        passed, and the solve's time limit is what is left until it."""
+        left = None if deadline is None else deadline - time.perf_counter()
+        if left is not None and left <= 0:
+            return Attempt(FLOOR, None, math.inf, False, util=util)
+        solved = self._solve(scenario, demand, combos, current, start, None, rates, util, left)
         if solved.status is None or solved.plan is None:
             return Attempt(FLOOR, None, math.inf, False, util=util)
         a = judge(scenario, solved, rates, FLOOR, solved.objective, self.family)
