@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jbrl.errors import InputError
 
@@ -37,10 +37,10 @@ class HoltForecaster:
     beta: float = 0.2
     phi: float = 0.9
     err_alpha: float = 0.2
-    level: float | None = None
-    trend: float = 0.0
-    mad: float = 0.0
-    seen: int = 0
+    level: float | None = field(default=None, init=False)
+    trend: float = field(default=0.0, init=False)
+    mad: float = field(default=0.0, init=False)
+    seen: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         for name in ("alpha", "beta", "err_alpha"):

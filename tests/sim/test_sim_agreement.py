@@ -143,14 +143,11 @@ def test_agreement_with_batching(vqa, rho, duration, seeds):
 
 
 @pytest.mark.slow
-def test_batching_after_batching_near_saturation_errs_on_the_slow_side(vqa):
-    """A known limit, measured: the latency model takes a batching worker's arrivals as Poisson,
-    but in the DES the VQA workers (batch 4) receive the image features of batching edge
-    workers in groups (a batch's outputs leave together) and fill their batches without waiting.
-    At 0.95 the fluid's SLO attainment is about 8 points below the DES's (2026-12-05: 62.7 %
-    against 71.0 %; VQA waits 496 ms against 157-218 ms): outside the 3 points, on the
-    conservative side. Throughput and dollars still agree."""
+def test_batching_after_batching_near_saturation(vqa):
+    """The VQA workers (batch 4) receive the image features of batching edge workers in groups
+    (a batch's outputs leave together), about one edge service apart, and fill their batches
+    without waiting; the latency model follows them (jbrl.planning.latency.feeders). At 0.95
+    the fluid's SLO attainment was 8.32 points below the DES's while the model took their
+    arrivals as Poisson (2026-12-05: 62.7 % against 71.0 %); with groups, 69.2 % (-1.8)."""
     row = compare(vqa, vqa_batched_plan(), 0.95, 7200, seeds=(0, 1))
-    assert abs(row.throughput_diff) <= 0.02, row
-    assert abs(row.dollars_diff) <= 0.01, row
-    assert -12.0 <= row.slo_diff_points <= 0.0, row
+    check(row)

@@ -12,15 +12,19 @@ Units are seconds; rates are per second.
   (:func:`worker_sojourn` -> :class:`Sojourn`: mean, CDF, survival, quantile) and its SLO-safe
   rate (:func:`slo_safe_rate`);
 * :mod:`~jbrl.planning.latency.batching` — the same with dynamic batching (batch size above 1:
-  the bulk queue's Markov chain, :class:`GridSojourn`), and over a ladder of rates
-  (:func:`batch_table`, for the fluid simulator);
+  the bulk queue's Markov chain, :class:`GridSojourn`), and (:mod:`~jbrl.planning.latency.
+  table`) over a ladder of rates (:func:`batch_table`, for the fluid simulator);
+* :mod:`~jbrl.planning.latency.groups` and :mod:`~jbrl.planning.latency.feeders` — arrivals
+  in groups at a worker fed by batching workers (a batch's outputs leave together): their
+  counts and fill waits, and the group sizes and regularity from the senders;
 * :mod:`~jbrl.planning.latency.paths` — a plan's predicted latency per source -> sink path and
   per request (:func:`predict_plan` -> :class:`PlanLatency`);
 * :mod:`~jbrl.planning.latency.grid` — distributions on a grid: sums (convolution), percentiles
   with an exponential tail.
 """
 
-from jbrl.planning.latency.batching import BatchTable, GridSojourn, batch_table
+from jbrl.planning.latency.batching import GridSojourn
+from jbrl.planning.latency.feeders import Feeder, feeder_groups
 from jbrl.planning.latency.grid import QUANTILES, cdf_of_sum, percentiles_with_tail
 from jbrl.planning.latency.paths import (
     PathLatency,
@@ -48,6 +52,7 @@ from jbrl.planning.latency.service import (
     service_cdf,
 )
 from jbrl.planning.latency.sojourn import MixtureSojourn, Sojourn, slo_safe_rate, worker_sojourn
+from jbrl.planning.latency.table import BatchTable, batch_table
 
 __all__ = [
     "QUANTILES",
@@ -56,6 +61,7 @@ __all__ = [
     "Z90",
     "BatchService",
     "BatchTable",
+    "Feeder",
     "GridSojourn",
     "PathLatency",
     "PlanLatency",
@@ -69,6 +75,7 @@ __all__ = [
     "batch_table",
     "cdf_of_sum",
     "exp_plus_service_cdf",
+    "feeder_groups",
     "fit_percentiles",
     "fit_service",
     "fluid_queue_step",

@@ -28,6 +28,20 @@ where their mass is below 1e-12), and from it the mean batch size and the busy f
   being formed (its remaining fill wait is taken as a full timeout: conservative by at most
   ``tau``).
 
+**Arrivals in groups** (a worker fed by batching workers, whose batches' outputs leave
+together; :mod:`~jbrl.planning.latency.groups`, :mod:`~jbrl.planning.latency.feeders`): the
+tasks come in Poisson groups of law ``g``. The chain is the same with compound-Poisson counts
+(FFT of the generating function), a group that completes a forming batch may leave tasks behind
+it (``X' = L + A``), and an empty queue waits for a group, not a task. The tagged task sees the
+time-average state at its group's arrival (PASTA for the group epochs) and has ``u`` tasks of
+its own group ahead of it and ``v`` behind (its group size-biased, its place uniform): ``j``
+adds ``u``, ``X`` adds ``u + v``; tasks of a group beyond ``b`` wait for full batches. Groups
+from a busy sender come about one service apart, more regularly than Poisson: with the group
+epochs' SCV ``ca2 < 1``, the time a task waits behind others (``R`` and the full batches ahead)
+is scaled by the QNA factor of :func:`_kingman`; fill waits and the own service are kept (an
+approximation, measured against the DES in ``tests/planning/test_groups.py`` and
+``experiments/results/batching.md``).
+
 So ``T = R + [fill wait] + S_own`` or ``T = R + S_b * k + S_b``: computed as a distribution on
 an equally spaced grid of times (cell masses; sums are FFT convolutions), with ``(s, e)``
 integrated by quadrature (service nodes times 16 points of the elapsed fraction). The result
@@ -43,8 +57,8 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.linalg import solve_banded
-from scipy.special import gammaln, pdtr
 
+from jbrl.planning.latency.groups import POISSON, Arrivals, poisson_rows
 from jbrl.planning.latency.service import BatchService, ServiceFit, service_cdf
 from jbrl.planning.latency.sojourn import Sojourn
 
@@ -68,43 +82,44 @@ def service_nodes(f: ServiceFit) -> tuple[np.ndarray, np.ndarray]:
     return np.exp(f.log_median + f.sigma * _GH_X), _GH_W
 
 
-def _poisson(mu: np.ndarray, kmax: int) -> np.ndarray:
-    """Poisson pmfs, one row per mean in ``mu``, over 0..kmax."""
-    k = np.arange(kmax + 1)
-    mu = np.maximum(np.asarray(mu, dtype=float), 1e-300)[:, None]
-    return np.exp(k * np.log(mu) - mu - gammaln(k + 1.0))
+_poisson = poisson_rows
 
 
-def mixed_poisson(f: ServiceFit, lam: float, kmax: int) -> np.ndarray:
+def mixed_counts(f: ServiceFit, arr: Arrivals, kmax: int) -> np.ndarray:
     """P(A = k), k = 0..kmax, for the arrivals ``A`` during one service ``S``."""
     s, w = service_nodes(f)
-    return w @ _poisson(lam * s, kmax)
+    return w @ arr.counts(s, kmax)
 
 
 @dataclass
 class _Chain:
     """The queue at batch completions (module docstring): its stationary law ``pi`` over
-    0..K, and per state the batch that follows: ``(size, left behind)`` with probabilities."""
+    0..K, and per state ``X < b`` the batch that follows: ``starts[X, n, L]`` = P(size ``n``,
+    ``L`` left waiting behind it) (``L > 0`` only with groups that overfill it)."""
 
     bs: BatchService
-    lam: float
+    arr: Arrivals
     b: int
     tau: float
     pi: np.ndarray = field(init=False)
-    starts: np.ndarray = field(init=False)  # (K+1, b+1): P(next batch has size n | X)
-    fill: np.ndarray = field(init=False)  # (K+1,): mean fill wait after X (idle time apart)
+    starts: np.ndarray = field(init=False)  # (b, b+1, L+1)
+    fill: np.ndarray = field(init=False)  # (b,): mean fill wait after X (idle time apart)
+
+    @property
+    def lam(self) -> float:
+        return self.arr.lam
 
     def __post_init__(self) -> None:
         b, lam = self.b, self.lam
         self.fits = [self.bs.fit(n) if n else self.bs.fit(1) for n in range(b + 1)]
         m = np.array([f.mean_s for f in self.fits])
         var = np.array([f.scv * f.mean_s**2 for f in self.fits])
-        am = lam * m + lam * lam * var  # variance of the arrivals in a service
-        amax = int(lam * m[b] + 12.0 * math.sqrt(am[b]) + 20)
-        self.a = np.array([mixed_poisson(f, lam, amax) for f in self.fits])
+        am = self.arr.count_variance(float(m[b]), float(var[b]))  # arrivals in a service
+        amax = int(lam * m[b] + 12.0 * math.sqrt(am) + 20 + len(self.arr.g))
+        self.a = np.array([mixed_counts(f, self.arr, amax) for f in self.fits])
         self.starts, self.fill = self._fills(b)
         rho = lam * m[b] / b
-        eq = (rho + b * self.fits[b].scv + b) / (2.0 * (1.0 - rho))
+        eq = (rho * self.arr.mean_g + b * self.fits[b].scv + b) / (2.0 * (1.0 - rho))
         K = int(max(4 * b + amax, 25.0 * eq + 2 * b))
         while True:
             pi = self._solve(K)
@@ -115,19 +130,15 @@ class _Chain:
         self.K = len(pi) - 1
 
     def _fills(self, b: int) -> tuple[np.ndarray, np.ndarray]:
-        """For X = 0..b-1 waiting at a completion: the law of the next batch's size, and the
-        mean fill wait (Poisson arrivals over the timeout; X = 0 counts from the first)."""
-        lam, tau = self.lam, self.tau
-        starts = np.zeros((b, self.b + 1))
+        """For X = 0..b-1 waiting at a completion: the law of the next batch's size and of the
+        tasks left behind, and the mean fill wait (X = 0 counts from the first group)."""
+        arr, tau = self.arr, self.tau
+        lmax = max(len(arr.g) - 2, 0)
+        starts = np.zeros((b, b + 1, lmax + 1))
         fill = np.zeros(b)
-        pk = _poisson(np.array([lam * tau]), self.b)[0] if tau > 0 else np.eye(1, self.b + 1)[0]
-        tail = 1.0 - np.cumsum(pk)  # P(Poisson(lam tau) > i)
-        for x in range(b):
-            have = max(x, 1)
-            need = self.b - have
-            starts[x, have : self.b] = pk[:need]
-            starts[x, self.b] += max(0.0, 1.0 - pk[:need].sum())
-            fill[x] = tail[:need].sum() / lam if tau > 0 else 0.0
+        starts[0], fill[0] = arr.after_idle(b, tau)
+        for x in range(1, b):
+            starts[x], fill[x] = arr.fill(x, b, tau)
         return starts, fill
 
     def _solve(self, K: int) -> np.ndarray:
@@ -136,7 +147,8 @@ class _Chain:
         balance equations of states 1..K (M[x', x] = P[x, x'] - delta), then normalised."""
         b, a = self.b, self.a
         amax = a.shape[1] - 1
-        lo, up = amax, b
+        lmax = self.starts.shape[2] - 1
+        lo, up = amax + lmax, b
         ab = np.zeros((lo + up + 1, K))
         # columns x >= b: X' = x - b + A_b
         xs = np.arange(b, K + 1)
@@ -147,12 +159,11 @@ class _Chain:
             ab[up - b + k, xs[ok] - 1] = a[b][k] / kept[ok]
         rhs = np.zeros(K)
         for x in range(min(b, K + 1)):  # x < b: the batch that follows depends on x
-            row = np.zeros(K + 1)
+            row = np.zeros(K + 1 + lmax + amax)
             st = self.starts[x]
-            for n in np.nonzero(st)[0]:
-                seg = a[n][: K + 1]
-                row[: len(seg)] += st[n] * seg
-            row /= row.sum()
+            for n, left in zip(*np.nonzero(st), strict=True):
+                row[left : left + amax + 1] += st[n, left] * a[n]
+            row = row[: K + 1] / row[: K + 1].sum()
             if x == 0:
                 rhs -= row[1:]
                 continue
@@ -168,12 +179,12 @@ class _Chain:
     def batch_law(self) -> tuple[np.ndarray, np.ndarray]:
         """Per batch (over batches): P(size n) for n = 0..b, and P(size b, left behind Q)."""
         b, pi = self.b, self.pi
-        size = np.zeros(b + 1)
         low = min(b, len(pi))
-        size += pi[:low] @ self.starts[:low] if low <= len(self.starts) else 0.0
+        lead = np.einsum("x,xnl->nl", pi[:low], self.starts[:low])
+        size = lead.sum(axis=1)
         size[b] += pi[b:].sum()
-        full_q = np.zeros(len(pi))
-        full_q[0] = pi[:low] @ self.starts[:low, b]
+        full_q = np.zeros(max(len(pi), lead.shape[1]))
+        full_q[: lead.shape[1]] += lead[b]
         full_q[: len(pi) - b] += pi[b:]
         return size, full_q
 
@@ -182,7 +193,7 @@ class _Chain:
         b, pi = self.b, self.pi
         size, _ = self.batch_law()
         m = np.array([f.mean_s for f in self.fits])
-        idle = pi[0] / self.lam
+        idle = pi[0] / self.arr.lam_g
         low = min(b, len(pi))
         fill = float(pi[:low] @ self.fill[:low])
         return idle, fill, float(size @ m)
@@ -200,6 +211,8 @@ class GridSojourn(Sojourn):
     h: float = 0.0
     pmf: np.ndarray = field(default_factory=lambda: np.zeros(1))
     tail_e: float = 1.0  # mean of the exponential tail beyond the grid
+    batch_law: np.ndarray = field(default_factory=lambda: np.ones(1))
+    """P(a batch holds n tasks), n = 0..b (over batches)"""
 
     @property
     def mean_s(self) -> float:
@@ -243,38 +256,91 @@ def _conv(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
 
 
 def batch_sojourn(
-    bs: BatchService, lam: float, b: int, tau: float, arrival_scv: float = 1.0
+    bs: BatchService,
+    lam: float,
+    b: int,
+    tau: float,
+    arrival_scv: float = 1.0,
+    groups: tuple[float, ...] | None = None,
 ) -> Sojourn:
     """The sojourn of a worker with service fits ``bs`` serving batches of at most ``b`` at
     arrival rate ``lam`` with fill timeout ``tau`` (module docstring; cached: 20-100 ms each).
-    Arrivals are taken as Poisson: ``arrival_scv`` is not used. (In the DES a batching worker
-    fed by another one gets its tasks in groups, a batch's outputs leaving together, and fills
-    its batches sooner than this says: conservative, by up to about 8 points of attainment near
-    saturation; ``experiments/results/batching.md``.)"""
-    return _batch_sojourn(bs, float(lam), int(b), float(tau))
+    ``groups``: the law of the arrivals' group sizes (``groups[k]`` = P(a group holds ``k``
+    tasks); None: single tasks), for a worker fed by batching workers
+    (:func:`~jbrl.planning.latency.feeders.feeder_groups`). ``arrival_scv``: the SCV of the
+    group epochs; below 1 (groups from a busy sender, about one service apart) the time before
+    the own batch starts is scaled by Kingman's factor ``theta = (ca2 + cs2) / (1 + cs2)``
+    (``cs2``: the full batch's service SCV) with Kraemer & Langenbach-Belz's correction for
+    smooth arrivals (:func:`_kingman`), as QNA scales a G/G/1 wait: the residual
+    service and the full batches ahead of a task take ``theta`` times as long (the fill
+    waits and the own batch's service are kept). Above 1 it is not used."""
+    g = POISSON if groups is None or len(groups) <= 2 else tuple(float(x) for x in groups)
+    ca2 = min(max(float(arrival_scv), 0.0), 1.0)
+    return _batch_sojourn(bs, float(lam), int(b), float(tau), g, ca2)
 
 
 @lru_cache(maxsize=4096)
-def _batch_sojourn(bs: BatchService, lam: float, b: int, tau: float) -> Sojourn:
+def _batch_sojourn(
+    bs: BatchService,
+    lam: float,
+    b: int,
+    tau: float,
+    groups: tuple[float, ...] = POISSON,
+    ca2: float = 1.0,
+) -> Sojourn:
     fb = bs.fit(b)
     if lam <= 0:
         lam = 1e-12
     if lam * fb.mean_s / b >= 1.0:
-        return GridSojourn(lam, 1.0, False, float(b))
-    chain = _Chain(bs, lam, b, tau)
+        law = np.zeros(b + 1)
+        law[b] = 1.0
+        return GridSojourn(lam, 1.0, False, float(b), batch_law=law)
+    chain = _Chain(bs, Arrivals(lam, np.asarray(groups)), b, tau)
     idle, fill, service = chain.cycle_parts()
     size, full_q = chain.batch_law()
     cycle = idle + fill + service
     nbar = float(size @ np.arange(b + 1))
-    return _tagged(chain, size, full_q, cycle, service / cycle, nbar)
+    busy = service / cycle
+    return _tagged(chain, size, full_q, cycle, busy, nbar, _kingman(ca2, fb.scv, busy))
+
+
+def _kingman(ca2: float, cs2: float, rho: float) -> float:
+    """The factor on a G/G/1 wait against the M/G/1 one at arrival SCV ``ca2 <= 1``: Kingman's
+    ``(ca2 + cs2) / (1 + cs2)`` times Kraemer & Langenbach-Belz's correction for smooth
+    arrivals ``exp(-2 (1 - rho) (1 - ca2)^2 / (3 rho (ca2 + cs2)))`` (as in Whitt's QNA, 1983)."""
+    if ca2 >= 1.0:
+        return 1.0
+    klb = math.exp(-2.0 * (1.0 - rho) * (1.0 - ca2) ** 2 / (3.0 * max(rho, 1e-9) * (ca2 + cs2)))
+    return min(1.0, (ca2 + cs2) / (1.0 + cs2) * klb)
+
+
+@lru_cache(maxsize=4096)
+def batch_size_law(bs: BatchService, lam: float, b: int, tau: float) -> tuple[np.ndarray, float]:
+    """P(a batch holds ``n`` tasks), n = 0..b, and the busy fraction of a worker with Poisson
+    arrivals (as :func:`batch_sojourn`, from the chain alone: a few ms, without the sojourn's
+    grid); full batches and 1 beyond its capacity."""
+    if lam * bs.fit(b).mean_s / b >= 1.0:
+        return np.eye(b + 1)[b], 1.0
+    chain = _Chain(bs, Arrivals(max(lam, 1e-12)), b, tau)
+    idle, fill, service = chain.cycle_parts()
+    size, _ = chain.batch_law()
+    return size / size.sum(), service / (idle + fill + service)
 
 
 def _tagged(
-    chain: _Chain, size: np.ndarray, full_q: np.ndarray, cycle: float, busy: float, nbar: float
+    chain: _Chain,
+    size: np.ndarray,
+    full_q: np.ndarray,
+    cycle: float,
+    busy: float,
+    nbar: float,
+    theta: float = 1.0,
 ) -> GridSojourn:
-    """The tagged task's sojourn on a grid (module docstring)."""
+    """The tagged task's sojourn on a grid (module docstring); ``theta``: the factor on the
+    time a task waits behind others (:func:`batch_sojourn`)."""
     b, lam, tau, fits = chain.b, chain.lam, chain.tau, chain.fits
-    kmax = int(np.searchsorted(np.cumsum(full_q[::-1])[::-1] < 1e-9, True) // b) + 2
+    gmax = len(chain.arr.g) - 1
+    kmax = int(np.searchsorted(np.cumsum(full_q[::-1])[::-1] < 1e-9, True) + gmax - 1) // b + 2
     # the grid spans the longest sojourn that matters: k full batches ahead sum to about
     # k E[S_b] (+ 8 standard deviations), plus one service as long as _far, the fill waits and
     # the own batch (a span of k * _far would make the cells too coarse for the mean when the
@@ -289,19 +355,32 @@ def _tagged(
     g = np.zeros((b + 1, n))
     over = np.zeros((kmax + 1, n))
     _during_service(chain, size, full_q, cycle, h, g, over)
-    _while_free(chain, cycle, g)
+    _while_free(chain, cycle, g, over)
     lat = [_lattice(f, h, n) for f in fits]
-    out = _conv(g[b], lat[b], n)
+    out = _conv(_scaled(g[b], theta), lat[b], n)
     for x in range(1, b):
         if g[x].any():
-            out += _conv(g[x], _fill_then_serve(chain, x, lat, h, n), n)
+            out += _conv(_scaled(g[x], theta), _fill_then_serve(chain, x, lat, h, n), n)
     acc = np.zeros(n)
     for k in range(kmax, 0, -1):  # Horner: sum_k over_k * S_b^(k) then * S_b
         acc = _conv(acc + over[k], lat[b], n) if (acc.any() or over[k].any()) else acc
     if acc.any():
-        out += _conv(acc, lat[b], n)
+        out += _conv(_scaled(acc, theta), lat[b], n)
     tail_e = max(fits[b].mean_s, h)
-    return GridSojourn(lam, busy, True, nbar, h, out, tail_e)
+    return GridSojourn(lam, busy, True, nbar, h, out, tail_e, size)
+
+
+def _scaled(pmf: np.ndarray, theta: float) -> np.ndarray:
+    """The cell masses of ``theta X`` from those of ``X`` (each cell's mass split between the
+    two cells around its scaled time)."""
+    if theta >= 1.0:
+        return pmf
+    x = np.arange(len(pmf)) * theta
+    lo = np.floor(x).astype(int)
+    f = x - lo
+    out = np.bincount(lo, pmf * (1.0 - f), len(pmf))
+    out += np.bincount(np.minimum(lo + 1, len(pmf) - 1), pmf * f, len(pmf))
+    return out
 
 
 def _far(f: ServiceFit) -> float:
@@ -324,10 +403,13 @@ def _during_service(
 ) -> None:
     """Arrivals while a batch runs: for each batch size, service node and elapsed fraction,
     the law of the position ``j`` and of the queue ``X`` at completion (module docstring),
-    added to the R-masses ``g`` (per X class) and ``over`` (per overflow k)."""
-    b, lam = chain.b, chain.lam
+    added to the R-masses ``g`` (per X class) and ``over`` (per overflow k). With groups, ``j``
+    adds the tasks ahead in the tagged task's own group and ``X`` those behind it too."""
+    b, arr = chain.b, chain.arr
     kmax = over.shape[0] - 1
     n = g.shape[1]
+    own = arr.own_group()  # (u ahead, v behind)
+    p_u = own.sum(axis=1)
     rows: list[np.ndarray] = []  # flat cell indices into g (X classes) ...
     vals: list[np.ndarray] = []  # ... and their masses
     orows: list[np.ndarray] = []
@@ -344,26 +426,40 @@ def _during_service(
         for s, ws in zip(s_nodes, s_w, strict=True):
             r = s * _U
             w = p_batch * ws * s / len(_U) / cycle  # time-average weight per (s, u)
-            jmax = len(qlaw) + int(lam * s + 10 * math.sqrt(lam * s + 1) + 5)
-            jpos = _poisson(lam * (s - r), jmax)  # (U, jmax + 1): law of j - 1
+            sd = math.sqrt(arr.count_variance(s, 0.0) + 1.0)
+            jmax = len(qlaw) + len(p_u) - 1 + int(arr.lam * s + 10 * sd + 5)
+            base = arr.counts(s - r, jmax)  # (U, jmax + 1): tasks of earlier groups ...
             if len(qlaw) > 1:
-                jpos = _conv_rows(jpos, qlaw, jmax + 1)
-            # X - 1 = (j - 1) + A2 for j <= b; X < b: fill classes, else class b
-            xlaw = _conv_rows(jpos[:, :b], _poisson(lam * r, b), b)
+                base = _conv_rows(base, qlaw, jmax + 1)  # ... plus those left behind
+            after = arr.counts(r, b)  # arrivals in the rest of the service
             cell = np.minimum(np.rint(r / h).astype(int), n - 1)
+            mass = np.zeros((len(_U), b))
+            # the law of j - 1 = base + u (u: the tasks ahead in the own group)
+            jpos = base if len(p_u) == 1 else _conv_rows(base, p_u, jmax + 1)
+            for u in range(min(len(p_u), b)):
+                if p_u[u] <= 0:
+                    continue
+                ju = np.zeros((len(_U), b))  # base + u, its first b terms (j <= b)
+                ju[:, u:] = base[:, : b - u]
+                # X - 1 = (j - 1) + v + A2 for j <= b; X < b: fill classes, else class b
+                kern = _conv_rows(after, own[u], b)
+                xlaw = _conv_rows(ju, kern, b)
+                mass[:, : b - 1] += xlaw[:, : b - 1]
+                mass[:, b - 1] += p_u[u] * ju.sum(1) - xlaw[:, : b - 1].sum(1)
             cls = np.empty((len(_U), b), dtype=int)
             cls[:, : b - 1] = np.arange(1, b)
             cls[:, b - 1] = b
-            mass = np.empty((len(_U), b))
-            mass[:, : b - 1] = xlaw[:, : b - 1]
-            mass[:, b - 1] = jpos[:, :b].sum(1) - xlaw[:, : b - 1].sum(1)
             rows.append((cls * n + cell[:, None]).ravel())
             vals.append((w * mass).ravel())
             if jpos.shape[1] > b:
-                ks = (np.arange(b, jpos.shape[1]) // b).clip(max=kmax)
-                onehot = np.zeros((len(ks), kmax + 1))
-                onehot[np.arange(len(ks)), ks] = 1.0
-                per_k = jpos[:, b:] @ onehot
+                # j - 1 in [k b, (k + 1) b): k full batches ahead (k beyond kmax: kmax)
+                cols = jpos[:, b:]
+                m = -(-cols.shape[1] // b)
+                sums = np.pad(cols, ((0, 0), (0, m * b - cols.shape[1])))
+                sums = sums.reshape(len(_U), m, b).sum(axis=2)
+                per_k = np.zeros((len(_U), kmax + 1))
+                per_k[:, 1 : min(m, kmax) + 1] = sums[:, :kmax]
+                per_k[:, kmax] += sums[:, kmax:].sum(axis=1)
                 orows.append((np.arange(kmax + 1)[None, :] * n + cell[:, None]).ravel())
                 ovals.append((w * per_k).ravel())
     if rows:
@@ -395,99 +491,59 @@ def _conv_rows(rows: np.ndarray, kernel: np.ndarray, n: int) -> np.ndarray:
     return np.maximum(out, 0.0)
 
 
-def _while_free(chain: _Chain, cycle: float, g: np.ndarray) -> None:
+def _while_free(chain: _Chain, cycle: float, g: np.ndarray, over: np.ndarray) -> None:
     """Arrivals while the worker is idle or filling a batch join the batch being formed
-    (R = 0): idle -> it is the first (fill from 1); filling from X with i arrivals so far ->
-    fill from X + i + 1 (the full timeout again: conservative)."""
-    b, lam, tau, pi = chain.b, chain.lam, chain.tau, chain.pi
-    g[1, 0] += pi[0] / lam / cycle
-    if tau <= 0:
-        return
-    pk = _poisson(np.array([lam * tau]), b)[0]
-    tail = 1.0 - np.cumsum(pk)  # P(Poisson(lam tau) > i)
-    for x in range(min(b, len(pi))):
-        have = max(x, 1)
-        for i in range(b - have):
-            c = have + i + 1
-            g[min(c, b), 0] += pi[x] * tail[i] / lam / cycle
+    (R = 0): idle -> its group starts one (at once with ``b`` if it holds that many; tasks
+    beyond ``b`` wait for full batches); filling from ``c`` waiting -> from ``c`` plus its
+    group (the full timeout again: conservative)."""
+    b, arr, tau, pi = chain.b, chain.arr, chain.tau, chain.pi
+    lg = arr.lam_g
+    # time-average weight of each count c already waiting when a group arrives (R = 0)
+    have = np.zeros(b)
+    have[0] = pi[0] / lg / cycle  # idle
+    if tau > 0:
+        start = np.zeros(b)  # P(a fill starts from c) per cycle
+        start[1 : min(b, len(pi))] += pi[1 : min(b, len(pi))]
+        first = np.zeros(b)  # after an idle spell: a fill from the first group's size
+        top = min(b, len(arr.g))
+        first[:top] = arr.g[:top]
+        start[1:] += pi[0] * first[1:]
+        for c0 in range(1, b):
+            if start[c0] <= 0:
+                continue
+            u, _, p_gt = arr.fill_paths(b - c0, tau)
+            have[c0:] += start[c0] * (p_gt[: b - c0] @ u[: b - c0]) / lg / cycle
+    own = arr.own_group()
+    for c in range(b):
+        if have[c] <= 0:
+            continue
+        for u, v in zip(*np.nonzero(own), strict=True):
+            total = c + u + v + 1
+            pos = c + u + 1
+            wt = have[c] * own[u, v]
+            if total < b:
+                g[total, 0] += wt
+            elif pos <= b:
+                g[b, 0] += wt
+            else:
+                over[min((pos - 1) // b, over.shape[0] - 1), 0] += wt
 
 
 def _fill_then_serve(chain: _Chain, x: int, lat: list[np.ndarray], h: float, n: int) -> np.ndarray:
     """The law of (fill wait + service) of a batch formed from ``x`` waiting tasks: with the
-    timeout, it fills within ``tau`` (Erlang time of the missing arrivals, size b) or starts
-    at ``tau`` with ``x + Poisson(lambda tau)``; without, it starts at once with ``x``."""
-    b, lam, tau = chain.b, chain.lam, chain.tau
+    timeout, it fills within ``tau`` (the arrival time of the group that completes it, size
+    b) or starts at ``tau`` with ``x`` plus what came; without, it starts at once with ``x``."""
+    b, tau = chain.b, chain.tau
     if tau <= 0:
         return lat[x]
-    need = b - x
-    pk = _poisson(np.array([lam * tau]), b)[0]
+    dens, late_k = chain.arr.fill_time(x, b, tau, h, n)
     out = np.zeros(n)
-    # started at the timeout: x + i tasks, i < need
     late = np.zeros(n)
-    for i in range(need):
-        late += pk[i] * lat[x + i]
+    for i, p in enumerate(late_k):
+        late += p * lat[x + i]
     shift = int(round(tau / h))
     if shift < n:
         out[shift:] += late[: n - shift]
-    # filled before the timeout: Erlang(need, lam) on [0, tau], as cell masses of its CDF
-    edges = np.clip((np.arange(n + 1) - 0.5) * h, 0.0, tau)
-    dens = np.diff(1.0 - pdtr(need - 1, lam * edges))
     if dens.any():
         out += _conv(dens, lat[b], n)
     return out
-
-
-# ---------------------------------------------------------------------- over arrival rates
-
-
-@dataclass(frozen=True, eq=False)
-class BatchTable:
-    """A batching worker's steady state at a ladder of arrival rates (0 up to 0.995 of its
-    capacity ``b / E[S_b]``, denser near it), for models that move through rates (the fluid
-    simulator): per rate the mean number in system ``L = rate * E[T]`` (Little), the busy
-    fraction, the mean sojourn and wait, and the :class:`Sojourn` itself."""
-
-    capacity: float
-    rates: np.ndarray
-    number: np.ndarray
-    busy: np.ndarray
-    mean_s: np.ndarray
-    wait_s: np.ndarray
-    sojourns: tuple[Sojourn, ...]
-
-    def at_number(self, x: float) -> tuple[int, float]:
-        """Where a mean number in system ``x`` lies: ``(i, f)`` with ``x`` between entries
-        ``i`` and ``i + 1`` at fraction ``f`` (``i`` is the last entry beyond the table)."""
-        num = self.number
-        i = int(np.searchsorted(num, x, side="right")) - 1
-        if i >= len(num) - 1:
-            return len(num) - 1, 0.0
-        i = max(i, 0)
-        span = num[i + 1] - num[i]
-        return i, float((x - num[i]) / span) if span > 0 else 0.0
-
-
-TABLE_POINTS = 20
-"""Rates in a :class:`BatchTable` besides 0."""
-
-
-@lru_cache(maxsize=256)
-def batch_table(bs: BatchService, b: int, tau: float) -> BatchTable:
-    """The :class:`BatchTable` of a worker with fits ``bs``, batch size ``b`` and fill timeout
-    ``tau`` (cached: it costs :data:`TABLE_POINTS` sojourns, about a second)."""
-    cap = bs.max_throughput(b)
-    frac = 0.995 * (1.0 - (1.0 - np.arange(TABLE_POINTS + 1) / TABLE_POINTS) ** 2)
-    frac[0] = 1e-6
-    rates = cap * frac
-    sojourns = tuple(batch_sojourn(bs, float(r), b, tau) for r in rates)
-    mean = np.array([s.mean_s for s in sojourns])
-    own = np.array([bs.fit(max(1, min(b, round(s.mean_batch)))).mean_s for s in sojourns])
-    return BatchTable(
-        capacity=cap,
-        rates=rates,
-        number=rates * mean,
-        busy=np.array([s.utilization for s in sojourns]),
-        mean_s=mean,
-        wait_s=np.maximum(mean - own, 0.0),
-        sojourns=sojourns,
-    )

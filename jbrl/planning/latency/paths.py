@@ -21,7 +21,9 @@ size, Poisson arrivals unless told otherwise), and combines them on a grid of ti
   as independent; ``c < 1``: sampled, a request has a task there with probability ``c``).
 
 What is approximated: arrivals at every worker are Poisson (``arrival_scv``; the DES's streams
-downstream of near-deterministic servers are smoother, so this errs on the slow side); stages,
+downstream of near-deterministic servers are smoother, so this errs on the slow side), except
+that a batching worker fed by batching workers gets its tasks in groups
+(:func:`~jbrl.planning.latency.feeders.feeder_groups`, with its own approximations); stages,
 join inputs and the tasks of a fan-out are independent; a worker loaded beyond its stability limit, makes the prediction unstable (attainment 0, infinite latency), and
 so does an operator with demand and no worker.
 """
@@ -37,6 +39,7 @@ import numpy as np
 
 from jbrl.errors import InputError
 from jbrl.planning.cost import RATE_TOL, CostReport, evaluate_plan
+from jbrl.planning.latency.feeders import Feeder, feeder_groups
 from jbrl.planning.latency.grid import cdf_of_sum
 from jbrl.planning.latency.service import batch_service
 from jbrl.planning.latency.sojourn import Sojourn, worker_sojourn
@@ -236,6 +239,10 @@ def _stages(
             b = wl.batch
             svc = batch_service(scenario, op, load.variant, wl.worker, family)
             share = wl.rate / load.served
+            groups, scv = None, ca2
+            if b > 1:
+                feeders = _feeders(scenario, rep, op, wl.worker, out, family)
+                groups, scv = feeder_groups(feeders, share * load.demand, timeout)
             out[wl.worker] = WorkerStage(
                 operator=op,
                 worker=wl.worker,
@@ -243,9 +250,37 @@ def _stages(
                 rate=share * load.demand,
                 share=share,
                 batch=b,
-                sojourn=worker_sojourn(svc, share * load.demand, b, timeout, ca2),
+                sojourn=worker_sojourn(svc, share * load.demand, b, timeout, scv, groups),
                 transfer_s=_transfers_into(scenario, rep, op, wl.worker),
             )
+    return out
+
+
+def _feeders(
+    scenario: Scenario,
+    rep: CostReport,
+    op: str,
+    worker: str,
+    stages: dict[str, WorkerStage],
+    family: str,
+) -> list[Feeder]:
+    """The batching senders of ``worker`` on ``op``'s primary input (an edge of ratio 1): the
+    share of the worker's tasks each sends and the fraction of its own it sends here."""
+    edges = scenario.in_edges[op]
+    if not edges or edges[0].ratio != 1.0:
+        return []
+    e = edges[0]
+    flows = [
+        f for f in rep.flows if f.edge == (e.source, op) and f.receiver == worker and f.rate > 0
+    ]
+    total = sum(f.rate for f in flows)
+    out: list[Feeder] = []
+    for f in flows:
+        st = stages.get(f.sender)
+        if st is None or st.batch <= 1 or st.rate <= 0:
+            continue
+        svc = batch_service(scenario, st.operator, st.variant, st.worker, family)
+        out.append(Feeder(f.rate / total, min(f.rate / st.rate, 1.0), svc, st.batch))
     return out
 
 

@@ -172,11 +172,15 @@ def worker_sojourn(
     batch: int = 1,
     batch_timeout_s: float = 0.0,
     arrival_scv: float = 1.0,
+    groups: tuple[float, ...] | None = None,
 ) -> Sojourn:
     """The steady-state :class:`Sojourn` of a worker with service times ``service`` (a
     :class:`BatchService`, or a batch-1 :class:`ServiceFit`) at arrival rate ``rate`` (req/s),
     serving batches of at most ``batch`` that wait at most ``batch_timeout_s`` to fill, with
-    arrivals of squared coefficient of variation ``arrival_scv`` (1: Poisson)."""
+    arrivals of squared coefficient of variation ``arrival_scv`` (1: Poisson). ``groups``
+    (batch sizes above 1): the law of the sizes of the groups the tasks arrive in, for a worker
+    fed by batching workers (:func:`~jbrl.planning.latency.feeders.feeder_groups`; None: one
+    by one)."""
     if rate < 0 or not math.isfinite(rate):
         raise ValueError(f"rate must be a finite, non-negative number, got {rate}")
     if batch < 1:
@@ -187,7 +191,7 @@ def worker_sojourn(
         bs = as_batch_service(service)
         if bs is None:
             raise ValueError("a batch size above 1 needs a BatchService (fits per batch size)")
-        return batch_sojourn(bs, rate, batch, batch_timeout_s, arrival_scv)
+        return batch_sojourn(bs, rate, batch, batch_timeout_s, arrival_scv, groups)
     return _single_sojourn(_fit1(service), rate, arrival_scv)
 
 

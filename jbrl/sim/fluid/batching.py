@@ -12,14 +12,16 @@ uses), as the batch-1 workers' come from the G/G/1 formulas:
 * **latency** at the step's mean state: the sojourn CDF (on the latency grid, shifted by the
   inbound transfer) interpolated between the table's two nearest rates; beyond the table a
   backlog adds ``(x - L_max) / capacity``;
-* departures are taken as Poisson for the next stage (SCV 1, as the latency model assumes).
+* departures are taken as Poisson for the next stage (SCV 1) by batch-1 workers; a batching
+  worker downstream gets them in groups, as in the latency model (its table is built with its
+  batching senders, :func:`~jbrl.planning.latency.feeders.feeder_groups`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from jbrl.planning.latency import BatchTable, batch_table
+from jbrl.planning.latency import BatchTable, Feeder, batch_table
 from jbrl.sim.compiled import CompiledPlan
 from jbrl.sim.fluid.metrics import IntervalSums
 
@@ -35,8 +37,11 @@ def batch_rows(
     down: frozenset[int],
     t_in: dict[int, float],
     grid: np.ndarray,
+    senders: dict[int, tuple[float, dict[int, float]]] | None = None,
 ) -> list[BRow]:
-    """The :data:`BRow` of every worker of ``workers`` with a share and a batch size above 1."""
+    """The :data:`BRow` of every worker of ``workers`` with a share and a batch size above 1.
+    ``senders``: the workers on the primary input (an edge of ratio 1) with their shares and
+    routing probabilities per receiver, whose batching ones feed the table groups."""
     tau = cp.scenario.batch_wait_timeout_s
     out: list[BRow] = []
     for w, sh in zip(workers, shares, strict=True):
@@ -44,12 +49,26 @@ def batch_rows(
             continue
         bs = cp.batch_service[w]
         assert bs is not None
-        tb = batch_table(bs, cp.batch[w], tau)
+        tb = batch_table(bs, cp.batch[w], tau, _feeders(cp, senders or {}, w))
         t = grid - t_in.get(w, 0.0)
         cdfs = np.array([s.cdf(t) for s in tb.sojourns])
         cdfs[cdfs < 1e-30] = 0.0
         out.append((w, sh, tb, t_in.get(w, 0.0), cdfs, w not in down))
     return out
+
+
+def _feeders(
+    cp: CompiledPlan, senders: dict[int, tuple[float, dict[int, float]]], w: int
+) -> tuple[Feeder, ...]:
+    """The batching senders of worker ``w`` (:class:`~jbrl.planning.latency.Feeder`)."""
+    flows = {a: sa * probs.get(w, 0.0) for a, (sa, probs) in senders.items()}
+    total = sum(flows.values())
+    out = []
+    for a, f in flows.items():
+        bs = cp.batch_service[a]
+        if f > 0 and cp.batch[a] > 1 and bs is not None:
+            out.append(Feeder(f / total, min(senders[a][1][w], 1.0), bs, cp.batch[a]))
+    return tuple(out)
 
 
 def batched_workers(

@@ -148,7 +148,9 @@ def plan_state(
         o.ca_pairs = arrival_scv_terms(cp, routing, ops, oi)
     for oi, o in enumerate(ops):
         o.rows = _rows(o, oi, len(dep) + len(ops), t_in, cp.batch)
-        o.brows = batch_rows(cp, o.workers, o.shares, down, t_in, grid)
+        o.brows = batch_rows(
+            cp, o.workers, o.shares, down, t_in, grid, _senders(cp, routing, ops, oi)
+        )
     return PlanState(ops, dep, wmix, wmix @ table, 1.0 - table, comm)
 
 
@@ -237,6 +239,27 @@ def _rows(o: OpSpec, oi: int, row_len: int, t_in: dict[int, float], batch: list[
         )
         if batch[w] == 1
     ]
+
+
+def _senders(
+    cp: CompiledPlan, routing: Routing, ops: list[OpSpec], oi: int
+) -> dict[int, tuple[float, dict[int, float]]]:
+    """The workers on operator ``oi``'s primary input (an edge of ratio 1; none from a
+    source): per sender its share and its routing probabilities per receiver."""
+    ed = cp.in_edges[oi][0] if cp.in_edges[oi] else None
+    if (
+        ed is None
+        or ed.u < 0
+        or ed.ratio != 1.0
+        or not any(cp.batch[w] > 1 for w in ops[oi].workers)
+    ):
+        return {}
+    o_u = ops[ed.u]
+    return {
+        a: (sa, cp.receiver_probs(routing, ed, a))
+        for a, sa in zip(o_u.workers, o_u.shares, strict=True)
+        if sa > 0
+    }
 
 
 def arrival_scv_terms(
