@@ -18,6 +18,7 @@ for _name, _attr in (
     ("milp-hysteresis", "MilpHysteresisPolicy"),
     ("milp-predictive", "MilpPredictivePolicy"),
     ("milp-oracle", "MilpOraclePolicy"),
+    ("oracle", "OraclePolicy"),
     ("milp-static", "MilpStaticPolicy"),
     ("milp-static-peak", "MilpStaticPolicy"),
     ("jellybean", "JellyBeanStaticPolicy"),

@@ -18,6 +18,13 @@ spec (defaults)            rule
 :z=2``                     intervals, z x the smoothed one-step error) x (1 + headroom)
 ``milp-oracle``            clairvoyant reference: re-solve on the true peak of the coming interval
 ``:headroom=0``            (``ControlState.lookahead``), with the reactive keep rule
+``oracle``                 clairvoyant bound: the cheapest plan *sequence* given the whole trace
+``:windows=1,4,16``        (dynamic programming over the MILP's plans for the true peaks of windows
+``:risk_budget=0.1``       of 1, 4, 16 intervals and of the trace), charging model-load downtime:
+                           a switch is safe when the new plan without its loading workers covers
+                           the peak during the load; unsafe ones may put at most ``risk_budget`` x
+                           the SLO's allowance of late requests at risk
+                           (:mod:`~jbrl.agents.rules.sequence`)
 ``milp-static``            one MILP plan for the trace's peak x (1 + headroom), never changed
 (``milp-static-peak``)     (JellyBean-style one-shot; reads the peak from the lookahead once)
 ``jellybean``              one JellyBean-heuristic plan for the trace's peak, never changed
@@ -43,7 +50,8 @@ multiple of it (:func:`jbrl.planning.milp.max_rate`).
 Modules: :mod:`~jbrl.agents.rules.base` (the planner policies' base),
 :mod:`~jbrl.agents.rules.reactive`, :mod:`~jbrl.agents.rules.hysteresis`,
 :mod:`~jbrl.agents.rules.predictive`,
-:mod:`~jbrl.agents.rules.oracle`, :mod:`~jbrl.agents.rules.static`,
+:mod:`~jbrl.agents.rules.oracle`, :mod:`~jbrl.agents.rules.sequence` (``oracle``),
+:mod:`~jbrl.agents.rules.static`,
 :mod:`~jbrl.agents.rules.autoscaler` (with :mod:`~jbrl.agents.rules.serve_rule`, Ray Serve's
 replica-count rule), :mod:`~jbrl.agents.rules.cache` (the one memo of planner
 calls).
@@ -68,6 +76,7 @@ from jbrl.agents.rules.hysteresis import MilpHysteresisPolicy
 from jbrl.agents.rules.oracle import MilpOraclePolicy
 from jbrl.agents.rules.predictive import MilpPredictivePolicy
 from jbrl.agents.rules.reactive import JellyBeanReactivePolicy, MilpReactivePolicy
+from jbrl.agents.rules.sequence import OraclePolicy, cheapest_sequence
 from jbrl.agents.rules.static import JellyBeanStaticPolicy, MilpStaticPolicy
 from jbrl.planning.coverage import (
     COST_RTOL,
@@ -96,8 +105,10 @@ __all__ = [
     "MilpPredictivePolicy",
     "MilpReactivePolicy",
     "MilpStaticPolicy",
+    "OraclePolicy",
     "PlanCache",
     "PlannerPolicy",
+    "cheapest_sequence",
     "coverage",
     "design_rates",
     "lookahead_of",

@@ -26,6 +26,7 @@ SPECS = [
     "milp-reactive:headroom=0.2",
     "milp-hysteresis",
     "milp-oracle",
+    "oracle:windows=16",
     "milp-static",
     "milp-static-peak",
     "jellybean",
