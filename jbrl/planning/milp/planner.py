@@ -251,8 +251,8 @@ class MilpPlanner:
         deadline = None if self.time_limit is None else t0 + float(self.time_limit)
 
         def floor(u: float) -> Attempt[Solved]:
-            return self._floor_attempt(
-                scenario, demand, combos, current, start, rates_d, u, deadline
+            return self._attempt(
+                scenario, demand, combos, current, start, rates_d, FLOOR, u, deadline
             )
 
         search = search_looseness(
@@ -410,35 +410,21 @@ class MilpPlanner:
         start: Plan | None,
         rates: Mapping[str, float],
         theta: float,
-    ) -> Attempt[Solved]:
-        """One rung of the calibration: solve at looseness ``theta``, predict the plan."""
-        slo = SloTarget.of(scenario, demand, theta)
-        solved = self._solve(scenario, demand, combos, current, start, slo, rates)
-        if solved.status is None or solved.plan is None:
-            return Attempt(theta, None, math.inf, False)
-        return judge(scenario, solved, rates, theta, solved.objective, self.family)
-
-    def _floor_attempt(
-        self,
-        scenario: Scenario,
-        demand: Mapping[str, float],
-        combos: list[Combo],
-        current: Plan | None,
-        start: Plan | None,
-        rates: Mapping[str, float],
-        util: float,
+        util: float | None = None,
         deadline: float | None = None,
     ) -> Attempt[Solved]:
-        """One attempt of the calibration's floor: the capacity-only plan at utilisation cap
-        ``util``, predicted; none (no plan) once ``deadline`` (``time.perf_counter()``) has
-        passed, and the solve's time limit is what is left until it."""
+        """One attempt of the calibration, predicted: the rung at looseness ``theta``, or with
+        ``util`` the floor's capacity-only plan at that utilisation cap. None (no plan) once
+        ``deadline`` (``time.perf_counter()``) has passed; the solve's time limit is what is left
+        until it."""
         left = None if deadline is None else deadline - time.perf_counter()
         if left is not None and left <= 0:
-            return Attempt(FLOOR, None, math.inf, False, util=util)
-        solved = self._solve(scenario, demand, combos, current, start, None, rates, util, left)
+            return Attempt(theta, None, math.inf, False, util=util)
+        slo = SloTarget.of(scenario, demand, theta) if util is None else None
+        solved = self._solve(scenario, demand, combos, current, start, slo, rates, util, left)
         if solved.status is None or solved.plan is None:
-            return Attempt(FLOOR, None, math.inf, False, util=util)
-        a = judge(scenario, solved, rates, FLOOR, solved.objective, self.family)
+            return Attempt(theta, None, math.inf, False, util=util)
+        a = judge(scenario, solved, rates, theta, solved.objective, self.family)
         a.util = util
         return a
 
