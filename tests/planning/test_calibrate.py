@@ -35,8 +35,30 @@ def test_floor_taken_at_the_largest_confirmed_cap() -> None:
     out = search_looseness(ladder_confirmed_at(9.0), floor=fake_floor(linear_costs(), 0.8, calls))
     assert out.chosen is not None and out.chosen.util == 0.8
     assert out.chosen.solution == "u=0.8"
-    # bisection, not a walk over all 11 caps
-    assert len(calls) <= 5 and calls[0] == 1.0
+    # a downward scan that stops at the first confirmed cap
+    assert calls == [1.0, 0.95, 0.9, 0.85, 0.8]
+
+
+def test_floor_scan_finds_a_confirmed_cap_between_rejected_ones() -> None:
+    """The prediction need not be monotone in the cap: 0.9 confirmed, 0.75 rejected (bisection
+    would probe 0.75 first and miss 0.9)."""
+    calls: list[float] = []
+
+    def floor(u: float) -> Attempt[str]:
+        calls.append(u)
+        return Attempt(FLOOR, f"u={u}", linear_costs()[u], math.isclose(u, 0.9), util=u)
+
+    out = search_looseness(ladder_confirmed_at(9.0), floor=floor)
+    assert out.chosen is not None and out.chosen.util == 0.9
+    assert calls == [1.0, 0.95, 0.9]
+
+
+def test_floor_scan_stops_when_caps_stop_being_cheaper() -> None:
+    calls: list[float] = []
+    # loosest rung costs 7.5: caps below 0.75 cost more; none confirmed
+    out = search_looseness(ladder_confirmed_at(7.5), floor=fake_floor(linear_costs(), 0.0, calls))
+    assert out.chosen is not None and out.chosen.util is None
+    assert calls == [1.0, 0.95, 0.9, 0.85, 0.8, 0.75]
 
 
 def test_floor_not_taken_when_no_cheaper_cap_is_confirmed() -> None:

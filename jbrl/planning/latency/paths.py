@@ -20,9 +20,12 @@ size, Poisson arrivals unless told otherwise), and combines them on a grid of ti
   CDF raised to its tasks per request ``c`` (``c > 1``: fan-out, the max of ``c`` tasks taken
   as independent; ``c < 1``: sampled, a request has a task there with probability ``c``).
 
-What is approximated: arrivals at every worker are Poisson (``arrival_scv``; the DES's streams
-downstream of near-deterministic servers are smoother, so this errs on the slow side), except
-that a batching worker fed by batching workers gets its tasks in groups
+What is approximated: arrivals at the sources are Poisson (``arrival_scv``); a worker's arrivals
+have the SCV that Whitt's QNA gives them (its senders' departures, thinned by routing, merged by
+flow: a busy near-deterministic stage smooths the next one's arrivals, as in the DES), entering
+its wait through Kingman's factor ``(ca2 + cs2) / 2``; only the single input of an operator with
+one in-edge of ratio 1 is followed this way, other workers' arrivals count as Poisson; a
+batching worker fed by batching workers gets its tasks in groups
 (:func:`~jbrl.planning.latency.feeders.feeder_groups`, with its own approximations); stages,
 join inputs and the tasks of a fan-out are independent; a worker loaded beyond its stability limit, makes the prediction unstable (attainment 0, infinite latency), and
 so does an operator with demand and no worker.
@@ -41,6 +44,7 @@ from jbrl.errors import InputError
 from jbrl.planning.cost import RATE_TOL, CostReport, evaluate_plan
 from jbrl.planning.latency.feeders import Feeder, feeder_groups
 from jbrl.planning.latency.grid import cdf_of_sum
+from jbrl.planning.latency.queueing import departure_scv, split_merge_scv
 from jbrl.planning.latency.service import batch_service
 from jbrl.planning.latency.sojourn import Sojourn, worker_sojourn
 from jbrl.planning.plan import Plan
@@ -67,6 +71,8 @@ class WorkerStage:
     batch: int
     sojourn: Sojourn
     transfer_s: dict[str, float]
+    arrival_scv: float = 1.0
+    service_scv: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         s = self.sojourn
@@ -79,6 +85,7 @@ class WorkerStage:
             "utilization": s.utilization,
             "stable": s.stable,
             "mean_sojourn_ms": _ms(s.mean_s),
+            "arrival_scv": self.arrival_scv,
             "transfer_ms": {k: v * 1000.0 for k, v in self.transfer_s.items()},
         }
 
@@ -239,7 +246,7 @@ def _stages(
             b = wl.batch
             svc = batch_service(scenario, op, load.variant, wl.worker, family)
             share = wl.rate / load.served
-            groups, scv = None, ca2
+            groups, scv = None, _arrival_scv(scenario, rep, op, wl.worker, out, ca2)
             if b > 1:
                 feeders = _feeders(scenario, rep, op, wl.worker, out, family)
                 groups, scv = feeder_groups(feeders, share * load.demand, timeout)
@@ -252,8 +259,45 @@ def _stages(
                 batch=b,
                 sojourn=worker_sojourn(svc, share * load.demand, b, timeout, scv, groups),
                 transfer_s=_transfers_into(scenario, rep, op, wl.worker),
+                arrival_scv=scv,
+                service_scv=svc.fit(b).scv,
             )
     return out
+
+
+def _arrival_scv(
+    scenario: Scenario,
+    rep: CostReport,
+    op: str,
+    worker: str,
+    stages: dict[str, WorkerStage],
+    ca2: float,
+) -> float:
+    """The SCV of a worker's arrivals (QNA, as the fluid simulator follows them): on ``op``'s
+    only input, an edge of ratio 1, each sending worker's departures
+    (:func:`~jbrl.planning.latency.queueing.departure_scv` at its utilisation, batch 1;
+    a batching sender's count as Poisson, as in the fluid model), thinned by the fraction of
+    its tasks it routes here and merged by flow
+    (:func:`~jbrl.planning.latency.queueing.split_merge_scv`); sources send ``ca2``. ``ca2``
+    where that is not followed: joins (a task starts when its last input is there) and edges
+    of another ratio (fan-out and sampling)."""
+    edges = scenario.in_edges[op]
+    if len(edges) != 1 or edges[0].ratio != 1.0:
+        return ca2
+    e = edges[0]
+    parts: list[tuple[float, float, float]] = []
+    for f in rep.flows:
+        if f.edge != (e.source, op) or f.receiver != worker or f.rate <= 0:
+            continue
+        st = stages.get(f.sender)
+        if st is None:  # a source
+            parts.append((f.rate, 1.0, ca2))
+        elif st.batch > 1 or st.rate <= 0:
+            parts.append((f.rate, 1.0, 1.0))
+        else:
+            cd2 = departure_scv(st.sojourn.utilization, st.service_scv, st.arrival_scv)
+            parts.append((f.rate, min(f.rate / st.rate, 1.0), cd2))
+    return split_merge_scv(parts) if parts else ca2
 
 
 def _feeders(

@@ -104,6 +104,27 @@ def fluid_queue_step(
     return x1, served, drop, y, wc, e, rr * cs2 + (1.0 - rr) * ca2
 
 
+def departure_scv(r: float, cs2: float, ca2: float) -> float:
+    """SCV of a single-server worker's departures at utilisation ``r`` with service SCV ``cs2``
+    and arrival SCV ``ca2`` (Whitt's QNA, 1983): ``r^2 cs2 + (1 - r^2) ca2``. A busy
+    near-deterministic worker sends a smoother stream than it receives. (:func:`fluid_queue_step`
+    computes the same inline: it runs for every worker and step.)"""
+    rr = min(max(r, 0.0), 1.0) ** 2
+    return rr * cs2 + (1.0 - rr) * ca2
+
+
+def split_merge_scv(parts: list[tuple[float, float, float]]) -> float:
+    """SCV of a receiver's arrivals merged from streams ``(flow, p, c2)``: a sender's stream of
+    SCV ``c2`` of which a fraction ``p`` is routed here (random routing: ``p c2 + 1 - p``),
+    merged by flow (QNA's superposition; :func:`jbrl.sim.fluid.state.arrival_scv_terms` is the
+    same formula kept linear in the senders' ``c2``, which the fluid model updates every step).
+    1 (Poisson) without flow."""
+    tot = sum(f for f, _, _ in parts if f > 0)
+    if tot <= 0:
+        return 1.0
+    return sum(f / tot * (p * c2 + 1.0 - p) for f, p, c2 in parts if f > 0)
+
+
 def bulk_ctmc_sojourn(lam: float, mu: float, b: int, levels: int = 600) -> float:
     """Mean sojourn of the bulk-service queue M/M^(1,b)/1 (Chaudhry & Templeton, *A First
     Course in Bulk Queues*, 1983: a free server takes ``min(queue, b)`` and serves them in one

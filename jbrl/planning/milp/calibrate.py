@@ -19,9 +19,10 @@ plan the predictor still confirms, in few solves:
    per-stage latency rows at all, ``theta = inf``) at a utilisation cap ``u`` of
    :data:`FLOOR_UTILS`. Even the loosest per-stage model can pad at light load (its plan
    predicted at 100 % where a cheaper plan still meets the target). ``u = 1`` is a lower bound
-   on every rung's cost; when the predictor rejects it, bisection over ``u`` (cost falls and the
-   prediction rises as ``u`` falls) finds the largest confirmed ``u`` whose plan is cheaper than
-   the loosest rung's, if any.
+   on every rung's cost; when the predictor rejects it, the caps are tried downwards (cost rises
+   as ``u`` falls) until one is confirmed or its plan is no longer cheaper than the loosest
+   rung's. A scan, not bisection: the prediction is not monotone in ``u`` (a tighter cap can move
+   work to a worker on a slower link, or onto fewer, busier workers of another type).
 
 Each solve is exact for its rung's model, so the result is the optimum of the loosest rung
 confirmed; rungs in between are not searched (the ladder is geometric, factor 2).
@@ -127,8 +128,9 @@ def search_floor(
     utils: tuple[float, ...] = FLOOR_UTILS,
 ) -> Attempt[S]:
     """The floor's largest confirmed utilisation cap whose plan is cheaper than the confirmed
-    ``loosest`` rung's (step 6 of the module docstring), else ``loosest``. Every attempt made is
-    appended to ``attempts``."""
+    ``loosest`` rung's (step 6 of the module docstring: a downward scan that stops at the first
+    cap confirmed or not cheaper), else ``loosest``. Every attempt made is appended to
+    ``attempts``."""
 
     def run(u: float) -> Attempt[S]:
         a = floor(u)
@@ -140,19 +142,10 @@ def search_floor(
             1.0, abs(loosest.objective)
         )
 
-    top = run(utils[0])
-    if not cheaper(top):
-        return loosest  # (tighter caps cost at least as much)
-    if top.confirmed:
-        return top
-    lo, hi, best = 0, len(utils), loosest  # utils[lo] rejected; caps from hi on not cheaper
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        a = run(utils[mid])
-        if not cheaper(a) or a.confirmed:
-            hi = mid
-            if cheaper(a):
-                best = a
-        else:
-            lo = mid
-    return best
+    for u in utils:
+        a = run(u)
+        if not cheaper(a):
+            return loosest  # (tighter caps cost at least as much)
+        if a.confirmed:
+            return a
+    return loosest
