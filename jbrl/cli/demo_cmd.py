@@ -48,7 +48,17 @@ TraceOpt = Annotated[
     str,
     typer.Option("--trace", "-t", help="Trace for the policies (file or embedded name)."),
 ]
-SimOpt = Annotated[str, typer.Option("--sim", help="Simulator: des or fluid.")]
+SimOpt = Annotated[
+    str | None,
+    typer.Option("--sim", help="Simulator: des or fluid (default: the scenario's demo setting)."),
+]
+IntervalOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--interval",
+        help="Decision interval, s of simulated time (default: the scenario's demo setting).",
+    ),
+]
 PoliciesOpt = Annotated[
     str | None,
     typer.Option(
@@ -58,7 +68,12 @@ PoliciesOpt = Annotated[
     ),
 ]
 DurationOpt = Annotated[
-    float | None, typer.Option("--duration", help="Cut the trace to this many seconds.")
+    float | None,
+    typer.Option(
+        "--duration",
+        help="Cut the trace to this many seconds (default: the scenario's demo setting, "
+        "else the whole trace).",
+    ),
 ]
 AdaptOpt = Annotated[
     bool,
@@ -70,23 +85,26 @@ def demo(
     scenario: ScenarioOpt = DEFAULT_SCENARIO_NAME,
     out: OutOpt = Path("runs/demo"),
     trace: TraceOpt = DEMO_TRACE,
-    sim: SimOpt = "des",
+    sim: SimOpt = None,
     policies: PoliciesOpt = None,
     duration: DurationOpt = None,
     adapt: AdaptOpt = True,
+    interval: IntervalOpt = None,
 ) -> None:
     """Main job: plan the default scenario, then run PPO and the baselines on a trace.
 
     Shows the scenario, plans it with MILP, JellyBean and cloud-only, then runs the shipped PPO
     policy (if any) and the baselines on a held-out trace: table, plots and a TensorBoard log
-    in the output folder.
+    in the output folder. The simulator and decision interval are the scenario's ``demo:``
+    settings unless given (60 s in the DES for the small scenarios; the fleet asks for the fluid
+    simulator, 300 s and the trace's first hour).
     """
     s = get_scenario(scenario)
     show(scenario)
     out.mkdir(parents=True, exist_ok=True)
     _plans(s, scenario, out)
     if adapt:
-        _adapt(s, out, trace, sim, policies, duration)
+        _adapt(s, out, trace, sim, policies, duration, interval)
 
 
 def _plans(s: Scenario, scenario: str, out: Path) -> None:
@@ -142,6 +160,7 @@ def _adapt(
     sim: str,
     policies: str | None,
     duration: float | None,
+    interval: float | None,
 ) -> None:
     from jbrl.evaluation.plots import write_plots
     from jbrl.evaluation.policies import parse_policies, probe_policy
@@ -162,15 +181,29 @@ def _adapt(
                 f"[yellow]note:[/yellow] no PPO policy to run ({why}); showing the baselines only.",
                 highlight=False,
             )
+    sim = sim or s.demo.sim
+    step = s.demo.interval_s if interval is None else interval
+    duration = s.demo.duration_s if duration is None else duration
     console.rule(f"Adapting to changing load: trace {name!r}, {sim} simulator")
     console.print(
-        "Each policy decides the plan every 60 s of simulated time from what the simulator "
-        "reports; milp-oracle and milp-static read the true trace (references, not deployable).",
+        f"Each policy decides the plan every {step:g} s of simulated time from what the "
+        "simulator reports; milp-oracle and milp-static read the true trace (references, not "
+        "deployable).",
         highlight=False,
     )
+    if s.demo.reason:
+        console.print(f"The scenario's demo settings: {s.demo.reason}", highlight=False)
     procs = max(1, min(len(specs), os.cpu_count() or 1))
     ev = evaluate(
-        s, {name: tr}, specs, sim=sim, seeds=1, duration=duration, processes=procs, progress=True
+        s,
+        {name: tr},
+        specs,
+        sim=sim,
+        seeds=1,
+        duration=duration,
+        interval=step,
+        processes=procs,
+        progress=True,
     )
     show_evaluation(ev)
     write_evaluation_json(ev, out / "evaluation.json")

@@ -204,8 +204,10 @@ def with_rates(plan: Plan, rates: Mapping[str, float]) -> Plan:
 
 
 def scenario_fingerprint(scenario: Scenario) -> str:
-    """A hash of everything a planner reads (model load times excluded)."""
+    """A hash of everything a planner reads (model load times and the demo's settings
+    excluded)."""
     data = scenario.model_dump(
-        mode="json", exclude={"default_load_s": True, "profiles": {"__all__": {"load_s"}}}
+        mode="json",
+        exclude={"default_load_s": True, "demo": True, "profiles": {"__all__": {"load_s"}}},
     )
     return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()

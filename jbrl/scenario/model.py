@@ -261,6 +261,21 @@ class Slo(_Model):
         return None if self.latency_ms is None else self.latency_ms / 1000.0
 
 
+class DemoSettings(_Model):
+    """How ``jbrl demo`` runs the scenario's policies unless told otherwise (``--sim``,
+    ``--interval``, ``--duration``). Not read by planners or simulators: a fleet-scale scenario, whose MILP takes
+    seconds per decision and whose request-level DES of a 2-hour trace takes about a minute per
+    policy, can ask for the fluid simulator and a longer decision interval so that the demo
+    stays short."""
+
+    sim: Literal["des", "fluid"] = Field("des", description="Simulator of the demo's runs.")
+    interval_s: PositiveFloat = Field(60.0, description="Decision interval of the demo's runs (s).")
+    duration_s: PositiveFloat | None = Field(
+        None, description="Cut the demo's trace to this many seconds (None: the whole trace)."
+    )
+    reason: str = Field("", description="Why these settings (shown by the demo).")
+
+
 # --------------------------------------------------------------------------- scenario
 
 
@@ -311,6 +326,10 @@ class Scenario(_Model):
     )
     profiles: list[Profile] = Field(min_length=1)
     slo: Slo
+    demo: DemoSettings = Field(
+        default_factory=DemoSettings,
+        description="How `jbrl demo` runs the policies unless told (simulator, interval).",
+    )
 
     # ------------------------------------------------------------------ validation
 
