@@ -22,9 +22,11 @@ size, Poisson arrivals unless told otherwise), and combines them on a grid of ti
 
 What is approximated: arrivals at the sources are Poisson (``arrival_scv``); a worker's arrivals
 have the SCV that Whitt's QNA gives them (its senders' departures, thinned by routing, merged by
-flow: a busy near-deterministic stage smooths the next one's arrivals, as in the DES), entering
-its wait through Kingman's factor ``(ca2 + cs2) / 2``; only the single input of an operator with
-one in-edge of ratio 1 is followed this way, other workers' arrivals count as Poisson; a
+flow: a busy near-deterministic stage smooths the next one's arrivals, as in the DES), weighed
+against the stream's long-run variability (the sources' ``arrival_scv``) by the receiving
+worker's utilisation (:func:`~jbrl.planning.latency.queueing.hybrid_scv`), entering its wait
+through Kingman's factor ``(ca2 + cs2) / 2``; only the single input of an operator with one
+in-edge of ratio 1 is followed this way, other workers' arrivals count as Poisson; a
 batching worker fed by batching workers gets its tasks in groups
 (:func:`~jbrl.planning.latency.feeders.feeder_groups`, with its own approximations); stages,
 join inputs and the tasks of a fan-out are independent; a worker loaded beyond its stability limit, makes the prediction unstable (attainment 0, infinite latency), and
@@ -44,7 +46,7 @@ from jbrl.errors import InputError
 from jbrl.planning.cost import RATE_TOL, CostReport, evaluate_plan
 from jbrl.planning.latency.feeders import Feeder, feeder_groups
 from jbrl.planning.latency.grid import cdf_of_sum
-from jbrl.planning.latency.queueing import departure_scv, split_merge_scv
+from jbrl.planning.latency.queueing import departure_scv, hybrid_scv, split_merge_scv
 from jbrl.planning.latency.service import batch_service
 from jbrl.planning.latency.sojourn import Sojourn, worker_sojourn
 from jbrl.planning.plan import Plan
@@ -247,6 +249,8 @@ def _stages(
             svc = batch_service(scenario, op, load.variant, wl.worker, family)
             share = wl.rate / load.served
             groups, scv = None, _arrival_scv(scenario, rep, op, wl.worker, out, ca2)
+            if b == 1:
+                scv = hybrid_scv(share * load.demand * svc.fit(1).mean_s, scv, ca2)
             if b > 1:
                 feeders = _feeders(scenario, rep, op, wl.worker, out, family)
                 groups, scv = feeder_groups(feeders, share * load.demand, timeout)
