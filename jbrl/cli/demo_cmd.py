@@ -157,7 +157,7 @@ def _adapt(
     s: Scenario,
     out: Path,
     trace: str,
-    sim: str,
+    sim: str | None,
     policies: str | None,
     duration: float | None,
     interval: float | None,

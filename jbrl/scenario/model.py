@@ -268,12 +268,15 @@ class DemoSettings(_Model):
     policy, can ask for the fluid simulator and a longer decision interval so that the demo
     stays short."""
 
-    sim: Literal["des", "fluid"] = Field("des", description="Simulator of the demo's runs.")
-    interval_s: PositiveFloat = Field(60.0, description="Decision interval of the demo's runs (s).")
-    duration_s: PositiveFloat | None = Field(
-        None, description="Cut the demo's trace to this many seconds (None: the whole trace)."
+    sim: Literal["des", "fluid"] = Field(default="des", description="Simulator of the demo's runs.")
+    interval_s: PositiveFloat = Field(
+        default=60.0, description="Decision interval of the demo's runs (s)."
     )
-    reason: str = Field("", description="Why these settings (shown by the demo).")
+    duration_s: PositiveFloat | None = Field(
+        default=None,
+        description="Cut the demo's trace to this many seconds (None: the whole trace).",
+    )
+    reason: str = Field(default="", description="Why these settings (shown by the demo).")
 
 
 # --------------------------------------------------------------------------- scenario
