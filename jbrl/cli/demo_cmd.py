@@ -97,7 +97,7 @@ def demo(
     policy (if any) and the baselines on a held-out trace: table, plots and a TensorBoard log
     in the output folder. The simulator and decision interval are the scenario's ``demo:``
     settings unless given (60 s in the DES for the small scenarios; the fleet asks for the fluid
-    simulator, 300 s and the trace's first hour).
+    simulator, 300 s and the trace's first half hour).
     """
     s = get_scenario(scenario)
     show(scenario)

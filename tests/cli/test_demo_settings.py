@@ -22,7 +22,7 @@ def test_small_scenarios_keep_the_des_at_60_s_and_the_fleet_asks_for_less() -> N
     assert DemoSettings().sim == "des" and DemoSettings().interval_s == 60.0
     assert DemoSettings().duration_s is None
     fleet = load_scenario("fleet").demo
-    assert (fleet.sim, fleet.interval_s, fleet.duration_s) == ("fluid", 300.0, 3600.0)
+    assert (fleet.sim, fleet.interval_s, fleet.duration_s) == ("fluid", 300.0, 1800.0)
     assert "300 s" in fleet.reason
 
 
