@@ -102,6 +102,19 @@ def get(url: str, token: str | None = None) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
+def run_and_scrape_metrics(ctl: Controller) -> tuple[dict[str, Any], bytes]:
+    """Run ``ctl`` to the end with the API beside it on loopback; its summary and what
+    ``/metrics`` said afterwards. Closes both."""
+    api = ApiServer(ctl, "127.0.0.1", 0).start()
+    try:
+        summary = ctl.run()
+        _, raw = get(api.url + "/metrics")
+    finally:
+        api.close()
+        ctl.close()
+    return summary, raw
+
+
 def post(url: str, data: Any) -> tuple[int, dict[str, Any]]:
     body = json.dumps(data).encode()
     req = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")

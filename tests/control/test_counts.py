@@ -11,10 +11,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from jbrl.cli.control_cmd import _print_summary
-from jbrl.control import ApiServer, read_state
+from jbrl.control import read_state
 from jbrl.scenario import Scenario
 from jbrl.scenario.traces import constant_trace
-from tests.control.test_control import control_scenario, decisions, get, make_controller
+from tests.control.test_control import (
+    control_scenario,
+    decisions,
+    make_controller,
+    run_and_scrape_metrics,
+)
 
 
 @pytest.fixture
@@ -26,13 +31,7 @@ def test_counts_agree(scen: Scenario, tmp_path: Path, capsys: pytest.CaptureFixt
     # a load above what the start plan carries: decisions, plan changes, drops all happen
     trace = constant_trace(scen, math.inf, scale=0.9)
     ctl = make_controller(scen, trace, tmp_path, duration=200.0, speedup=100.0)
-    api = ApiServer(ctl, "127.0.0.1", 0).start()
-    try:
-        summary = ctl.run()
-        _, raw = get(api.url + "/metrics")
-    finally:
-        api.close()
-        ctl.close()
+    summary, raw = run_and_scrape_metrics(ctl)
     text = raw.decode()
     assert 'reason="none"' not in text  # no placeholder series
     fams = {f.name: f for f in text_string_to_metric_families(text)}

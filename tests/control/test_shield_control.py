@@ -10,11 +10,15 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from jbrl.agents.policy import ControlState, Policy
-from jbrl.control import ApiServer
 from jbrl.planning.coverage import plan_signature
 from jbrl.planning.plan import Plan, plan_from_dict
 from jbrl.scenario.traces import constant_trace
-from tests.control.test_control import control_scenario, decisions, get, make_controller
+from tests.control.test_control import (
+    control_scenario,
+    decisions,
+    make_controller,
+    run_and_scrape_metrics,
+)
 
 
 class ThinPolicy(Policy):
@@ -35,13 +39,7 @@ def test_shield_interventions_agree_between_log_summary_and_metrics(tmp_path: Pa
     scen = control_scenario()
     trace = constant_trace(scen, math.inf, scale=0.9)
     ctl = make_controller(scen, trace, tmp_path, ThinPolicy(), duration=100.0)
-    api = ApiServer(ctl, "127.0.0.1", 0).start()
-    try:
-        summary = ctl.run()
-        _, raw = get(api.url + "/metrics")
-    finally:
-        api.close()
-        ctl.close()
+    summary, raw = run_and_scrape_metrics(ctl)
     fams = {f.name: f for f in text_string_to_metric_families(raw.decode())}
     ds = decisions(tmp_path)
     logged = sum(1 for d in ds if d["shield"] and d["shield"]["intervened"])
