@@ -248,20 +248,22 @@ def _stages(
             b = wl.batch
             svc = batch_service(scenario, op, load.variant, wl.worker, family)
             share = wl.rate / load.served
-            groups, scv = None, _arrival_scv(scenario, rep, op, wl.worker, out, ca2)
+            rate = share * load.demand
+            groups: tuple[float, ...] | None = None
             if b == 1:
-                scv = hybrid_scv(share * load.demand * svc.fit(1).mean_s, scv, ca2)
-            if b > 1:
+                qna = _arrival_scv(scenario, rep, op, wl.worker, out, ca2)
+                scv = hybrid_scv(rate * svc.fit(1).mean_s, qna, ca2)
+            else:
                 feeders = _feeders(scenario, rep, op, wl.worker, out, family)
-                groups, scv = feeder_groups(feeders, share * load.demand, timeout)
+                groups, scv = feeder_groups(feeders, rate, timeout)
             out[wl.worker] = WorkerStage(
                 operator=op,
                 worker=wl.worker,
                 variant=load.variant,
-                rate=share * load.demand,
+                rate=rate,
                 share=share,
                 batch=b,
-                sojourn=worker_sojourn(svc, share * load.demand, b, timeout, scv, groups),
+                sojourn=worker_sojourn(svc, rate, b, timeout, scv, groups),
                 transfer_s=_transfers_into(scenario, rep, op, wl.worker),
                 arrival_scv=scv,
                 service_scv=svc.fit(b).scv,
