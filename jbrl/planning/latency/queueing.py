@@ -33,13 +33,22 @@ def queue_length(r: float, k: float) -> float:
 
 
 def fluid_queue_step(
-    x0: float, a: float, mu: float, ca2: float, cs2: float, m: float, dt: float, timeout: float
+    x0: float,
+    a: float,
+    mu: float,
+    ca2: float,
+    cs2: float,
+    m: float,
+    dt: float,
+    timeout: float,
+    a3: float = 2.0,
 ) -> tuple[float, float, float, float, float, float, float]:
     """One step of length ``dt`` of a worker's queue in the fluid model (see the module docstring).
 
     ``x0``: mean number in system at the start; ``a``: arrival rate; ``mu``: service rate (0
     while the worker is unavailable: tasks wait for it, at most the timeout); ``ca2``, ``cs2``:
-    arrival and service SCV; ``m``: mean service time. Returns ``(x1, served, dropped, y, wait,
+    arrival and service SCV; ``m``: mean service time; ``a3``: the service's normalised third
+    moment (:func:`wait_shape`; 2, the default, keeps the wait exponential). Returns ``(x1, served, dropped, y, wait,
     E, cd2)``: number in system at the end; tasks served; tasks dropped (beyond the queue's
     capacity ``max(a, mu) * timeout``, and in a queue without backlog the served ones that waited
     longer than the timeout); utilisation ``y`` at the step's mean state; mean wait of a task
@@ -52,7 +61,10 @@ def fluid_queue_step(
       ``y``, then ``D + Exp(E)``; ``E = k m / (1 - min(y, cap))`` (the M/G/1 exponential
       approximation, cap :data:`WAIT_UTILIZATION_CAP`) and ``D + E = (xm - y) m / y^2``
       (Little's law on the queue), so that ``D > 0`` only beyond the cap; at most the timeout.
-    * Without backlog, ``P(W > T) = y exp(-T / E)`` of the arrivals wait beyond the timeout ``T``.
+    * The wait's shape (:func:`wait_shape`): ``E`` splits into a fixed part ``(1 - c) E`` and
+      ``Exp(c E)``; the returned exponential part is ``c E`` (``D`` grows by the rest).
+    * Without backlog, ``P(W > T) = y exp(-(T - (1 - c) E) / (c E))`` of the arrivals wait beyond
+      the timeout ``T``.
     * Departures (QNA): ``cd2 = r^2 cs2 + (1 - r^2) ca2``.
 
     One function, not one per formula: the fluid step calls it for every worker and step, and a
@@ -86,22 +98,48 @@ def fluid_queue_step(
     if wc > timeout:  # older tasks are dropped
         wc = timeout
     if mu > 0:
+        c = (
+            1.0
+            if a3 == 2.0
+            else wait_shape(y if y < WAIT_UTILIZATION_CAP else WAIT_UTILIZATION_CAP, a3)
+        )
         if e >= wc * 0.999999:  # (equal at equilibrium, up to rounding)
-            e = wc
-            # ---- no backlog: a dt y exp(-T / E) waited beyond the timeout (none below e^-30)
+            e = wc * c
+            # ---- no backlog: a dt y exp(-(T - (1 - c) E) / (c E)) waited beyond the timeout
+            # (none below e^-30)
             if e > 0 and served > 0 and drop == 0.0:
-                z = -timeout / e
+                z = -(timeout - wc + e) / e
                 if z > -30.0:
                     tail = a * dt * y * exp(z)
                     if tail > served:  # (min(served, tail) without the call)
                         tail = served
                     served -= tail
                     drop += tail
+        else:
+            e *= c
     else:  # unavailable (loading or crashed): waits for it, at most the timeout
         e = wc
     # ---- departures
     rr = r * r
     return x1, served, drop, y, wc, e, rr * cs2 + (1.0 - rr) * ca2
+
+
+def wait_shape(r: float, a3: float) -> float:
+    """Coefficient of variation ``c`` of the M/G/1 wait of a task that waits, at utilisation
+    ``r`` with the service's normalised third moment ``a3`` (:attr:`~jbrl.planning.latency.
+    service.ServiceFit.a3`), at most 1.
+
+    Takacs' second moment ``E[W^2] = 2 E[W]^2 + lambda E[S^3] / (3 (1 - r))`` with
+    ``P(W > 0) = r`` gives the wait of a task that waits an SCV ``c^2 = r + (1 - r)(a3 - 1)``:
+    1 for exponential service at any load, 1/3 for a fixed service time at light load (the
+    residual of one service, uniform), tending to 1 in heavy traffic. That wait is taken as
+    ``(1 - c) E + Exp(c E)`` (mean ``E``, SCV ``c^2``); for ``c^2 >= 1`` (service more variable
+    than exponential) it stays ``Exp(E)``. Its exponential part decays close to the exact
+    M/D/1 rate (at ``r = 0.5``: ``1.22 / D`` against Cramer-Lundberg's ``1.26 / D``; ``Exp(E)``
+    alone gives ``1 / D``), which keeps light-load tails from being overstated.
+    """
+    c2 = r + (1.0 - r) * (a3 - 1.0)
+    return sqrt(c2) if 0.0 < c2 < 1.0 else (1.0 if c2 >= 1.0 else 0.0)
 
 
 def departure_scv(r: float, cs2: float, ca2: float) -> float:

@@ -54,6 +54,17 @@ class ServiceFit:
         return 0.5 * (1.0 + self.scv)
 
     @property
+    def a3(self) -> float:
+        """``4 m E[S^3] / (3 E[S^2]^2)``, the service's normalised third moment as it enters the
+        spread of an M/G/1 wait (:func:`~jbrl.planning.latency.queueing.wait_shape`): 4/3 for a
+        fixed time, 2 for an exponential, ``4/3 exp(sigma^2)`` for a lognormal."""
+        if self.family == "exponential":
+            return 2.0
+        if self.family == "lognormal":
+            return 4.0 / 3.0 * math.exp(self.sigma * self.sigma)
+        return 4.0 / 3.0
+
+    @property
     def fixed(self) -> bool:
         """True when every service takes ``mean_s`` (deterministic, or a lognormal with
         p90 = p50)."""

@@ -6,10 +6,13 @@ SLO-safe rate.
 service-time fit; ``e = 0``: no exponential part):
 
 * **batch 1** (M/G/1 with Kingman's correction for the arrival SCV ``ca2``): a task finds the
-  worker busy with probability ``r = lambda m`` and then waits ``Exp(E)``, ``E = k m / (1 - r)``,
-  ``k = (ca2 + cs2) / 2`` (the exponential approximation of the M/G/1 wait; exact for M/M/1;
-  the mean wait ``r E`` is Pollaczek-Khinchine's). Components: ``(1 - r, S)`` and
-  ``(r, Exp(E) + S)``. This is the wait the fluid model's queue step gives at equilibrium
+  worker busy with probability ``r = lambda m`` and then waits ``E`` on average,
+  ``E = k m / (1 - r)``, ``k = (ca2 + cs2) / 2`` (the mean wait ``r E`` is
+  Pollaczek-Khinchine's), spread as Takacs' second moment gives
+  (:func:`~jbrl.planning.latency.queueing.wait_shape`, ``c <= 1``): ``(1 - c) E + Exp(c E)``
+  (``c = 1``, the exponential approximation, is exact for M/M/1; a near-fixed service time at
+  light load waits less variably). Components: ``(1 - r, S)`` and
+  ``(r, (1 - c) E + Exp(c E) + S)``. This is the wait the fluid model's queue step gives at equilibrium
   (:func:`~jbrl.planning.latency.queueing.fluid_queue_step`).
 * **batch b > 1**: not modelled yet.
 
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jbrl.planning.latency.grid import cdf_of_sum
+from jbrl.planning.latency.queueing import wait_shape
 from jbrl.planning.latency.service import (
     BatchService,
     ServiceFit,
@@ -202,7 +206,8 @@ def _single_sojourn(fit: ServiceFit, rate: float, ca2: float) -> Sojourn:
     if r >= 1.0:
         return MixtureSojourn(rate, 1.0, False, ((1.0, 0.0, 0.0, fit),))
     e = 0.5 * (ca2 + fit.scv) * m / (1.0 - r)
-    return MixtureSojourn(rate, r, True, ((1.0 - r, 0.0, 0.0, fit), (r, 0.0, e, fit)))
+    c = wait_shape(r, fit.a3)
+    return MixtureSojourn(rate, r, True, ((1.0 - r, 0.0, 0.0, fit), (r, (1.0 - c) * e, c * e, fit)))
 
 
 def slo_safe_rate(

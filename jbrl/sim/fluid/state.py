@@ -22,10 +22,11 @@ from jbrl.sim.fluid.batching import BRow, batch_rows
 ArrivalScv = tuple[float, list[tuple[int, float]]]
 """A worker's arrival SCV = const + sum(coef * departure SCV of sender worker)."""
 
-Row = tuple[int, float, float, float, float, int, int, float, float, list[tuple[int, float]]]
+Row = tuple[int, float, float, float, float, int, int, float, float, list[tuple[int, float]], float]
 """Per worker of an operator: (worker, share, mu, service SCV, mean service, 2 x position in the
 latency mixture (-1 if no share), position in :attr:`PlanState.wext` (-1 if no share), mean
-service + inbound transfer, and the arrival SCV terms of :data:`ArrivalScv`)."""
+service + inbound transfer, the arrival SCV terms of :data:`ArrivalScv`, and the service's
+normalised third moment :attr:`~jbrl.planning.latency.ServiceFit.a3`)."""
 
 OpStep = tuple[
     bool, int, int, float, list[tuple[int, int, int, float]], list[Row], list[int], list[BRow]
@@ -45,6 +46,7 @@ class OpSpec:
     mu: list[float]  # 1 / mean service (0 while unavailable)
     k: list[float]
     m: list[float]
+    a3: list[float]  # normalised third moment of the service (the wait's shape)
     in_edges: list[tuple[int, int, float, float]]  # (edge index, u, ratio, kb)
     join: bool
     lat_pos: list[int]  # position in the latency mixture, -1 if no share
@@ -170,6 +172,7 @@ def _operator_specs(cp: CompiledPlan, routing: Routing, down: frozenset[int]) ->
                 shares=[share_of.get(w, 0.0) for w in ws],
                 mu=[0.0 if w in down else 1.0 / f.mean_s for w, f in zip(ws, fits, strict=True)],
                 k=[f.k for f in fits],
+                a3=[f.a3 for f in fits],
                 m=[f.mean_s for f in fits],
                 in_edges=in_edges,
                 join=len(in_edges) > 1,
@@ -233,9 +236,10 @@ def _rows(o: OpSpec, oi: int, row_len: int, t_in: dict[int, float], batch: list[
             m + t_in.get(w, 0.0),
             const,
             terms,
+            a3,
         )
-        for w, sh, mu, k, m, li, (const, terms) in zip(
-            o.workers, o.shares, o.mu, o.k, o.m, o.lat_pos, o.ca_pairs, strict=True
+        for w, sh, mu, k, m, li, (const, terms), a3 in zip(
+            o.workers, o.shares, o.mu, o.k, o.m, o.lat_pos, o.ca_pairs, o.a3, strict=True
         )
         if batch[w] == 1
     ]

@@ -110,7 +110,7 @@ def step(
         a_v = inflow / dt
         # ---- workers: queues, departures, waits
         dep_v = drops_v = sbar = cd_sum = 0.0
-        for w, sh, mu, scv, m, li2, wpos, sh_s, ca, terms in rows:
+        for w, sh, mu, scv, m, li2, wpos, sh_s, ca, terms, a3 in rows:
             if terms:
                 for sender, coef in terms:
                     ca += coef * cd_w[sender]
@@ -122,7 +122,7 @@ def step(
                 if li2 >= 0:  # no work: weight 0 (and a finite term)
                     par[li2] = par[li2 + 1] = wext[wpos] = 0.0
                 continue
-            x1, served, drop, y, wc, e_part, cd = queue_step(x0, a, mu, ca, scv, m, dt, timeout)
+            x1, served, drop, y, wc, e_part, cd = queue_step(x0, a, mu, ca, scv, m, dt, timeout, a3)
             x[w] = x1
             cd_w[w] = cd
             cd_sum += served * cd
