@@ -25,12 +25,15 @@ have the SCV that Whitt's QNA gives them (its senders' departures, thinned by ro
 flow: a busy near-deterministic stage smooths the next one's arrivals, as in the DES), weighed
 against the stream's long-run variability (the sources' ``arrival_scv``) by the receiving
 worker's utilisation (:func:`~jbrl.planning.latency.queueing.hybrid_scv`), entering its wait
-through Kingman's factor ``(ca2 + cs2) / 2``; only the single input of an operator with one
+through Kingman's factor ``(ca2 + cs2) / 2``, and spread as the M/G/1 wait's second moment
+gives (:func:`~jbrl.planning.latency.queueing.wait_shape`, whatever the arrival SCV); only the
+single input of an operator with one
 in-edge of ratio 1 is followed this way, other workers' arrivals count as Poisson; a
 batching worker fed by batching workers gets its tasks in groups
 (:func:`~jbrl.planning.latency.feeders.feeder_groups`, with its own approximations); stages,
-join inputs and the tasks of a fan-out are independent; a worker loaded beyond its stability limit, makes the prediction unstable (attainment 0, infinite latency), and
-so does an operator with demand and no worker.
+join inputs and the tasks of a fan-out are independent; a worker loaded beyond its stability
+limit makes the prediction unstable (attainment 0, infinite latency), and so does an operator
+with demand and no worker.
 """
 
 from __future__ import annotations

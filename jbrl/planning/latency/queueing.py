@@ -8,10 +8,11 @@ the exact bulk-service chain M/M^(1,b)/1 (:func:`bulk_ctmc_sojourn`) that checks
   flow approximation (PSFFA; Wang, Tipper et al. 1996), ``dx/dt = a - mu G(x)`` with
   ``G = L^-1``, one backward-Euler step (closed form: a quadratic in ``r``), a queue that holds
   at most ``max(a, mu) * timeout`` tasks. Waiting time at the step's mean state: no wait with
-  probability ``1 - r``, else ``D + Exp(E)``, the M/G/1 exponential approximation
-  (``E = k m / (1 - r)``) with the part of the mean wait beyond the utilisation cap
-  :data:`WAIT_UTILIZATION_CAP` treated as a deterministic backlog ``D``; without backlog a share
-  ``P(W > timeout) = r exp(-timeout / E)`` is dropped. Departures' variability (Whitt's QNA):
+  probability ``1 - r``, else ``D + (1 - c) E + Exp(c E)``: the M/G/1 mean wait of a task that
+  waits, ``E = k m / (1 - r)``, spread as Takacs' second moment gives (:func:`wait_shape`,
+  ``c <= 1``; ``c = 1`` is the exponential approximation), with the part of the mean wait
+  beyond the utilisation cap :data:`WAIT_UTILIZATION_CAP` treated as a deterministic backlog
+  ``D``; without backlog a share ``P(W > timeout)`` is dropped. Departures' variability (Whitt's QNA):
   ``r^2 cs2 + (1 - r^2) ca2``.
 
 In steady state (``x0 = L(a / mu)``) the step's wait is the one :func:`~jbrl.planning.latency.

@@ -10,7 +10,8 @@
   interpolated linearly in ``n`` (batch latency is close to affine in the batch size: a fixed
   part plus a per-item part, as the profiles show), so a partial batch of a worker configured
   for ``b`` runs in between. Sizes above the largest profiled one have no fit.
-* :func:`exp_plus_service_cdf`: P(Exp(E) + S <= t), the sojourn of a task that waits.
+* :func:`exp_plus_service_cdf`: P(Exp(E) + S <= t), the sojourn of a task that waits (after
+  the fixed part of its wait); :attr:`ServiceFit.a3` gives that wait's spread.
 """
 
 from __future__ import annotations

@@ -200,7 +200,8 @@ def worker_sojourn(
 
 
 def _single_sojourn(fit: ServiceFit, rate: float, ca2: float) -> Sojourn:
-    """Batch 1: the M/G/1 exponential approximation (module docstring)."""
+    """Batch 1: M/G/1 with Kingman's factor, the wait spread by :func:`wait_shape` (module
+    docstring)."""
     m = fit.mean_s
     r = rate * m
     if r >= 1.0:

@@ -18,7 +18,9 @@ queueing and latency formulas are those of the latency model, :mod:`jbrl.plannin
   the DES drops a task that waited longer than the timeout); in steady state a fraction
   ``P(W > timeout)`` is dropped too.
 * **Waiting time** at the interval's mean state: no wait with probability ``1 - r``, else
-  ``D + Exp(E)``: the M/G/1 exponential approximation, with the part of the mean wait beyond the
+  ``D + (1 - c) E + Exp(c E)``: the M/G/1 mean wait ``E`` of a task that waits, spread as
+  Takacs' second moment gives (``c <= 1``, :func:`~jbrl.planning.latency.queueing.wait_shape`;
+  ``c = 1`` is the exponential approximation), with the part of the mean wait beyond the
   utilisation cap ``r = 0.98`` treated as a deterministic backlog ``D``. Sojourn = wait + service
   (lognormal/exponential/deterministic CDF) + inbound transfer (size / bandwidth + latency).
 * **End-to-end latency** on a grid of ``grid_points`` times (the SLO bound is a grid point):
