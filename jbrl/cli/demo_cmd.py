@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ from jbrl.cli.evaluate_cmd import show_evaluation, write_evaluation_json
 from jbrl.cli.scenario_cmds import show
 from jbrl.errors import InfeasibleError
 from jbrl.scenario.model import Scenario
+from jbrl.scenario.traces import Trace
 
 DEMO_SOLVERS = ("milp", "jellybean", "cloud-only")
 DEMO_BASELINES = (
@@ -100,11 +102,12 @@ def demo(
     simulator, 300 s and the trace's first half hour).
     """
     s = get_scenario(scenario)
+    run = _prepare(s, trace, sim, policies, duration, interval) if adapt else None
     show(scenario)
     out.mkdir(parents=True, exist_ok=True)
     _plans(s, scenario, out)
-    if adapt:
-        _adapt(s, out, trace, sim, policies, duration, interval)
+    if run is not None:
+        _adapt(s, out, run)
 
 
 def _plans(s: Scenario, scenario: str, out: Path) -> None:
@@ -153,37 +156,66 @@ def _plans(s: Scenario, scenario: str, out: Path) -> None:
     )
 
 
-def _adapt(
+@dataclass(frozen=True)
+class _Run:
+    """What the policies' run will use, checked before any planning."""
+
+    name: str
+    trace: Trace
+    specs: list[str]
+    sim: str
+    step: float
+    duration: float | None
+    note: str | None  # why the shipped PPO policy is not among the policies
+
+
+def _prepare(
     s: Scenario,
-    out: Path,
     trace: str,
     sim: str | None,
     policies: str | None,
     duration: float | None,
     interval: float | None,
-) -> None:
-    from jbrl.evaluation.plots import write_plots
+) -> _Run:
+    """Resolve and check the run's flags and the scenario's demo settings (a bad flag exits
+    2 at once, not after the planners ran)."""
     from jbrl.evaluation.policies import parse_policies, probe_policy
-    from jbrl.evaluation.runner import evaluate
-    from jbrl.evaluation.tensorboard import write_tensorboard
+    from jbrl.evaluation.runner import check_evaluation
     from jbrl.evaluation.traces import resolve_trace
 
     name, tr = resolve_trace(trace, s)
+    note = None
     if policies is not None:
         specs = parse_policies(policies)
     else:
         specs = list(DEMO_BASELINES)
-        why = probe_policy("ppo", s)
-        if why is None:
+        note = probe_policy("ppo", s)
+        if note is None:
             specs.insert(0, "ppo")
-        else:
-            console.print(
-                f"[yellow]note:[/yellow] no PPO policy to run ({why}); showing the baselines only.",
-                highlight=False,
-            )
-    sim = sim or s.demo.sim
-    step = s.demo.interval_s if interval is None else interval
-    duration = s.demo.duration_s if duration is None else duration
+    run = _Run(
+        name=name,
+        trace=tr,
+        specs=specs,
+        sim=sim or s.demo.sim,
+        step=s.demo.interval_s if interval is None else interval,
+        duration=s.demo.duration_s if duration is None else duration,
+        note=note,
+    )
+    check_evaluation(s, {name: tr}, specs, run.sim, 1, run.step, run.duration)
+    return run
+
+
+def _adapt(s: Scenario, out: Path, run: _Run) -> None:
+    from jbrl.evaluation.plots import write_plots
+    from jbrl.evaluation.runner import evaluate
+    from jbrl.evaluation.tensorboard import write_tensorboard
+
+    if run.note is not None:
+        console.print(
+            f"[yellow]note:[/yellow] no PPO policy to run ({run.note}); showing the baselines only.",
+            highlight=False,
+        )
+    name, specs, sim, step = run.name, run.specs, run.sim, run.step
     console.rule(f"Adapting to changing load: trace {name!r}, {sim} simulator")
     console.print(
         f"Each policy decides the plan every {step:g} s of simulated time from what the "
@@ -196,11 +228,11 @@ def _adapt(
     procs = max(1, min(len(specs), os.cpu_count() or 1))
     ev = evaluate(
         s,
-        {name: tr},
+        {name: run.trace},
         specs,
         sim=sim,
         seeds=1,
-        duration=duration,
+        duration=run.duration,
         interval=step,
         processes=procs,
         progress=True,

@@ -289,6 +289,23 @@ def evaluate(
     return ev
 
 
+def check_evaluation(
+    scenario: Scenario,
+    traces: Mapping[str, Trace],
+    policies: Sequence[str],
+    sim: str,
+    seeds: int | Sequence[int],
+    interval: float,
+    duration: float | None,
+) -> None:
+    """Raise the :class:`InputError` that :func:`evaluate` would raise for these settings,
+    without running anything (the policies are built and dropped): a command checks its flags
+    before long work such as planning, not after it."""
+    _check_settings(sim, seeds, interval)
+    _prepare_traces(traces, scenario, duration)
+    build_policies(list(policies), scenario)
+
+
 def _check_settings(sim: str, seeds: int | Sequence[int], interval: float) -> list[int]:
     """Validate the interval, the seeds and the simulator's name; the list of seeds."""
     if not (interval > 0 and math.isfinite(interval)):

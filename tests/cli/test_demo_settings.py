@@ -69,3 +69,32 @@ def test_a_bad_demo_setting_names_its_field(
     assert main(["scenario", "validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert "demo.sim" in err and "gpu" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--sim", "gpu"], "gpu"),
+        (["--interval", "0"], "interval"),
+        (["--duration", "-5"], "duration"),
+        (["--trace", "no-such-trace"], "no-such-trace"),
+        (["-p", "no-such-policy"], "no-such-policy"),
+    ],
+)
+def test_bad_run_flags_exit_2_before_any_planning(
+    flags: list[str],
+    named: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import jbrl.planning
+
+    def no_planning(name: str) -> None:
+        raise AssertionError(f"planner {name} asked for before the flags were checked")
+
+    monkeypatch.setattr(jbrl.planning, "get_planner", no_planning)
+    assert main(["demo", "-o", str(tmp_path / "d"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert named in err and "Traceback" not in err
+    assert not (tmp_path / "d").exists()  # nothing written either
