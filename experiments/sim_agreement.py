@@ -100,7 +100,8 @@ def main() -> None:
         "",
         markdown_table(rows),
         "Percentiles are reported for information (not a criterion): the fluid's come from its "
-        "approximate latency distribution (exponential waiting-time tails, independent stages); "
+        "approximate latency distribution (M/G/1 waits with an exponential tail, their spread from "
+        "the service's moments; independent stages); "
         "in overload they follow the deterministic backlog, capped by the timeout in the DES. "
         f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} in "
         f"{time.perf_counter() - t0:.0f} s.",
