@@ -181,16 +181,20 @@ class EnvConfig(_Frozen):
         "observation (utilization, backlog, last interval), so that a policy trained on the "
         "smooth fluid model also reads the noisier request-level simulator and real metrics.",
     )
-    action: Literal["workers", "ladder"] = Field(
+    action: Literal["workers", "ladder", "combo_ladder"] = Field(
         default="workers",
         description="Action design: 'workers' (a variant combination and an operator per "
-        "worker) or 'ladder' (one of a ladder of complete plans ordered by capacity, or keep; "
-        "see jbrl.envs.ladder).",
+        "worker), 'ladder' (one of a ladder of complete plans ordered by capacity, or keep; "
+        "see jbrl.envs.ladder) or 'combo_ladder' (a variant combination and a capacity "
+        "level, each pair an SLO-aware MILP plan of that combination, or keep; see "
+        "jbrl.envs.combo_ladder).",
     )
     ladder: str | None = Field(
         default=None,
-        description="Ladder JSON (action 'ladder'); relative paths are read from the config's "
-        "folder. None: a ladder passed to the env, else one built by the greedy planner.",
+        description="The action table's JSON (action 'ladder': a plan ladder, ladder.json; "
+        "'combo_ladder': a combination ladder, combo_ladder.json); relative paths are read "
+        "from the config's folder. None: a table passed to the env, else one built by the "
+        "greedy planner (jbrl train builds it with the MILP).",
     )
     reward: RewardWeights = Field(default_factory=RewardWeights)
     traces: list[TraceComponent] = Field(default_factory=default_traces, min_length=1)
