@@ -8,6 +8,8 @@ episode_steps: 120
 history: 8                   # past intervals of source rates in the observation
 load_time_s: null            # force every model load time (s); null keeps the scenario's
 initial_plan: greedy         # starting plan: greedy (no solver) | milp
+action: workers              # workers | ladder | combo_ladder (jbrl.envs.ladder, .combo_ladder)
+ladder: null                 # the ladder designs' action table (JSON); null: greedy-built
 initial_headroom: 0.3        # ... for the first interval's rates x (1 + this)
 shield: null                 # SLO shield margin (e.g. 1.1: jbrl.planning.shield); null: off
 reward: {dollar: 1.0, slo_miss: 0.01, reconfiguration: 0.002}

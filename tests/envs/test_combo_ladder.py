@@ -83,6 +83,25 @@ def test_random_actions_on_fluid(vqa_combo) -> None:
         assert obs[at] == pytest.approx((k + 1) / table.n_levels)
 
 
+def test_action_for_inverts_decoding(vqa_combo) -> None:
+    """The action a teacher's plan is labelled with (:meth:`action_for`) decodes back to that
+    plan, from any running rung; a plan off the ladder maps to a rung covering it."""
+    vqa, table = vqa_combo
+    spec = ServingSpec(vqa)
+    codec = ComboLadderCodec(spec, table)
+    currents = [table.signature(i, k) for i in range(len(table.combos)) for k in (0, 4)]
+    for cur in currents:
+        for i in range(len(table.combos)):
+            for k in range(table.n_levels):
+                sig, _ = codec.resolve(np.array([1 + i, k]), cur)
+                back, _ = codec.resolve(codec.action_for(sig, cur), cur)
+                assert back == sig, (cur, i, k)
+    off = codec.greedy_signature(spec.nominal * 0.6)  # the greedy planner's, not a rung
+    i, j = codec.snap(off)
+    lad = table.ladders[i]
+    assert lad.scale[j] >= 0.6 - 1e-9 or j == len(lad) - 1
+
+
 def _loaded(old: Plan, new: Plan) -> set[str]:
     """Workers whose (operator, variant) differ between two plans and that run something in
     ``new``: the ones that must load a model."""
