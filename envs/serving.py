@@ -213,8 +213,9 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Version History
 
     * v0: initial version (``action: workers``; ``action: ladder`` and ``action:
-      combo_ladder`` added without changing the default; ``initial_plan: milp`` replaced the ``initial_plan`` callable argument, and
-      ``info["metrics"]`` was added, without changing the default behaviour).
+      combo_ladder`` added without changing the default; ``initial_plan: milp`` replaced the
+      ``initial_plan`` callable argument, and ``info["metrics"]`` was added, without changing
+      the default behaviour).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}

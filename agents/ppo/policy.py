@@ -4,8 +4,9 @@ interface (``ppo`` or ``ppo:path=runs/x``).
 A policy folder (what ``jbrl train`` writes, and what ships in ``jbrl/configs/policies/<scenario>``)
 holds ``model.zip`` (the MaskablePPO model), ``normalization.json`` (observation statistics),
 ``config.yaml`` (the resolved training config, whose ``env`` section fixes the observation) and
-``ladder.json`` or ``combo_ladder.json`` for a ladder policy; :mod:`jbrl.agents.ppo.files` reads them, unpickling nothing,
-and checks them against the scenario and codec before the policy is used.
+``ladder.json`` or ``combo_ladder.json`` for a ladder policy; :mod:`jbrl.agents.ppo.files` reads
+them, unpickling nothing, and checks them against the scenario and codec before the policy is
+used.
 The observation is built from a :class:`~jbrl.agents.policy.ControlState` by the env's own
 encoder (:mod:`jbrl.envs.observation`) and actions are decoded by the env's codec
 (:mod:`jbrl.envs.codec`), so the deployed policy sees and does what it did in training.
