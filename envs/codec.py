@@ -64,6 +64,9 @@ class ActionCodec:
 
     KEEP = 0
     IDLE = 1
+    has_level = False
+    """Whether the action has a capacity level (:meth:`level_fraction`; the observation then
+    carries the running plan's level)."""
 
     def __init__(self, spec: ServingSpec) -> None:
         self.spec = spec
@@ -267,6 +270,11 @@ class ActionCodec:
     def price(self, sig: PlanSignature) -> float:
         """Compute $/hour of a signature."""
         return self.spec.compute_price(sig.assignment)
+
+    def level_fraction(self, sig: PlanSignature) -> float:
+        """The running plan's capacity level in [0, 1], for codecs with levels
+        (:attr:`has_level`); the per-worker action has none."""
+        raise NotImplementedError("this action design has no capacity level")
 
     def greedy_signature(self, target_rates: np.ndarray) -> PlanSignature:
         """The greedy planner's plan for ``target_rates`` (:mod:`jbrl.planning.greedy`) as a

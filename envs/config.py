@@ -8,6 +8,8 @@ episode_steps: 120
 history: 8                   # past intervals of source rates in the observation
 load_time_s: null            # force every model load time (s); null keeps the scenario's
 initial_plan: greedy         # starting plan: greedy (no solver) | milp
+action: workers              # workers | ladder | combo_ladder (jbrl.envs.ladder, .combo_ladder)
+ladder: null                 # the ladder designs' action table (JSON); null: greedy-built
 initial_headroom: 0.3        # ... for the first interval's rates x (1 + this)
 shield: null                 # SLO shield margin (e.g. 1.1: jbrl.planning.shield); null: off
 reward: {dollar: 1.0, slo_miss: 0.01, reconfiguration: 0.002}
@@ -181,16 +183,20 @@ class EnvConfig(_Frozen):
         "observation (utilization, backlog, last interval), so that a policy trained on the "
         "smooth fluid model also reads the noisier request-level simulator and real metrics.",
     )
-    action: Literal["workers", "ladder"] = Field(
+    action: Literal["workers", "ladder", "combo_ladder"] = Field(
         default="workers",
         description="Action design: 'workers' (a variant combination and an operator per "
-        "worker) or 'ladder' (one of a ladder of complete plans ordered by capacity, or keep; "
-        "see jbrl.envs.ladder).",
+        "worker), 'ladder' (one of a ladder of complete plans ordered by capacity, or keep; "
+        "see jbrl.envs.ladder) or 'combo_ladder' (a variant combination and a capacity "
+        "level, each pair an SLO-aware MILP plan of that combination, or keep; see "
+        "jbrl.envs.combo_ladder).",
     )
     ladder: str | None = Field(
         default=None,
-        description="Ladder JSON (action 'ladder'); relative paths are read from the config's "
-        "folder. None: a ladder passed to the env, else one built by the greedy planner.",
+        description="The action table's JSON (action 'ladder': a plan ladder, ladder.json; "
+        "'combo_ladder': a combination ladder, combo_ladder.json); relative paths are read "
+        "from the config's folder. None: a table passed to the env, else one built by the "
+        "greedy planner (jbrl train builds it with the MILP).",
     )
     reward: RewardWeights = Field(default_factory=RewardWeights)
     traces: list[TraceComponent] = Field(default_factory=default_traces, min_length=1)

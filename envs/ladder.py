@@ -122,10 +122,21 @@ class PlanLadder:
     def load(cls, spec: ServingSpec, path: str | Path) -> PlanLadder:
         file = str(path)
         data = load_json(path)
+        if not isinstance(data, dict):
+            raise InputError("no rungs", file=file, field="rungs", value=data)
+        return cls.from_dict(spec, data, file)
+
+    @classmethod
+    def from_dict(
+        cls, spec: ServingSpec, data: dict[str, Any], file: str, where: str = ""
+    ) -> PlanLadder:
+        """The ladder of :meth:`to_dict`'s form (``where``: the field path of ``data`` inside
+        ``file``, for error messages)."""
         rungs = []
         scales: list[float] = []
-        slo = isinstance(data, dict) and data.get("scale_basis") == "slo"
-        for i, r in enumerate(data.get("rungs", []) if isinstance(data, dict) else []):
+        slo = data.get("scale_basis") == "slo"
+        raw = data.get("rungs", [])
+        for i, r in enumerate(raw if isinstance(raw, list) else []):
             try:
                 key = tuple(r["variants"][o] for o in spec.ops)
                 combo = spec.combo_index[key]
@@ -136,14 +147,14 @@ class PlanLadder:
                 raise InputError(
                     "rung names a variant, worker or operator this scenario lacks",
                     file=file,
-                    field=f"rungs[{i}]",
+                    field=f"{where}rungs[{i}]",
                     value=r,
                 ) from None
             rungs.append(PlanSignature(combo, tuple(assign)))
             if slo:
-                scales.append(_scale_of(r, file, i))
+                scales.append(_scale_of(r, file, f"{where}rungs[{i}]"))
         if not rungs:
-            raise InputError("no rungs", file=file, field="rungs", value=data)
+            raise InputError("no rungs", file=file, field=f"{where}rungs", value=raw)
         return cls(spec, rungs, scales if slo else None)
 
     @classmethod
@@ -183,14 +194,19 @@ class PlanLadder:
         return cls(spec, sigs)
 
 
-def _scale_of(rung: Any, file: str, i: int) -> float:
-    """A rung's ``scale`` from a ladder file (a positive number)."""
+def _scale_of(rung: Any, file: str, where: str) -> float:
+    """A rung's ``scale`` from a ladder file (a positive number); ``where``: the rung's field."""
     s = rung.get("scale") if isinstance(rung, dict) else None
     if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0:
-        raise InputError(
-            "must have a positive scale", file=file, field=f"rungs[{i}].scale", value=s
-        )
+        raise InputError("must have a positive scale", file=file, field=f"{where}.scale", value=s)
     return float(s)
+
+
+def rung_key(spec: ServingSpec, sig: PlanSignature) -> tuple[Any, ...]:
+    """What identifies a plan up to interchangeable workers: its combination and, per group of
+    identical workers, how many run each operator."""
+    counts = tuple(tuple(sorted(sig.assignment[w] for w in group)) for group in spec.groups)
+    return (sig.combo, counts)
 
 
 def _dollars_per_hour(codec: ActionCodec, sig: PlanSignature, scale: float) -> float:
@@ -223,10 +239,7 @@ class LadderCodec(ActionCodec):
         self._index = {self._key(s): j for j, s in enumerate(ladder.rungs)}
 
     def _key(self, sig: PlanSignature) -> tuple[Any, ...]:
-        counts = tuple(
-            tuple(sorted(sig.assignment[w] for w in group)) for group in self.spec.groups
-        )
-        return (sig.combo, counts)
+        return rung_key(self.spec, sig)
 
     def is_rung(self, sig: PlanSignature) -> bool:
         """Whether ``sig`` is one of the rungs (up to interchangeable workers)."""

@@ -36,6 +36,7 @@ class ObservationEncoder:
             "rates": history * ns,
             "time": 2,
             "combo": nc,
+            **({"level": 1} if codec.has_level else {}),
             "assignment": nw * (no + 1),
             "capacity_vs_demand": no,
             "capacity_vs_nominal": no,
@@ -82,6 +83,8 @@ class ObservationEncoder:
         if sig.combo >= 0:
             combo[sig.combo] = 1.0
         parts.append(combo)
+        if self.codec.has_level:
+            parts.append(np.array([self.codec.level_fraction(sig)]))
         assign = np.zeros((nw, no + 1))
         assign[np.arange(nw), np.array(sig.assignment) + 1] = 1.0
         parts.append(assign.reshape(-1))

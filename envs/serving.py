@@ -12,11 +12,13 @@ import numpy as np
 from gymnasium import spaces
 
 from jbrl.envs.codec import ActionCodec, PlanSignature
+from jbrl.envs.combo_ladder import COMBO_LADDER_FILE, ComboLadder, ComboLadderCodec
 from jbrl.envs.config import EnvConfig, load_env_config
-from jbrl.envs.ladder import LadderCodec, PlanLadder
+from jbrl.envs.ladder import LADDER_FILE, LadderCodec, PlanLadder
 from jbrl.envs.observation import OBS_HIGH, OBS_LOW, ObservationEncoder
 from jbrl.envs.start import MilpStart
 from jbrl.envs.workload import sample_trace
+from jbrl.errors import InputError
 from jbrl.planning.plan import Plan
 from jbrl.planning.shield import SloShield
 from jbrl.planning.tables import ServingSpec
@@ -27,15 +29,45 @@ from jbrl.scenario.traces import Trace
 from jbrl.sim import SimConfig, Simulator, make_simulator
 from jbrl.sim.base import IntervalMetrics
 
+LadderTable = PlanLadder | ComboLadder
+"""The action table of a ladder design: a 1-D plan ladder or a combination ladder."""
 
-def make_codec(spec: ServingSpec, cfg: EnvConfig, ladder: PlanLadder | None = None) -> ActionCodec:
-    """The action codec of ``cfg.action``: per-worker, or a plan ladder (``ladder`` if given,
-    else ``cfg.ladder``'s file, else one built by the greedy planner)."""
+LADDER_FILES = {"ladder": LADDER_FILE, "combo_ladder": COMBO_LADDER_FILE}
+"""The file a trained policy keeps its action table in, per action design that has one."""
+
+
+def make_codec(spec: ServingSpec, cfg: EnvConfig, ladder: LadderTable | None = None) -> ActionCodec:
+    """The action codec of ``cfg.action``: per-worker, a plan ladder or a combination ladder
+    (``ladder`` if given, else ``cfg.ladder``'s file, else one built by the greedy planner)."""
     if cfg.action == "workers":
         return ActionCodec(spec)
     if ladder is None:
-        ladder = PlanLadder.load(spec, cfg.ladder) if cfg.ladder else PlanLadder.greedy(spec)
+        ladder = load_ladder(spec, cfg.action, cfg.ladder) if cfg.ladder else None
+    if cfg.action == "combo_ladder":
+        if ladder is None:
+            ladder = ComboLadder.greedy(spec)
+        if not isinstance(ladder, ComboLadder):
+            raise InputError("action 'combo_ladder' needs a combination ladder", field="ladder")
+        return ComboLadderCodec(spec, ladder)
+    if ladder is None:
+        ladder = PlanLadder.greedy(spec)
+    if not isinstance(ladder, PlanLadder):
+        raise InputError("action 'ladder' needs a plan ladder", field="ladder")
     return LadderCodec(spec, ladder)
+
+
+def load_ladder(spec: ServingSpec, action: str, path: str | Path) -> LadderTable:
+    """The action table of ``action`` (``ladder`` or ``combo_ladder``) from its JSON file."""
+    if action == "combo_ladder":
+        return ComboLadder.load(spec, path)
+    return PlanLadder.load(spec, path)
+
+
+def milp_ladder(spec: ServingSpec, action: str) -> LadderTable:
+    """The action table of ``action`` built with the MILP (what ``jbrl train`` does)."""
+    if action == "combo_ladder":
+        return ComboLadder.milp(spec)
+    return PlanLadder.milp(spec)
 
 
 def env_spaces(
@@ -88,6 +120,21 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
     |-------|--------------|-------------------------------------------------------------------|
     | 0     | n_rungs + 1  | 0: keep the current plan; 1 + j: deploy rung j                    |
 
+    With ``action: combo_ladder`` (:mod:`jbrl.envs.combo_ladder`) one plan ladder per variant
+    combination the MILP plans over, on load levels shared by all combinations (MILP-built by
+    ``jbrl train``; the greedy planner's when no ladder is given); a level beyond a
+    combination's top rung deploys that top rung, so again every choice is valid:
+
+    | dim   | size                | meaning                                                    |
+    |-------|---------------------|------------------------------------------------------------|
+    | 0     | n_ladder_combos + 1 | 0: keep the current plan (dim 1 ignored); 1 + i: the       |
+    |       |                     | ladder's combination i                                     |
+    | 1     | n_levels            | k: the cheapest rung of the combination serving levels[k]  |
+    |       |                     | x nominal (its top rung beyond it)                         |
+
+    ``info["combo_level"]`` is the running plan's (combination, level) there (combination -1
+    when the running plan's combination is not one of the ladder's, e.g. a greedy start).
+
     :meth:`action_masks` masks, per dimension, operators without any profile on a worker or on a
     tier below their inputs (backward traffic), and combinations that cannot be placed. What
     independent masks cannot express is repaired when decoding (:class:`ActionCodec`): a worker
@@ -109,6 +156,8 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
     |                     |                           | first, <= 4                            |
     | time                | 2                         | sin, cos of the time of day (day_s)    |
     | combo               | n_combos                  | one-hot of the current combination     |
+    | level               | 1                         | combo_ladder only: (running level + 1) |
+    |                     |                           | / n_levels                             |
     | assignment          | n_workers * (n_ops + 1)   | one-hot of each worker's operator      |
     |                     |                           | (0 = idle, 1 + o = operator o)         |
     | capacity_vs_demand  | n_ops                     | plan capacity / demand at the last     |
@@ -151,7 +200,8 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
     or a mapping; keyword overrides of any config field (``scenario="vehicle"``,
     ``simulator="des"``, ``load_time_s=30``); ``scenario_obj`` (a loaded :class:`Scenario`,
     instead of loading ``config.scenario``); ``ladder`` (a :class:`PlanLadder` for
-    ``action: ladder``, instead of ``config.ladder`` or the greedy ladder).
+    ``action: ladder``, a :class:`~jbrl.envs.combo_ladder.ComboLadder` for
+    ``action: combo_ladder``, instead of ``config.ladder`` or the greedy ladder).
     ``shield`` (a margin, default null) puts the SLO shield (:mod:`jbrl.planning.shield`)
     between the decoded action and the simulator: a plan predicted to miss the SLO at the last
     observed rates x the margin is replaced by the cheapest scale-up that meets it;
@@ -162,9 +212,10 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
-    * v0: initial version (``action: workers``; ``action: ladder`` added without changing the
-      default; ``initial_plan: milp`` replaced the ``initial_plan`` callable argument, and
-      ``info["metrics"]`` was added, without changing the default behaviour).
+    * v0: initial version (``action: workers``; ``action: ladder`` and ``action:
+      combo_ladder`` added without changing the default; ``initial_plan: milp`` replaced the
+      ``initial_plan`` callable argument, and ``info["metrics"]`` was added, without changing
+      the default behaviour).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
@@ -175,7 +226,7 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         render_mode: str | None = None,
         *,
         scenario_obj: Scenario | None = None,
-        ladder: PlanLadder | None = None,
+        ladder: LadderTable | None = None,
         **overrides: Any,
     ) -> None:
         if isinstance(config, EnvConfig):
@@ -304,6 +355,8 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         }
         if shield is not None:
             info["shield"] = shield
+        if isinstance(self.codec, ComboLadderCodec):
+            info["combo_level"] = self.codec.position(self.sig)
         return self._obs(), reward, False, False, info
 
     def action_masks(self) -> np.ndarray:

@@ -20,7 +20,7 @@ from jbrl.agents.ppo.files import CONFIG_FILE, MODEL_FILE, NORM_FILE, save_norma
 from jbrl.agents.ppo.policy import ObsNormalizer, PpoPolicy
 from jbrl.agents.ppo.workbench import Workbench
 from jbrl.envs.config import EnvConfig, RewardWeights
-from jbrl.envs.ladder import LADDER_FILE
+from jbrl.envs.serving import LADDER_FILES
 from jbrl.envs.workload import eval_traces
 from jbrl.jsonable import jsonable
 from jbrl.planning.coverage import variants_of
@@ -269,8 +269,9 @@ class ValidationCallback(BaseCallback):
         self.model.save(best / MODEL_FILE)
         save_normalization(venv, best / NORM_FILE)
         shutil.copy(self.run_dir / CONFIG_FILE, best / CONFIG_FILE)
-        if (self.run_dir / LADDER_FILE).is_file():
-            shutil.copy(self.run_dir / LADDER_FILE, best / LADDER_FILE)
+        name = LADDER_FILES.get(self.bench.config.env.action)
+        if name is not None and (self.run_dir / name).is_file():
+            shutil.copy(self.run_dir / name, best / name)
 
 
 # --------------------------------------------------------------------------- checkpoints

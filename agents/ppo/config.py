@@ -230,7 +230,7 @@ def load_train_config(path: str | Path | dict[str, Any], **overrides: Any) -> Tr
 def check_before_training(config: TrainConfig) -> None:
     """What a run will read, checked before any work (no folder made, nothing solved): the
     scenario, the load times, the ladder file the env names, the accuracy target."""
-    from jbrl.envs.ladder import PlanLadder
+    from jbrl.envs.serving import LADDER_FILES, load_ladder
     from jbrl.planning.tables import ServingSpec
     from jbrl.scenario.derive import with_load_time
     from jbrl.scenario.loader import load_scenario
@@ -241,5 +241,5 @@ def check_before_training(config: TrainConfig) -> None:
     for x in env.load_time_mix:
         with_load_time(base, x, field="load_time_mix")
     spec = ServingSpec(base, env.accuracy)
-    if env.action == "ladder" and env.ladder:
-        PlanLadder.load(spec, env.ladder)
+    if env.action in LADDER_FILES and env.ladder:
+        load_ladder(spec, env.action, env.ladder)

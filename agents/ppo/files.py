@@ -10,6 +10,7 @@ holds:
 ``config.yaml``     the resolved training config; its ``env`` section fixes the observation
                     and the action layout
 ``ladder.json``     the plan ladder (``action: ladder`` only)
+``combo_ladder.json``  the combination ladder (``action: combo_ladder`` only)
 ==================  ==========================================================================
 
 Nothing in a folder is unpickled: the statistics are JSON (the ``vecnormalize.pkl`` of earlier
@@ -204,9 +205,10 @@ def _positive(v: Any, file: str, where: str) -> float:
 # --------------------------------------------------------------------------- the folder
 
 
-def check_folder(folder: Path, needs_ladder: bool) -> None:
-    """Every file the policy needs is there (and no pickle stands in for one)."""
-    for name in (CONFIG_FILE, MODEL_FILE, NORM_FILE) + (("ladder.json",) if needs_ladder else ()):
+def check_folder(folder: Path, ladder_file: str | None) -> None:
+    """Every file the policy needs is there (and no pickle stands in for one); ``ladder_file``:
+    the action table's file of a ladder design (``ladder.json``, ``combo_ladder.json``)."""
+    for name in (CONFIG_FILE, MODEL_FILE, NORM_FILE) + ((ladder_file,) if ladder_file else ()):
         if (folder / name).is_file():
             continue
         if name == NORM_FILE and (folder / LEGACY_NORM_FILE).exists():
@@ -219,7 +221,7 @@ def check_folder(folder: Path, needs_ladder: bool) -> None:
             )
         raise InputError(
             f"missing {name} (a PPO policy folder holds {MODEL_FILE}, {NORM_FILE}, "
-            f"{CONFIG_FILE} and, for a ladder policy, ladder.json)",
+            f"{CONFIG_FILE} and, for a ladder policy, ladder.json or combo_ladder.json)",
             file=str(folder),
             field=Param.POLICY,
         )

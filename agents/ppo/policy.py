@@ -4,8 +4,9 @@ interface (``ppo`` or ``ppo:path=runs/x``).
 A policy folder (what ``jbrl train`` writes, and what ships in ``jbrl/configs/policies/<scenario>``)
 holds ``model.zip`` (the MaskablePPO model), ``normalization.json`` (observation statistics),
 ``config.yaml`` (the resolved training config, whose ``env`` section fixes the observation) and
-``ladder.json`` for a ladder policy; :mod:`jbrl.agents.ppo.files` reads them, unpickling nothing,
-and checks them against the scenario and codec before the policy is used.
+``ladder.json`` or ``combo_ladder.json`` for a ladder policy; :mod:`jbrl.agents.ppo.files` reads
+them, unpickling nothing, and checks them against the scenario and codec before the policy is
+used.
 The observation is built from a :class:`~jbrl.agents.policy.ControlState` by the env's own
 encoder (:mod:`jbrl.envs.observation`) and actions are decoded by the env's codec
 (:mod:`jbrl.envs.codec`), so the deployed policy sees and does what it did in training.
@@ -33,10 +34,11 @@ from jbrl.agents.ppo.files import (
 )
 from jbrl.documents import load_yaml
 from jbrl.envs.codec import ActionCodec
+from jbrl.envs.combo_ladder import ComboLadder, ComboLadderCodec
 from jbrl.envs.config import EnvConfig, load_env_config
-from jbrl.envs.ladder import LADDER_FILE, LadderCodec, PlanLadder
+from jbrl.envs.ladder import LadderCodec, PlanLadder
 from jbrl.envs.observation import ObservationEncoder
-from jbrl.envs.serving import env_spaces, make_codec
+from jbrl.envs.serving import LADDER_FILES, LadderTable, env_spaces, load_ladder, make_codec
 from jbrl.errors import InputError, Param
 from jbrl.planning.plan import Plan
 from jbrl.planning.tables import ServingSpec
@@ -64,7 +66,7 @@ def _folder_env_config(folder: Path) -> EnvConfig:
     """The ``env`` section of a policy folder's ``config.yaml``, validated."""
     file = folder / CONFIG_FILE
     if not file.is_file():
-        check_folder(folder, needs_ladder=False)  # names the missing file
+        check_folder(folder, None)  # names the missing file
     raw = load_yaml(file) or {}
     if not isinstance(raw, dict):
         raise InputError("must be a YAML mapping (the training config)", file=str(file))
@@ -178,7 +180,7 @@ class PpoPolicy(Policy):
         else:
             folder = resolve_policy_dir(path)
         env_config = _folder_env_config(folder)
-        check_folder(folder, needs_ladder=env_config.action == "ladder")
+        check_folder(folder, LADDER_FILES.get(env_config.action))
         scen = (
             scenario
             if isinstance(scenario, Scenario)
@@ -198,10 +200,10 @@ class PpoPolicy(Policy):
         model: Any,
         normalizer: ObsNormalizer | None,
         env_config: EnvConfig,
-        ladder: PlanLadder | None = None,
+        ladder: LadderTable | None = None,
     ) -> PpoPolicy:
         """The policy of a model in memory (training validation): ``env_config`` as in
-        training, ``ladder`` its action table for ``action: ladder``."""
+        training, ``ladder`` its action table for ``action: ladder`` / ``combo_ladder``."""
         policy = cls.__new__(cls)
         policy._layout(env_config, None, ladder, None)
         policy._attach(PpoActor(model, normalizer))
@@ -211,7 +213,7 @@ class PpoPolicy(Policy):
         self,
         env_config: EnvConfig,
         scenario: Scenario | None,
-        ladder: PlanLadder | None,
+        ladder: LadderTable | None,
         folder: Path | None,
     ) -> None:
         """What fixes the observation and action layout (the network comes after)."""
@@ -230,17 +232,21 @@ class PpoPolicy(Policy):
     def reset(self, scenario: Scenario, seed: int | None = None) -> None:
         self._scenario = scenario
 
-    def ladder(self, scenario: Scenario | None = None) -> PlanLadder | None:
-        """The plan ladder the policy acts on (``action: ladder``), else None."""
-        if self.env_config.action != "ladder":
+    def ladder(self, scenario: Scenario | None = None) -> LadderTable | None:
+        """The action table the policy acts on (``action: ladder``: a plan ladder;
+        ``combo_ladder``: a combination ladder), else None."""
+        name = LADDER_FILES.get(self.env_config.action)
+        if name is None:
             return None
         scen = scenario or self._scenario or load_scenario(self.env_config.scenario)
         spec = ServingSpec(scen, self.env_config.accuracy)
-        if self._rungs is not None:  # the same rungs (and, on an SLO basis, their levels)
-            r = self._rungs
+        r = self._rungs
+        if isinstance(r, ComboLadder):  # the same rungs and levels
+            return r.for_spec(spec)
+        if isinstance(r, PlanLadder):  # the same rungs (and, on an SLO basis, their levels)
             return PlanLadder(spec, r.rungs, r.scale.tolist() if r.basis == "slo" else None)
         assert self.folder is not None, "a policy in memory needs its ladder"
-        return PlanLadder.load(spec, self.folder / LADDER_FILE)
+        return load_ladder(spec, self.env_config.action, self.folder / name)
 
     def _tables_for(self, scenario: Scenario) -> tuple[ActionCodec, ObservationEncoder]:
         """The action codec and observation encoder of ``scenario`` in this policy's layout."""
@@ -275,6 +281,9 @@ class PpoPolicy(Policy):
         spec = codec.spec
         if isinstance(codec, LadderCodec):  # the cheapest rung covering the target: no solve
             return codec.ladder.rungs[codec.ladder.covering(float(np.max(target / spec.nominal)))]
+        if isinstance(codec, ComboLadderCodec):  # ... of any combination
+            i, j = codec.table.cheapest_covering(float(np.max(target / spec.nominal)))
+            return codec.table.ladders[i].rungs[j]
         try:
             res = get_planner("milp", time_limit=10.0).plan(
                 spec.scenario,

@@ -42,7 +42,8 @@ from jbrl.agents.ppo.files import (
 )
 from jbrl.agents.ppo.imitation import imitation_warm_start
 from jbrl.agents.ppo.workbench import Workbench
-from jbrl.envs.ladder import LADDER_FILE
+from jbrl.envs.ladder import PlanLadder
+from jbrl.envs.serving import LADDER_FILES, LadderTable
 
 __all__ = [
     "find_resumable",
@@ -173,6 +174,17 @@ def _callbacks(
     return CallbackList([*callbacks, *extra])
 
 
+def ladder_summary(ladder: LadderTable) -> str:
+    """One line on the action table a run trains on (its size)."""
+    if isinstance(ladder, PlanLadder):
+        return f"plan ladder: {len(ladder)} rungs"
+    rungs = sum(len(lad) for lad in ladder.ladders)
+    return (
+        f"combination ladder: {len(ladder.combos)} combinations, {ladder.n_levels} levels, "
+        f"{rungs} rungs"
+    )
+
+
 def _run_dir(config: TrainConfig, resume: bool, say: Callable[[str], None]) -> tuple[Path, bool]:
     """The run folder (a resumable one with ``resume``), and whether the run resumes."""
     run_dir = find_resumable(config) if resume else None
@@ -237,8 +249,9 @@ def train(
     say("preparing the scenario ...")
     bench = Workbench.build(config, run_dir)
     if bench.ladder is not None:
-        bench.ladder.save(run_dir / LADDER_FILE)
-        say(f"plan ladder: {len(bench.ladder)} rungs ({run_dir / LADDER_FILE})")
+        file = run_dir / LADDER_FILES[config.env.action]
+        bench.ladder.save(file)
+        say(f"{ladder_summary(bench.ladder)} ({file})")
     venv = bench.vec_env(config.n_envs, config.seed)
     logger = configure(str(run_dir), ["tensorboard", "csv"] + (["stdout"] if verbose else []))
     if resuming:

@@ -1,5 +1,5 @@
 """What every env of a training run shares (:class:`Workbench`): the config, the scenario and,
-for ``action: ladder``, the plan ladder; and how the run's envs are made."""
+for ``action: ladder`` or ``combo_ladder``, the action table; and how the run's envs are made."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from typing import Any
 
 from jbrl.agents.ppo.config import TrainConfig
 from jbrl.envs.config import EnvConfig
-from jbrl.envs.ladder import LADDER_FILE, PlanLadder
-from jbrl.envs.serving import ServingEnv
+from jbrl.envs.serving import LADDER_FILES, LadderTable, ServingEnv, load_ladder, milp_ladder
 from jbrl.planning.tables import ServingSpec
 from jbrl.scenario.derive import with_load_time
 from jbrl.scenario.loader import load_scenario
@@ -20,28 +19,35 @@ from jbrl.scenario.model import Scenario
 
 @dataclass
 class Workbench:
-    """The scenario (with ``env.load_time_s`` applied), the env config and the plan ladder."""
+    """The scenario (with ``env.load_time_s`` applied), the env config and the action table
+    (a plan ladder or a combination ladder, for the ladder designs)."""
 
     config: TrainConfig
     scenario: Scenario
-    ladder: PlanLadder | None = None
+    ladder: LadderTable | None = None
 
     @classmethod
     def build(cls, config: TrainConfig, run_dir: Path | None = None) -> Workbench:
-        """Load the scenario; for ``action: ladder`` also the plan ladder: ``env.ladder`` if
-        set (relative to ``run_dir``), else ``run_dir``'s ladder.json (a resumed run), else
-        built with the MILP (:meth:`PlanLadder.milp`)."""
+        """Load the scenario; for ``action: ladder`` / ``combo_ladder`` also the action table:
+        ``env.ladder`` if set (relative to ``run_dir``), else ``run_dir``'s ladder.json /
+        combo_ladder.json (a resumed run), else built with the MILP
+        (:meth:`PlanLadder.milp <jbrl.envs.ladder.PlanLadder.milp>`,
+        :meth:`ComboLadder.milp <jbrl.envs.combo_ladder.ComboLadder.milp>`)."""
         env_cfg = config.env
         base = load_scenario(env_cfg.scenario)
         ladder = None
-        if env_cfg.action == "ladder":
+        name = LADDER_FILES.get(env_cfg.action)
+        if name is not None:
             spec = ServingSpec(base, env_cfg.accuracy)  # capacities: load times do not matter
             file = Path(env_cfg.ladder) if env_cfg.ladder else None
             if file is not None and not file.is_absolute() and run_dir is not None:
                 file = run_dir / file
-            if file is None and run_dir is not None and (run_dir / LADDER_FILE).is_file():
-                file = run_dir / LADDER_FILE
-            ladder = PlanLadder.load(spec, file) if file is not None else PlanLadder.milp(spec)
+            if file is None and run_dir is not None and (run_dir / name).is_file():
+                file = run_dir / name
+            if file is not None:
+                ladder = load_ladder(spec, env_cfg.action, file)
+            else:
+                ladder = milp_ladder(spec, env_cfg.action)
         scenario = with_load_time(base, env_cfg.load_time_s, field="load_time_s")
         return cls(config, scenario, ladder)
 

@@ -10,6 +10,8 @@ the least short) wins. Loads are split over each operator's workers in proportio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from jbrl.planning.plan import Plan
@@ -19,12 +21,19 @@ SHORTFALL_PRICE = 1e6
 """$/hour charged per req/s of uncovered demand when ranking assignments (coverage first)."""
 
 
-def greedy_assignment(spec: ServingSpec, target_rates: np.ndarray) -> tuple[int, list[int]] | None:
+def greedy_assignment(
+    spec: ServingSpec, target_rates: np.ndarray, combos: Sequence[int] | None = None
+) -> tuple[int, list[int]] | None:
     """(combination, operator index per worker, -1 idle) of the greedy plan for
-    ``target_rates`` (module docstring); None when no combination can be placed greedily."""
+    ``target_rates`` (module docstring); None when no combination can be placed greedily.
+    ``combos``: only these combinations (indices into ``spec.combos``; default: every usable
+    one)."""
     demand = spec.demand(np.asarray(target_rates, dtype=float))
     best: tuple[float, int, list[int]] | None = None
-    for c in np.flatnonzero(spec.combo_ok):
+    usable = np.flatnonzero(spec.combo_ok)
+    if combos is not None:
+        usable = np.array([c for c in usable if int(c) in set(combos)], dtype=int)
+    for c in usable:
         for by_tier in (False, True):
             assign = _fill_in_order(spec, int(c), demand, by_tier)
             if assign is None:
@@ -36,10 +45,13 @@ def greedy_assignment(spec: ServingSpec, target_rates: np.ndarray) -> tuple[int,
     return None if best is None else (best[1], best[2])
 
 
-def greedy_plan(spec: ServingSpec, target_rates: np.ndarray) -> Plan | None:
+def greedy_plan(
+    spec: ServingSpec, target_rates: np.ndarray, combos: Sequence[int] | None = None
+) -> Plan | None:
     """The greedy plan for ``target_rates`` (an array in ``spec.sources`` order), rates split
-    in proportion to capacity at those rates; None when nothing can be placed greedily."""
-    got = greedy_assignment(spec, target_rates)
+    in proportion to capacity at those rates; None when nothing can be placed greedily.
+    ``combos``: only these combinations (as :func:`greedy_assignment`)."""
+    got = greedy_assignment(spec, target_rates, combos)
     if got is None:
         return None
     combo, assign = got

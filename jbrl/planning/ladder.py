@@ -9,9 +9,16 @@ penalty against the previous rung breaks the MILP's many ties toward plans that 
 rung below (same combination, the same workers plus some), so moving one rung up loads only the
 added workers. The env's :class:`~jbrl.envs.ladder.PlanLadder` then keeps the rungs no other
 rung dominates (more capacity for no more dollars).
+
+:func:`combo_ladder_plans` builds one such ladder per variant combination (the env's
+``action: combo_ladder``, :mod:`jbrl.envs.combo_ladder`): the MILP's own combinations after its
+dominance pruning (:func:`admitted_combinations`), each ladder solved with that combination's
+variants fixed, so the agent chooses the combination and the solver only the placement.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -38,6 +45,7 @@ def ladder_plans(
     top: float | None = None,
     time_limit: float = 10.0,
     latency_model: str = "queueing",
+    variants: Mapping[str, str] | None = None,
 ) -> list[tuple[float, Plan]]:
     """(level, plan): MILP rungs every ``step`` x nominal up to ``top`` (default: the largest
     sustainable scale, :func:`jbrl.planning.milp.max_rate`), lowest first, each re-expressed
@@ -45,13 +53,18 @@ def ladder_plans(
     level (empty when not even the lowest is feasible). ``latency_model="none"``: capacity-only
     rungs (the ladders policies trained before SLO-aware planning use). Rungs are planned at
     batch 1 (``max_batch=1``): the ladder's codec (combination, assignment) has no batch size,
-    so a rung re-expressed through it must not rely on batching."""
+    so a rung re-expressed through it must not rely on batching. ``variants``: fix these
+    operators' variants (one combination's ladder: every rung, and ``top``, within it)."""
     from jbrl.planning import get_planner
     from jbrl.planning.milp import max_rate
 
     scenario = spec.scenario
     if top is None:
-        top = max_rate(scenario, spec.accuracy, latency_model=latency_model, max_batch=1).scale
+        top = max_rate(
+            scenario, spec.accuracy, latency_model=latency_model, max_batch=1, variants=variants
+        ).scale
+    if not top > 0:
+        return []
     rungs: list[tuple[float, Plan]] = []
     prev: Plan | None = None
     for s in ladder_levels(top, step):
@@ -63,6 +76,7 @@ def ladder_plans(
             current_plan=prev,
             latency_model=latency_model,
             max_batch=1,
+            variants=variants,
         )
         res = planner.plan(scenario, rates=spec.rates_dict(rates), accuracy=spec.accuracy)
         if not res.feasible:
@@ -71,3 +85,47 @@ def ladder_plans(
         prev = spec.plan(combo, assign, rates, "milp-ladder")
         rungs.append((s, prev))
     return rungs
+
+
+def admitted_combinations(spec: ServingSpec, latency_model: str = "queueing") -> list[int]:
+    """Indices (into ``spec.combos``) of the variant combinations the MILP plans over for
+    ``spec``'s scenario and accuracy target: those meeting the target, less those another one
+    dominates (:func:`jbrl.planning.milp.prune_dominated`; with a latency bound compared on
+    SLO-safe rates at batch 1, as the SLO-aware model does). Combinations the codec cannot
+    place (``spec.combo_ok``) are left out. Scenario order."""
+    from jbrl.planning.milp.combos import allowed_combinations
+    from jbrl.planning.milp.layout import plan_layout
+    from jbrl.planning.milp.planner import MilpPlanner
+    from jbrl.planning.milp.slo import SloTarget
+
+    scenario = spec.scenario
+    planner = MilpPlanner(latency_model=latency_model, max_batch=1)
+    slo = None
+    if planner.latency_aware(scenario):
+        slo = SloTarget.of(scenario, scenario.demand(scenario.nominal_rates()), 1.0)
+    combos = allowed_combinations(scenario, spec.accuracy, {}, False)
+    layout = plan_layout(scenario, combos, None, planner.model_options(slo))
+    kept = {tuple(a[o] for o in spec.ops) for a, _ in layout.combos}
+    return [
+        c
+        for c, a in enumerate(spec.combos)
+        if tuple(a[o] for o in spec.ops) in kept and spec.combo_ok[c]
+    ]
+
+
+def combo_ladder_plans(
+    spec: ServingSpec,
+    step: float = 0.05,
+    time_limit: float = 10.0,
+    latency_model: str = "queueing",
+) -> list[tuple[int, list[tuple[float, Plan]]]]:
+    """(combination index, its rungs) for every admitted combination
+    (:func:`admitted_combinations`) with a feasible plan at its lowest level: each a
+    :func:`ladder_plans` ladder with the combination's variants fixed, up to the largest scale
+    that combination sustains. A combination without any feasible level is dropped."""
+    out = []
+    for c in admitted_combinations(spec, latency_model):
+        rungs = ladder_plans(spec, step, None, time_limit, latency_model, spec.combos[c])
+        if rungs:
+            out.append((c, rungs))
+    return out

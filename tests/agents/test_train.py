@@ -225,7 +225,7 @@ def teacher_env(tiny: Scenario, **kw: Any) -> Any:
     return ServingEnv(cfg, scenario_obj=tiny)
 
 
-@pytest.mark.parametrize("action", ["workers", "ladder"])
+@pytest.mark.parametrize("action", ["workers", "ladder", "combo_ladder"])
 def test_teacher_acts_as_its_rule_policy_decides(tiny: Scenario, action: str) -> None:
     """The teacher's action leads the env to the plan the rule policy decides (in the codec's
     terms), and keeps the plan when the policy keeps it."""

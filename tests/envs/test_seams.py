@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from jbrl.envs import ActionCodec, ServingEnv, ServingSpec
+from jbrl.envs.combo_ladder import ComboLadderCodec
 from jbrl.envs.ladder import LadderCodec
 from jbrl.envs.observation import OBS_HIGH, OBS_LOW
 from jbrl.planning import get_planner
@@ -110,12 +111,13 @@ def _size(expr: str, names: dict[str, int]) -> int:
     return int(eval(expr, {"__builtins__": {}}, names))  # noqa: S307 - checked characters
 
 
-@pytest.mark.parametrize("action", ["workers", "ladder"])
+@pytest.mark.parametrize("action", ["workers", "ladder", "combo_ladder"])
 def test_docstring_tables_match_the_codec_and_encoder(tiny: Scenario, action: str) -> None:
     vqa = load_scenario("vqa")
     for scenario, acc in ((tiny, 65.0), (vqa, None)):
         env = ServingEnv({"accuracy": acc, "action": action, "history": 5}, scenario_obj=scenario)
         spec, codec, enc = env.serving, env.codec, env.encoder
+        combo = isinstance(codec, ComboLadderCodec)
         names = {
             "n_combos": len(spec.combos),
             "n_ops": len(spec.ops),
@@ -123,13 +125,18 @@ def test_docstring_tables_match_the_codec_and_encoder(tiny: Scenario, action: st
             "n_src": len(spec.sources),
             "history": enc.history,
             "n_rungs": len(codec.ladder) if isinstance(codec, LadderCodec) else 0,
+            "n_ladder_combos": len(codec.table.combos) if combo else 0,
+            "n_levels": codec.table.n_levels if combo else 0,
         }
         nvec: list[int] = []
-        for dim, size in _table("Action Space", 0 if action == "workers" else 1):
+        table = ["workers", "ladder", "combo_ladder"].index(action)
+        for dim, size in _table("Action Space", table):
             repeat = names["n_workers"] if "w" in dim else 1
             nvec += [_size(size, names)] * repeat
         assert nvec == codec.nvec.tolist()
         parts = {part: _size(size, names) for part, size in _table("Observation Space")}
+        if not combo:  # the level part is combo_ladder's only
+            del parts["level"]
         assert parts == enc.sizes
         space = env.observation_space
         assert space.shape == (sum(parts.values()),) and space.dtype == np.float32
