@@ -7,6 +7,7 @@ import math
 
 from jbrl.planning.milp import MilpPlanner
 from jbrl.planning.milp.calibrate import FLOOR, FLOOR_UTILS, Attempt, search_looseness
+from jbrl.scenario import load_scenario
 from jbrl.scenario.synth import synth_scenario
 
 
@@ -101,3 +102,22 @@ def test_the_floor_removes_padding_on_a_light_synth_load() -> None:
     assert res.total_cost is not None and res.total_cost < loosest["objective"] - 1e-6
     assert lat["predicted"]["attainment"] >= s.slo.attainment - 1e-6
     assert not any(math.isinf(r["objective"]) for r in rungs if r["max_util"] == lat["max_util"])
+
+
+def test_a_combination_plans_wherever_its_max_rate_says_it_can() -> None:
+    # The cost model bounds each worker column by the workers it takes to serve the demand;
+    # with stage levels that bound must use the tightest level's SLO-safe rate (the path
+    # budgets may force it), or the cost model turns infeasible below the max rate: vqa's
+    # resnet34 combination had max rate 1.07 x nominal and no plan at 1.0 x.
+    s = load_scenario("vqa")
+    for variants in (
+        {"ExtractImageFeature": "resnet34", "SpeechRecognition": "wav2vec2-large"},
+        {"ExtractImageFeature": "resnet101", "SpeechRecognition": "wav2vec2-base"},
+    ):
+        planner = MilpPlanner(max_batch=1, variants=variants)
+        mr = planner.max_rate(s)
+        assert mr.status == "optimal" and mr.scale > 1.0
+        for f in (0.5, 0.95):
+            rates = {k: v * f * mr.scale for k, v in s.nominal_rates().items()}
+            res = planner.plan(s, rates=rates)
+            assert res.feasible, (variants, f, res.to_dict().get("reason"))

@@ -217,10 +217,15 @@ class _Builder:
         key = (g.index, o, v, b)
         lm, cap = self.lm, self.layout.caps[key]
         # An optimal plan never uses more workers of g for (o, v) than it takes to serve all of
-        # o's demand: a tighter bound than |g| (valid for the optimum).
+        # o's demand at the lowest rate a worker may serve (the tightest stage level's SLO-safe
+        # rate where the model has levels: the path budgets may force that level): a tighter
+        # bound than |g| (valid for the optimum).
         most = g.size
         if not self.scale_mode:
-            most = min(g.size, max(keep, math.ceil(self.demand[o] / cap - 1e-7)))
+            least = cap
+            if self.layout.stages is not None:
+                least = min((c for c in self.layout.stages.level_caps[key] if c > 0), default=cap)
+            most = min(g.size, max(keep, math.ceil(self.demand[o] / least - 1e-7)))
         if most == 0:
             return None
         price, rate_cost = (0.0, 0.0) if self.scale_mode else (g.price, src_cost)
