@@ -13,7 +13,7 @@ from jbrl.planning import get_planner
 from jbrl.planning.cost import evaluate_plan
 from jbrl.planning.groups import worker_groups
 from jbrl.planning.milp import MilpPlanner, max_rate, prune_dominated
-from jbrl.scenario import Scenario, scenario_from_dict
+from jbrl.scenario import Scenario, load_scenario, scenario_from_dict
 from jbrl.scenario.synth import synth_scenario
 from tests.conftest import tiny_scenario_dict
 
@@ -418,3 +418,33 @@ def test_thread_count_may_change_between_solves(tiny: Scenario) -> None:
         assert res.status == "optimal", threads
         costs.append(res.total_cost)
     assert max(costs) == pytest.approx(min(costs), rel=1e-9)
+
+
+def test_equal_cost_plans_go_to_the_more_accurate_combination() -> None:
+    # vehicle at a quarter of its max rate: every combination the MILP plans over (those its
+    # dominance pruning keeps) costs the same (one worker per operator), so the plan takes the
+    # most accurate of them; near the max rate only a cheaper, less accurate one fits, and cost
+    # wins (the tie-break is 1e-5 $/h at most)
+    from jbrl.planning.ladder import admitted_combinations
+    from jbrl.planning.milp import MilpPlanner, max_rate
+    from jbrl.planning.milp.model import ACCURACY_TIE_BREAK
+    from jbrl.planning.tables import ServingSpec
+
+    sc = load_scenario("vehicle")
+    peak = max_rate(sc).scale * sc.sources[0].rate
+    low = MilpPlanner().plan(sc, rates={"Camera": 0.25 * peak})
+    spec = ServingSpec(sc)
+    costs = {}
+    for c in admitted_combinations(spec):
+        a = spec.combos[c]
+        acc = sc.accuracy_of(a)
+        assert acc is not None
+        res = MilpPlanner(variants=dict(a)).plan(sc, rates={"Camera": 0.25 * peak})
+        if res.feasible:
+            costs[acc] = res.total_cost
+    cheapest = min(costs.values())
+    tied = [acc for acc, c in costs.items() if c <= cheapest + ACCURACY_TIE_BREAK]
+    assert len(tied) >= 2 and low.accuracy == pytest.approx(max(tied))
+    assert low.total_cost == pytest.approx(cheapest, abs=ACCURACY_TIE_BREAK)
+    high = MilpPlanner().plan(sc, rates={"Camera": 0.9 * peak})
+    assert high.accuracy < low.accuracy

@@ -39,6 +39,11 @@ MIN_RATE = 1e-4  # req/s a used worker serves at least (so every paid worker app
 FlowKey = tuple[int, int, int, tuple[str, ...]]
 """(edge index, sender group, receiver group, sender variants of one message-size class)."""
 
+ACCURACY_TIE_BREAK = 1e-5
+"""$/h a plan may give up for the most accurate combination over the least: far below any
+worker's price, so it breaks ties (and trades at most this much transfer cost); above HiGHS'
+default 1e-6 relative gap on objectives under 10 $/h, where it is therefore honoured."""
+
 
 @dataclass
 class BuiltModel:
@@ -136,13 +141,23 @@ class _Builder:
     # ------------------------------------------------------------------ choice
 
     def add_choice(self) -> None:
-        """One combination (``z``, binary) and each operator's variant (``y = sum z``)."""
+        """One combination (``z``, binary) and each operator's variant (``y = sum z``).
+
+        In the cost model, plans of equal cost go to the more accurate combination: ``z``
+        earns up to :data:`ACCURACY_TIE_BREAK` $/h, in proportion to its accuracy between the
+        least and most accurate combination (costs closer than that count as equal; the
+        planner reports the cost without it)."""
         combos, lm = self.layout.combos, self.lm
         if len(combos) <= 1:
             return
-        for i, (assign, _acc) in enumerate(combos):
+        accs = [acc for _a, acc in combos]
+        lo, hi = min(accs), max(accs)
+        for i, (assign, acc) in enumerate(combos):
             label = "_".join(assign[o] for o in self.scenario.accuracy.operators) or str(i)
-            self.z.append(lm.add_var(safe_name("z", i, label), 0, 1, integer=True))
+            bonus = 0.0
+            if not self.scale_mode and hi > lo:
+                bonus = -ACCURACY_TIE_BREAK * (acc - lo) / (hi - lo)
+            self.z.append(lm.add_var(safe_name("z", i, label), 0, 1, bonus, integer=True))
         lm.add_row("pick_combo", ((j, 1.0) for j in self.z), 1, 1)
         for o in self.scenario.topo_order:
             if len(self.layout.variants[o]) <= 1:

@@ -373,7 +373,9 @@ class MilpPlanner:
         if status is not None:
             values = np.asarray(h.getSolution().col_value)
             solved.plan, solved.changed = extract_plan(scenario, built, values, current)
-            solved.objective = float(h.getInfo().objective_function_value)
+            # the reported cost leaves out the accuracy tie-break (model.add_choice)
+            bonus = sum(built.lm.col_cost[j] * values[j] for j in built.z)
+            solved.objective = float(h.getInfo().objective_function_value) - float(bonus)
             solved.combo = chosen_combo(built.combos, built.z, values)
         return solved
 
