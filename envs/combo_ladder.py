@@ -33,7 +33,7 @@ import numpy as np
 
 from jbrl.documents import load_json
 from jbrl.envs.codec import ActionCodec, PlanSignature
-from jbrl.envs.ladder import PlanLadder, rung_key
+from jbrl.envs.ladder import PlanLadder, RungCodec, rung_key
 from jbrl.errors import InputError
 from jbrl.planning.greedy import greedy_plan
 from jbrl.planning.ladder import admitted_combinations, combo_ladder_plans, ladder_levels
@@ -266,7 +266,7 @@ def _combination_of(
     return ladder
 
 
-class ComboLadderCodec(ActionCodec):
+class ComboLadderCodec(RungCodec):
     """``MultiDiscrete([n_combos + 1, n_levels])``: ``a[0] = 0`` keeps the running plan (``a[1]``
     is then ignored); ``a[0] = 1 + i`` deploys combination ``i`` of the ladder at level
     ``a[1]``. A level beyond the combination's top rung deploys its top rung (see
@@ -339,20 +339,6 @@ class ComboLadderCodec(ActionCodec):
         if current is not None:
             sig = self.match_current(sig, current)
         return sig, 0
-
-    def decode(
-        self,
-        action: np.ndarray | Sequence[int],
-        design_rates: np.ndarray,
-        current: Any = None,
-    ) -> Any:
-        a = np.asarray(action, dtype=np.int64).reshape(-1)
-        self.last_repairs = 0
-        if int(a[0]) == 0 and current is not None:
-            return current
-        cur = self.signature(current) if current is not None else None
-        sig, _ = self.resolve(a, cur)
-        return self.plan_of(sig, design_rates)
 
     def canonical_signature(self, plan: Any) -> PlanSignature:
         """A plan in ladder terms: its rung (:meth:`snap`)."""

@@ -222,7 +222,27 @@ def _dollars_per_hour(codec: ActionCodec, sig: PlanSignature, scale: float) -> f
     return float(report.total_cost)
 
 
-class LadderCodec(ActionCodec):
+class RungCodec(ActionCodec):
+    """A codec whose actions pick complete plans from a table (``0`` in the first dimension
+    keeps the running plan): decoding is :meth:`resolve` (the table's signature, matched to the
+    running workers) then :meth:`plan_of`; no worker-level repairs."""
+
+    def decode(
+        self,
+        action: np.ndarray | Sequence[int],
+        design_rates: np.ndarray,
+        current: Any = None,
+    ) -> Any:
+        a = np.asarray(action, dtype=np.int64).reshape(-1)
+        self.last_repairs = 0
+        if int(a[0]) == 0 and current is not None:
+            return current
+        cur = self.signature(current) if current is not None else None
+        sig, _ = self.resolve(a, cur)
+        return self.plan_of(sig, design_rates)
+
+
+class LadderCodec(RungCodec):
     """``MultiDiscrete([n_rungs + 1])``: 0 keeps the current plan, ``1 + j`` moves to rung ``j``.
 
     Every choice is always allowed (every rung is a valid plan). Moving to a rung keeps
@@ -272,20 +292,6 @@ class LadderCodec(ActionCodec):
         if current is not None:
             sig = self.match_current(sig, current)
         return sig, 0
-
-    def decode(
-        self,
-        action: np.ndarray | Sequence[int],
-        design_rates: np.ndarray,
-        current: Any = None,
-    ) -> Any:
-        a = np.asarray(action, dtype=np.int64).reshape(-1)
-        self.last_repairs = 0
-        if int(a[0]) == 0 and current is not None:
-            return current
-        cur = self.signature(current) if current is not None else None
-        sig, _ = self.resolve(a, cur)
-        return self.plan_of(sig, design_rates)
 
     def canonical_signature(self, plan: Any) -> PlanSignature:
         """A plan in ladder terms: its rung (the cheapest covering it)."""
