@@ -8,11 +8,13 @@ size, Poisson arrivals unless told otherwise), and combines them on a grid of ti
 * **rates**: a worker serves its share of the operator's demand, the share being what the cost
   model gives it (explicit rates or the fill order), as the simulators route (weights, not fill
   order, whatever the load);
-* **a stage** (operator v): the tasks' inputs are ready at the worker after the input's
-  completion plus the transfer ``size / bandwidth + latency`` (per edge and receiving worker,
-  the mean over its senders weighted by their flows); then the worker's sojourn adds (a
-  discrete convolution, :func:`~jbrl.planning.latency.grid.cdf_of_sum`); the operator's
-  completion time is the mixture over its workers by routing share;
+* **a stage** (operator v): a task's input is ready at the worker after its completion at the
+  worker that sent it plus that link's transfer ``size / bandwidth + latency``: per input, the
+  mixture over the worker's senders weighted by their flows into it, so the routing is followed
+  as the DES follows it (a slow stage whose tasks go on to a fast worker makes a lighter tail
+  than an operator-level mixture would); then the worker's sojourn adds (a discrete
+  convolution, :func:`~jbrl.planning.latency.grid.cdf_of_sum`); the operator's completion time
+  is the mixture over its workers by routing share;
 * **a join** waits for the last of its inputs (product of their CDFs: independent inputs);
 * **a path** source -> ... -> sink sums its stages (the same, without the other inputs of
   joins); its latency at the SLO percentile and P(latency <= bound) are reported per path;
@@ -197,10 +199,11 @@ def predict_plan(
                            stages, notes)  # fmt: skip
     grid = _Grid(scenario, stages, bound, grid_points)
     by_op = _by_operator(scenario, stages)
-    completion = _completions(scenario, by_op, grid)
+    inflows = _inflows(scenario, rep)
+    completion = _completions(scenario, by_op, inflows, grid)
     request = _request_cdf(scenario, rep, completion)
     paths = [
-        _path_latency(p, _path_cdf(p, by_op, grid), grid, q, bound)
+        _path_latency(p, _path_cdf(p, by_op, inflows, grid), grid, q, bound)
         for p in _paths(scenario)[:MAX_PATHS]
     ]
     if len(_paths(scenario)) > MAX_PATHS:
@@ -429,42 +432,150 @@ def _tail_point(st: WorkerStage) -> float:
 
 # ---------------------------------------------------------------------- combining
 
+Inflows = dict[tuple[str, str], list[tuple[str, float, float]]]
+"""Per (input operator or source, receiving worker): its senders as (sender, requests/s,
+transfer time), from the plan's flows."""
 
-def _stage_cdf(ready_of: Any, workers: list[WorkerStage], grid: _Grid) -> np.ndarray:
-    """Mixture over ``workers`` of (ready time + sojourn); ``ready_of(stage)`` is the CDF of
-    the time the task's inputs are at that worker. Workers with the same ready CDF (the same
-    transfers) share one convolution."""
-    groups: dict[tuple[float, ...], tuple[np.ndarray, np.ndarray]] = {}
-    for st in workers:
-        key = tuple(round(v / grid.h, 3) for v in st.transfer_s.values())
-        soj = grid.sojourn(st.worker) * st.share
-        if key in groups:
-            ready, acc = groups[key]
-            groups[key] = (ready, acc + soj)
-        else:
-            groups[key] = (ready_of(st), soj)
-    out = np.zeros(grid.n)
-    for ready, acc in groups.values():
-        out += cdf_of_sum(ready, acc)
+
+def _inflows(scenario: Scenario, rep: CostReport) -> Inflows:
+    """Every worker's senders per input, with the transfer time of each (sender, receiver)."""
+    kb: dict[tuple[str, str], float] = {}
+    out: Inflows = {}
+    for f in rep.flows:
+        if f.rate <= 0:
+            continue
+        size = kb.get(f.edge)
+        if size is None:
+            e = next(x for x in scenario.in_edges[f.edge[1]] if x.source == f.edge[0])
+            v = rep.operators[e.source].variant if e.source in rep.operators else "default"
+            size = kb[f.edge] = e.message_kb_for(v)
+        tau = scenario.link(f.sender, f.receiver).transfer_s(size)
+        out.setdefault((f.edge[0], f.receiver), []).append((f.sender, f.rate, tau))
     return out
 
 
-def _completions(
-    scenario: Scenario, by_op: dict[str, list[WorkerStage]], grid: _Grid
-) -> dict[str, np.ndarray]:
-    """Per operator, the CDF of a task's completion time from the request's arrival."""
-    done: dict[str, np.ndarray] = {}
-    start = np.ones(grid.n)  # a source emits at time 0
+class _Combiner:
+    """Completion-time CDFs along the DAG that follow the plan's routing (module docstring).
 
-    def ready_of(st: WorkerStage) -> np.ndarray:
+    A worker's inputs are ready after the completion at the worker that sent them plus that
+    sender's transfer: per input, the mixture over its senders weighted by their flows into this
+    worker. Routing that sends a slow stage's tasks on to a fast worker (and a fast stage's to a
+    slow one) thus gives a lighter tail than an operator-level mixture would, as in the DES.
+    ``inputs(op)`` names the inputs followed (all of them for the request, the path's own for a
+    path); a sender without a stage (a source) completes at time 0.
+    """
+
+    def __init__(
+        self,
+        by_op: dict[str, list[WorkerStage]],
+        inflows: Inflows,
+        grid: _Grid,
+        inputs: Any,
+    ) -> None:
+        self.by_op = by_op
+        self.stage = {st.worker: st for sts in by_op.values() for st in sts}
+        self.inflows = inflows
+        self.grid = grid
+        self.inputs = inputs
+        self.start = np.ones(grid.n)
+        self.done_op: dict[str, np.ndarray] = {}
+        self._done_w: dict[str, np.ndarray] = {}
+        self._ready: dict[tuple, np.ndarray] = {}
+
+    def op(self, op: str) -> np.ndarray:
+        """P(a task of ``op`` completes by t), the mixture over its workers by share; workers
+        whose inputs are ready at the same time share one convolution."""
+        got = self.done_op.get(op)
+        if got is not None:
+            return got
+        groups: dict[tuple, np.ndarray] = {}
+        for st in self.by_op[op]:
+            key = self._key(st)
+            soj = self.grid.sojourn(st.worker) * st.share
+            groups[key] = groups[key] + soj if key in groups else soj
+        out = np.zeros(self.grid.n)
+        for key, acc in groups.items():
+            out += cdf_of_sum(self._ready_of(key), acc)
+        self.done_op[op] = out
+        return out
+
+    def worker(self, w: str) -> np.ndarray:
+        """P(a task at worker ``w`` completes by t), from the request's arrival."""
+        got = self._done_w.get(w)
+        if got is None:
+            st = self.stage[w]
+            got = self._done_w[w] = cdf_of_sum(self._ready_of(self._key(st)),
+                                               self.grid.sojourn(w))  # fmt: skip
+        return got
+
+    def _key(self, st: WorkerStage) -> tuple:
+        """What ``st``'s ready time depends on: per followed input, (sender, weight, transfer)
+        - or, where the senders' weights are their own operator's shares and their transfers
+        equal, the sender operator's mixture and that transfer."""
+        h = self.grid.h
+        parts = []
+        for u in self.inputs(st.operator):
+            senders = self.inflows.get((u, st.worker))
+            if not senders:
+                parts.append((u, None, 0.0))
+                continue
+            total = sum(r for _, r, _ in senders)
+            taus = {round(t / h, 3) for _, _, t in senders}
+            ups = [self.stage.get(s) for s, _, _ in senders]
+            if len(taus) == 1 and (
+                all(x is None for x in ups)
+                or (
+                    all(x is not None for x in ups)
+                    and sum(x.share for x in ups if x is not None) > 1.0 - 1e-9
+                    and all(
+                        x is not None and abs(r / total - x.share) < 1e-9
+                        for x, (_, r, _) in zip(ups, senders, strict=True)
+                    )
+                )
+            ):
+                parts.append((u, None, senders[0][2]))
+            else:
+                parts.append(
+                    (
+                        u,
+                        tuple(
+                            sorted(
+                                (s, round(r / total, 12), round(t / h, 3)) for s, r, t in senders
+                            )
+                        ),
+                        0.0,
+                    )  # fmt: skip
+                )
+        return tuple(parts)
+
+    def _ready_of(self, key: tuple) -> np.ndarray:
+        got = self._ready.get(key)
+        if got is not None:
+            return got
+        grid = self.grid
         r = np.ones(grid.n)
-        for u, tau in st.transfer_s.items():
-            r = r * grid.shift(done.get(u, start), tau)
+        for u, senders, tau in key:
+            if senders is None:
+                r = r * grid.shift(self._op_or_start(u), tau)
+                continue
+            mix = np.zeros(grid.n)
+            for s, weight, steps in senders:
+                done = self.worker(s) if s in self.stage else self._op_or_start(u)
+                mix += weight * grid.shift(done, steps * grid.h)
+            r = r * mix
+        self._ready[key] = r
         return r
 
-    for op in scenario.topo_order:
-        done[op] = _stage_cdf(ready_of, by_op[op], grid) if by_op[op] else start
-    return done
+    def _op_or_start(self, u: str) -> np.ndarray:
+        return self.op(u) if self.by_op.get(u) else self.start
+
+
+def _completions(
+    scenario: Scenario, by_op: dict[str, list[WorkerStage]], inflows: Inflows, grid: _Grid
+) -> dict[str, np.ndarray]:
+    """Per operator, the CDF of a task's completion time from the request's arrival."""
+    comb = _Combiner(by_op, inflows, grid, lambda op: [e.source for e in scenario.in_edges[op]])
+    return {op: comb.op(op) if by_op[op] else comb.start for op in scenario.topo_order}
 
 
 def _request_cdf(
@@ -499,17 +610,13 @@ def _paths(scenario: Scenario) -> list[tuple[str, ...]]:
 
 
 def _path_cdf(
-    path: tuple[str, ...], by_op: dict[str, list[WorkerStage]], grid: _Grid
+    path: tuple[str, ...], by_op: dict[str, list[WorkerStage]], inflows: Inflows, grid: _Grid
 ) -> np.ndarray:
     """The CDF of the sum of the path's stages (its own inputs only)."""
-    cur = np.ones(grid.n)
-    for prev, op in zip(path, path[1:], strict=False):
-        if not by_op[op]:
-            continue
-        before = cur
-        cur = _stage_cdf(lambda st, b=before, u=prev: grid.shift(b, st.transfer_s.get(u, 0.0)),
-                         by_op[op], grid)  # fmt: skip
-    return cur
+    prev = dict(zip(path[1:], path, strict=False))
+    comb = _Combiner(by_op, inflows, grid, lambda op: [prev[op]] if op in prev else [])
+    last = next((op for op in reversed(path[1:]) if by_op[op]), None)
+    return comb.op(last) if last is not None else comb.start
 
 
 def _path_latency(
