@@ -28,6 +28,7 @@ from jbrl.agents.policy import ControlState, get_policy
 from jbrl.agents.ppo.config import ImitationConfig
 from jbrl.agents.ppo.policy import ObsNormalizer, PpoActor
 from jbrl.agents.ppo.workbench import Workbench
+from jbrl.agents.rules.cache import PlanCache
 from jbrl.envs.serving import ServingEnv
 from jbrl.planning.plan import Plan
 from jbrl.progress import ProgressBar
@@ -35,12 +36,20 @@ from jbrl.progress import ProgressBar
 Log = Callable[[str, Any], None]
 
 
-class PolicyTeacher:
-    """A rule policy (by spec) as a teacher in the env's action space (module docstring)."""
+Stores = dict[tuple[Any, ...], tuple[dict, dict, dict]]
+"""Planner memos shared by teachers (:meth:`~jbrl.agents.rules.cache.PlanCache.share`)."""
 
-    def __init__(self, spec: str) -> None:
+
+class PolicyTeacher:
+    """A rule policy (by spec) as a teacher in the env's action space (module docstring).
+    ``stores``: planner memos to share with the other teachers of the warm start."""
+
+    def __init__(self, spec: str, stores: Stores | None = None) -> None:
         self.spec = spec
         self.policy = get_policy(spec)
+        cache = getattr(self.policy, "cache", None)
+        if stores is not None and isinstance(cache, PlanCache):
+            cache.share(stores)
 
     def reset(self, env: ServingEnv) -> None:
         """Start an episode (after ``env.reset``): the policy forgets the previous one."""
@@ -115,16 +124,24 @@ def collect_demos(
     return demo
 
 
-def tune_teacher(bench: Workbench, bc: ImitationConfig, log: Log, progress: bool = False) -> str:
-    """The candidate spec with the best mean reward on training-distribution episodes."""
+def tune_teacher(
+    bench: Workbench,
+    bc: ImitationConfig,
+    log: Log,
+    progress: bool = False,
+    stores: Stores | None = None,
+) -> PolicyTeacher:
+    """The candidate with the best mean reward on training-distribution episodes, as the
+    teacher that ran them (its planner memo warm). ``stores``: planner memos the candidates
+    share (solves are deterministic, so sharing changes the time, not the choice)."""
     env = bench.env()
     seeds = [bench.config.seed + 30_000 + i for i in range(bc.tune_episodes)]
-    best: tuple[float, int] | None = None
+    best: tuple[float, int, PolicyTeacher] | None = None
     n = len(bc.candidates)
     with ProgressBar(progress, n * len(seeds), "choosing the teacher", "episodes") as bar:
         for i, spec in enumerate(bc.candidates):
             bar.describe(f"({i + 1}/{n})")
-            teacher = PolicyTeacher(spec)
+            teacher = PolicyTeacher(spec, stores)
             total = 0.0
             for sd in seeds:
                 env.reset(seed=sd)
@@ -135,12 +152,12 @@ def tune_teacher(bench: Workbench, bc: ImitationConfig, log: Log, progress: bool
                 bar.advance()
             score = total / len(seeds)
             if best is None or score > best[0]:
-                best = (score, i)
+                best = (score, i, teacher)
     assert best is not None
     log("bc/teacher_reward", best[0])
     log("bc/teacher_index", best[1])
     log("bc/teacher", bc.candidates[best[1]])
-    return bc.candidates[best[1]]
+    return best[2]
 
 
 def imitation_warm_start(
@@ -153,8 +170,12 @@ def imitation_warm_start(
     bc = bench.config.bc
     assert bc is not None
     t0, cpu0 = time.time(), time.process_time()
-    spec = tune_teacher(bench, bc, log, progress) if bc.candidates else bc.teacher
-    teacher = PolicyTeacher(spec)
+    stores: Stores = {}
+    teacher = (
+        tune_teacher(bench, bc, log, progress, stores)
+        if bc.candidates
+        else PolicyTeacher(bc.teacher, stores)
+    )
     gamma = bench.config.ppo.gamma
     with ProgressBar(progress, bc.episodes, "teacher demonstrations", "episodes") as bar:
         demo = collect_demos(

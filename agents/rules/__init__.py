@@ -66,7 +66,8 @@ worker within ``max_util`` of its capacity); its cost at R is the plan rescaled 
 **Memoization.** Planner calls are memoized per policy instance on (scenario without load times,
 rates, current plan's worker -> model map), so the seeds of an evaluation reuse the first seed's
 solves. A memoized solve still counts at its original solve time in the decision time: see
-:attr:`PlannerPolicy.cached_solve_s`.
+:attr:`PlannerPolicy.cached_solve_s`. Policies with the same planner options may share one memo
+when asked (:meth:`PlanCache.share`): the imitation warm start's teacher candidates do.
 """
 
 from jbrl.agents.rules.autoscaler import AutoscalerPolicy

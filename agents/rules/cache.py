@@ -49,6 +49,18 @@ class PlanCache:
         self.reused_s = 0.0  # original solve time of memoized results handed out
         self.solves = 0
 
+    def options_key(self) -> tuple[Any, ...]:
+        """What a solve depends on besides its scenario, rates and current plan."""
+        return (self.planner, self.max_util, self.time_limit, self.tie_penalty)
+
+    def share(self, stores: dict[tuple[Any, ...], tuple[dict, dict, dict]]) -> None:
+        """Use one memo with every other cache that shares ``stores`` and has the same
+        :meth:`options_key`: solves are deterministic in their key, so policies that plan alike
+        (the teacher candidates of an imitation warm start, which differ in headroom and window
+        only) reuse each other's solves. Each cache keeps its own :attr:`solves` count."""
+        mine = (self._cache, self._scales, self._reach)
+        self._cache, self._scales, self._reach = stores.setdefault(self.options_key(), mine)
+
     def bind(self, scenario: Scenario) -> None:
         if scenario is not self._scenario:
             self._scenario = scenario

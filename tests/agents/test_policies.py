@@ -226,6 +226,25 @@ def test_bad_parameters_are_input_errors():
             get_policy(spec)
 
 
+def test_policies_that_plan_alike_share_one_memo_when_asked(vqa):
+    """PlanCache.share: teachers that differ only in their rule (headroom here) reuse each
+    other's solves, with the same plans; other planner options keep their own memo."""
+    nominal = vqa.nominal_rates()
+    stores: dict = {}
+    first = get_policy("milp-reactive:headroom=0.1:grid=0.01")
+    second = get_policy("milp-reactive:headroom=0.2:grid=0.01")
+    other = get_policy("milp-reactive:headroom=0.2:grid=0.01:max_util=0.8")
+    for p in (first, second, other):
+        p.cache.share(stores)
+        p.reset(vqa, 0)
+    plan = first.decide(state(vqa, history=[scaled(nominal, 1.0)]))
+    again = second.decide(state(vqa, history=[scaled(nominal, 1.1 / 1.2)]))  # the same target
+    assert first.cache.solves == 1 and second.cache.solves == 0
+    assert again.worker_assignment == plan.worker_assignment
+    other.decide(state(vqa, history=[scaled(nominal, 1.1 / 1.2)]))
+    assert other.cache.solves == 1 and len(stores) == 2
+
+
 def test_grid_rounds_targets_up_and_memoizes(vqa):
     """``grid=0.01``: targets become multiples of 1 % of the nominal rates, rounded up, so
     nearby loads reuse one solve; without a grid (the default) targets are exact."""
