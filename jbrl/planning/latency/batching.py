@@ -56,7 +56,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from scipy.linalg import solve_banded
 
 from jbrl.planning.latency.groups import POISSON, Arrivals, poisson_rows
 from jbrl.planning.latency.service import BatchService, ServiceFit, service_cdf
@@ -170,6 +169,8 @@ class _Chain:
             nz = np.nonzero(row[1:])[0] + 1
             ab[up + nz - x, x - 1] += row[nz]
         ab[up, :] -= 1.0
+        from scipy.linalg import solve_banded  # (lazy: scipy costs 0.3 s to import)
+
         sol = solve_banded((lo, up), ab, rhs)
         pi = np.concatenate([[1.0], np.maximum(sol, 0.0)])
         return pi / pi.sum()

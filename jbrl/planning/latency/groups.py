@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import gammaln, pdtr
 
 POISSON: tuple[float, ...] = (0.0, 1.0)
 """The group-size law of single arrivals."""
@@ -29,6 +28,8 @@ def poisson_rows(mu: np.ndarray, kmax: int) -> np.ndarray:
     """Poisson pmfs, one row per mean in ``mu``, over 0..kmax."""
     k = np.arange(kmax + 1)
     mu = np.maximum(np.asarray(mu, dtype=float), 1e-300)[:, None]
+    from scipy.special import gammaln  # (lazy: scipy costs 0.3 s to import; batch 1 never needs it)
+
     return np.exp(k * np.log(mu) - mu - gammaln(k + 1.0))
 
 
@@ -96,6 +97,8 @@ class Arrivals:
         gk[:top] = self.g[:top]
         for j in range(need):
             u[j + 1] = np.convolve(u[j], gk)[:need]
+        from scipy.special import pdtr
+
         p_le = pdtr(np.arange(need + 1), self.lam_g * tau)
         p_eq = np.diff(np.concatenate([[0.0], p_le]))
         return u, p_eq, 1.0 - p_le
@@ -146,6 +149,8 @@ class Arrivals:
         P(it starts at the timeout with ``have + k``), k = 0..b-have-1."""
         need = b - have
         u, p_eq, _ = self.fill_paths(need, tau)
+        from scipy.special import pdtr
+
         edges = np.clip((np.arange(n + 1) - 0.5) * h, 0.0, tau)
         dens = np.zeros(n)
         lg = self.lam_g
