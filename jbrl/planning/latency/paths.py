@@ -51,6 +51,7 @@ from jbrl.errors import InputError
 from jbrl.planning.cost import RATE_TOL, CostReport, evaluate_plan
 from jbrl.planning.latency.combine import (
     Grid,
+    Inflows,
     completions,
     inflows_of,
     path_cdf,
@@ -188,7 +189,8 @@ def predict_plan(
     bound = _bound(scenario) if bound_s is None else bound_s
     timeout = _batch_timeout(scenario) if batch_timeout_s is None else batch_timeout_s
     notes: list[str] = []
-    stages = _stages(scenario, plan, rep, family, timeout, arrival_scv, notes)
+    inflows = inflows_of(scenario, rep)
+    stages = _stages(scenario, plan, rep, inflows, family, timeout, arrival_scv, notes)
     stable = not notes and all(st.sojourn.stable for st in stages.values())
     if not stable:
         notes += [
@@ -204,7 +206,6 @@ def predict_plan(
                            stages, notes)  # fmt: skip
     grid = Grid(scenario, stages, bound, grid_points)
     by_op = _by_operator(scenario, stages)
-    inflows = inflows_of(scenario, rep)
     completion = completions(scenario, by_op, inflows, grid)
     request = _request_cdf(scenario, rep, completion)
     paths = [
@@ -242,6 +243,7 @@ def _stages(
     scenario: Scenario,
     plan: Plan,
     rep: CostReport,
+    inflows: Inflows,
     family: str,
     timeout: float,
     ca2: float,
@@ -275,7 +277,7 @@ def _stages(
                 share=share,
                 batch=b,
                 sojourn=worker_sojourn(svc, rate, b, timeout, scv, groups),
-                transfer_s=_transfers_into(scenario, rep, op, wl.worker),
+                transfer_s=_transfers_into(scenario, inflows, op, wl.worker),
                 arrival_scv=scv,
                 service_scv=svc.fit(b).scv,
             )
@@ -345,19 +347,15 @@ def _feeders(
     return out
 
 
-def _transfers_into(scenario: Scenario, rep: CostReport, op: str, worker: str) -> dict[str, float]:
+def _transfers_into(scenario: Scenario, inflows: Inflows, op: str, worker: str) -> dict[str, float]:
     """Per input of ``op``: the mean transfer time into ``worker``, weighted by its senders'
     flows (0 where it receives nothing on that input)."""
     out: dict[str, float] = {}
     for e in scenario.in_edges[op]:
-        kb = e.message_kb_for(
-            rep.operators[e.source].variant if e.source in rep.operators else "default"
-        )
         num = den = 0.0
-        for f in rep.flows:
-            if f.edge == (e.source, op) and f.receiver == worker and f.rate > 0:
-                num += f.rate * scenario.link(f.sender, worker).transfer_s(kb)
-                den += f.rate
+        for _sender, rate, tau in inflows.get((e.source, worker), ()):
+            num += rate * tau
+            den += rate
         out[e.source] = num / den if den > 0 else 0.0
     return out
 
