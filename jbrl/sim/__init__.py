@@ -6,10 +6,13 @@ the queueing formulas are those of the latency model, :mod:`jbrl.planning.latenc
 imports gymnasium or torch.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from jbrl.sim.base import DROP_REASONS, SERVICE_FAMILIES, IntervalMetrics, SimConfig, Simulator
-from jbrl.sim.des import DesSimulator
 from jbrl.sim.faults import FaultSchedule, LinkSlowdown, WorkerCrash, load_faults
-from jbrl.sim.fluid import FluidSimulator
 from jbrl.sim.rollout import (
     DecisionPoint,
     RunAccumulator,
@@ -19,20 +22,37 @@ from jbrl.sim.rollout import (
     totals_of,
 )
 
-SIMULATORS = {"fluid": FluidSimulator, "des": DesSimulator}
+if TYPE_CHECKING:
+    from jbrl.sim.des import DesSimulator
+    from jbrl.sim.fluid import FluidSimulator
+
+    SIMULATORS: dict[str, type[Simulator]]
+
+# The simulators themselves (simpy, the compiled kernels) load on first use: a command that
+# only plans, e.g. ``jbrl plan``, does not pay for them (about 0.1 s of its start-up).
+_LAZY = {"DesSimulator": "jbrl.sim.des", "FluidSimulator": "jbrl.sim.fluid"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    if name == "SIMULATORS":
+        return {"fluid": __getattr__("FluidSimulator"), "des": __getattr__("DesSimulator")}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_simulator(kind: str, config: SimConfig | None = None) -> Simulator:
     """``fluid`` or ``des``."""
     from jbrl.errors import InputError, Param
 
-    if kind not in SIMULATORS:
+    sims = __getattr__("SIMULATORS")
+    if kind not in sims:
         raise InputError(
-            f"unknown simulator (choose from {', '.join(SIMULATORS)})",
+            f"unknown simulator (choose from {', '.join(sims)})",
             field=Param.SIMULATOR,
             value=kind,
         )
-    return SIMULATORS[kind](config)
+    return sims[kind](config)
 
 
 __all__ = [
