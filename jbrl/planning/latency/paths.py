@@ -25,8 +25,10 @@ size, Poisson arrivals unless told otherwise), and combines them on a grid of ti
 What is approximated: arrivals at the sources are Poisson (``arrival_scv``); a worker's arrivals
 have the SCV that Whitt's QNA gives them (its senders' departures, thinned by routing, merged by
 flow: a busy near-deterministic stage smooths the next one's arrivals, as in the DES), weighed
-against the stream's long-run variability (the sources' ``arrival_scv``) by the receiving
-worker's utilisation (:func:`~jbrl.planning.latency.queueing.hybrid_scv`), entering its wait
+against the stream's long-run variability (the sources' ``arrival_scv``) by the sender's and the
+receiver's utilisations (:func:`~jbrl.planning.latency.queueing.sender_weight`), for a worker
+fed by one dedicated near-deterministic sender as Friedman's tandem reduction says
+(:func:`~jbrl.planning.latency.queueing.tandem_scv`), entering its wait
 through Kingman's factor ``(ca2 + cs2) / 2``, and spread as the M/G/1 wait's second moment
 gives (:func:`~jbrl.planning.latency.queueing.wait_shape`, whatever the arrival SCV); only the
 single input of an operator with one
@@ -57,9 +59,16 @@ from jbrl.planning.latency.combine import (
     path_cdf,
 )
 from jbrl.planning.latency.feeders import Feeder, feeder_groups
-from jbrl.planning.latency.queueing import departure_scv, hybrid_scv, split_merge_scv
+from jbrl.planning.latency.queueing import (
+    departure_scv,
+    hybrid_scv,
+    sender_weight,
+    spacing_jitter_scv,
+    split_merge_scv,
+    tandem_scv,
+)
 from jbrl.planning.latency.service import batch_service
-from jbrl.planning.latency.sojourn import Sojourn, worker_sojourn
+from jbrl.planning.latency.sojourn import MixtureSojourn, Sojourn, worker_sojourn
 from jbrl.planning.plan import Plan
 from jbrl.scenario.model import Scenario
 
@@ -190,7 +199,7 @@ def predict_plan(
     timeout = _batch_timeout(scenario) if batch_timeout_s is None else batch_timeout_s
     notes: list[str] = []
     inflows = inflows_of(scenario, rep)
-    stages = _stages(scenario, plan, rep, inflows, family, timeout, arrival_scv, notes)
+    stages = _stages(scenario, plan, rep, inflows, family, timeout, arrival_scv, q, notes)
     stable = not notes and all(st.sojourn.stable for st in stages.values())
     if not stable:
         notes += [
@@ -247,6 +256,7 @@ def _stages(
     family: str,
     timeout: float,
     ca2: float,
+    q: float,
     notes: list[str],
 ) -> dict[str, WorkerStage]:
     """Every worker with traffic: its sojourn at its rate and the transfer into it per input."""
@@ -264,8 +274,9 @@ def _stages(
             rate = share * load.demand
             groups: tuple[float, ...] | None = None
             if b == 1:
-                qna = _arrival_scv(scenario, rep, op, wl.worker, out, ca2)
-                scv = hybrid_scv(rate * svc.fit(1).mean_s, qna, ca2)
+                fit = svc.fit(1)
+                me = (rate * fit.mean_s, fit.scv, fit.a3, fit.mean_s)
+                scv = _arrival_scv(scenario, rep, op, wl.worker, out, ca2, me, q)
             else:
                 feeders = _feeders(scenario, rep, op, wl.worker, out, family)
                 groups, scv = feeder_groups(feeders, rate, timeout)
@@ -291,31 +302,50 @@ def _arrival_scv(
     worker: str,
     stages: dict[str, WorkerStage],
     ca2: float,
+    me: tuple[float, float, float, float],
+    q: float,
 ) -> float:
-    """The SCV of a worker's arrivals (QNA, as the fluid simulator follows them): on ``op``'s
-    only input, an edge of ratio 1, each sending worker's departures
-    (:func:`~jbrl.planning.latency.queueing.departure_scv` at its utilisation, batch 1;
-    a batching sender's count as Poisson, as in the fluid model), thinned by the fraction of
-    its tasks it routes here and merged by flow
-    (:func:`~jbrl.planning.latency.queueing.split_merge_scv`); sources send ``ca2``. ``ca2``
-    where that is not followed: joins (a task starts when its last input is there) and edges
-    of another ratio (fan-out and sampling)."""
+    """The SCV a worker at ``me = (utilisation, service SCV, a3, mean service)`` effectively sees
+    in its arrivals, on ``op``'s only input (an edge of ratio 1). Per sending worker (batch 1):
+    its departures' SCV (QNA, :func:`~jbrl.planning.latency.queueing.departure_scv`) weighed
+    against the stream's long-run variability ``ca2`` as both queues' time scales say
+    (:func:`~jbrl.planning.latency.queueing.sender_weight`,
+    :func:`~jbrl.planning.latency.queueing.hybrid_scv`). For a dedicated pair (one sender that
+    sends all its tasks here) lowered to what the pair's deterministic tandem gives at
+    percentile ``q`` (Friedman: :func:`~jbrl.planning.latency.queueing.tandem_scv`), but not
+    below what the services' jitter alone makes the worker wait
+    (:func:`~jbrl.planning.latency.queueing.spacing_jitter_scv`: Friedman holds for fixed service
+    times). Then thinned by the fraction of its tasks each sender routes here and merged by
+    flow (:func:`~jbrl.planning.latency.queueing.split_merge_scv`). A batching sender's
+    departures count as Poisson (as in the fluid model); sources send ``ca2``. ``ca2`` where
+    the input is not followed: joins (a task starts when its last input is there) and edges of
+    another ratio (fan-out and sampling)."""
     edges = scenario.in_edges[op]
     if len(edges) != 1 or edges[0].ratio != 1.0:
         return ca2
     e = edges[0]
     parts: list[tuple[float, float, float]] = []
-    for f in rep.flows:
-        if f.edge != (e.source, op) or f.receiver != worker or f.rate <= 0:
-            continue
+    flows = [
+        f for f in rep.flows if f.edge == (e.source, op) and f.receiver == worker and f.rate > 0
+    ]
+    for f in flows:
         st = stages.get(f.sender)
         if st is None:  # a source
             parts.append((f.rate, 1.0, ca2))
         elif st.batch > 1 or st.rate <= 0:
             parts.append((f.rate, 1.0, 1.0))
         else:
-            cd2 = departure_scv(st.sojourn.utilization, st.service_scv, st.arrival_scv)
-            parts.append((f.rate, min(f.rate / st.rate, 1.0), cd2))
+            rs = st.sojourn.utilization
+            p = min(f.rate / st.rate, 1.0)
+            cd2 = departure_scv(rs, st.service_scv, st.arrival_scv)
+            seen = hybrid_scv(sender_weight(rs, me[0]), cd2, ca2)
+            so = st.sojourn
+            if p >= 1.0 - 1e-9 and len(flows) == 1 and isinstance(so, MixtureSojourn):
+                fs = so.components[0][3]  # a dedicated pair; the sender's service fit
+                pair = tandem_scv((rs, st.arrival_scv, fs.scv, fs.a3, fs.mean_s), me, q)
+                jitter = spacing_jitter_scv((fs.scv, fs.mean_s), me)
+                seen = min(seen, max(pair, jitter))
+            parts.append((f.rate, p, seen))
     return split_merge_scv(parts) if parts else ca2
 
 

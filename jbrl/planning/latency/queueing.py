@@ -21,7 +21,7 @@ worker_sojourn` gives a batch-1 worker below the cap.
 
 from __future__ import annotations
 
-from math import exp, sqrt
+from math import exp, inf, log, sqrt
 
 WAIT_UTILIZATION_CAP = 0.98
 """Utilisation above which extra mean wait counts as deterministic backlog (:func:`fluid_queue_step`)."""
@@ -164,9 +164,10 @@ def split_merge_scv(parts: list[tuple[float, float, float]]) -> float:
     return sum(f / tot * (p * c2 + 1.0 - p) for f, p, c2 in parts if f > 0)
 
 
-def hybrid_scv(r: float, c2_interval: float, c2_asymptotic: float = 1.0) -> float:
-    """The arrival SCV a single-server worker at utilisation ``r`` effectively sees:
-    ``r^2 c2_asymptotic + (1 - r^2) c2_interval``. A lightly loaded queue feels the stream's
+def hybrid_scv(w: float, c2_interval: float, c2_asymptotic: float = 1.0) -> float:
+    """The arrival SCV a single-server worker effectively sees: ``w c2_asymptotic + (1 - w)
+    c2_interval``, the weight ``w`` in [0, 1] from :func:`sender_weight` (at most ``r^2`` for a
+    worker at utilisation ``r``). A lightly loaded queue feels the stream's
     short-interval variability (QNA's stationary-interval SCV, ``c2_interval``: a busy
     near-deterministic sender spaces its departures), a heavily loaded one the variability of
     counts over its long busy periods, which for a stream that passed through stable queues is
@@ -182,9 +183,162 @@ def hybrid_scv(r: float, c2_interval: float, c2_asymptotic: float = 1.0) -> floa
     111 capacity-only plans of that bench whose DES attainment is known (each case's grid best):
     ``r^2`` -0.57 to +0.19 points (mean absolute 0.081, mean -0.055), pure QNA -0.32 to +0.73
     (0.119, mean +0.099: 8 plans over-predicted by more than 0.3); before the routing was
-    followed, ``r^2`` gave -0.79 to +0.28 (0.091)."""
-    rr = min(max(r, 0.0), 1.0) ** 2
-    return rr * c2_asymptotic + (1.0 - rr) * c2_interval
+    followed, ``r^2`` gave -0.79 to +0.28 (0.091). The sender's side and the tandem reduction
+    came next (:func:`sender_weight`, :func:`tandem_scv`)."""
+    ww = min(max(w, 0.0), 1.0)
+    return ww * c2_asymptotic + (1.0 - ww) * c2_interval
+
+
+def sender_weight(r_sender: float, r: float) -> float:
+    """How much of a stream's long-run variability a worker at utilisation ``r`` sees in the
+    departures of a sender at utilisation ``r_sender`` (the weight of ``c2_asymptotic`` in
+    :func:`hybrid_scv`): ``min(r^2, x / (1 + x))`` with ``x = ((1 - r_sender) / (1 - r))^2``.
+
+    ``r^2`` is the receiver's side (see :func:`hybrid_scv`). The second term is the sender's:
+    a queue's departures keep its service's regularity over about its relaxation time, which
+    grows as ``(1 - r_sender)^-2``, while the receiver's waits are shaped over about
+    ``(1 - r)^-2`` (the time scales of Whitt and You's robust queueing network analyzer,
+    RQNA, arXiv 2003.11174, 2020, reduced to their ratio). A receiver that relaxes faster than
+    its sender sees mostly the sender's smoothed output: a busy near-deterministic stage feeding
+    a lighter one. On the 111 capacity-only plans of ``experiments/bench_slo_planning.py``
+    whose DES attainment is known (each case's grid best), predicted minus simulated
+    attainment: ``r^2`` alone -0.57 to +0.19 points (mean absolute 0.081); with the sender's
+    term -0.55 to +0.19 (0.071); the sender's term alone (without the ``min``) -0.74 to +0.19
+    (0.088); with the sender's term and :func:`tandem_scv` for dedicated pairs -0.43 to +0.19
+    (0.063)."""
+    r = min(max(r, 0.0), 1.0)
+    rs = min(max(r_sender, 0.0), 1.0)
+    if r >= 1.0:
+        return 1.0
+    x = ((1.0 - rs) / (1.0 - r)) ** 2
+    return min(r * r, x / (1.0 + x))
+
+
+def kingman_wait(r: float, ca2: float, cs2: float, mean_s: float) -> float:
+    """Kingman's mean wait of a single-server queue at utilisation ``r < 1`` with arrival and
+    service SCVs ``ca2``, ``cs2`` and mean service ``mean_s``: ``r / (1 - r) (ca2 + cs2) / 2
+    mean_s`` (exact for M/G/1)."""
+    return r / (1.0 - r) * (ca2 + cs2) / 2.0 * mean_s
+
+
+def _exceeds(t: float, shift: float, mu: float) -> float:
+    """``P(shift + Exp(mean mu) > t)`` (``mu = 0``: the shift alone)."""
+    if t < shift:
+        return 1.0
+    return exp(-(t - shift) / mu) if mu > 0.0 else 0.0
+
+
+def waits_tail(t: float, waits: tuple[tuple[float, float, float], ...]) -> float:
+    """``P(sum of the waits > t)`` for independent waits laid out as the batch-1 sojourn lays
+    them out (:mod:`~jbrl.planning.latency.sojourn`): 0 with probability ``1 - a``, otherwise
+    ``shift + Exp(mean mu)``; ``waits = ((a, shift, mu), ...)``, one or two."""
+    if len(waits) == 1:
+        a, s1, m1 = waits[0]
+        return a * _exceeds(t, s1, m1)
+    (a, s1, m1), (b, s2, m2) = waits
+    u = t - s1 - s2
+    if u < 0.0:
+        both = 1.0
+    elif abs(m1 - m2) <= 1e-12 * max(m1, m2, 1e-300):
+        both = (1.0 + u / m1) * exp(-u / m1) if m1 > 0.0 else 0.0
+    else:
+        e1 = exp(-u / m1) if m1 > 0.0 else 0.0
+        e2 = exp(-u / m2) if m2 > 0.0 else 0.0
+        both = (m1 * e1 - m2 * e2) / (m1 - m2)
+    return a * (1.0 - b) * _exceeds(t, s1, m1) + b * (1.0 - a) * _exceeds(t, s2, m2) + a * b * both
+
+
+def wait_law(
+    r: float, ca2: float, cs2: float, a3: float, mean_s: float
+) -> tuple[float, float, float]:
+    """The batch-1 wait of the latency model as ``(P(wait > 0), shift, exponential mean)``:
+    ``r``, ``(1 - c) E``, ``c E`` with ``E = (ca2 + cs2) / 2 m / (1 - r)`` (Kingman) and ``c``
+    from :func:`wait_shape`; the batch-1 sojourn (:mod:`~jbrl.planning.latency.sojourn`) is
+    built from it."""
+    e = 0.5 * (ca2 + cs2) * mean_s / (1.0 - r)
+    c = wait_shape(r, a3)
+    return r, (1.0 - c) * e, c * e
+
+
+def tandem_scv(
+    sender: tuple[float, float, float, float, float],
+    receiver: tuple[float, float, float, float],
+    q: float,
+) -> float:
+    """The arrival SCV that gives a worker fed by one dedicated sender (all the worker's tasks
+    come from it; it sends all its tasks there) the tail the pair of deterministic servers has
+    at percentile ``q``.
+
+    ``sender = (r, ca2, cs2, a3, mean_s)``, ``receiver = (r, cs2, a3, mean_s)`` (utilisation,
+    arrival SCV, service SCV, normalised third moment, mean service). For servers of fixed
+    service times ``D1`` then ``D2`` the tandem's departures are those of one queue of service
+    ``max(D1, D2)`` fed by the first one's arrivals, ``min(D1, D2)`` later (Friedman,
+    "Reduction methods for tandem queuing systems", Oper. Res. 13(1), 1965; a sample-path
+    identity: the second server waits only when the first one's spacing is shorter than its
+    own service). So the pair waits as the slower server alone would. The path model adds the
+    two workers' waits as independent, each laid out as the batch-1 sojourn lays it out
+    (:func:`wait_law`); this chooses the receiver's mean wait so that the sum has the slower
+    server's wait at ``q`` (the same law, fed by the sender's arrivals) and returns the arrival
+    SCV that gives that mean in Kingman's formula: 0 where the sender's own wait already has
+    the pair's tail (the sender's spacing covers the receiver's service). Matching means
+    instead would make the pair's tail too light: two independent waits of half the mean have
+    a lighter tail than one of the whole mean."""
+    rs, ca2, cs2s, a3s, ms = sender
+    r, cs2, a3, m = receiver
+    if r <= 0.0 or r >= 1.0 or rs <= 0.0 or rs >= 1.0 or not 0.0 < q < 1.0:
+        return 1.0
+    rb, cb, ab, mb = (r, cs2, a3, m) if r >= rs else (rs, cs2s, a3s, ms)
+    pb, sb, eb = wait_law(rb, ca2, cb, ab, mb)
+    need = 1.0 - q
+    if pb <= need:
+        return 0.0
+    t = sb + eb * log(pb / need)  # the slower server's wait at q
+    own = (wait_law(rs, ca2, cs2s, a3s, ms),)
+    if waits_tail(t, own) >= need:
+        return 0.0
+    c = wait_shape(r, a3)
+
+    def tail(e: float) -> float:
+        return waits_tail(t, (*own, (r, (1.0 - c) * e, c * e)))
+
+    lo, hi = 0.0, max(t, 1e-12)
+    while tail(hi) < need and hi < 1e6 * max(t, 1e-12):
+        hi *= 2.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if tail(mid) < need:
+            lo = mid
+        else:
+            hi = mid
+    return max(2.0 * hi * (1.0 - r) / m - cs2, 0.0)
+
+
+def spacing_jitter_scv(
+    sender: tuple[float, float], receiver: tuple[float, float, float, float]
+) -> float:
+    """The arrival SCV that gives a worker fed by one dedicated sender the wait its services'
+    jitter alone makes it wait: ``sender = (cs2, mean_s)``, ``receiver = (r, cs2, a3,
+    mean_s)``.
+
+    Friedman's reduction (:func:`tandem_scv`) holds for fixed service times. With random ones,
+    while the sender is busy the receiver is a queue whose interarrival times are the sender's
+    services ``S1`` and whose services are ``S2``: its wait is a random walk of increments
+    ``S2 - S1`` reflected at 0, of mean wait about ``Var(S2 - S1) / (2 |E[S2 - S1]|)``
+    (Kingman's heavy-traffic bound for the GI/G/1 queue, Proc. Cambridge Philos. Soc. 57(4),
+    1961), taken on either side of equal means (a slightly slower receiver also waits by
+    the jitter before its drift dominates), infinite when the means are equal. The SCV returned
+    gives the receiver that mean wait in Kingman's formula; the path model uses the larger of
+    this and :func:`tandem_scv`'s, and never more than the QNA value it refines. Two equally
+    fast near-deterministic stages in a row are then left to QNA, which stays on the safe side
+    of the DES there (``tests/planning/test_routing_paths.py``, ``aligned``), where Friedman
+    alone is 1.6 points over it."""
+    cs2s, ms = sender
+    r, cs2, _a3, m = receiver
+    gap = abs(m - ms)
+    if gap <= 0.0 or r <= 0.0 or r >= 1.0:
+        return inf
+    wait = (cs2s * ms * ms + cs2 * m * m) / (2.0 * gap)
+    return max(2.0 * wait * (1.0 - r) / (r * m) - cs2, 0.0)
 
 
 def bulk_ctmc_sojourn(lam: float, mu: float, b: int, levels: int = 600) -> float:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jbrl.planning.latency.grid import cdf_of_sum
-from jbrl.planning.latency.queueing import wait_shape
+from jbrl.planning.latency.queueing import wait_law
 from jbrl.planning.latency.service import (
     BatchService,
     ServiceFit,
@@ -200,15 +200,15 @@ def worker_sojourn(
 
 
 def _single_sojourn(fit: ServiceFit, rate: float, ca2: float) -> Sojourn:
-    """Batch 1: M/G/1 with Kingman's factor, the wait spread by :func:`wait_shape` (module
+    """Batch 1: M/G/1 with Kingman's factor, the wait laid out by
+    :func:`~jbrl.planning.latency.queueing.wait_law` (module
     docstring)."""
     m = fit.mean_s
     r = rate * m
     if r >= 1.0:
         return MixtureSojourn(rate, 1.0, False, ((1.0, 0.0, 0.0, fit),))
-    e = 0.5 * (ca2 + fit.scv) * m / (1.0 - r)
-    c = wait_shape(r, fit.a3)
-    return MixtureSojourn(rate, r, True, ((1.0 - r, 0.0, 0.0, fit), (r, (1.0 - c) * e, c * e, fit)))
+    p, shift, e = wait_law(r, ca2, fit.scv, fit.a3, m)
+    return MixtureSojourn(rate, r, True, ((1.0 - p, 0.0, 0.0, fit), (p, shift, e, fit)))
 
 
 def slo_safe_rate(
