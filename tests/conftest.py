@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from jbrl.scenario import Scenario, load_scenario, scenario_from_dict
+from jbrl.sim import DesSimulator, SimConfig
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -229,3 +230,29 @@ def assert_bad_input(result: tuple[int, str, str], *needles: str) -> None:
     text = " ".join(err.split())
     for n in needles:
         assert n in text, f"{n!r} not in {text!r}"
+
+
+def des_latencies(
+    scenario: Scenario,
+    plan: Any,
+    rates: dict[str, float],
+    *,
+    seconds: float,
+    warmup: float,
+    seed: int,
+    family: str = "lognormal",
+    chunks: int = 4,
+) -> Any:
+    """Request latencies in seconds (a numpy array) of ``plan`` in the DES at constant
+    ``rates``: ``seconds`` measured in ``chunks`` equal steps after ``warmup`` seconds, no
+    timeout. The latency model's tests compare their predictions with it."""
+    import numpy as np
+
+    sim = DesSimulator(SimConfig(service=family, timeout_s=1e9))
+    sim.reset(scenario, plan, seed=seed)
+    sim.advance(warmup, rates)
+    lat: list[float] = []
+    for _ in range(chunks):
+        sim.advance(seconds / chunks, rates)
+        lat += sim.interval_latencies()
+    return np.array(lat) / 1000.0

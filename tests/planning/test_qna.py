@@ -19,7 +19,7 @@ from jbrl.planning.latency.queueing import (
 )
 from jbrl.planning.plan import plan_from_dict
 from jbrl.scenario import scenario_from_dict
-from jbrl.sim import DesSimulator, SimConfig
+from tests.conftest import des_latencies as shared_des_latencies
 
 
 def test_departures_are_the_arrivals_when_idle_and_the_service_when_saturated() -> None:
@@ -112,14 +112,7 @@ def tandem(rate: float, p50_a: float = 100.0, p50_b: float = 90.0) -> tuple:
 
 def des_latencies(sc, plan, rate: float) -> np.ndarray:  # noqa: ANN001
     """4 x 1,500 s of DES after 200 s of warm-up: request latencies in seconds."""
-    sim = DesSimulator(SimConfig(service="lognormal", timeout_s=1e9))
-    sim.reset(sc, plan, seed=3)
-    sim.advance(200.0, {"src": rate})
-    lat: list[float] = []
-    for _ in range(4):
-        sim.advance(1500.0, {"src": rate})
-        lat += sim.interval_latencies()
-    return np.array(lat) / 1000.0
+    return shared_des_latencies(sc, plan, {"src": rate}, seconds=6000.0, warmup=200.0, seed=3)
 
 
 def test_a_busy_deterministic_stage_smooths_the_next_and_the_prediction_stays_safe() -> None:

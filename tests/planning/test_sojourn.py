@@ -22,6 +22,7 @@ from jbrl.planning.latency import (
 from jbrl.planning.plan import plan_from_dict
 from jbrl.scenario import scenario_from_dict
 from jbrl.sim import DesSimulator, SimConfig
+from tests.conftest import des_latencies as shared_des_latencies
 from tests.conftest import single_worker_scenario
 
 # --------------------------------------------------------------------------- service fits
@@ -114,14 +115,9 @@ def test_slo_safe_rate_meets_its_tail_and_one_percent_more_does_not():
 
 def des_latencies(scenario, plan, rates, family, seconds, seed=1):
     """Latencies (s) and P(latency <= bound) of the DES over ``seconds`` after a warm-up."""
-    sim = DesSimulator(SimConfig(service=family, timeout_s=1e9))
-    sim.reset(scenario, plan, seed=seed)
-    sim.advance(seconds / 10, rates)
-    lat: list[float] = []
-    for _ in range(4):
-        sim.advance(seconds / 4, rates)
-        lat += sim.interval_latencies()
-    arr = np.array(lat) / 1000.0
+    arr = shared_des_latencies(
+        scenario, plan, rates, seconds=seconds, warmup=seconds / 10, seed=seed, family=family
+    )
     return arr, float(np.mean(arr <= scenario.slo.latency_ms / 1000.0))
 
 
