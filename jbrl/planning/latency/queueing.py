@@ -204,21 +204,14 @@ def sender_weight(r_sender: float, r: float) -> float:
     whose DES attainment is known (each case's grid best), predicted minus simulated
     attainment: ``r^2`` alone -0.57 to +0.19 points (mean absolute 0.081); with the sender's
     term -0.55 to +0.19 (0.071); the sender's term alone (without the ``min``) -0.74 to +0.19
-    (0.088); with the sender's term and :func:`tandem_scv` for dedicated pairs -0.43 to +0.19
-    (0.063)."""
+    (0.088); with the sender's term and, for dedicated pairs, :func:`tandem_scv` bounded by
+    :func:`spacing_jitter_scv` -0.43 to +0.19 (0.064)."""
     r = min(max(r, 0.0), 1.0)
     rs = min(max(r_sender, 0.0), 1.0)
     if r >= 1.0:
         return 1.0
     x = ((1.0 - rs) / (1.0 - r)) ** 2
     return min(r * r, x / (1.0 + x))
-
-
-def kingman_wait(r: float, ca2: float, cs2: float, mean_s: float) -> float:
-    """Kingman's mean wait of a single-server queue at utilisation ``r < 1`` with arrival and
-    service SCVs ``ca2``, ``cs2`` and mean service ``mean_s``: ``r / (1 - r) (ca2 + cs2) / 2
-    mean_s`` (exact for M/G/1)."""
-    return r / (1.0 - r) * (ca2 + cs2) / 2.0 * mean_s
 
 
 def _exceeds(t: float, shift: float, mu: float) -> float:
