@@ -276,9 +276,9 @@ def _stages(
             if b == 1:
                 fit = svc.fit(1)
                 me = (rate * fit.mean_s, fit.scv, fit.a3, fit.mean_s)
-                scv = _arrival_scv(scenario, rep, op, wl.worker, out, ca2, me, q)
+                scv = _arrival_scv(scenario, inflows, op, wl.worker, out, ca2, me, q)
             else:
-                feeders = _feeders(scenario, rep, op, wl.worker, out, family)
+                feeders = _feeders(scenario, inflows, op, wl.worker, out, family)
                 groups, scv = feeder_groups(feeders, rate, timeout)
             out[wl.worker] = WorkerStage(
                 operator=op,
@@ -297,7 +297,7 @@ def _stages(
 
 def _arrival_scv(
     scenario: Scenario,
-    rep: CostReport,
+    inflows: Inflows,
     op: str,
     worker: str,
     stages: dict[str, WorkerStage],
@@ -325,18 +325,16 @@ def _arrival_scv(
         return ca2
     e = edges[0]
     parts: list[tuple[float, float, float]] = []
-    flows = [
-        f for f in rep.flows if f.edge == (e.source, op) and f.receiver == worker and f.rate > 0
-    ]
-    for f in flows:
-        st = stages.get(f.sender)
+    flows = inflows.get((e.source, worker), [])
+    for sender, rate, _tau in flows:
+        st = stages.get(sender)
         if st is None:  # a source
-            parts.append((f.rate, 1.0, ca2))
+            parts.append((rate, 1.0, ca2))
         elif st.batch > 1 or st.rate <= 0:
-            parts.append((f.rate, 1.0, 1.0))
+            parts.append((rate, 1.0, 1.0))
         else:
             rs = st.sojourn.utilization
-            p = min(f.rate / st.rate, 1.0)
+            p = min(rate / st.rate, 1.0)
             cd2 = departure_scv(rs, st.service_scv, st.arrival_scv)
             seen = hybrid_scv(sender_weight(rs, me[0]), cd2, ca2)
             so = st.sojourn
@@ -345,13 +343,13 @@ def _arrival_scv(
                 pair = tandem_scv((rs, st.arrival_scv, fs.scv, fs.a3, fs.mean_s), me, q)
                 jitter = spacing_jitter_scv((fs.scv, fs.mean_s), me)
                 seen = min(seen, max(pair, jitter))
-            parts.append((f.rate, p, seen))
+            parts.append((rate, p, seen))
     return split_merge_scv(parts) if parts else ca2
 
 
 def _feeders(
     scenario: Scenario,
-    rep: CostReport,
+    inflows: Inflows,
     op: str,
     worker: str,
     stages: dict[str, WorkerStage],
@@ -363,17 +361,15 @@ def _feeders(
     if not edges or edges[0].ratio != 1.0:
         return []
     e = edges[0]
-    flows = [
-        f for f in rep.flows if f.edge == (e.source, op) and f.receiver == worker and f.rate > 0
-    ]
-    total = sum(f.rate for f in flows)
+    flows = inflows.get((e.source, worker), [])
+    total = sum(rate for _sender, rate, _tau in flows)
     out: list[Feeder] = []
-    for f in flows:
-        st = stages.get(f.sender)
+    for sender, rate, _tau in flows:
+        st = stages.get(sender)
         if st is None or st.batch <= 1 or st.rate <= 0:
             continue
         svc = batch_service(scenario, st.operator, st.variant, st.worker, family)
-        out.append(Feeder(f.rate / total, min(f.rate / st.rate, 1.0), svc, st.batch))
+        out.append(Feeder(rate / total, min(rate / st.rate, 1.0), svc, st.batch))
     return out
 
 
