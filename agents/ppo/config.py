@@ -29,7 +29,7 @@ from jbrl import limits
 from jbrl.agents.policy import get_policy, parse_policy_spec
 from jbrl.documents import load_yaml
 from jbrl.envs.config import EnvConfig, RewardWeights
-from jbrl.envs.workload import EVAL_TRACE_SPECS
+from jbrl.envs.workload import ALL_TRACE_SPECS, EVAL_TRACE_SPECS
 from jbrl.errors import InputError
 from jbrl.scenario.loader import validate_document
 
@@ -137,9 +137,9 @@ class EvalConfig(_Frozen):
     @classmethod
     def _traces(cls, v: list[str]) -> list[str]:
         for name in v:
-            if name not in EVAL_TRACE_SPECS:
+            if name not in ALL_TRACE_SPECS:
                 raise ValueError(
-                    f"unknown validation trace {name!r} (traces: {', '.join(EVAL_TRACE_SPECS)})"
+                    f"unknown validation trace {name!r} (traces: {', '.join(ALL_TRACE_SPECS)})"
                 )
         return v
 

@@ -7,8 +7,11 @@ import pytest
 
 from jbrl.envs.config import TraceComponent, default_traces
 from jbrl.envs.workload import (
+    ALL_TRACE_SPECS,
     EVAL_SEED_BASE,
     EVAL_TRACE_SPECS,
+    KIND_INDEX_BASE,
+    KIND_TRACE_SPECS,
     eval_seed,
     eval_traces,
     product_trace,
@@ -46,3 +49,39 @@ def test_per_source_kinds_give_per_source_training_traces():
     plain = TraceComponent(kinds=["diurnal"], params={})
     tr2, _ = sample_trace([plain], np.random.default_rng(0), 7200.0, nominal=nominal)
     assert tr2.is_scale
+
+
+def test_one_test_trace_per_generator_kind_on_its_own_seeds():
+    """The per-kind evaluation traces: their own generator seeds (never a training seed, never
+    one of the held-out set's), different for the test (0) and validation (1) sets, and the
+    same trace for the same set."""
+    assert len(EVAL_TRACE_SPECS) <= KIND_INDEX_BASE and KIND_INDEX_BASE + len(KIND_TRACE_SPECS) < 97
+    names = list(KIND_TRACE_SPECS)
+    test = eval_traces(duration=3600.0, seed=0, names=names)
+    val = eval_traces(duration=3600.0, seed=1, names=names)
+    again = eval_traces(duration=3600.0, seed=0, names=names[::-1])
+    for i, name in enumerate(names):
+        kinds, params = KIND_TRACE_SPECS[name]
+        want = product_trace(kinds, params, 3600.0, eval_seed(0, KIND_INDEX_BASE + i))
+        np.testing.assert_array_equal(test[name].values, want.values)
+        np.testing.assert_array_equal(again[name].values, want.values)
+        assert not np.array_equal(test[name].values, val[name].values)
+    held_out = {eval_seed(s, i) for s in range(50) for i in range(len(EVAL_TRACE_SPECS))}
+    kinds = {eval_seed(s, KIND_INDEX_BASE + i) for s in range(50) for i in range(len(names))}
+    assert not held_out & kinds and min(kinds) >= EVAL_SEED_BASE
+    assert set(ALL_TRACE_SPECS) == set(EVAL_TRACE_SPECS) | set(KIND_TRACE_SPECS)
+
+
+def test_the_robust_policy_trains_on_every_kind_it_is_tested_on():
+    """configs/train/ppo_vqa_v2.yaml draws from every generator kind of the per-kind test set
+    and validates on all of them (seed 1), never on the test seed."""
+    from pathlib import Path
+
+    from jbrl.agents.ppo.config import load_train_config
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_train_config(root / "configs" / "train" / "ppo_vqa_v2.yaml")
+    trained = {k for comp in cfg.env.traces for k in comp.kinds}
+    for kinds, _ in KIND_TRACE_SPECS.values():
+        assert set(kinds) <= trained
+    assert set(cfg.eval.traces) == set(ALL_TRACE_SPECS) and cfg.eval.seed != 0
