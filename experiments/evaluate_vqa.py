@@ -39,6 +39,7 @@ from jbrl.evaluation.runner import run_policy
 from jbrl.evaluation.traces import resolve_trace
 from jbrl.scenario import load_scenario
 from jbrl.scenario.derive import with_load_time
+from jbrl.scenario.traces import Trace
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -99,11 +100,17 @@ def parse_args() -> Args:
 # --------------------------------------------------------------------------- work
 
 
-def run_unit(args: Args, spec: str, trace_name: str) -> dict[str, list[RunRecord]]:
-    """One policy on one trace: both load-time settings, every seed (one process)."""
+def run_unit(
+    args: Any, spec: str, trace_name: str, trace: Trace | None = None
+) -> dict[str, list[RunRecord]]:
+    """One policy on one trace (``trace``, else the trace file or embedded trace named
+    ``trace_name``): both load-time settings, every seed (one process). ``args``: this script's
+    :class:`Args` or any settings with its ``scenario``, ``load_time``, ``duration``, ``seeds``,
+    ``sim`` and ``interval``."""
     base = load_scenario(args.scenario)
     settings = {"own": base, "forced": with_load_time(base, args.load_time)}
-    _, trace = resolve_trace(trace_name, base)
+    if trace is None:
+        _, trace = resolve_trace(trace_name, base)
     if args.duration is not None:
         trace = trace.with_duration(min(args.duration, trace.duration))
     out: dict[str, list[RunRecord]] = {}

@@ -93,6 +93,29 @@ class RunRecord:
             out.pop("decision_ms")
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunRecord:
+        """The run back from :meth:`to_dict` (with its series): every figure the aggregation
+        reads; the latency sample (for plots only) is not kept."""
+        series = {
+            k: [math.nan if x is None else float(x) for x in v]
+            for k, v in (d.get("series") or {}).items()
+        }
+        return cls(
+            policy=str(d["policy"]),
+            trace=str(d["trace"]),
+            seed=int(d["seed"]),
+            error=d["error"],
+            totals=dict(d["totals"]),
+            series=series,
+            p99_ms=_or_nan(d["p99_ms"]),
+            accuracy=_or_nan(d["accuracy"]),
+            plan_changes=int(d["plan_changes"]),
+            decision_ms=list(series.get("decision_ms", [])),
+            latency_exact=bool(d["p99_exact"]),
+            shield=d["shield"],
+        )
+
 
 @dataclass
 class Row:

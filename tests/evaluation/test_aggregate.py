@@ -96,3 +96,21 @@ def test_run_record_to_dict():
     assert "series" not in rec.to_dict(series=False)
     assert RunRecord("a", "t", 0).to_dict()["decision_ms"] == {"mean": None, "max": None,
                                                                "count": 0}  # fmt: skip
+
+
+def test_run_record_json_round_trip_aggregates_the_same():
+    """A run saved as JSON (with its series) and read back gives the same rows: what a resumed
+    benchmark (experiments/evaluate_policies.py's cache) relies on."""
+    runs = []
+    for seed, (dec, att) in enumerate([([1.5, 4.0], 0.98), ([2.5, 0.5], 0.995)]):
+        r = record("a", "t1", seed, slo_attainment=att, within_slo=100 * att, dollars=seed + 1)
+        r.series = {"t": [0.0, 60.0], "decision_ms": dec, "p99_ms": [math.nan, 5.0]}
+        r.decision_ms = dec
+        r.shield = {"interventions": seed, "scale_ups": seed}
+        runs.append(r)
+    back = [RunRecord.from_dict(json.loads(json.dumps(r.to_dict()))) for r in runs]
+    assert back[0].series["p99_ms"][0] != back[0].series["p99_ms"][0]  # None read as nan
+    assert [b.decision_ms for b in back] == [[1.5, 4.0], [2.5, 0.5]]
+    a, b = evaluation(runs), evaluation(back)
+    assert [r.to_dict() for r in a.rows] == [r.to_dict() for r in b.rows]
+    assert b.row("a", "t1").shield_interventions == 0.5 and b.row("a").decision_max_ms == 4.0
