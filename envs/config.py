@@ -148,6 +148,12 @@ class EnvConfig(_Frozen):
     interval_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 60.0
     episode_steps: Annotated[int, Field(ge=1)] = 120
     history: Annotated[int, Field(ge=1, le=64)] = 8
+    forecast: bool = Field(
+        default=False,
+        description="Add forecast features to the observation: per source, a damped-trend "
+        "exponential-smoothing forecast 3 intervals ahead and its upper band, from the rate "
+        "history (jbrl.envs.observation.forecast_features).",
+    )
     load_time_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     accuracy: Number | None = Field(
         default=None, description="Accuracy target (default: the SLO's)."

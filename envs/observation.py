@@ -10,6 +10,7 @@ import numpy as np
 
 from jbrl.envs.codec import ActionCodec, PlanSignature
 from jbrl.planning.plan import Plan
+from jbrl.scenario.forecast import HoltForecaster
 from jbrl.scenario.model import Scenario
 from jbrl.sim.base import IntervalMetrics
 
@@ -21,11 +22,17 @@ class ObservationEncoder:
     """The observation vector (see :class:`~jbrl.envs.serving.ServingEnv` for the table)."""
 
     def __init__(
-        self, codec: ActionCodec, history: int, day_s: float = 86400.0, interval_s: float = 60.0
+        self,
+        codec: ActionCodec,
+        history: int,
+        day_s: float = 86400.0,
+        interval_s: float = 60.0,
+        forecast: bool = False,
     ) -> None:
         self.codec = codec
         self.spec = codec.spec
         self.history = history
+        self.forecast = forecast
         self.day_s = day_s
         self.interval_s = interval_s
         self._load_for: Scenario | None = None
@@ -35,6 +42,7 @@ class ObservationEncoder:
         self.sizes = {
             "rates": history * ns,
             "time": 2,
+            **({"forecast": 2 * ns} if forecast else {}),
             "combo": nc,
             **({"level": 1} if codec.has_level else {}),
             "assignment": nw * (no + 1),
@@ -78,6 +86,8 @@ class ObservationEncoder:
         parts.append(np.clip(rates, 0.0, RATE_CLIP).reshape(-1))
         phase = 2.0 * math.pi * (time_s % self.day_s) / self.day_s
         parts.append(np.array([math.sin(phase), math.cos(phase)]))
+        if self.forecast:
+            parts.append(np.clip(forecast_features(rates[::-1], FORECAST_H), 0.0, RATE_CLIP))
         sig = plan if isinstance(plan, PlanSignature) else self.codec.signature(plan)
         combo = np.zeros(len(s.combos))
         if sig.combo >= 0:
@@ -113,6 +123,25 @@ class ObservationEncoder:
         obs = np.concatenate(parts).astype(np.float32)
         np.clip(obs, OBS_LOW, OBS_HIGH, out=obs)
         return obs
+
+
+FORECAST_H = 3
+"""Intervals ahead the forecast features look (the predictive baseline's default horizon)."""
+
+
+def forecast_features(rates: np.ndarray, horizon: int) -> np.ndarray:
+    """Per source, the damped-trend exponential-smoothing forecast ``horizon`` intervals ahead
+    and the upper band over them (z = 2; :class:`~jbrl.scenario.forecast.HoltForecaster`), from
+    ``rates`` (intervals x sources, oldest first, relative to nominal). Recomputed from the
+    window each time rather than kept as state, so the env and the deployed policy, which see
+    the same window, compute the same numbers."""
+    out = np.zeros(2 * rates.shape[1])
+    for j in range(rates.shape[1]):
+        f = HoltForecaster()
+        for x in rates[:, j]:
+            f.update(float(x))
+        out[2 * j], out[2 * j + 1] = max(0.0, f.forecast(horizon)), f.upper(horizon, 2.0)
+    return out
 
 
 def max_load_s(scenario: Scenario) -> float:

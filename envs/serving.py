@@ -155,6 +155,9 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
     | rates               | history * n_src           | observed mean rate / nominal, newest   |
     |                     |                           | first, <= 4                            |
     | time                | 2                         | sin, cos of the time of day (day_s)    |
+    | forecast            | 2 * n_src                 | with ``forecast`` only: per source, a  |
+    |                     |                           | 3-interval forecast and its upper band |
+    |                     |                           | / nominal, <= 4                        |
     | combo               | n_combos                  | one-hot of the current combination     |
     | level               | 1                         | combo_ladder only: (running level + 1) |
     |                     |                           | / n_levels                             |
@@ -246,7 +249,9 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         }
         self.serving = ServingSpec(self.scenario, cfg.accuracy)
         self.codec = make_codec(self.serving, cfg, ladder)
-        self.encoder = ObservationEncoder(self.codec, cfg.history, cfg.day_s, cfg.interval_s)
+        self.encoder = ObservationEncoder(
+            self.codec, cfg.history, cfg.day_s, cfg.interval_s, cfg.forecast
+        )
         self.milp_start = MilpStart(self.codec) if cfg.initial_plan == "milp" else None
         self.render_mode = render_mode
         self.observation_space, self.action_space = env_spaces(self.codec, self.encoder)

@@ -253,7 +253,9 @@ class PpoPolicy(Policy):
         spec = ServingSpec(scenario, self.env_config.accuracy)
         codec = make_codec(spec, self.env_config, self.ladder(scenario))
         cfg = self.env_config
-        return codec, ObservationEncoder(codec, cfg.history, cfg.day_s, cfg.interval_s)
+        return codec, ObservationEncoder(
+            codec, cfg.history, cfg.day_s, cfg.interval_s, cfg.forecast
+        )
 
     def tables(self, scenario: Scenario) -> tuple[ActionCodec, ObservationEncoder]:
         """The action codec and observation encoder of ``scenario`` in this policy's layout

@@ -115,7 +115,8 @@ def _size(expr: str, names: dict[str, int]) -> int:
 def test_docstring_tables_match_the_codec_and_encoder(tiny: Scenario, action: str) -> None:
     vqa = load_scenario("vqa")
     for scenario, acc in ((tiny, 65.0), (vqa, None)):
-        env = ServingEnv({"accuracy": acc, "action": action, "history": 5}, scenario_obj=scenario)
+        cfg = {"accuracy": acc, "action": action, "history": 5, "forecast": action == "combo_ladder"}
+        env = ServingEnv(cfg, scenario_obj=scenario)
         spec, codec, enc = env.serving, env.codec, env.encoder
         combo = isinstance(codec, ComboLadderCodec)
         names = {
@@ -137,6 +138,8 @@ def test_docstring_tables_match_the_codec_and_encoder(tiny: Scenario, action: st
         parts = {part: _size(size, names) for part, size in _table("Observation Space")}
         if not combo:  # the level part is combo_ladder's only
             del parts["level"]
+        if not enc.forecast:  # and the forecast part the forecast option's
+            del parts["forecast"]
         assert parts == enc.sizes
         space = env.observation_space
         assert space.shape == (sum(parts.values()),) and space.dtype == np.float32
