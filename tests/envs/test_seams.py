@@ -115,7 +115,12 @@ def _size(expr: str, names: dict[str, int]) -> int:
 def test_docstring_tables_match_the_codec_and_encoder(tiny: Scenario, action: str) -> None:
     vqa = load_scenario("vqa")
     for scenario, acc in ((tiny, 65.0), (vqa, None)):
-        cfg = {"accuracy": acc, "action": action, "history": 5, "forecast": action == "combo_ladder"}
+        cfg = {
+            "accuracy": acc,
+            "action": action,
+            "history": 5,
+            "forecast": action == "combo_ladder",
+        }
         env = ServingEnv(cfg, scenario_obj=scenario)
         spec, codec, enc = env.serving, env.codec, env.encoder
         combo = isinstance(codec, ComboLadderCodec)
