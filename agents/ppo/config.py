@@ -44,6 +44,21 @@ DEFAULT_BASELINE = "milp-reactive:headroom=0.2"
 """The policy validation compares PPO with."""
 
 
+def check_teacher_spec(spec: str) -> str:
+    """``spec`` if it names a teacher: a deployable rule policy (:func:`check_rule_spec`) or
+    the combination-ladder teacher (:mod:`jbrl.agents.ppo.table_teacher`); ValueError
+    otherwise."""
+    from jbrl.agents.ppo.table_teacher import TABLE_TEACHER, table_params
+
+    try:
+        if parse_policy_spec(spec)[0] == TABLE_TEACHER:
+            table_params(spec)
+            return spec
+    except InputError as exc:
+        raise ValueError(f"{exc.field or 'policy'}: {exc}") from None
+    return check_rule_spec(spec, deployable=True)
+
+
 def check_rule_spec(spec: str, deployable: bool = False) -> str:
     """``spec`` if it names a rule policy with valid parameters (the policy is built once to
     check them) and, with ``deployable``, one that does not read the future (a teacher acts
@@ -117,12 +132,12 @@ class ImitationConfig(_Frozen):
     @field_validator("teacher")
     @classmethod
     def _teacher(cls, v: str) -> str:
-        return check_rule_spec(v, deployable=True)
+        return check_teacher_spec(v)
 
     @field_validator("candidates")
     @classmethod
     def _candidates(cls, v: list[str]) -> list[str]:
-        return [check_rule_spec(s, deployable=True) for s in v]
+        return [check_teacher_spec(s) for s in v]
 
 
 class EvalConfig(_Frozen):

@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from jbrl.agents.policy import ControlState, get_policy
+from jbrl.agents.policy import ControlState, get_policy, parse_policy_spec
 from jbrl.agents.ppo.config import ImitationConfig
 from jbrl.agents.ppo.policy import ObsNormalizer, PpoActor
+from jbrl.agents.ppo.table_teacher import TABLE_TEACHER, TableTeacher
 from jbrl.agents.ppo.workbench import Workbench
 from jbrl.agents.rules.cache import PlanCache
 from jbrl.envs.serving import ServingEnv
@@ -73,6 +74,17 @@ class PolicyTeacher:
         return action_to(env, self.policy.decide(self.state(env)))
 
 
+Teacher = PolicyTeacher | TableTeacher
+
+
+def make_teacher(spec: str, stores: Stores | None = None) -> Teacher:
+    """The teacher a spec names: the combination-ladder teacher
+    (:mod:`~jbrl.agents.ppo.table_teacher`) or a rule policy."""
+    if parse_policy_spec(spec)[0] == TABLE_TEACHER:
+        return TableTeacher(spec)
+    return PolicyTeacher(spec, stores)
+
+
 def action_to(env: ServingEnv, plan: Plan) -> np.ndarray:
     """The action that moves ``env`` from its running plan to (the canonical form of)
     ``plan``: keep when ``plan`` is the running plan."""
@@ -97,7 +109,7 @@ class Demo:
 
 def collect_demos(
     bench: Workbench,
-    teacher: PolicyTeacher,
+    teacher: Teacher,
     episodes: int,
     seed: int,
     student: Callable[[np.ndarray], np.ndarray] | None = None,
@@ -130,18 +142,18 @@ def tune_teacher(
     log: Log,
     progress: bool = False,
     stores: Stores | None = None,
-) -> PolicyTeacher:
+) -> Teacher:
     """The candidate with the best mean reward on training-distribution episodes, as the
     teacher that ran them (its planner memo warm). ``stores``: planner memos the candidates
     share (solves are deterministic, so sharing changes the time, not the choice)."""
     env = bench.env()
     seeds = [bench.config.seed + 30_000 + i for i in range(bc.tune_episodes)]
-    best: tuple[float, int, PolicyTeacher] | None = None
+    best: tuple[float, int, Teacher] | None = None
     n = len(bc.candidates)
     with ProgressBar(progress, n * len(seeds), "choosing the teacher", "episodes") as bar:
         for i, spec in enumerate(bc.candidates):
             bar.describe(f"({i + 1}/{n})")
-            teacher = PolicyTeacher(spec, stores)
+            teacher = make_teacher(spec, stores)
             total = 0.0
             for sd in seeds:
                 env.reset(seed=sd)
@@ -174,7 +186,7 @@ def imitation_warm_start(
     teacher = (
         tune_teacher(bench, bc, log, progress, stores)
         if bc.candidates
-        else PolicyTeacher(bc.teacher, stores)
+        else make_teacher(bc.teacher, stores)
     )
     gamma = bench.config.ppo.gamma
     with ProgressBar(progress, bc.episodes, "teacher demonstrations", "episodes") as bar:
