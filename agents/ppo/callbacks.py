@@ -159,7 +159,7 @@ class ValidationCallback(BaseCallback):
     :class:`PpoPolicy` deploys it) on the held-out validation traces, once per load-time
     setting of ``env.load_time_mix``; ``eval/<trace>/<figure>``, ``eval/mean/*`` and
     ``eval/score`` (the env's cost per hour: $ + weighted late requests). The baseline policy
-    (``eval.baseline``) runs once at the start (``eval_<name>/<trace>/<figure>``). The policy
+    (``eval.baseline``, unless null) runs once at the start (``eval_<name>/<trace>/<figure>``). The policy
     with the best score goes to ``best/``, its figures to ``best/validation.json``.
     ``on_result`` gets every validation's figures (:meth:`result`), e.g. to report to Ray Tune."""
 
@@ -195,6 +195,8 @@ class ValidationCallback(BaseCallback):
         ev = self.bench.config.eval
         assert ev is not None
         self.next_at = self.num_timesteps
+        if ev.baseline is None:
+            return
         prefix = "eval_" + parse_policy_spec(ev.baseline)[0].replace("-", "_")
         baseline = get_policy(ev.baseline)
         for name, (scenario, tr) in self.runs.items():

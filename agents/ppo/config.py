@@ -164,10 +164,11 @@ class EvalConfig(_Frozen):
         limits.check("trace_s", v, field="eval.duration_s", what="the validation trace length")
         return v
 
-    baseline: str = Field(
+    baseline: str | None = Field(
         default=DEFAULT_BASELINE,
         description="Policy spec run once on the validation traces for comparison "
-        "(eval_<name>/... in TensorBoard).",
+        "(eval_<name>/... in TensorBoard); null: none (a MILP baseline's solves take minutes "
+        "on many validation traces).",
     )
 
     score: RewardWeights | None = Field(
@@ -179,8 +180,8 @@ class EvalConfig(_Frozen):
 
     @field_validator("baseline")
     @classmethod
-    def _baseline(cls, v: str) -> str:
-        return check_rule_spec(v)
+    def _baseline(cls, v: str | None) -> str | None:
+        return None if v is None else check_rule_spec(v)
 
 
 class TrainConfig(_Frozen):

@@ -69,3 +69,11 @@ def test_spec_parameters_and_the_config(vqa_table) -> None:
     with pytest.raises(InputError, match="combo_ladder"):
         TableTeacher("ladder-hysteresis").reset(env)
     assert np.isfinite(TableTeacher("ladder-hysteresis").headroom)
+
+
+def test_validation_may_run_without_a_baseline() -> None:
+    """eval.baseline: null skips the comparison run (its MILP solves cost minutes of training
+    time on eight validation traces); a bad spec is still refused."""
+    assert load_train_config({"eval": {"baseline": None}}).eval.baseline is None
+    with pytest.raises(InputError, match="baseline"):
+        load_train_config({"eval": {"baseline": "no-such-policy"}})
