@@ -8,6 +8,10 @@ running plan, rate history, last interval; the true trace only for clairvoyant p
 the policy, and expresses its plan as the env action that leads there
 (:meth:`~jbrl.envs.codec.ActionCodec.action_for` of the plan's canonical signature).
 
+On the ``combo_ladder`` action the teacher may instead be ``ladder-hysteresis``
+(:class:`~jbrl.agents.ppo.table_teacher.TableTeacher`), which decides in the env's own table of
+plans and so needs no MILP solve (:func:`make_teacher` picks by spec).
+
 The policy network learns the teacher's actions (cross-entropy under the action masks, with
 plan changes weighted up) and the value network its discounted, normalised returns; optional
 DAgger rounds let the student act and the teacher label. With ``bc.candidates`` the teacher is
