@@ -164,11 +164,13 @@ class EnvConfig(_Frozen):
         "seconds, drawn uniformly (null: the scenario's own, or load_time_s), so one policy "
         "learns both quick and slow reconfiguration; the observation carries the load time.",
     )
-    initial_plan: Literal["greedy", "milp"] = Field(
+    initial_plan: Literal["greedy", "milp", "table"] = Field(
         default="greedy",
         description="Starting plan of an episode, for the first interval's rates x (1 + "
-        "initial_headroom): 'greedy' (jbrl.planning.greedy, no solver) or 'milp' (the MILP, "
-        "memoized on a 1 % grid; see jbrl.envs.start). Training configs default to 'milp'.",
+        "initial_headroom): 'greedy' (jbrl.planning.greedy, no solver), 'milp' (the MILP, "
+        "memoized on a 1 % grid; see jbrl.envs.start) or, for the ladder actions, 'table' (the "
+        "cheapest plan of the action table covering it: MILP plans without a solve per "
+        "episode). Training configs default to 'milp'.",
     )
     initial_headroom: Annotated[float, Field(ge=0, le=5)] = 0.3
     day_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 86400.0

@@ -16,7 +16,7 @@ from jbrl.envs.combo_ladder import COMBO_LADDER_FILE, ComboLadder, ComboLadderCo
 from jbrl.envs.config import EnvConfig, load_env_config
 from jbrl.envs.ladder import LADDER_FILE, LadderCodec, PlanLadder
 from jbrl.envs.observation import OBS_HIGH, OBS_LOW, ObservationEncoder
-from jbrl.envs.start import MilpStart
+from jbrl.envs.start import MilpStart, table_start
 from jbrl.envs.workload import sample_trace
 from jbrl.errors import InputError
 from jbrl.planning.plan import Plan
@@ -253,6 +253,8 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
             self.codec, cfg.history, cfg.day_s, cfg.interval_s, cfg.forecast
         )
         self.milp_start = MilpStart(self.codec) if cfg.initial_plan == "milp" else None
+        if cfg.initial_plan == "table":
+            table_start(self.codec, 1.0)  # refused here, at construction, without a table
         self.render_mode = render_mode
         self.observation_space, self.action_space = env_spaces(self.codec, self.encoder)
         self.sim: Simulator = make_simulator(cfg.simulator, SimConfig(service=cfg.service))
@@ -292,6 +294,8 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         target = rates0 * (1.0 + cfg.initial_headroom)
         if self.milp_start is not None:
             sig = self.milp_start.signature(self.scenario, target)
+        elif cfg.initial_plan == "table":
+            sig = table_start(self.codec, float(np.max(target / self.serving.nominal)))
         else:
             sig = self.codec.greedy_signature(target)
         self.sig = sig

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from jbrl.envs.codec import ActionCodec, PlanSignature
-from jbrl.errors import InfeasibleError
+from jbrl.errors import InfeasibleError, InputError
 from jbrl.scenario.model import Scenario
 
 GRID = 0.01
@@ -65,3 +65,22 @@ class MilpStart:
             feasible = res.feasible and res.total_cost is not None
             self._memo[key] = self.codec.canonical_signature(res.plan) if feasible else None
         return self._memo[key]
+
+
+def table_start(codec: ActionCodec, scale: float) -> PlanSignature:
+    """``initial_plan: table``: the cheapest plan of a ladder action's table covering ``scale``
+    x nominal (the top when none does). The table's plans are the MILP's, built once when
+    training starts, so an episode starts from a MILP plan without a solve of its own."""
+    from jbrl.envs.combo_ladder import ComboLadderCodec
+    from jbrl.envs.ladder import LadderCodec
+
+    if isinstance(codec, ComboLadderCodec):
+        i, j = codec.table.cheapest_covering(scale)
+        return codec.table.ladders[i].rungs[j]
+    if isinstance(codec, LadderCodec):
+        return codec.ladder.rungs[codec.ladder.covering(scale)]
+    raise InputError(
+        "initial_plan 'table' needs a ladder action (ladder or combo_ladder)",
+        field="initial_plan",
+        value="table",
+    )

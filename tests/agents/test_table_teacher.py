@@ -77,3 +77,22 @@ def test_validation_may_run_without_a_baseline() -> None:
     assert load_train_config({"eval": {"baseline": None}}).eval.baseline is None
     with pytest.raises(InputError, match="baseline"):
         load_train_config({"eval": {"baseline": "no-such-policy"}})
+
+
+def test_episodes_may_start_from_the_table(vqa_table) -> None:
+    """initial_plan: table starts every episode from the cheapest rung covering the first
+    interval's load x (1 + initial_headroom), with no MILP solve; refused without a table."""
+    vqa, table = vqa_table
+    env = ServingEnv(
+        {"action": "combo_ladder", "initial_plan": "table", "initial_headroom": 0.2},
+        scenario_obj=vqa,
+        ladder=table,
+    )
+    assert env.milp_start is None
+    for load in (0.3, 0.9, 1.5):
+        trace = generate_trace("constant", 3600, 0, params={"level": load})
+        env.reset(seed=0, options={"trace": trace})
+        i, j = table.cheapest_covering(load * 1.2)
+        assert env.sig == table.ladders[i].rungs[j]
+    with pytest.raises(InputError, match="initial_plan"):
+        ServingEnv({"initial_plan": "table"}, scenario_obj=vqa)
