@@ -15,6 +15,7 @@ encoder (:mod:`jbrl.envs.observation`) and actions are decoded by the env's code
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -146,8 +147,9 @@ class PpoActor:
 
 
 class PpoPolicy(Policy):
-    """A trained MaskablePPO policy (``path`` a run folder or its ``model.zip``; None: the policy
-    shipped for ``scenario``).
+    """A trained MaskablePPO policy (``path`` a run folder or its ``model.zip``; ``shipped`` the
+    name of a shipped policy folder, e.g. ``vqa_v2``; neither: the policy shipped for
+    ``scenario``).
 
     ``decide`` encodes the state with the env's encoder, asks the network (deterministic, with
     the action masks) and decodes the action with the env's codec: a valid plan, or the current
@@ -162,6 +164,7 @@ class PpoPolicy(Policy):
         self,
         path: str | Path | None = None,
         scenario: Scenario | str | None = None,
+        shipped: str | None = None,
         **params: Any,
     ) -> None:
         import torch
@@ -169,12 +172,26 @@ class PpoPolicy(Policy):
         if params:  # a typo such as ppo:pth=... must not quietly run the shipped policy
             key = sorted(params)[0]
             raise InputError(
-                "unknown parameter of policy 'ppo' (known: path)",
+                "unknown parameter of policy 'ppo' (known: path, shipped)",
                 field=f"policy.{key}",
                 value=params[key],
             )
+        if path is not None and shipped is not None:
+            raise InputError(
+                "give ppo either path= (a run folder) or shipped= (a shipped policy), not both",
+                field="policy.shipped",
+                value=shipped,
+            )
         torch.set_num_threads(1)
-        if path is None:
+        if shipped is not None:  # another shipped policy than the scenario's default
+            if not re.fullmatch(r"[a-z0-9_]+", shipped):
+                raise InputError(
+                    "a shipped policy's name (letters, digits, _)",
+                    field="policy.shipped",
+                    value=shipped,
+                )
+            folder = shipped_policy_dir(shipped)
+        elif path is None:
             name = scenario.name if isinstance(scenario, Scenario) else (scenario or "vqa")
             folder = shipped_policy_dir(str(name))
         else:

@@ -125,3 +125,19 @@ def test_unknown_policy_parameter_is_not_ignored() -> None:
 def test_shipped_folder_holds_no_pickle() -> None:
     root = shipped_policy_dir("vqa").parent
     assert not list(root.rglob("*.pkl"))
+
+
+def test_a_shipped_policy_by_name() -> None:
+    """ppo:shipped=NAME loads another shipped folder than the scenario's default (the same
+    folder here: the same decisions); names are plain, and path= and shipped= exclude each
+    other."""
+    from jbrl.agents.policy import ControlState, get_policy
+    from jbrl.scenario import load_scenario
+
+    vqa = load_scenario("vqa")
+    a, b = get_policy("ppo", scenario=vqa), get_policy("ppo:shipped=vqa", scenario=vqa)
+    assert a.folder == b.folder
+    state = ControlState(scenario=vqa, time_s=0.0, interval_s=60.0, current_plan=None)
+    assert a.decide(state).to_dict() == b.decide(state).to_dict()
+    for bad in ("ppo:shipped=../vqa", "ppo:shipped=vqa:path=/x/model.zip", "ppo:shipped=none"):
+        assert_bad_input(_evaluate(bad), "shipped" if "none" not in bad else "none")
