@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from jbrl.agents.policy import ControlState, get_policy
-from jbrl.agents.ppo import PpoPolicy, shipped_policy_dir
+from jbrl.agents.ppo import PpoPolicy
 from jbrl.agents.ppo.config import DEFAULT_TEACHER, load_train_config
 from jbrl.agents.ppo.train import latest_checkpoint, train
 from jbrl.errors import InputError
@@ -117,13 +117,12 @@ def test_train_config_errors(tmp_path: Path) -> None:
         load_train_config(tmp_path / "nope.yaml")
 
 
-def test_shipped_policy_loads_and_decides() -> None:
-    try:
-        shipped_policy_dir("vqa")
-    except InputError:
-        pytest.skip("no shipped policy for vqa yet")
+@pytest.mark.parametrize("spec", ["ppo", "ppo:shipped=vqa_v2"])
+def test_shipped_policy_loads_and_decides(spec: str) -> None:
+    """The shipped vqa policies (the 1-D ladder one and issue 13's combination-ladder one)
+    load, and decide valid plans as the load rises."""
     vqa = load_scenario("vqa")
-    policy = get_policy("ppo", scenario=vqa)
+    policy = get_policy(spec, scenario=vqa)
     assert isinstance(policy, PpoPolicy)
     rates = vqa.nominal_rates()
     plan = policy.decide(ControlState(scenario=vqa, time_s=0.0, interval_s=60.0))
