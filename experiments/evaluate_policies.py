@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from evaluate_vqa import git_commit, machine, run_unit
 
 from jbrl.envs.workload import ALL_TRACE_SPECS, KIND_TRACE_SPECS, eval_traces
@@ -43,6 +44,7 @@ from jbrl.evaluation.aggregate import Evaluation, RunRecord, aggregate
 from jbrl.evaluation.policies import build_policies
 from jbrl.evaluation.report import markdown_table
 from jbrl.evaluation.traces import resolve_trace
+from jbrl.planning.tables import ServingSpec
 from jbrl.scenario import load_scenario
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace
@@ -207,14 +209,26 @@ def dollars(ev: Evaluation, p: str) -> float:
     return r.dollars if r is not None else math.nan
 
 
-def subject_checks(args: Args, ev: Evaluation, subject: str) -> list[tuple[str, bool, str]]:
-    """(check, passed, detail) for each of the issue's targets the benchmark measures."""
+def baselines(policies: dict[str, str], subject: str) -> list[str]:
+    """The causal baselines the subject must beat: every policy but the subject, the
+    clairvoyant references and the other learned policies (ablations and earlier versions)."""
+    return [
+        lb
+        for lb, spec in policies.items()
+        if lb != subject and spec.split(":")[0] not in (*REFERENCES, "ppo")
+    ]
+
+
+def subject_checks(
+    args: Args, ev: Evaluation, subject: str, causal: list[str]
+) -> list[tuple[str, bool, str]]:
+    """(check, passed, detail) for each of the issue's targets the benchmark measures;
+    ``causal``: the baselines (:func:`baselines`)."""
     row = ev.row(subject)
     if row is None or row.errors:
         return [("ran", False, row.error if row is not None else "not evaluated")]
     hours = sum(t.duration for t in ev.traces.values()) / 3600
     refs = [p for p in ev.policies if p.split(":")[0] in REFERENCES]
-    causal = [p for p in ev.policies if p != subject and p not in refs]
     ok = [p for p in causal if worst_trace(ev, p) >= 0.99]
     cheapest = min(ok, key=lambda p: dollars(ev, p)) if ok else None
     oracle = next((p for p in refs if p.split(":")[0] == "oracle"), None)
@@ -300,6 +314,44 @@ def per_trace_table(ev: Evaluation) -> list[str]:
     return lines
 
 
+LEVEL_BINS = (0.5, 0.75, 1.0, 1.25, 1.5)
+"""Load levels of the combination table, as multiples of the nominal rate."""
+
+
+def combination_table(ev: Evaluation, policy: str, scenario: Scenario) -> list[str]:
+    """How often ``policy`` ran each variant combination, per load level (intervals over every
+    run; the combination is read from the interval's accuracy, the level is the largest
+    source's rate over the largest nominal rate)."""
+    spec = ServingSpec(scenario)
+    names = {
+        round(float(a), 4): "/".join(c.values())
+        for c, a in zip(spec.combos, spec.combo_accuracy, strict=True)
+    }
+    nominal = max(scenario.nominal_rates().values())
+    edges = [0.0, *LEVEL_BINS, math.inf]
+    labels = [
+        f"{lo:g}-{hi:g}x" if math.isfinite(hi) else f">= {lo:g}x"
+        for lo, hi in zip(edges, edges[1:], strict=False)
+    ]
+    counts: dict[str, list[int]] = {}
+    for r in ev.runs:
+        if r.policy != policy or r.error is not None or "accuracy" not in r.series:
+            continue
+        for acc, load in zip(r.series["accuracy"], r.series["load"], strict=False):
+            name = names.get(round(acc, 4), f"accuracy {acc:.2f}")
+            k = int(np.searchsorted(LEVEL_BINS, load / nominal, side="right"))
+            counts.setdefault(name, [0] * len(labels))[k] += 1
+    if not counts:
+        return []
+    lines = ["| combination | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 1)]
+    totals = [sum(c[k] for c in counts.values()) for k in range(len(labels))]
+    for name, c in sorted(counts.items()):
+        cells = [f"{100 * n / t:.0f} %" if t else "-" for n, t in zip(c, totals, strict=True)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("| intervals | " + " | ".join(str(t) for t in totals) + " |")
+    return lines
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -354,8 +406,13 @@ def report(args: Args, evs: dict[str, Evaluation], policies: dict[str, str], met
         text += ["", f"## {title}", "", markdown_table(ev), "", *per_trace_table(ev), ""]
         if args.subject in ev.policies:
             text += [f"Checks for `{args.subject}`:", ""]
-            for name, passed, detail in subject_checks(args, ev, args.subject):
+            causal = baselines(policies, args.subject)
+            for name, passed, detail in subject_checks(args, ev, args.subject, causal):
                 text.append(f"- {name}: **{'pass' if passed else 'FAIL'}** ({detail}).")
+            table = combination_table(ev, args.subject, load_scenario(args.scenario))
+            if table:
+                text += ["", f"Variant combinations `{args.subject}` ran, per load level:", ""]
+                text += table
     return "\n".join(text) + "\n"
 
 
