@@ -389,6 +389,9 @@ def report(args: Args, evs: dict[str, Evaluation], policies: dict[str, str], met
         f"{meta['started']} (git {meta['commit']}), {meta['wall_s'] / 60:.1f} min wall time.",
         "",
         f"- Machine: {meta['machine']}.",
+        f"- {meta['cached_units']} of {meta['units']} (policy, trace) units came from the cache "
+        "(`--cache`: runs of earlier invocations with the same settings; the wall time above "
+        "is this invocation's).",
         f"- Simulator: {args.sim}; {args.seeds} seed(s) per run; control interval "
         f"{args.interval:g} s; shield: {args.shield}; traces (test seed 0, never used in "
         f"training or selection): {', '.join(own.traces)}"
@@ -433,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
         print("; ".join(f"{lb}: {why}" for lb, why in bad.items()), file=sys.stderr)
         return 2
     names = [t.strip() for t in args.traces.split(",") if t.strip()]
+    files = [unit_file(args, policies[lb], t) for lb in policies for t in names]
+    meta["cached_units"] = sum(1 for f in files if f is not None and f.is_file())
+    meta["units"] = len(files)
     runs = run_all(args, policies, names)
     meta["wall_s"] = time.perf_counter() - t0
     evs = evaluations(args, base, policies, runs)
