@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from evaluate_vqa import git_commit, machine, run_unit
+from evaluate_vqa import evaluations_of, git_commit, machine, run_unit
 
 from jbrl.envs.workload import ALL_TRACE_SPECS, KIND_TRACE_SPECS, eval_traces
-from jbrl.evaluation.aggregate import Evaluation, RunRecord, aggregate
+from jbrl.evaluation.aggregate import Evaluation, RunRecord
 from jbrl.evaluation.policies import build_policies
 from jbrl.evaluation.report import markdown_table
 from jbrl.evaluation.traces import resolve_trace
@@ -362,22 +362,7 @@ def evaluations(
     traces = {n: test_trace(n, base) for n in names}
     if args.duration is not None:
         traces = {n: t.with_duration(min(args.duration, t.duration)) for n, t in traces.items()}
-    out = {}
-    for key, recs in runs.items():
-        ev = Evaluation(
-            scenario=base.name,
-            simulator=args.sim,
-            seeds=list(range(args.seeds)),
-            interval_s=args.interval,
-            load_time_s=None if key == "own" else args.load_time,
-            policies=list(policies),
-            traces=traces,
-            runs=recs,
-            latency_bound_ms=base.slo.latency_ms or math.nan,
-        )
-        aggregate(ev)
-        out[key] = ev
-    return out
+    return evaluations_of(args, base, list(policies), traces, runs)
 
 
 def report(args: Args, evs: dict[str, Evaluation], policies: dict[str, str], meta: dict) -> str:

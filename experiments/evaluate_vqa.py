@@ -145,6 +145,33 @@ def run_unit(
     return out
 
 
+def evaluations_of(
+    args: Any,
+    base: Any,
+    policies: list[str],
+    traces: dict[str, Trace],
+    runs: dict[str, list[RunRecord]],
+) -> dict[str, Evaluation]:
+    """The aggregated evaluation of each load-time setting (``"own"``, ``"forced"``) from its
+    runs; ``args`` as in :func:`run_unit`."""
+    out = {}
+    for key, recs in runs.items():
+        ev = Evaluation(
+            scenario=base.name,
+            simulator=args.sim,
+            seeds=list(range(args.seeds)),
+            interval_s=args.interval,
+            load_time_s=None if key == "own" else args.load_time,
+            policies=policies,
+            traces=traces,
+            runs=recs,
+            latency_bound_ms=base.slo.latency_ms or math.nan,
+        )
+        aggregate(ev)
+        out[key] = ev
+    return out
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -385,22 +412,9 @@ def main() -> int:
                 runs[k] += recs
             bar.update(task, advance=1, description=f"done {s} on {t}")
     order = {(p, t): i for i, (p, t) in enumerate(units)}
-    evs: dict[str, Evaluation] = {}
-    for key, recs in runs.items():
+    for recs in runs.values():
         recs.sort(key=lambda r: (order[(r.policy, r.trace)], r.seed))
-        ev = Evaluation(
-            scenario=base.name,
-            simulator=args.sim,
-            seeds=list(range(args.seeds)),
-            interval_s=args.interval,
-            load_time_s=None if key == "own" else args.load_time,
-            policies=specs,
-            traces=traces,
-            runs=recs,
-            latency_bound_ms=base.slo.latency_ms or math.nan,
-        )
-        aggregate(ev)
-        evs[key] = ev
+    evs = evaluations_of(args, base, specs, traces, runs)
     wall = time.perf_counter() - t0
     from rich.console import Console
 
