@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from jbrl.envs.codec import ActionCodec, PlanSignature
+from jbrl.envs.config import EnvConfig
 from jbrl.planning.plan import Plan
 from jbrl.scenario.forecast import HoltForecaster
 from jbrl.scenario.model import Scenario
@@ -62,6 +63,12 @@ class ObservationEncoder:
                 self.measured[start : start + n] = True
             start += n
         self.measured[-1] = False  # plan $/h is known exactly
+
+    @classmethod
+    def for_config(cls, codec: ActionCodec, cfg: EnvConfig) -> ObservationEncoder:
+        """The encoder an env config asks for: the env and the deployed policy both build theirs
+        here, so they read the same config fields."""
+        return cls(codec, cfg.history, cfg.day_s, cfg.interval_s, cfg.forecast)
 
     def encode(
         self,

@@ -249,9 +249,7 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         }
         self.serving = ServingSpec(self.scenario, cfg.accuracy)
         self.codec = make_codec(self.serving, cfg, ladder)
-        self.encoder = ObservationEncoder(
-            self.codec, cfg.history, cfg.day_s, cfg.interval_s, cfg.forecast
-        )
+        self.encoder = ObservationEncoder.for_config(self.codec, cfg)
         self.milp_start = MilpStart(self.codec) if cfg.initial_plan == "milp" else None
         if cfg.initial_plan == "table":
             table_start(self.codec, 1.0)  # refused here, at construction, without a table

@@ -415,10 +415,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     base = load_scenario(args.scenario)
     policies = labelled(args)
-    bad = {lb: why for lb, why in build_policies(list(policies.values()), base).items()}
-    bad = {lb: why for lb, why in bad.items() if isinstance(why, str)}
+    built = build_policies(list(policies.values()), base)
+    bad = {spec: why for spec, why in built.items() if isinstance(why, str)}
     if bad:  # a bad spec fails here, before any run
-        print("; ".join(f"{lb}: {why}" for lb, why in bad.items()), file=sys.stderr)
+        print("; ".join(f"{spec}: {why}" for spec, why in bad.items()), file=sys.stderr)
         return 2
     names = [t.strip() for t in args.traces.split(",") if t.strip()]
     files = [unit_file(args, policies[lb], t) for lb in policies for t in names]

@@ -269,10 +269,7 @@ class PpoPolicy(Policy):
         """The action codec and observation encoder of ``scenario`` in this policy's layout."""
         spec = ServingSpec(scenario, self.env_config.accuracy)
         codec = make_codec(spec, self.env_config, self.ladder(scenario))
-        cfg = self.env_config
-        return codec, ObservationEncoder(
-            codec, cfg.history, cfg.day_s, cfg.interval_s, cfg.forecast
-        )
+        return codec, ObservationEncoder.for_config(codec, self.env_config)
 
     def tables(self, scenario: Scenario) -> tuple[ActionCodec, ObservationEncoder]:
         """The action codec and observation encoder of ``scenario`` in this policy's layout
