@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _results import field_help
 from evaluate_vqa import evaluations_of, git_commit, machine, run_unit
 
 from jbrl.envs.workload import ALL_TRACE_SPECS, KIND_TRACE_SPECS, eval_traces
@@ -95,10 +96,13 @@ class Args:
 
 def parse_args(argv: list[str] | None = None) -> Args:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    helps = field_help(Args)
     for f in dataclasses.fields(Args):
         kind = float if f.name in ("interval", "load_time", "decision_ms") else type(f.default)
         kind = float if f.name == "duration" else kind
-        ap.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default)
+        ap.add_argument(
+            f"--{f.name.replace('_', '-')}", type=kind, default=f.default, help=helps.get(f.name)
+        )
     args = Args(**vars(ap.parse_args(argv)))
     if args.shield not in ("on", "off", "both"):
         ap.error(f"--shield: on, off or both, not {args.shield!r}")

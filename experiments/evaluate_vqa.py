@@ -32,6 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _results import field_help
+
 from jbrl.evaluation.aggregate import Evaluation, Row, RunRecord, aggregate
 from jbrl.evaluation.policies import build_policies, probe_policy
 from jbrl.evaluation.report import markdown_table, render_table
@@ -84,16 +86,24 @@ class Args:
 
 def parse_args() -> Args:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    helps = field_help(Args)
     for f in dataclasses.fields(Args):
         if f.name == "specs":
             continue
         default = f.default
         if isinstance(default, bool):
-            ap.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=default)
+            ap.add_argument(
+                f"--{f.name}",
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=helps.get(f.name),
+            )
         else:
             kind = float if f.name in ("interval", "load_time", "duration") else type(default)
             kind = str if default is None and f.name != "duration" else kind
-            ap.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=default)
+            ap.add_argument(
+                f"--{f.name.replace('_', '-')}", type=kind, default=default, help=helps.get(f.name)
+            )
     return Args(**vars(ap.parse_args()))
 
 
