@@ -12,7 +12,8 @@ action: workers              # workers | ladder | combo_ladder (jbrl.envs.ladder
 ladder: null                 # the ladder designs' action table (JSON); null: greedy-built
 initial_headroom: 0.3        # ... for the first interval's rates x (1 + this)
 shield: null                 # SLO shield margin (e.g. 1.1: jbrl.planning.shield); null: off
-reward: {dollar: 1.0, slo_miss: 0.01, reconfiguration: 0.002}
+shield_check: model          # model (latency model + MILP scale-up) | table (combo_ladder's table)
+reward: {dollar: 1.0, slo_miss: 0.01, reconfiguration: 0.002, shield: 0.0}
 traces:                      # training-trace distribution, one component drawn per episode
   - {weight: 1, kinds: [diurnal], params: {amplitude: [0.2, 0.6], period_s: [3600, 14400]}}
   - {weight: 1, kinds: [diurnal, bursty], params: {...}}   # several kinds multiply
@@ -45,7 +46,8 @@ class _Frozen(BaseModel):
 
 
 class RewardWeights(_Frozen):
-    """reward = -(dollar * $ in the interval + slo_miss * late requests + reconfiguration * loads)."""
+    """reward = -(dollar * $ in the interval + slo_miss * late requests + reconfiguration * loads
+    + shield * shield interventions)."""
 
     dollar: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
     slo_miss: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
@@ -53,6 +55,12 @@ class RewardWeights(_Frozen):
     )
     reconfiguration: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
         default=0.002, description="$ per worker that loads a model."
+    )
+    shield: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        default=0.0,
+        description="$ per SLO-shield intervention (with env.shield): a price on leaning on "
+        "the shield, so that the policy learns not to need it. Validation scores never "
+        "count it (they weigh $ and late requests only).",
     )
 
 
@@ -184,6 +192,14 @@ class EnvConfig(_Frozen):
         "is applied, it is checked at the last observed rates x this margin and, predicted to "
         "miss, replaced by the cheapest scale-up that meets the target; info['shield'] says "
         "what it did. null: no shield.",
+    )
+    shield_check: Literal["model", "table"] = Field(
+        default="model",
+        description="How the shield checks and substitutes: 'model' predicts attainment with "
+        "the latency model and solves the SLO-aware MILP for a scale-up (the deployment "
+        "shield, jbrl.planning.shield); 'table' (action combo_ladder only) reads each rung's "
+        "SLO-safe load from the action table and substitutes the cheapest covering rung, with "
+        "no prediction or solve per step (jbrl.envs.table_shield: what training uses).",
     )
     obs_noise: Annotated[float, Field(ge=0, le=2)] = Field(
         default=0.0,

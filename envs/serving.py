@@ -17,6 +17,7 @@ from jbrl.envs.config import EnvConfig, load_env_config
 from jbrl.envs.ladder import LADDER_FILE, LadderCodec, PlanLadder
 from jbrl.envs.observation import OBS_HIGH, OBS_LOW, ObservationEncoder
 from jbrl.envs.start import MilpStart, table_start
+from jbrl.envs.table_shield import TableShield
 from jbrl.envs.workload import sample_trace
 from jbrl.errors import InputError
 from jbrl.planning.plan import Plan
@@ -209,7 +210,10 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
     between the decoded action and the simulator: a plan predicted to miss the SLO at the last
     observed rates x the margin is replaced by the cheapest scale-up that meets it;
     ``info["shield"]`` holds the verdict (``intervened``, ``reason``, ...) and the episode's
-    ``interventions`` so far.
+    ``interventions`` so far. ``shield_check: table`` (``combo_ladder`` only) makes the same
+    decisions from the action table's SLO-safe loads, without a prediction or solve per step
+    (:mod:`jbrl.envs.table_shield`: the shield in the training loop); ``reward.shield`` prices
+    each intervention.
     ``obs_noise`` (training only) multiplies the measured parts of the observation by
     lognormal noise drawn from ``np_random``.
 
@@ -218,7 +222,8 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
     * v0: initial version (``action: workers``; ``action: ladder`` and ``action:
       combo_ladder`` added without changing the default; ``initial_plan: milp`` replaced the
       ``initial_plan`` callable argument, and ``info["metrics"]`` was added, without changing
-      the default behaviour).
+      the default behaviour; ``shield_check`` and ``reward.shield`` / ``info["reward_shield"]``
+      added, 0 unless set).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
@@ -251,6 +256,15 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.codec = make_codec(self.serving, cfg, ladder)
         self.encoder = ObservationEncoder.for_config(self.codec, cfg)
         self.milp_start = MilpStart(self.codec) if cfg.initial_plan == "milp" else None
+        self.table_shield: TableShield | None = None
+        if cfg.shield is not None and cfg.shield_check == "table":
+            if not isinstance(self.codec, ComboLadderCodec):
+                raise InputError(
+                    "shield_check 'table' needs action 'combo_ladder'",
+                    field="shield_check",
+                    value=cfg.action,
+                )
+            self.table_shield = TableShield(self.codec, cfg.shield)
         if cfg.initial_plan == "table":
             table_start(self.codec, 1.0)  # refused here, at construction, without a table
         self.render_mode = render_mode
@@ -303,7 +317,9 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.time_s = 0.0
         self.rate_history = [rates0]
         self.last = None
-        if cfg.shield is not None:
+        if self.table_shield is not None:
+            self.table_shield.reset()
+        elif cfg.shield is not None:
             if self.shield is None or self.shield.scenario is not self.scenario:
                 self.shield = SloShield(self.scenario, cfg.shield)
             self.shield.reset()
@@ -323,6 +339,11 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
             shield = {**verdict.info(), "interventions": self.shield.stats.interventions}
             if verdict.intervened:
                 plan = verdict.plan
+        elif self.table_shield is not None:
+            sub, shield = self.table_shield.check(self.codec.signature(plan), design)
+            shield["interventions"] = self.table_shield.stats.interventions
+            if sub is not None:
+                plan = self.codec.plan_of(sub, design)
         loads: list[str] = []
         if plan is not self.plan:
             sig = self.codec.signature(plan)
@@ -343,6 +364,7 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
             "reward_dollar": -w.dollar * m.dollars,
             "reward_slo": -w.slo_miss * late,
             "reward_reconfiguration": -w.reconfiguration * len(loads),
+            "reward_shield": -w.shield * float(shield is not None and shield["intervened"]),
         }
         reward = float(sum(parts.values()))
         info: dict[str, Any] = {
