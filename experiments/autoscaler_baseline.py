@@ -4,14 +4,16 @@ before / after the rebuild on Ray Serve's semantics.
     python experiments/autoscaler_baseline.py tune       # grid over target_ongoing_requests
     python experiments/autoscaler_baseline.py figures --before 3dfb165 --after autoscaler:target=T
 
-``tune``: ``autoscaler:target=T`` for T in the grid, fluid simulator, on traces of the training
+``tune``: ``autoscaler:target=T`` for T in the grid (and ``:design=D`` for each ``--design``
+D), fluid simulator, on traces of the training
 distribution only (seeds 4242-4244 of :func:`jbrl.envs.workload.product_trace` with the
 evaluation specs, as ``milp-hysteresis`` was tuned; never ``configs/traces/``), with the
 scenario's load times and with 30 s loads; chosen: the cheapest T whose pooled attainment is
 >= 99 % in both. ``figures``: DES, constant 1.35x nominal (2 seeds, 2 h), ``configs/traces/
 step.csv`` and the demo trace (``diurnal_bursts``), the autoscaler before (its module at git
 revision ``--before``, loaded from git) and after, with ``milp-static`` beside. Writes
-``experiments/results/autoscaler.md`` (one section per part) and ``autoscaler.json``.
+``experiments/results/autoscaler.md`` (one section per part, and per scenario for scenarios
+other than vqa) and ``autoscaler.json``.
 """
 
 from __future__ import annotations
@@ -78,10 +80,14 @@ def header() -> None:
         )
 
 
-def tune(scenario_name: str) -> dict[str, Any]:
+def tune(scenario_name: str, designs: list[float] | None = None) -> dict[str, Any]:
     s = load_scenario(scenario_name)
     traces = training_traces(s)
-    specs = [f"autoscaler:target={t}" for t in GRID]
+    specs = [
+        f"autoscaler:target={t}" + (f":design={d:g}" if d else "")
+        for d in designs or [0.0]
+        for t in GRID
+    ]
     res: dict[str, Any] = {}
     for label, load in (("own load times", None), ("30 s loads", 30.0)):
         ev = evaluate(s, traces, specs, sim="fluid", seeds=1, load_time=load)
@@ -103,8 +109,16 @@ def tune(scenario_name: str) -> dict[str, Any]:
                 f"{100 * r['worst_attainment']:.2f}% | {r['plan_changes']} |"
             )
     lines += ["", f"Chosen (cheapest with pooled SLO >= 99 % in both): **{chosen}**"]
-    write_section(MD, "<!-- tune -->", "<!-- /tune -->", "## Tuning\n\n" + "\n".join(lines))
+    tag, title = part_key("tune", scenario_name), f"## Tuning ({scenario_name})"
+    write_section(MD, f"<!-- {tag} -->", f"<!-- /{tag} -->", title + "\n\n" + "\n".join(lines))
     return {"results": res, "chosen": chosen}
+
+
+def part_key(part: str, scenario_name: str) -> str:
+    """The results' section and JSON key of ``part``: the part's name for vqa (the sections
+    written first), ``<part> <scenario>`` for the others, so one scenario's tuning never
+    overwrites another's."""
+    return part if scenario_name == "vqa" else f"{part} {scenario_name}"
 
 
 def load_before(ref: str) -> None:
@@ -169,11 +183,21 @@ def main() -> None:
     ap.add_argument(
         "--after", nargs="*", default=[], help="more specs of the rebuilt autoscaler (tuned)"
     )
+    ap.add_argument(
+        "--design",
+        nargs="*",
+        type=float,
+        default=[0.0],
+        help="tune: also over these design loads (x nominal the models are chosen for; 0: the "
+        "first observed load)",
+    )
     a = ap.parse_args()
     header()
-    part = tune(a.scenario) if a.part == "tune" else figures(a.scenario, a.before, a.after)
+    part = (
+        tune(a.scenario, a.design) if a.part == "tune" else figures(a.scenario, a.before, a.after)
+    )
     data = json.loads(JSON.read_text()) if JSON.exists() else {}  # read now: parts run apart
-    data[a.part] = part
+    data[part_key(a.part, a.scenario)] = part
     JSON.write_text(json.dumps(data, indent=1, default=str) + "\n", "utf-8")
 
 
