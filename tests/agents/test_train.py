@@ -117,26 +117,29 @@ def test_train_config_errors(tmp_path: Path) -> None:
         load_train_config(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize("spec", ["ppo", "ppo:shipped=vqa_v2"])
-def test_shipped_policy_loads_and_decides(spec: str) -> None:
-    """The shipped vqa policies (the 1-D ladder one and issue 13's combination-ladder one)
-    load, and decide valid plans as the load rises."""
-    vqa = load_scenario("vqa")
-    policy = get_policy(spec, scenario=vqa)
+@pytest.mark.parametrize(
+    ("spec", "scenario"),
+    [("ppo", "vqa"), ("ppo:shipped=vqa_v2", "vqa"), ("ppo:shipped=vehicle_v2", "vehicle")],
+)
+def test_shipped_policy_loads_and_decides(spec: str, scenario: str) -> None:
+    """The shipped policies (vqa's 1-D ladder one, issue 13's combination-ladder ones for vqa
+    and vehicle) load, and decide valid plans as the load rises."""
+    scen = load_scenario(scenario)
+    policy = get_policy(spec, scenario=scen)
     assert isinstance(policy, PpoPolicy)
-    rates = vqa.nominal_rates()
-    plan = policy.decide(ControlState(scenario=vqa, time_s=0.0, interval_s=60.0))
+    rates = scen.nominal_rates()
+    plan = policy.decide(ControlState(scenario=scen, time_s=0.0, interval_s=60.0))
     for i in range(50):
         r = {k: v * (0.6 + 0.02 * i) for k, v in rates.items()}
         state = ControlState(
-            scenario=vqa,
+            scenario=scen,
             time_s=60.0 * (i + 1),
             interval_s=60.0,
             current_plan=plan,
             rate_history=[r] * 3,
         )
         plan = policy.decide(state)
-        assert not evaluate_plan(vqa, plan, r).invalid
+        assert not evaluate_plan(scen, plan, r).invalid
     # decision time is a figure, not a test: `jbrl evaluate` reports it per policy
     # (decision_ms), e.g. in experiments/evaluate_vqa.py's benchmark
 

@@ -72,15 +72,16 @@ def test_one_test_trace_per_generator_kind_on_its_own_seeds():
     assert set(ALL_TRACE_SPECS) == set(EVAL_TRACE_SPECS) | set(KIND_TRACE_SPECS)
 
 
-def test_the_robust_policy_trains_on_every_kind_it_is_tested_on():
-    """configs/train/ppo_vqa_v2.yaml draws from every generator kind of the per-kind test set
-    and validates on all of them (seed 1), never on the test seed."""
+@pytest.mark.parametrize("config", ["ppo_vqa_v2.yaml", "ppo_vehicle_v2.yaml"])
+def test_the_robust_policy_trains_on_every_kind_it_is_tested_on(config: str):
+    """The robust policies' training configs draw from every generator kind of the per-kind
+    test set and validate on all of them (seed 1), never on the test seed."""
     from pathlib import Path
 
     from jbrl.agents.ppo.config import load_train_config
 
     root = Path(__file__).resolve().parents[2]
-    cfg = load_train_config(root / "configs" / "train" / "ppo_vqa_v2.yaml")
+    cfg = load_train_config(root / "configs" / "train" / config)
     trained = {k for comp in cfg.env.traces for k in comp.kinds}
     for kinds, _ in KIND_TRACE_SPECS.values():
         assert set(kinds) <= trained
