@@ -258,13 +258,7 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.milp_start = MilpStart(self.codec) if cfg.initial_plan == "milp" else None
         self.table_shield: TableShield | None = None
         if cfg.shield is not None and cfg.shield_check == "table":
-            if not isinstance(self.codec, ComboLadderCodec):
-                raise InputError(
-                    "shield_check 'table' needs action 'combo_ladder'",
-                    field="shield_check",
-                    value=cfg.action,
-                )
-            self.table_shield = TableShield(self.codec, cfg.shield)
+            self.table_shield = TableShield(self.codec, cfg.shield)  # refuses other actions
         if cfg.initial_plan == "table":
             table_start(self.codec, 1.0)  # refused here, at construction, without a table
         self.render_mode = render_mode

@@ -11,10 +11,11 @@ those numbers, with no prediction and no solve:
 
 * **check**: the wanted rung passes when its SLO-safe scale covers the largest observed source
   rate, as a multiple of its nominal rate, x ``margin``;
-* **substitute** (scale-up only, at once): the cheapest rung of the *wanted* combination that
-  covers it (a rung extends the rungs below it, so only added workers load); when that
-  combination cannot reach the load, the cheapest rung of any combination that can, and when
-  none can, the rung reaching furthest (the verdict says the load is beyond the table).
+* **substitute** (at once): the cheapest rung of the *wanted* combination that covers it
+  (staying in a combination loads fewer workers than switching, which reloads every one; the
+  SLO-aware rungs do not always extend the rung below, so ``scale_up`` says whether every
+  wanted worker stayed); when that combination cannot reach the load, the cheapest rung of any
+  combination that can, and when none can, the rung reaching furthest (``missed``).
 
 It keeps the deployment shield's counts (:class:`~jbrl.planning.shield.ShieldStats`) and
 verdict keys, so ``info["shield"]`` reads the same with either check (``EnvConfig.shield_check``).
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from jbrl.envs.codec import PlanSignature
+from jbrl.envs.codec import ActionCodec, PlanSignature
 from jbrl.envs.combo_ladder import ComboLadderCodec
 from jbrl.errors import InputError
 from jbrl.planning.shield import ShieldStats
@@ -37,9 +38,11 @@ class TableShield:
     """The SLO shield over a :class:`~jbrl.envs.combo_ladder.ComboLadderCodec`'s table (module
     docstring). ``margin`` >= 1 multiplies the observed load, as the deployment shield's."""
 
-    def __init__(self, codec: ComboLadderCodec, margin: float) -> None:
+    def __init__(self, codec: ActionCodec, margin: float) -> None:
         if not isinstance(codec, ComboLadderCodec):
-            raise InputError("the table shield needs the combo_ladder action", field="shield_check")
+            raise InputError(
+                "shield_check 'table' needs action 'combo_ladder'", field="shield_check"
+            )
         if not (math.isfinite(margin) and margin >= 1.0):
             raise InputError("must be a number >= 1", field="shield", value=margin)
         self.codec = codec
