@@ -256,15 +256,14 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.codec = make_codec(self.serving, cfg, ladder)
         self.encoder = ObservationEncoder.for_config(self.codec, cfg)
         self.milp_start = MilpStart(self.codec) if cfg.initial_plan == "milp" else None
-        self.table_shield: TableShield | None = None
-        if cfg.shield is not None and cfg.shield_check == "table":
-            self.table_shield = TableShield(self.codec, cfg.shield)  # refuses other actions
         if cfg.initial_plan == "table":
             table_start(self.codec, 1.0)  # refused here, at construction, without a table
         self.render_mode = render_mode
         self.observation_space, self.action_space = env_spaces(self.codec, self.encoder)
         self.sim: Simulator = make_simulator(cfg.simulator, SimConfig(service=cfg.service))
-        self.shield: SloShield | None = None
+        self.shield: SloShield | TableShield | None = None
+        if cfg.shield is not None and cfg.shield_check == "table":
+            self.shield = TableShield(self.codec, cfg.shield)  # refuses other actions
         self.trace: Trace | None = None
         self.plan: Plan | None = None
         self.sig: PlanSignature | None = None
@@ -311,11 +310,12 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.time_s = 0.0
         self.rate_history = [rates0]
         self.last = None
-        if self.table_shield is not None:
-            self.table_shield.reset()
-        elif cfg.shield is not None:
-            if self.shield is None or self.shield.scenario is not self.scenario:
-                self.shield = SloShield(self.scenario, cfg.shield)
+        if cfg.shield is not None:
+            if cfg.shield_check == "model" and not (
+                isinstance(self.shield, SloShield) and self.shield.scenario is self.scenario
+            ):
+                self.shield = SloShield(self.scenario, cfg.shield)  # per load-time variant
+            assert self.shield is not None
             self.shield.reset()
         return self._obs(), {"trace": self.trace_info}
 
@@ -333,11 +333,6 @@ class ServingEnv(gym.Env[np.ndarray, np.ndarray]):
             shield = {**verdict.info(), "interventions": self.shield.stats.interventions}
             if verdict.intervened:
                 plan = verdict.plan
-        elif self.table_shield is not None:
-            sub, shield = self.table_shield.check(self.codec.signature(plan), design)
-            shield["interventions"] = self.table_shield.stats.interventions
-            if sub is not None:
-                plan = self.codec.plan_of(sub, design)
         loads: list[str] = []
         if plan is not self.plan:
             sig = self.codec.signature(plan)

@@ -17,21 +17,23 @@ those numbers, with no prediction and no solve:
   wanted worker stayed); when that combination cannot reach the load, the cheapest rung of any
   combination that can, and when none can, the rung reaching furthest (``missed``).
 
-It keeps the deployment shield's counts (:class:`~jbrl.planning.shield.ShieldStats`) and
-verdict keys, so ``info["shield"]`` reads the same with either check (``EnvConfig.shield_check``).
+It has the deployment shield's interface, verdicts (:class:`~jbrl.planning.shield.ShieldVerdict`)
+and counts (:class:`~jbrl.planning.shield.ShieldStats`), so the env runs either one the same way
+and ``info["shield"]`` reads the same with either check (``EnvConfig.shield_check``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 
-from jbrl.envs.codec import ActionCodec, PlanSignature
+from jbrl.envs.codec import ActionCodec
 from jbrl.envs.combo_ladder import ComboLadderCodec
 from jbrl.errors import InputError
-from jbrl.planning.shield import ShieldStats
+from jbrl.planning.plan import Plan
+from jbrl.planning.shield import ShieldStats, ShieldVerdict
 
 
 class TableShield:
@@ -59,48 +61,43 @@ class TableShield:
         ratio = np.asarray(rates, dtype=float) / np.maximum(nominal, 1e-12)
         return float(np.max(ratio)) * self.margin if ratio.size else 0.0
 
-    def check(
-        self, sig: PlanSignature, rates: np.ndarray
-    ) -> tuple[PlanSignature | None, dict[str, Any]]:
-        """(substitute rung or None when ``sig`` passes, the verdict as ``info["shield"]``)."""
+    def check(self, plan: Plan, load: Mapping[str, float]) -> ShieldVerdict:
+        """The plan to apply instead of ``plan`` at observed source rates ``load``; counted (the
+        deployment shield's interface and verdict, :meth:`SloShield.check
+        <jbrl.planning.shield.SloShield.check>`)."""
+        verdict = self._check(plan, self.codec.spec.rates_array(load))
+        self.stats.add(verdict)
+        return verdict
+
+    def _check(self, plan: Plan, rates: np.ndarray) -> ShieldVerdict:
         table = self.codec.table
+        sig = self.codec.signature(plan)
         need = self.need(rates)
         i, j = self.codec.snap(sig)
-        own = sig.combo == table.combos[i]
         safe = float(table.ladders[i].scale[j])
         cost = float(table.ladders[i].dollars[j])
-        info: dict[str, Any] = {
-            "intervened": False, "reason": "", "missed": False, "scale_up": True,
-            "added_workers": 0, "wanted_cost": cost, "cost": cost,
-            "attainment_wanted": None, "attainment": None, "seconds": 0.0,
-        }  # fmt: skip
         if need <= 0 or safe >= need - 1e-9:
-            self.stats.decisions += 1
-            return None, info
+            return ShieldVerdict(plan, False, wanted_cost=cost, cost=cost)
         lad = table.ladders[i]
         k = lad.covering(need)
-        if own and lad.scale[k] >= need - 1e-9:
+        missed = False
+        if sig.combo == table.combos[i] and lad.scale[k] >= need - 1e-9:
             si, sj, how = i, k, "a larger rung of the wanted combination"
         else:
             si, sj = table.cheapest_covering(need)
-            reaches = table.ladders[si].scale[sj] >= need - 1e-9
-            how = "the cheapest rung covering it" if reaches else "beyond the table: its top rung"
-            info["missed"] = not reaches
+            missed = bool(table.ladders[si].scale[sj] < need - 1e-9)
+            how = "beyond the table: its top rung" if missed else "the cheapest rung covering it"
         sub = table.ladders[si].rungs[sj]
         before = {(w, o) for w, o in enumerate(sig.assignment) if o >= 0}
         after = {(w, o) for w, o in enumerate(sub.assignment) if o >= 0}
-        info.update(
-            intervened=True,
-            reason=(
-                f"SLO-safe up to {safe:.2f}x nominal, below the observed load x "
-                f"{self.margin:g} = {need:.2f}x; {how}"
-            ),
+        return ShieldVerdict(
+            self.codec.plan_of(sub, rates),
+            True,
+            f"SLO-safe up to {safe:.2f}x nominal, below the observed load x {self.margin:g} = "
+            f"{need:.2f}x; {how}",
+            missed=missed,
             scale_up=sub.combo == sig.combo and before <= after,
             added_workers=len(after - before),
+            wanted_cost=cost,
             cost=float(table.ladders[si].dollars[sj]),
         )
-        self.stats.decisions += 1
-        self.stats.interventions += 1
-        self.stats.scale_ups += int(info["scale_up"])
-        self.stats.missed += int(info["missed"])
-        return sub, info
