@@ -91,7 +91,8 @@ class Args:
     """Markdown report (default experiments/results/policies_<scenario>.md)"""
     cache: str = "runs/evaluate_policies"
     """finished (policy, trace) units are kept here and reused by a rerun with the same
-    settings (nothing lost on a crash; policies added later run alone); '' keeps none"""
+    settings (nothing lost on a crash; policies and seeds added later run alone); '' keeps
+    none"""
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
@@ -135,35 +136,47 @@ def test_trace(name: str, scenario: Scenario) -> Trace:
 
 
 def unit_file(args: Args, spec: str, trace_name: str) -> Path | None:
-    """Where the unit's records are cached: keyed by everything that decides its figures."""
+    """Where the unit's records are cached: keyed by everything that decides its figures except
+    the number of seeds (the file holds seeds 0 .. k-1; seed i's run is the same whatever the
+    number of seeds)."""
     if not args.cache:
         return None
-    key = [args.scenario, spec, trace_name, args.sim, args.seeds, args.interval]
-    key += [args.load_time, args.duration]
+    key = [args.scenario, spec, trace_name, args.sim, args.interval, args.load_time]
+    key += [args.duration]
     digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
     return Path(args.cache) / f"{trace_name}__{digest}.json"
 
 
+def cached_seeds(path: Path | None, seeds: int) -> int:
+    """How many of the first ``seeds`` seeds of a unit its cache file holds."""
+    if path is None or not path.is_file():
+        return 0
+    raw = json.loads(path.read_text("utf-8"))
+    return min(seeds, *(len(v) for v in raw.values()))
+
+
 def unit(args: Args, label: str, spec: str, trace_name: str) -> dict[str, list[RunRecord]]:
-    """One policy on one trace, both load-time settings, every seed; records under ``label``
-    (from the cache when this unit ran before with the same settings)."""
+    """One policy on one trace, both load-time settings, every seed; records under ``label``.
+    Seeds an earlier invocation with the same settings ran come from the cache; only the
+    missing ones run (``--seeds 2`` after ``--seeds 1`` runs seed 1 alone)."""
     path = unit_file(args, spec, trace_name)
+    saved: dict[str, list[RunRecord]] = {"own": [], "forced": []}
     if path is not None and path.is_file():
-        saved = json.loads(path.read_text("utf-8"))
-        return {
-            k: [dataclasses.replace(RunRecord.from_dict(d), policy=label) for d in v]
-            for k, v in saved.items()
-        }
-    got = run_unit(args, spec, trace_name, test_trace(trace_name, load_scenario(args.scenario)))
-    for recs in got.values():
-        for r in recs:
-            r.policy = label
-    if path is not None and not any(r.error for recs in got.values() for r in recs):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({k: [r.to_dict() for r in v] for k, v in got.items()}))
-        tmp.replace(path)
-    return got
+        raw = json.loads(path.read_text("utf-8"))
+        saved = {k: [RunRecord.from_dict(d) for d in raw[k]] for k in saved}
+    have = min(len(v) for v in saved.values())
+    if have < args.seeds:
+        scen = load_scenario(args.scenario)
+        got = run_unit(args, spec, trace_name, test_trace(trace_name, scen), first_seed=have)
+        saved = {k: saved[k][:have] + got[k] for k in saved}
+        if path is not None and not any(r.error for recs in got.values() for r in recs):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({k: [r.to_dict() for r in v] for k, v in saved.items()}))
+            tmp.replace(path)
+    return {
+        k: [dataclasses.replace(r, policy=label) for r in v[: args.seeds]] for k, v in saved.items()
+    }
 
 
 def run_all(args: Args, policies: dict[str, str], traces: list[str]) -> dict[str, list[RunRecord]]:
@@ -378,9 +391,9 @@ def report(args: Args, evs: dict[str, Evaluation], policies: dict[str, str], met
         f"{meta['started']} (git {meta['commit']}), {meta['wall_s'] / 60:.1f} min wall time.",
         "",
         f"- Machine: {meta['machine']}.",
-        f"- {meta['cached_units']} of {meta['units']} (policy, trace) units came from the cache "
-        "(`--cache`: runs of earlier invocations with the same settings; the wall time above "
-        "is this invocation's).",
+        f"- {meta['cached_runs']} of {meta['runs']} (policy, trace, seed) runs came from the "
+        "cache (`--cache`: runs of earlier invocations with the same settings; the wall time "
+        "above is this invocation's).",
         f"- Simulator: {args.sim}; {args.seeds} seed(s) per run; control interval "
         f"{args.interval:g} s; shield: {args.shield}; traces (test seed 0, never used in "
         f"training or selection): {', '.join(own.traces)}"
@@ -426,8 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     names = [t.strip() for t in args.traces.split(",") if t.strip()]
     files = [unit_file(args, policies[lb], t) for lb in policies for t in names]
-    meta["cached_units"] = sum(1 for f in files if f is not None and f.is_file())
-    meta["units"] = len(files)
+    meta["cached_runs"] = sum(cached_seeds(f, args.seeds) for f in files)
+    meta["runs"] = len(files) * args.seeds
     runs = run_all(args, policies, names)
     meta["wall_s"] = time.perf_counter() - t0
     evs = evaluations(args, base, policies, runs)

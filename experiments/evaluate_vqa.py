@@ -111,12 +111,13 @@ def parse_args() -> Args:
 
 
 def run_unit(
-    args: Any, spec: str, trace_name: str, trace: Trace | None = None
+    args: Any, spec: str, trace_name: str, trace: Trace | None = None, first_seed: int = 0
 ) -> dict[str, list[RunRecord]]:
     """One policy on one trace (``trace``, else the trace file or embedded trace named
-    ``trace_name``): both load-time settings, every seed (one process). ``args``: this script's
-    :class:`Args` or any settings with its ``scenario``, ``load_time``, ``duration``, ``seeds``,
-    ``sim`` and ``interval``."""
+    ``trace_name``): both load-time settings, seeds ``first_seed`` .. ``args.seeds - 1`` (one
+    process; a seed's run does not depend on how many seeds there are, so a benchmark can add
+    seeds to runs it kept). ``args``: this script's :class:`Args` or any settings with its
+    ``scenario``, ``load_time``, ``duration``, ``seeds``, ``sim`` and ``interval``."""
     base = load_scenario(args.scenario)
     settings = {"own": base, "forced": with_load_time(base, args.load_time)}
     if trace is None:
@@ -126,14 +127,14 @@ def run_unit(
     out: dict[str, list[RunRecord]] = {}
     for key, scen in settings.items():
         recs = []
-        for seed in range(args.seeds):
+        for seed in range(first_seed, args.seeds):
             # A freshly built policy per run, as jbrl.evaluation.runner does: a policy's state
             # (a plan cache, a current plan) must not carry from one run into the next.
             built = build_policies([spec], base)[spec]
             if isinstance(built, str):
                 recs.append(RunRecord(spec, trace_name, seed, error=built))
                 continue
-            same = out.get("own", [])[seed] if key == "forced" else None
+            same = out["own"][seed - first_seed] if key == "forced" else None
             if same is not None and same.error is None and same.totals["reconfigurations"] == 0:
                 # no model was ever loaded (warm start, plan never changed): the load time
                 # cannot matter, and the run with the same seed is identical

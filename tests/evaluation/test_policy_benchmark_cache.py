@@ -1,0 +1,57 @@
+"""experiments/evaluate_policies.py keeps each (policy, trace) unit's runs per seed, so adding
+seeds runs only the new ones and gives the runs a fresh invocation with more seeds would."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    sys.path.insert(0, str(EXPERIMENTS))
+    try:
+        import evaluate_policies
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+    return evaluate_policies
+
+
+def quick(bench: ModuleType, cache: Path, seeds: int) -> object:
+    return bench.parse_args(
+        ["--sim", "des", "--duration", "600", "--seeds", str(seeds), "--cache", str(cache)]
+    )
+
+
+def summary(runs: dict) -> dict:
+    return {k: [(r.seed, r.totals, r.policy) for r in v] for k, v in runs.items()}
+
+
+def test_more_seeds_run_only_the_missing_ones(bench, tmp_path, monkeypatch):
+    spec, trace = "milp-reactive:headroom=0.5", "step"
+    one = bench.unit(quick(bench, tmp_path / "c", 1), "reactive", spec, trace)
+    assert [r.seed for r in one["own"]] == [0] and one["own"][0].policy == "reactive"
+
+    calls: list[int] = []
+    real = bench.run_unit
+
+    def counting(args, spec, name, trace, first_seed=0):
+        calls.append(first_seed)
+        return real(args, spec, name, trace, first_seed=first_seed)
+
+    monkeypatch.setattr(bench, "run_unit", counting)
+    two = bench.unit(quick(bench, tmp_path / "c", 2), "reactive", spec, trace)
+    assert calls == [1], "seed 0 came from the cache; only seed 1 ran"
+    assert bench.cached_seeds(bench.unit_file(quick(bench, tmp_path / "c", 2), spec, trace), 2) == 2
+    fresh = bench.unit(quick(bench, tmp_path / "fresh", 2), "reactive", spec, trace)
+    assert summary(two) == summary(fresh)
+    assert two["own"][0].totals != two["own"][1].totals, "the seeds differ"
+
+    calls.clear()
+    again = bench.unit(quick(bench, tmp_path / "c", 1), "reactive", spec, trace)
+    assert calls == [] and summary(again) == summary(one), "fewer seeds: the first ones"
