@@ -130,11 +130,13 @@ class ComboLadder:
         step: float = 0.05,
         time_limit: float = 10.0,
         latency_model: str = "queueing",
+        processes: int = 1,
     ) -> ComboLadder:
         """The MILP's ladders (:func:`jbrl.planning.ladder.combo_ladder_plans`, a level every
-        ``step`` x nominal); the greedy ladders when the MILP finds no plan for any
-        combination, so the action set is always valid. What ``jbrl train`` builds."""
-        built = combo_ladder_plans(spec, step, time_limit, latency_model)
+        ``step`` x nominal, ``processes`` spawned processes solving them); the greedy ladders
+        when the MILP finds no plan for any combination, so the action set is always valid.
+        What ``jbrl train`` builds."""
+        built = combo_ladder_plans(spec, step, time_limit, latency_model, processes)
         if not built:
             return cls.greedy(spec, step=step)
         slo = spec.scenario.slo.bound_s is not None and latency_model != "none"

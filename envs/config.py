@@ -10,6 +10,8 @@ load_time_s: null            # force every model load time (s); null keeps the s
 initial_plan: greedy         # starting plan: greedy (no solver) | milp
 action: workers              # workers | ladder | combo_ladder (jbrl.envs.ladder, .combo_ladder)
 ladder: null                 # the ladder designs' action table (JSON); null: greedy-built
+ladder_step: 0.05            # level grid (x nominal) of a table jbrl train builds with the MILP
+ladder_time_limit: 10        # ... and each of its MILP solves' time limit (s)
 initial_headroom: 0.3        # ... for the first interval's rates x (1 + this)
 shield: null                 # SLO shield margin (e.g. 1.1: jbrl.planning.shield); null: off
 shield_check: model          # model (latency model + MILP scale-up) | table (combo_ladder's table)
@@ -221,6 +223,17 @@ class EnvConfig(_Frozen):
         "'combo_ladder': a combination ladder, combo_ladder.json); relative paths are read "
         "from the config's folder. None: a table passed to the env, else one built by the "
         "greedy planner (jbrl train builds it with the MILP).",
+    )
+    ladder_step: Annotated[float, Field(ge=0.01, le=1, allow_inf_nan=False)] = Field(
+        default=0.05,
+        description="The load-level grid (x nominal) of an action table jbrl train builds "
+        "with the MILP (env.ladder unset): one MILP solve per level and combination, so 0.1 "
+        "halves the build of a large scenario's table.",
+    )
+    ladder_time_limit: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = Field(
+        default=10.0,
+        description="Time limit (s) of each MILP solve of an action table jbrl train builds: "
+        "the best plan found by then is the rung.",
     )
     reward: RewardWeights = Field(default_factory=RewardWeights)
     traces: list[TraceComponent] = Field(default_factory=default_traces, min_length=1)

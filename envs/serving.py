@@ -64,11 +64,19 @@ def load_ladder(spec: ServingSpec, action: str, path: str | Path) -> LadderTable
     return PlanLadder.load(spec, path)
 
 
-def milp_ladder(spec: ServingSpec, action: str) -> LadderTable:
-    """The action table of ``action`` built with the MILP (what ``jbrl train`` does)."""
+def milp_ladder(
+    spec: ServingSpec,
+    action: str,
+    step: float = 0.05,
+    time_limit: float = 10.0,
+    processes: int = 1,
+) -> LadderTable:
+    """The action table of ``action`` built with the MILP, a level every ``step`` x nominal,
+    each solve limited to ``time_limit`` s (what ``jbrl train`` does; ``processes``: spawned
+    processes for a combination ladder's independent ladders)."""
     if action == "combo_ladder":
-        return ComboLadder.milp(spec)
-    return PlanLadder.milp(spec)
+        return ComboLadder.milp(spec, step=step, time_limit=time_limit, processes=processes)
+    return PlanLadder.milp(spec, step=step, time_limit=time_limit)
 
 
 def env_spaces(

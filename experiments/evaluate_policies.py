@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -143,8 +144,32 @@ def unit_file(args: Args, spec: str, trace_name: str) -> Path | None:
         return None
     key = [args.scenario, spec, trace_name, args.sim, args.interval, args.load_time]
     key += [args.duration]
+    files = policy_files_digest(spec, args.scenario)
+    if files is not None:  # a retrained policy at the same path must not reuse old runs
+        key.append(files)
     digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
     return Path(args.cache) / f"{trace_name}__{digest}.json"
+
+
+@functools.cache
+def policy_files_digest(spec: str, scenario: str) -> str | None:
+    """For a ``ppo`` spec, a digest of its policy folder's files (model, normalization,
+    action table); None for every other policy, whose spec names all it runs."""
+    from jbrl.agents.ppo import resolve_policy_dir, shipped_policy_dir
+
+    name, *parts = spec.split(":")
+    if name != "ppo":
+        return None
+    params = dict(p.partition("=")[::2] for p in parts)
+    if "path" in params:
+        folder = resolve_policy_dir(params["path"])
+    else:
+        folder = shipped_policy_dir(params.get("shipped") or Path(scenario).stem)
+    h = hashlib.sha256()
+    for f in ("model.zip", "normalization.json", "combo_ladder.json", "ladder.json"):
+        if (folder / f).is_file():
+            h.update(f.encode() + (folder / f).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def cached_seeds(path: Path | None, seeds: int) -> int:

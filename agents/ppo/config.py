@@ -192,6 +192,11 @@ class TrainConfig(_Frozen):
     n_envs: Count = 4
     total_timesteps: Count = 200_000
     threads: Count = 1
+    table_processes: Count = Field(
+        default=1,
+        description="Spawned processes that solve a combination ladder's ladders when jbrl "
+        "train builds the action table (env.action combo_ladder without env.ladder).",
+    )
     ppo: PpoHyper = Field(default_factory=PpoHyper)
     bc: ImitationConfig | None = Field(default_factory=ImitationConfig)
     eval: EvalConfig | None = Field(default_factory=EvalConfig)
@@ -207,6 +212,7 @@ class TrainConfig(_Frozen):
         """Sizes of the run within the limits (:mod:`jbrl.limits`)."""
         limits.check("envs", self.n_envs, field="n_envs", what="parallel environments")
         limits.check("threads", self.threads, field="threads", what="torch threads")
+        limits.check("processes", self.table_processes, field="table_processes")
         limits.check("timesteps", self.total_timesteps, field="total_timesteps")
         return self
 

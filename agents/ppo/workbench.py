@@ -47,7 +47,13 @@ class Workbench:
             if file is not None:
                 ladder = load_ladder(spec, env_cfg.action, file)
             else:
-                ladder = milp_ladder(spec, env_cfg.action)
+                ladder = milp_ladder(
+                    spec,
+                    env_cfg.action,
+                    env_cfg.ladder_step,
+                    env_cfg.ladder_time_limit,
+                    config.table_processes,
+                )
         scenario = with_load_time(base, env_cfg.load_time_s, field="load_time_s")
         return cls(config, scenario, ladder)
 

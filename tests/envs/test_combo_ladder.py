@@ -283,3 +283,13 @@ def test_train_config_and_milp_start_take_a_combo_ladder(vqa_combo, tmp_path: Pa
     assert milp.sig is not None and milp.codec.snap(milp.sig) is not None
     i, _ = milp.codec.position(milp.sig)
     assert i >= 0 and milp.sig in table.ladders[i].rungs
+
+
+def test_ladders_built_in_spawned_processes_are_the_serial_ones() -> None:
+    """``processes=2`` solves the combinations' ladders in spawned processes: each ladder is
+    independent, so the table is the one a single process builds (levels, rung plans)."""
+    spec = ServingSpec(load_scenario("vehicle"), None)
+    serial = ComboLadder.milp(spec, step=0.25)
+    parallel = ComboLadder.milp(spec, step=0.25, processes=2)
+    assert len(serial.ladders) >= 2
+    assert parallel.to_dict() == serial.to_dict()

@@ -55,3 +55,25 @@ def test_more_seeds_run_only_the_missing_ones(bench, tmp_path, monkeypatch):
     calls.clear()
     again = bench.unit(quick(bench, tmp_path / "c", 1), "reactive", spec, trace)
     assert calls == [] and summary(again) == summary(one), "fewer seeds: the first ones"
+
+
+def test_a_retrained_policy_at_the_same_path_does_not_reuse_cached_runs(bench, tmp_path):
+    """A ``ppo`` unit's cache key covers its policy folder's files: retraining into the same
+    folder gives a new key; other policies' keys do not depend on any file."""
+    import shutil
+
+    from jbrl.agents.ppo import shipped_policy_dir
+
+    folder = tmp_path / "policy"
+    shutil.copytree(str(shipped_policy_dir("vehicle_v2")), folder)
+    args = quick(bench, tmp_path / "c", 1)
+    args.scenario = "vehicle"
+    spec = f"ppo:path={folder}"
+    before = bench.unit_file(args, spec, "step")
+    assert bench.unit_file(args, spec, "step") == before
+    (folder / "normalization.json").write_text("{}")
+    bench.policy_files_digest.cache_clear()
+    assert bench.unit_file(args, spec, "step") != before
+    assert bench.policy_files_digest("milp-static", "vehicle") is None
+    shipped = bench.policy_files_digest("ppo:shipped=vehicle_v2:shield=on", "vehicle")
+    assert shipped is not None and shipped != bench.policy_files_digest("ppo", "vqa")
