@@ -86,6 +86,9 @@ class Args:
     """the subject's decision-time target (issue 13: 2 ms on vqa, 10 ms on the fleet)"""
     duration: float | None = None
     """cut every trace to this many seconds (quick looks only)"""
+    faults: str = ""
+    """fault schedule (YAML/JSON, jbrl.sim.faults: crashes, link slow-downs) every run is
+    subjected to, unannounced to the policies; '' none"""
     processes: int = 2
     """parallel worker processes"""
     out: str = ""
@@ -144,6 +147,8 @@ def unit_file(args: Args, spec: str, trace_name: str) -> Path | None:
         return None
     key = [args.scenario, spec, trace_name, args.sim, args.interval, args.load_time]
     key += [args.duration]
+    if args.faults:  # the schedule's content, wherever the file lives
+        key.append(hashlib.sha256(Path(args.faults).read_bytes()).hexdigest()[:16])
     files = policy_files_digest(spec, args.scenario)
     if files is not None:  # a retrained policy at the same path must not reuse old runs
         key.append(files)
@@ -407,6 +412,19 @@ def evaluations(
     return evaluations_of(args, base, list(policies), traces, runs)
 
 
+def fault_text(args: Args) -> str:
+    """The fault schedule of ``args.faults`` in words (one clause per fault)."""
+    from jbrl.sim import load_faults
+
+    sched = load_faults(args.faults, load_scenario(args.scenario))
+    parts = [f"{c.worker} down {c.at:g}-{c.until:g} s" for c in sched.crashes]
+    parts += [
+        f"link {d.source} -> {d.target} x{d.factor:g} slower {d.at:g}-{d.until:g} s"
+        for d in sched.slowdowns
+    ]
+    return "; ".join(parts) or "no faults"
+
+
 def report(args: Args, evs: dict[str, Evaluation], policies: dict[str, str], meta: dict) -> str:
     own = evs["own"]
     text = [
@@ -424,6 +442,11 @@ def report(args: Args, evs: dict[str, Evaluation], policies: dict[str, str], met
         f"training or selection): {', '.join(own.traces)}"
         + (f", cut to {args.duration:g} s" if args.duration else ", 2 h each")
         + ".",
+        *(
+            [f"- Every run under the fault schedule `{args.faults}`: {fault_text(args)}."]
+            if args.faults
+            else []
+        ),
         "- Policies: "
         + "; ".join(f"`{lb}` = `{sp}`" for lb, sp in policies.items() if lb != sp)
         + ". oracle and milp-oracle read the whole trace (references, not deployable); "

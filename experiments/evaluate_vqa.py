@@ -42,6 +42,7 @@ from jbrl.evaluation.traces import resolve_trace
 from jbrl.scenario import load_scenario
 from jbrl.scenario.derive import with_load_time
 from jbrl.scenario.traces import Trace
+from jbrl.sim import load_faults
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -117,8 +118,10 @@ def run_unit(
     ``trace_name``): both load-time settings, seeds ``first_seed`` .. ``args.seeds - 1`` (one
     process; a seed's run does not depend on how many seeds there are, so a benchmark can add
     seeds to runs it kept). ``args``: this script's :class:`Args` or any settings with its
-    ``scenario``, ``load_time``, ``duration``, ``seeds``, ``sim`` and ``interval``."""
+    ``scenario``, ``load_time``, ``duration``, ``seeds``, ``sim`` and ``interval`` (and
+    optionally ``faults``, a fault schedule file every run is subjected to)."""
     base = load_scenario(args.scenario)
+    faults = load_faults(args.faults, base) if getattr(args, "faults", "") else None
     settings = {"own": base, "forced": with_load_time(base, args.load_time)}
     if trace is None:
         _, trace = resolve_trace(trace_name, base)
@@ -150,6 +153,7 @@ def run_unit(
                     sim=args.sim,
                     seed=seed,
                     interval=args.interval,
+                    faults=faults,
                 )
             )
         out[key] = recs

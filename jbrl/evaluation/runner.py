@@ -57,7 +57,7 @@ from jbrl.progress import ProgressBar
 from jbrl.scenario.derive import with_load_time
 from jbrl.scenario.model import Scenario
 from jbrl.scenario.traces import Trace
-from jbrl.sim import SimConfig, make_simulator
+from jbrl.sim import FaultSchedule, SimConfig, make_simulator
 from jbrl.sim.base import IntervalMetrics, Simulator
 from jbrl.sim.rollout import BaseObserver, DecisionPoint, SimResult, rollout
 
@@ -155,8 +155,11 @@ def run_policy(
     interval: float = 60.0,
     sim_config: SimConfig | None = None,
     on_interval: Callable[[], None] | None = None,
+    faults: FaultSchedule | None = None,
 ) -> RunRecord:
-    """Run ``policy`` over ``trace`` (per source of ``scenario``) in simulator ``sim``."""
+    """Run ``policy`` over ``trace`` (per source of ``scenario``) in simulator ``sim``, under the
+    fault schedule ``faults`` if given (crashes and link slow-downs the policy is not told
+    of: it sees only their effect on the metrics)."""
     rec = RunRecord(policy=label, trace=trace_name, seed=seed)
     run = _PolicyRun(scenario, trace, policy, rec, on_interval)
     try:
@@ -168,6 +171,7 @@ def run_policy(
             run,
             interval,
             seed=seed,
+            faults=faults,
             observers=[run],
         )
     except Exception as exc:  # a policy (or its plan) failed: report, do not abort the evaluation

@@ -77,3 +77,23 @@ def test_a_retrained_policy_at_the_same_path_does_not_reuse_cached_runs(bench, t
     assert bench.policy_files_digest("milp-static", "vehicle") is None
     shipped = bench.policy_files_digest("ppo:shipped=vehicle_v2:shield=on", "vehicle")
     assert shipped is not None and shipped != bench.policy_files_digest("ppo", "vqa")
+
+
+def test_a_fault_schedule_reaches_every_run_and_the_cache_key(bench, tmp_path):
+    """``--faults``: every run is simulated under the schedule (here vqa's edge-to-cloud link
+    1000x slower for the whole 10 minutes, so no request makes the SLO), and the schedule's
+    content is part of the cache key."""
+    faults = tmp_path / "slow.yaml"
+    faults.write_text(
+        "faults:\n  - {kind: slow_link, from: edge, to: cloud, at: 0, factor: 1000}\n"
+    )
+    plain = quick(bench, tmp_path / "c", 1)
+    slow = quick(bench, tmp_path / "c", 1)
+    slow.faults = str(faults)
+    assert bench.unit_file(plain, "milp-static", "step") != bench.unit_file(
+        slow, "milp-static", "step"
+    )
+    ok = bench.unit(plain, "static", "milp-static", "step")["own"][0].totals
+    hit = bench.unit(slow, "static", "milp-static", "step")["own"][0].totals
+    assert ok["slo_attainment"] > 0.99 and hit["slo_attainment"] < 0.01
+    assert "link edge -> cloud x1000 slower 0-inf s" in bench.fault_text(slow)
