@@ -119,11 +119,16 @@ def test_train_config_errors(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("spec", "scenario"),
-    [("ppo", "vqa"), ("ppo:shipped=vqa_v2", "vqa"), ("ppo:shipped=vehicle_v2", "vehicle")],
+    [
+        ("ppo", "vqa"),
+        ("ppo:shipped=vqa_v2", "vqa"),
+        ("ppo:shipped=vehicle_v2", "vehicle"),
+        ("ppo:shipped=fleet_v2", "fleet"),
+    ],
 )
 def test_shipped_policy_loads_and_decides(spec: str, scenario: str) -> None:
-    """The shipped policies (vqa's 1-D ladder one, issue 13's combination-ladder ones for vqa
-    and vehicle) load, and decide valid plans as the load rises."""
+    """The shipped policies (vqa's 1-D ladder one, issue 13's combination-ladder ones for vqa,
+    vehicle and the fleet) load, and decide valid plans as the load rises."""
     scen = load_scenario(scenario)
     policy = get_policy(spec, scenario=scen)
     assert isinstance(policy, PpoPolicy)

@@ -72,7 +72,7 @@ def test_one_test_trace_per_generator_kind_on_its_own_seeds():
     assert set(ALL_TRACE_SPECS) == set(EVAL_TRACE_SPECS) | set(KIND_TRACE_SPECS)
 
 
-@pytest.mark.parametrize("config", ["ppo_vqa_v2.yaml", "ppo_vehicle_v2.yaml"])
+@pytest.mark.parametrize("config", ["ppo_vqa_v2.yaml", "ppo_vehicle_v2.yaml", "ppo_fleet_v2.yaml"])
 def test_the_robust_policy_trains_on_every_kind_it_is_tested_on(config: str):
     """The robust policies' training configs draw from every generator kind of the per-kind
     test set and validate on all of them (seed 1), never on the test seed."""
