@@ -294,6 +294,16 @@ def subject_checks(
             f"({dollars(ev, cheapest):.3f} $)",
         ),
     ]
+    static = next((p for p in causal if p.split(":")[0] == "milp-static"), None)
+    if Path(args.scenario).stem == "fleet" and static is not None:  # the fleet target
+        out.append(
+            (
+                ">= 15 % below milp-static (fleet)",
+                row.dollars <= 0.85 * dollars(ev, static),
+                f"{row.dollars / dollars(ev, static) - 1:+.1%} vs {static} "
+                f"({dollars(ev, static):.3f} $)",
+            )
+        )
     if oracle is not None:
         ro = ev.row(oracle)
         out.append(

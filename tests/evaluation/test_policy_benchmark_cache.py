@@ -97,3 +97,35 @@ def test_a_fault_schedule_reaches_every_run_and_the_cache_key(bench, tmp_path):
     hit = bench.unit(slow, "static", "milp-static", "step")["own"][0].totals
     assert ok["slo_attainment"] > 0.99 and hit["slo_attainment"] < 0.01
     assert "link edge -> cloud x1000 slower 0-inf s" in bench.fault_text(slow)
+
+
+def test_the_fleet_target_is_15_percent_below_milp_static(bench, tmp_path):
+    """On the fleet scenario the checks add the issue's '>= 15 % below milp-static': met at
+    0.80 x milp-static's $, missed at 0.90 x (which still meets the 10 % check)."""
+    import copy
+
+    from jbrl.evaluation.aggregate import Evaluation, aggregate
+
+    args = quick(bench, tmp_path / "c", 1)
+    base = bench.unit(args, "milp-static", "milp-static", "step")["own"][0]
+    args.scenario = "fleet"
+    for factor, met in ((0.80, True), (0.90, False)):
+        subject = copy.deepcopy(base)
+        subject.policy = "ppo-v2"
+        subject.totals["dollars"] *= factor
+        ev = Evaluation(
+            scenario="fleet",
+            simulator="des",
+            seeds=[0],
+            interval_s=60.0,
+            load_time_s=None,
+            policies=["ppo-v2", "milp-static"],
+            traces={"step": bench.test_trace("step", bench.load_scenario("vqa"))},
+            runs=[subject, base],
+        )
+        aggregate(ev)
+        checks = {
+            name: ok for name, ok, _ in bench.subject_checks(args, ev, "ppo-v2", ["milp-static"])
+        }
+        assert checks[">= 15 % below milp-static (fleet)"] is met
+        assert checks[">= 10 % below the cheapest causal baseline at 99 % on every trace"]
