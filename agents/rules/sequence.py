@@ -65,6 +65,14 @@ from jbrl.scenario.traces import Trace
 Cost = tuple[float, float]
 """(requests at risk, dollars): compared lexicographically."""
 RISK_PRICES = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, math.inf)
+
+_SHARED_LIMIT = 32
+_SHARED: dict[tuple[str, ...], Schedule] = {}
+"""Schedules computed in this process, shared by every ``oracle`` with the same parameters:
+a benchmark builds a fresh policy per run, and the sequence does not depend on the simulator's
+seed, so a second seed on the same trace and scenario (load times included) plays the first
+one's sequence back instead of solving its candidates again (minutes on the fleet scenario).
+Oldest first out beyond ``_SHARED_LIMIT`` entries."""
 """$ per request at risk in a switch, tried in turn until the sequence's switches put at most
 the risk budget at risk (``inf``: no request at risk is worth any dollar)."""
 
@@ -195,11 +203,27 @@ class OraclePolicy(PlannerPolicy):
         if self._schedule is None or not math.isclose(self._schedule.step_s, state.interval_s):
             key = (scenario_fingerprint(state.scenario), _trace_key(tr), float(state.interval_s))
             if key not in self._schedules:
-                self._schedules[key] = self.schedule(state.scenario, tr, state.interval_s)
+                self._schedules[key] = self._shared_schedule(state.scenario, tr, state.interval_s)
             self._schedule = self.last_schedule = self._schedules[key]
         plans = self._schedule.plans
         k = int(math.floor(state.time_s / self._schedule.step_s + 1e-9))
         return plans[min(max(k, 0), len(plans) - 1)]
+
+    def _shared_schedule(self, scenario: Scenario, trace: Trace, step_s: float) -> Schedule:
+        """:meth:`schedule`, memoized process-wide (:data:`_SHARED`) by the parameters, the
+        whole scenario (model load times included: they decide which switches are safe), the
+        trace and the step."""
+        key = (
+            repr((self.windows, self.risk_budget, sorted(self.params.items()))),
+            hashlib.sha1(scenario.model_dump_json().encode()).hexdigest(),
+            _trace_key(trace),
+            repr(float(step_s)),
+        )
+        if key not in _SHARED:
+            while len(_SHARED) >= _SHARED_LIMIT:
+                del _SHARED[next(iter(_SHARED))]
+            _SHARED[key] = self.schedule(scenario, trace, step_s)
+        return _SHARED[key]
 
     def problem(self, scenario: Scenario, trace: Trace, step_s: float) -> SequenceProblem:
         """The candidates, step costs and switch check on ``trace`` in steps of ``step_s``."""

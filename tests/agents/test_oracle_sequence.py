@@ -188,6 +188,26 @@ def test_playback_keeps_the_plan_object(slow_tiny, swings):
     assert p.decide(ControlState(slow_tiny, 99 * STEP_S, STEP_S, lookahead=swings)) is plans[-1]
 
 
+def test_fresh_oracles_share_the_schedule_but_not_across_load_times(slow_tiny, swings):
+    """A benchmark builds a fresh policy per seed: the second oracle on the same scenario and
+    trace plays the first one's sequence back (no solve), while other load times, which decide
+    which switches are safe, get their own sequence."""
+    d = tiny_scenario_dict()
+    d["default_load_s"] = 1.0
+    quick_loads = scenario_from_dict(d, "<tiny-quick>")
+
+    def first_schedule(scenario: Scenario) -> object:
+        p = OraclePolicy(windows="1,3")
+        p.reset(scenario, 0)
+        p.decide(ControlState(scenario, 0.0, STEP_S, lookahead=swings))
+        return p.last_schedule
+
+    one, two = first_schedule(slow_tiny), first_schedule(slow_tiny)
+    assert one is two
+    other = first_schedule(quick_loads)
+    assert other is not one and other is not None
+
+
 def test_headroom_plans_cover_the_peak_with_margin(slow_tiny, swings):
     p = OraclePolicy(windows="1", headroom="0.2")
     sched = p.schedule(slow_tiny, swings, STEP_S)
