@@ -128,7 +128,7 @@ def labelled(args: Args) -> dict[str, str]:
         if args.shield in ("on", "both"):
             out[label] = f"{spec}:shield=on"
         if args.shield in ("off", "both"):
-            out[f"{label} (no shield)" if args.shield == "both" else label] = spec
+            out[f"{label}{NO_SHIELD}" if args.shield == "both" else label] = spec
     return out
 
 
@@ -256,13 +256,22 @@ def dollars(ev: Evaluation, p: str) -> float:
     return r.dollars if r is not None else math.nan
 
 
+NO_SHIELD = " (no shield)"
+"""The label suffix of a policy's unshielded twin (``--shield both``)."""
+
+
 def baselines(policies: dict[str, str], subject: str) -> list[str]:
     """The causal baselines the subject must beat: every policy but the subject, the
-    clairvoyant references and the other learned policies (ablations and earlier versions)."""
+    clairvoyant references and the other learned policies (ablations and earlier versions),
+    deployed as the subject is (the issue compares shielded against shielded): with
+    ``--shield both`` a shielded subject is checked against the shielded baselines only."""
+    shielded = not subject.endswith(NO_SHIELD)
     return [
         lb
         for lb, spec in policies.items()
-        if lb != subject and spec.split(":")[0] not in (*REFERENCES, "ppo")
+        if lb != subject
+        and spec.split(":")[0] not in (*REFERENCES, "ppo")
+        and lb.endswith(NO_SHIELD) != shielded
     ]
 
 

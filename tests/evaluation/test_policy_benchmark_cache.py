@@ -129,3 +129,14 @@ def test_the_fleet_target_is_15_percent_below_milp_static(bench, tmp_path):
         }
         assert checks[">= 15 % below milp-static (fleet)"] is met
         assert checks[">= 10 % below the cheapest causal baseline at 99 % on every trace"]
+
+
+def test_with_both_shield_settings_the_subject_meets_baselines_deployed_alike(bench):
+    """``--shield both``: a shielded subject is compared with the shielded baselines, its
+    unshielded twin with the unshielded ones; references and learned policies never count."""
+    args = bench.parse_args(
+        ["--shield", "both", "--policies", "ppo-v2=ppo:shipped=vqa_v2,ppo,milp-static,oracle"]
+    )
+    policies = bench.labelled(args)
+    assert bench.baselines(policies, "ppo-v2") == ["milp-static"]
+    assert bench.baselines(policies, "ppo-v2 (no shield)") == ["milp-static (no shield)"]
