@@ -160,18 +160,16 @@ def unit_file(args: Args, spec: str, trace_name: str) -> Path | None:
 def policy_files_digest(spec: str, scenario: str) -> str | None:
     """For a ``ppo`` spec, a digest of its policy folder's files (model, normalization,
     action table); None for every other policy, whose spec names all it runs."""
-    from jbrl.agents.ppo import resolve_policy_dir, shipped_policy_dir
+    from jbrl.agents.policy import parse_policy_spec
+    from jbrl.agents.ppo import MODEL_FILE, NORM_FILE, policy_folder
+    from jbrl.envs.serving import LADDER_FILES
 
-    name, *parts = spec.split(":")
+    name, params = parse_policy_spec(spec)
     if name != "ppo":
         return None
-    params = dict(p.partition("=")[::2] for p in parts)
-    if "path" in params:
-        folder = resolve_policy_dir(params["path"])
-    else:
-        folder = shipped_policy_dir(params.get("shipped") or Path(scenario).stem)
+    folder = policy_folder(params.get("path"), params.get("shipped"), load_scenario(scenario))
     h = hashlib.sha256()
-    for f in ("model.zip", "normalization.json", "combo_ladder.json", "ladder.json"):
+    for f in (MODEL_FILE, NORM_FILE, *LADDER_FILES.values()):
         if (folder / f).is_file():
             h.update(f.encode() + (folder / f).read_bytes())
     return h.hexdigest()[:16]

@@ -17,6 +17,7 @@ from jbrl.agents.ppo.policy import (
     ObsNormalizer,
     PpoActor,
     PpoPolicy,
+    policy_folder,
     resolve_policy_dir,
     shipped_policy_dir,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "ObsNormalizer",
     "PpoActor",
     "PpoPolicy",
+    "policy_folder",
     "resolve_policy_dir",
     "shipped_policy_dir",
 ]

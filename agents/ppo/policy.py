@@ -146,6 +146,35 @@ class PpoActor:
         return np.array([int(np.argmax(part)) for part in np.split(z, self._splits)])
 
 
+def policy_folder(
+    path: str | Path | None = None,
+    shipped: str | None = None,
+    scenario: Scenario | str | None = None,
+) -> Path:
+    """The folder ``ppo``'s parameters name: ``path`` (a run folder or its ``model.zip``),
+    ``shipped`` (a shipped policy's name), or neither (the policy shipped for ``scenario``,
+    an embedded scenario's name or object; default vqa). InputError when both are given or
+    the shipped name is not one."""
+    if path is not None and shipped is not None:
+        raise InputError(
+            "give ppo either path= (a run folder) or shipped= (a shipped policy), not both",
+            field="policy.shipped",
+            value=shipped,
+        )
+    if shipped is not None:  # another shipped policy than the scenario's default
+        if not re.fullmatch(r"[a-z0-9_]+", shipped):
+            raise InputError(
+                "a shipped policy's name (letters, digits, _)",
+                field="policy.shipped",
+                value=shipped,
+            )
+        return shipped_policy_dir(shipped)
+    if path is None:
+        name = scenario.name if isinstance(scenario, Scenario) else (scenario or "vqa")
+        return shipped_policy_dir(str(name))
+    return resolve_policy_dir(path)
+
+
 class PpoPolicy(Policy):
     """A trained MaskablePPO policy (``path`` a run folder or its ``model.zip``; ``shipped`` the
     name of a shipped policy folder, e.g. ``vqa_v2``; neither: the policy shipped for
@@ -176,26 +205,8 @@ class PpoPolicy(Policy):
                 field=f"policy.{key}",
                 value=params[key],
             )
-        if path is not None and shipped is not None:
-            raise InputError(
-                "give ppo either path= (a run folder) or shipped= (a shipped policy), not both",
-                field="policy.shipped",
-                value=shipped,
-            )
+        folder = policy_folder(path, shipped, scenario)
         torch.set_num_threads(1)
-        if shipped is not None:  # another shipped policy than the scenario's default
-            if not re.fullmatch(r"[a-z0-9_]+", shipped):
-                raise InputError(
-                    "a shipped policy's name (letters, digits, _)",
-                    field="policy.shipped",
-                    value=shipped,
-                )
-            folder = shipped_policy_dir(shipped)
-        elif path is None:
-            name = scenario.name if isinstance(scenario, Scenario) else (scenario or "vqa")
-            folder = shipped_policy_dir(str(name))
-        else:
-            folder = resolve_policy_dir(path)
         env_config = _folder_env_config(folder)
         check_folder(folder, LADDER_FILES.get(env_config.action))
         scen = (
