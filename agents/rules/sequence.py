@@ -56,7 +56,6 @@ from jbrl.planning.coverage import (
     design_rates,
     plan_signature,
     scaled,
-    scenario_fingerprint,
 )
 from jbrl.planning.plan import Plan, WorkerShare
 from jbrl.scenario.model import Scenario
@@ -190,7 +189,6 @@ class OraclePolicy(PlannerPolicy):
                 field="policy.risk_budget",
                 value=self.risk_budget,
             )
-        self._schedules: dict[tuple[str, str, float], Schedule] = {}
         self._schedule: Schedule | None = None
         self.last_schedule: Schedule | None = None
 
@@ -201,10 +199,8 @@ class OraclePolicy(PlannerPolicy):
     def _decide(self, state: ControlState) -> Plan:
         tr = lookahead_of(state, self.name)
         if self._schedule is None or not math.isclose(self._schedule.step_s, state.interval_s):
-            key = (scenario_fingerprint(state.scenario), _trace_key(tr), float(state.interval_s))
-            if key not in self._schedules:
-                self._schedules[key] = self._shared_schedule(state.scenario, tr, state.interval_s)
-            self._schedule = self.last_schedule = self._schedules[key]
+            sched = self._shared_schedule(state.scenario, tr, state.interval_s)
+            self._schedule = self.last_schedule = sched
         plans = self._schedule.plans
         k = int(math.floor(state.time_s / self._schedule.step_s + 1e-9))
         return plans[min(max(k, 0), len(plans) - 1)]
