@@ -284,8 +284,22 @@ class PpoPolicy(Policy):
     def _tables_for(self, scenario: Scenario) -> tuple[ActionCodec, ObservationEncoder]:
         """The action codec and observation encoder of ``scenario`` in this policy's layout."""
         spec = ServingSpec(scenario, self.env_config.accuracy)
-        codec = make_codec(spec, self.env_config, self.ladder(scenario))
+        try:
+            table = self.ladder(scenario)
+        except InputError as e:  # the action table names another scenario's plans
+            raise InputError(
+                f"{e.reason} (the PPO policy was {self._trained()}: its action table holds "
+                "that scenario's plans, so it acts on that scenario only)",
+                file=e.file,
+                field=e.field,
+                value=e.value,
+                has_value=e.has_value,
+            ) from e
+        codec = make_codec(spec, self.env_config, table)
         return codec, ObservationEncoder.for_config(codec, self.env_config)
+
+    def _trained(self) -> str:
+        return f"trained on scenario {self.env_config.scenario!r}"
 
     def tables(self, scenario: Scenario) -> tuple[ActionCodec, ObservationEncoder]:
         """The action codec and observation encoder of ``scenario`` in this policy's layout
@@ -293,12 +307,12 @@ class PpoPolicy(Policy):
         if self._codec is None or self._for != id(scenario):
             codec, enc = self._tables_for(scenario)
             want = self.model.observation_space.shape[0]
-            if enc.size != want or not np.array_equal(
-                codec.nvec, np.asarray(self.model.action_space.nvec)
-            ):
+            nvec = np.asarray(self.model.action_space.nvec)
+            if enc.size != want or not np.array_equal(codec.nvec, nvec):
                 raise InputError(
-                    f"the PPO policy in {self.folder or 'memory'} was trained for another "
-                    f"scenario layout (observation {want}, this scenario {enc.size})",
+                    f"the PPO policy in {self.folder or 'memory'} was {self._trained()}, another "
+                    f"layout: observation of {want} values and action {nvec.tolist()}, this "
+                    f"scenario {enc.size} and {np.asarray(codec.nvec).tolist()}",
                     field=Param.POLICY,
                     value=scenario.name,
                 )

@@ -115,6 +115,12 @@ def test_missing_policy_files(folder: Path, missing: str) -> None:
 
 def test_policy_for_another_scenario_is_refused_before_use(folder: Path) -> None:
     assert_bad_input(_evaluate(f"ppo:path={folder}", scenario="vehicle"))
+    # the zero-shot case of issue 13: the vqa policy on the fleet (its table names vqa's plans)
+    assert_bad_input(
+        _evaluate("ppo:shipped=vqa_v2", scenario="fleet"),
+        "combo_ladder.json",
+        "trained on scenario 'vqa'",
+    )
 
 
 def test_unknown_policy_parameter_is_not_ignored() -> None:
