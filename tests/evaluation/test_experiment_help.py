@@ -12,7 +12,7 @@ import pytest
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 
-@pytest.mark.parametrize("script", ["evaluate_policies.py", "evaluate_vqa.py"])
+@pytest.mark.parametrize("script", ["evaluate_policies.py", "evaluate_vqa.py", "cost_floor.py"])
 def test_help_names_what_each_option_does(script: str) -> None:
     sys.path.insert(0, str(EXPERIMENTS))
     try:
