@@ -47,6 +47,7 @@ from evaluate_vqa import git_commit, machine
 
 from jbrl.agents.rules.cache import PlanCache
 from jbrl.envs.workload import ALL_TRACE_SPECS, eval_traces
+from jbrl.errors import JbrlError
 from jbrl.planning.cost import evaluate_plan
 from jbrl.planning.coverage import rescale_plan
 from jbrl.planning.plan import Plan
@@ -101,6 +102,12 @@ def parse_args(argv: list[str] | None = None) -> Args:
     args = Args(**vars(ap.parse_args(argv)))
     if not (args.interval > 0 and args.duration >= args.interval):
         ap.error(f"--interval must be > 0 and <= --duration, not {args.interval:g}")
+    if not args.time_limit > 0:
+        ap.error(f"--time-limit must be > 0, not {args.time_limit:g}")
+    try:
+        load_scenario(args.scenario)
+    except JbrlError as e:
+        ap.error(f"--scenario: {e}")
     unknown = [n for n in args.traces.split(",") if n.strip() and n.strip() not in ALL_TRACE_SPECS]
     if unknown:
         ap.error(f"--traces: unknown trace {unknown[0]!r} (one of {', '.join(ALL_TRACE_SPECS)})")

@@ -49,8 +49,18 @@ def test_floors_are_ordered_and_the_report_says_so(floor, tmp_path, scenario):
     assert set(json.loads(out.with_suffix(".json").read_text())) == {scenario, other}
 
 
-def test_unknown_trace_is_refused(floor, capsys):
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--traces", "step,nope"], "--traces: unknown trace 'nope'"),
+        (["--scenario", "nope"], "--scenario: "),
+        (["--interval", "0"], "--interval must be > 0"),
+        (["--time-limit", "-1"], "--time-limit must be > 0"),
+    ],
+)
+def test_bad_options_exit_2_with_one_message(floor, capsys, argv, says):
     with pytest.raises(SystemExit) as exc:
-        floor.main(["--traces", "step,nope"])
+        floor.main(argv)
     assert exc.value.code == 2
-    assert "--traces: unknown trace 'nope'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
