@@ -2,6 +2,7 @@
 before / after the rebuild on Ray Serve's semantics.
 
     python experiments/autoscaler_baseline.py tune       # grid over target_ongoing_requests
+    python experiments/autoscaler_baseline.py tune --scenario fleet --interval 300 --processes 2
     python experiments/autoscaler_baseline.py figures --before 3dfb165 --after autoscaler:target=T
 
 ``tune``: ``autoscaler:target=T`` for T in the grid (and ``:design=D`` for each ``--design``
@@ -80,7 +81,12 @@ def header() -> None:
         )
 
 
-def tune(scenario_name: str, designs: list[float] | None = None) -> dict[str, Any]:
+def tune(
+    scenario_name: str,
+    designs: list[float] | None = None,
+    interval: float = 60.0,
+    processes: int = 1,
+) -> dict[str, Any]:
     s = load_scenario(scenario_name)
     traces = training_traces(s)
     specs = [
@@ -90,13 +96,22 @@ def tune(scenario_name: str, designs: list[float] | None = None) -> dict[str, An
     ]
     res: dict[str, Any] = {}
     for label, load in (("own load times", None), ("30 s loads", 30.0)):
-        ev = evaluate(s, traces, specs, sim="fluid", seeds=1, load_time=load)
+        ev = evaluate(
+            s,
+            traces,
+            specs,
+            sim="fluid",
+            seeds=1,
+            interval=interval,
+            load_time=load,
+            processes=processes,
+        )
         res[label] = summary(ev)
     ok = [sp for sp in specs if all(res[lab][sp]["slo_attainment"] >= 0.99 for lab in res)]
     chosen = min(ok, key=lambda sp: res["own load times"][sp]["dollars"]) if ok else None
     lines = [
         f"Scenario {scenario_name}, fluid, {len(traces)} training traces (evaluation specs at "
-        f"seeds {TRAIN_SEEDS}), 2 h each; {machine()}.",
+        f"seeds {TRAIN_SEEDS}), 2 h each, {interval:g} s decisions; {machine()}.",
         "",
         "| spec | load times | $ (sum of runs) | SLO pooled | worst run | plan changes (sum) |",
         "|---|---|---|---|---|---|",
@@ -191,10 +206,16 @@ def main() -> None:
         help="tune: also over these design loads (x nominal the models are chosen for; 0: the "
         "first observed load)",
     )
+    ap.add_argument(
+        "--interval", type=float, default=60.0, help="tune: control interval (s; the fleet: 300)"
+    )
+    ap.add_argument("--processes", type=int, default=1, help="tune: parallel worker processes")
     a = ap.parse_args()
     header()
     part = (
-        tune(a.scenario, a.design) if a.part == "tune" else figures(a.scenario, a.before, a.after)
+        tune(a.scenario, a.design, a.interval, a.processes)
+        if a.part == "tune"
+        else figures(a.scenario, a.before, a.after)
     )
     data = json.loads(JSON.read_text()) if JSON.exists() else {}  # read now: parts run apart
     data[part_key(a.part, a.scenario)] = part
