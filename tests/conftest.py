@@ -7,8 +7,11 @@ multi-node cluster of ``test_cluster.py`` starts its head in the test process).
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,6 +23,19 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = REPO / "experiments"
+
+
+def experiment_module(name: str) -> ModuleType:
+    """Import ``experiments/<name>.py``: the scripts import their siblings (``_results``,
+    ``evaluate_vqa``) by plain name, so the folder is on the path while they load."""
+    sys.path.insert(0, str(EXPERIMENTS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(EXPERIMENTS))
+
+
 JELLYBEAN_DIR = REPO.parent / "shared" / "data" / "jellybean-vqa-medium"
 PLAN_JSON_KEYS = {
     "solver",

@@ -5,23 +5,16 @@ plan for the trace's peak (which serves every interval's mean rates within the S
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+from tests.conftest import experiment_module
 
 
 @pytest.fixture(scope="module")
 def floor() -> ModuleType:
-    sys.path.insert(0, str(EXPERIMENTS))
-    try:
-        import cost_floor
-    finally:
-        sys.path.remove(str(EXPERIMENTS))
-    return cost_floor
+    return experiment_module("cost_floor")
 
 
 @pytest.mark.parametrize("scenario", ["vqa", "vehicle"])

@@ -5,23 +5,16 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+from tests.conftest import EXPERIMENTS, experiment_module
 
 
 @pytest.mark.parametrize("script", ["evaluate_policies.py", "evaluate_vqa.py", "cost_floor.py"])
 def test_help_names_what_each_option_does(script: str) -> None:
-    sys.path.insert(0, str(EXPERIMENTS))
-    try:
-        from _results import field_help
-
-        module = __import__(script.removesuffix(".py"))
-    finally:
-        sys.path.remove(str(EXPERIMENTS))
-    helps = field_help(module.Args)
+    module = experiment_module(script.removesuffix(".py"))
+    helps = experiment_module("_results").field_help(module.Args)
     options = [f.name for f in dataclasses.fields(module.Args) if f.name != "specs"]
     assert set(options) <= set(helps), "every option has a docstring"
     out = subprocess.run(

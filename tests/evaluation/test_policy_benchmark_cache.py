@@ -3,23 +3,17 @@ seeds runs only the new ones and gives the runs a fresh invocation with more see
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+from tests.conftest import experiment_module
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    sys.path.insert(0, str(EXPERIMENTS))
-    try:
-        import evaluate_policies
-    finally:
-        sys.path.remove(str(EXPERIMENTS))
-    return evaluate_policies
+    return experiment_module("evaluate_policies")
 
 
 def quick(bench: ModuleType, cache: Path, seeds: int) -> object:
