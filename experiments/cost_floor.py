@@ -122,7 +122,6 @@ class Floor:
     counted in :attr:`clamped`."""
 
     def __init__(self, scenario: Scenario, max_util: float | None, time_limit: float) -> None:
-        self.scenario = scenario
         self.cache = PlanCache("milp", max_util=max_util, time_limit=time_limit, tie_penalty=0.0)
         self.cache.bind(scenario)
         self.clamped = 0

@@ -54,6 +54,8 @@ from jbrl.scenario.traces import Trace
 RESULTS = Path(__file__).resolve().parent / "results"
 REFERENCES = ("oracle", "milp-oracle")
 """Clairvoyant references: reported, never a baseline the subject must beat."""
+NO_SHIELD = " (no shield)"
+"""The label suffix of a policy's unshielded twin (``--shield both``)."""
 DEFAULT_POLICIES = (
     "ppo,milp-reactive:headroom=0.2,milp-reactive:headroom=0.5,milp-hysteresis,"
     "milp-predictive,milp-static,autoscaler:target=0.75,oracle"
@@ -252,10 +254,6 @@ def worst_trace(ev: Evaluation, p: str) -> float:
 def dollars(ev: Evaluation, p: str) -> float:
     r = ev.row(p)
     return r.dollars if r is not None else math.nan
-
-
-NO_SHIELD = " (no shield)"
-"""The label suffix of a policy's unshielded twin (``--shield both``)."""
 
 
 def baselines(policies: dict[str, str], subject: str) -> list[str]:
